@@ -1,0 +1,131 @@
+"""Pretraining input throughput: the DALI loader vs the torchvision DataLoader, one augmentation spec.
+
+Both loaders get INTL's ImageNet views (A-INTL-IN: RRC scale (0.08, 1), colour
+jitter 0.8 x (0.4, 0.4, 0.2, 0.1), grayscale 0.2, blur 1.0 / 0.1, solarization
+0.0 / 0.2, flip), built from the same `CropGroup` objects, and as many threads
+(DALI) or worker processes (torchvision) as the machine has cores.
+
+    python benchmarks/data_loading.py --root /tmp/fake-imagenet --make-fake 300
+    python benchmarks/data_loading.py --root /data/imagenet --batches 50
+
+Prints a table of images per second (medians over the timed repeats, after a
+warm-up) and, last, `speedup dali/torchvision: X.XX`.
+"""
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from zoo.data.augment import CropGroup, MultiViewTransform  # noqa: E402
+from zoo.data.datasets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+
+
+def intl_imagenet_views(crop, views):
+    """A-INTL-IN: the two asymmetric groups (blur 1.0 / 0.1, solarization 0.0 / 0.2), `views` crops in all."""
+    common = dict(size=crop, scale=[0.08, 1.0], jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, gray_p=0.2)
+    first = CropGroup(count=(views + 1) // 2, blur_p=1.0, solarize_p=0.0, **common)
+    second = CropGroup(count=views // 2, blur_p=0.1, solarize_p=0.2, **common)
+    return [group for group in (first, second) if group.count]
+
+
+def natural_image(rng, width=500, height=375, grain=0.06):
+    """Smooth random colour fields at a few scales plus sensor-like grain: JPEG sizes like ImageNet's."""
+    image = np.zeros((height, width, 3), np.float32)
+    for cells, weight in [(4, 0.45), (16, 0.3), (64, 0.15), (250, 0.1)]:
+        noise = rng.random((max(2, cells * height // width), cells, 3), dtype=np.float32)
+        image += weight * np.stack(
+            [np.asarray(Image.fromarray(noise[..., c]).resize((width, height), Image.BICUBIC)) for c in range(3)], axis=-1
+        )
+    image = (image - image.min()) / (image.max() - image.min())
+    image += grain * rng.standard_normal(image.shape, dtype=np.float32)
+    return Image.fromarray((image.clip(0, 1) * 255).astype(np.uint8))
+
+
+def make_fake_imagenet(root, count, classes=10, seed=0):
+    """`count` ImageNet-sized JPEGs (about 500x375, 90 KB) in root/train/<class>/."""
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        folder = Path(root) / "train" / f"class{index % classes:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        width, height = 500 + int(rng.integers(-60, 61)), 375 + int(rng.integers(-50, 51))
+        natural_image(rng, width, height).save(folder / f"{index:06d}.jpg", quality=90)
+
+
+def images_per_second(batches, batch_size, count, repeats, warmup):
+    """Median images/s over `repeats` timed runs of `count` batches each, after `warmup` batches."""
+    for _ in itertools.islice(batches, warmup):
+        pass
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in itertools.islice(batches, count):
+            pass
+        rates.append(count * batch_size / (time.perf_counter() - start))
+    return statistics.median(rates), min(rates), max(rates)
+
+
+def endless(loader):
+    """Batches across epochs, as a long training run sees them."""
+    while True:
+        yield from loader
+
+
+def dali_batches(args, groups, cores):
+    from zoo.data.dali import build_dali_train_loader
+
+    data_cfg = SimpleNamespace(name="folder", root=args.root, batch_size=args.batch_size, num_workers=cores)
+    return endless(build_dali_train_loader(data_cfg, groups, list(IMAGENET_MEAN), list(IMAGENET_STD)))
+
+
+def torchvision_batches(args, groups, cores):
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import ImageFolder
+
+    dataset = ImageFolder(os.path.join(args.root, "train"), transform=MultiViewTransform(groups, IMAGENET_MEAN, IMAGENET_STD))
+    loader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=cores, persistent_workers=True
+    )
+    return endless(loader)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="ImageFolder root with train/<class>/*.jpg")
+    parser.add_argument("--crop", type=int, default=224)
+    parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=10, help="batches per timed repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="batches before timing")
+    parser.add_argument("--make-fake", type=int, default=0, metavar="N", help="first write N fake JPEGs into an empty --root")
+    args = parser.parse_args(argv)
+
+    if args.make_fake:
+        if Path(args.root).exists() and any(Path(args.root).iterdir()):
+            print(f"{args.root} is not empty: benchmarking the images already there")
+        else:
+            make_fake_imagenet(args.root, args.make_fake)
+    cores = len(os.sched_getaffinity(0))
+    groups = intl_imagenet_views(args.crop, args.views)
+    print(f"{cores} cores, batch {args.batch_size}, {args.views} views of {args.crop} px, {args.repeats} x {args.batches} batches")
+    print(f"{'loader':<12} {'workers':>7} {'img/s':>8} {'min':>8} {'max':>8}")
+    results = {}
+    for name, batches in [("dali", dali_batches), ("torchvision", torchvision_batches)]:
+        rate, low, high = images_per_second(batches(args, groups, cores), args.batch_size, args.batches, args.repeats, args.warmup)
+        results[name] = rate
+        print(f"{name:<12} {cores:>7} {rate:>8.1f} {low:>8.1f} {high:>8.1f}")
+    print(f"speedup dali/torchvision: {results['dali'] / results['torchvision']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Forward + backward time of the batched zoo.losses against the loop oracles.
+
+    python benchmarks/loss_speed.py [--repeats 15] [--threads N]
+
+Settings are the official CIFAR ones: CW-RGP 4 (bs 256, 4 views, w_size 64,
+4 groups, D 512), W-MSE 4 (bs 256, 4 views, w_size 128, D 64) and INTL
+(bs 256, 2 views, D 2048, channel axis). The loop oracle
+(tests/reference_losses.py) whitens one sub-batch of one view at a time, as
+the official code does. Prints the median over repeats.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import reference_losses as reference  # noqa: E402
+
+import zoo.losses as losses  # noqa: E402
+
+SETTINGS = [
+    # name, loss, views, batch, dim, kwargs
+    ("CW-RGP 4 (CIFAR)", "cwrgp", 4, 256, 512, {"groups": 4, "w_size": 64}),
+    ("W-MSE 4 (CIFAR)", "wmse", 4, 256, 64, {"w_size": 128}),
+    ("INTL (CIFAR)", "intl", 2, 256, 2048, {}),
+]
+
+
+def forward_backward_seconds(loss, views, kwargs):
+    for view in views:
+        view.grad = None
+    start = time.perf_counter()
+    loss(*views, **kwargs).backward()
+    return time.perf_counter() - start
+
+
+def median_times(implementations, views, kwargs, repeats):
+    """Median seconds per implementation; runs alternate so that load from elsewhere hits all alike."""
+    times = [[] for _ in implementations]
+    for step in range(repeats + 1):  # one warm-up round
+        for loss, samples in zip(implementations, times):
+            seconds = forward_backward_seconds(loss, views, kwargs)
+            if step:
+                samples.append(seconds)
+    return [statistics.median(samples) for samples in times]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    header = f"{'setting':<18} {'batch':>5} {'views':>5} {'dim':>5}  {'batched ms':>10} {'loop ms':>9} {'speed-up':>8}"
+    print(f"forward+backward, float32, CPU, {args.threads} threads, median of {args.repeats}")
+    print(header)
+    print("-" * len(header))
+    for name, loss_name, n_views, batch, dim, kwargs in SETTINGS:
+        views = [torch.randn(batch, dim, requires_grad=True) for _ in range(n_views)]
+        implementations = (getattr(losses, f"{loss_name}_loss"), reference.LOSSES[loss_name])
+        batched, looped = median_times(implementations, views, kwargs, args.repeats)
+        print(
+            f"{name:<18} {batch:>5} {n_views:>5} {dim:>5}  {batched * 1e3:>10.1f} {looped * 1e3:>9.1f} "
+            f"{looped / batched:>7.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Downstream transfer of zoo checkpoints (detection, segmentation)."""

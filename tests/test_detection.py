@@ -1,0 +1,275 @@
+"""COCO detection transfer (downstream/detection): conversion, R50-C4 training on a tiny
+COCO-format set made here, pycocotools metrics, resume, and one-line errors for bad inputs."""
+
+import ast
+import json
+import math
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+import torchvision
+import yaml
+from PIL import Image, ImageDraw
+
+from downstream.detection.config import get_config
+from downstream.detection.convert import resnet50_state_dict
+from downstream.detection.evaluation import METRIC_KEYS
+from downstream.detection.model import build_mask_rcnn_c4
+from downstream.detection.train_coco import warmup_multistep
+
+REPO = Path(__file__).resolve().parents[1]
+DETECTION = REPO / "downstream" / "detection"
+CORRUPT_TRAIN_IMAGE = "000000000004.jpg"
+
+# detectron2's R50-C4 (build_resnet_backbone with OUT_FEATURES ["res4"], Res5ROIHeads): the
+# backbone holds the stem and res2..res4, res5 lives in roi_heads. ResNet-50 has 3, 4, 6, 3
+# blocks; block 0 of each stage has a projection shortcut; every conv has a norm, and
+# naiveSyncBN is a BatchNorm2d, so num_batches_tracked is a buffer of the model too.
+DETECTRON2_R50_C4_STAGES = {"backbone.res2": 3, "backbone.res3": 4, "backbone.res4": 6, "roi_heads.res5": 3}
+DETECTRON2_BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def detectron2_r50_c4_pretrained_keys():
+    """Every key of detectron2's R50-C4 model that ImageNet-style pretrained weights fill
+    (MoCo's Res5ROIHeadsExtraNorm adds roi_heads.res5.norm.*, which starts fresh)."""
+    convs = {"backbone.stem.conv1": None}
+    for stage, blocks in DETECTRON2_R50_C4_STAGES.items():
+        for block in range(blocks):
+            for conv in ("conv1", "conv2", "conv3") + (("shortcut",) if block == 0 else ()):
+                convs[f"{stage}.{block}.{conv}"] = None
+    return [f"{conv}.weight" for conv in convs] + [f"{conv}.norm.{bn}" for conv in convs for bn in DETECTRON2_BN]
+
+
+def detectron2_match(model_keys, checkpoint_keys):
+    """detectron2's align_and_update_state_dicts: each model key takes the longest checkpoint key
+    equal to it or ending it after a '.'; returns {model key: checkpoint key}."""
+    matches = {}
+    for model_key in model_keys:
+        candidates = [k for k in checkpoint_keys if model_key == k or model_key.endswith("." + k)]
+        if candidates:
+            matches[model_key] = max(candidates, key=len)
+    return matches
+
+
+def write_zoo_checkpoint(path, backbone_name):
+    backbone = timm.create_model(backbone_name, num_classes=0)
+    state = {"backbone." + k: v for k, v in backbone.state_dict().items()}
+    state["projector.0.weight"] = torch.randn(8, backbone.num_features)
+    cfg = {"backbone": {"name": backbone_name}, "method": {"name": "intl"}}
+    torch.save({"state_dict": state, "hyper_parameters": {"cfg": cfg}}, path)
+    return backbone
+
+
+def polygon_annotation(annotation_id, image_id, category_id, points):
+    xs, ys = points[0::2], points[1::2]
+    x, y = min(xs), min(ys)
+    w, h = max(xs) - x, max(ys) - y
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "segmentation": [points],
+        "bbox": [x, y, w, h],
+        "area": w * h / 2 if len(points) == 6 else w * h,
+        "iscrowd": 0,
+    }
+
+
+def write_tiny_coco(root, split, sizes, first_image_id):
+    """A square (category 1) and a triangle (category 3: ids need not be contiguous) per image."""
+    (root / f"{split}2017").mkdir(parents=True)
+    rng = np.random.default_rng(first_image_id)
+    images, annotations = [], []
+    for image_id, (width, height) in enumerate(sizes, start=first_image_id):
+        file_name = f"{image_id:012d}.jpg"
+        x0, y0 = int(rng.integers(2, width // 3)), int(rng.integers(2, height // 3))
+        square = [x0, y0, x0 + 24, y0, x0 + 24, y0 + 20, x0, y0 + 20]
+        triangle = [width - 40, height - 4, width - 4, height - 4, width - 22, height - 30]
+        picture = Image.new("RGB", (width, height), (40, 40, 40))
+        draw = ImageDraw.Draw(picture)
+        draw.polygon(square, fill=(220, 60, 60))
+        draw.polygon(triangle, fill=(60, 220, 60))
+        picture.save(root / f"{split}2017" / file_name)
+        images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
+        annotations.append(polygon_annotation(2 * image_id, image_id, 1, square))
+        annotations.append(polygon_annotation(2 * image_id + 1, image_id, 3, triangle))
+    categories = [{"id": 1, "name": "square"}, {"id": 3, "name": "triangle"}]
+    (root / "annotations").mkdir(exist_ok=True)
+    coco = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(coco))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("detection")
+
+
+@pytest.fixture(scope="module")
+def coco_root(workdir):
+    """Four landscape training images, the last one corrupt, so two iterations of two images
+    (plus one PreciseBN batch) are sure to meet it; one landscape and one portrait test image."""
+    root = workdir / "coco"
+    write_tiny_coco(root, "train", [(96, 64)] * 4, first_image_id=1)
+    write_tiny_coco(root, "val", [(96, 72), (64, 96)], first_image_id=101)
+    (root / "train2017" / CORRUPT_TRAIN_IMAGE).write_bytes(b"not a jpeg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def r50_checkpoint(workdir):
+    path = workdir / "r50.ckpt"
+    backbone = write_zoo_checkpoint(path, "resnet50")
+    return path, backbone.state_dict()
+
+
+def run_script(script, *args):
+    return subprocess.run(
+        [sys.executable, str(DETECTION / script), *map(str, args)], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def converted(workdir, r50_checkpoint):
+    tv_path, d2_path = workdir / "r50.pth", workdir / "r50.pkl"
+    result = run_script("convert.py", r50_checkpoint[0], "--torchvision", tv_path, "--detectron2", d2_path)
+    assert result.returncode == 0, result.stderr
+    return tv_path, d2_path
+
+
+def test_torchvision_weights_load_into_resnet50_with_no_missing_keys(converted, r50_checkpoint):
+    state_dict = torch.load(converted[0], weights_only=True)
+    resnet = torchvision.models.resnet50(weights=None)
+    resnet.fc = torch.nn.Identity()  # the zoo backbone has no classifier
+    resnet.load_state_dict(state_dict, strict=True)
+    for key, value in r50_checkpoint[1].items():
+        assert torch.equal(resnet.state_dict()[key], value), key
+
+
+def test_detectron2_pickle_has_r50_c4_names(converted, r50_checkpoint):
+    with open(converted[1], "rb") as file:
+        d2 = pickle.load(file)
+    assert d2["matching_heuristics"] is True and d2["__author__"] != "Caffe2"  # no Caffe2 renaming
+    weights = d2["model"]
+    assert all(isinstance(value, np.ndarray) for value in weights.values())
+    assert len(weights) == len(r50_checkpoint[1])  # every backbone tensor, once
+    # MoCo's converter names, spot-checked.
+    assert weights["stem.conv1.weight"].shape == (64, 3, 7, 7)
+    assert weights["res2.0.shortcut.norm.running_var"].shape == (256,)
+    assert weights["res5.2.conv3.weight"].shape == (2048, 512, 1, 1)
+
+    model_keys = detectron2_r50_c4_pretrained_keys()
+    assert len(model_keys) == 53 * 6  # 53 convs (stem + 52 in blocks), each a weight and 5 BN tensors
+    matches = detectron2_match(model_keys, weights.keys())
+    assert sorted(matches) == sorted(model_keys), "detectron2 model keys left without weights"
+    assert sorted(matches.values()) == sorted(weights), "converted keys detectron2 would not use, or use twice"
+    assert matches["roi_heads.res5.0.shortcut.weight"] == "res5.0.shortcut.weight"
+    assert matches["backbone.stem.conv1.norm.weight"] == "stem.conv1.norm.weight"
+
+
+def load_detectron2_config(name):
+    """A shipped detectron2 YAML with its _BASE_ chain merged, as detectron2's get_cfg would."""
+    cfg = yaml.safe_load((DETECTION / "configs" / name).read_text())
+    base = cfg.pop("_BASE_", None)
+    return deep_merge(load_detectron2_config(base), cfg) if base else cfg
+
+
+def deep_merge(base, override):
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = deep_merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+def test_shipped_detectron2_configs_describe_the_converted_weights():
+    cfg = load_detectron2_config("coco_R_50_C4_2x_moco.yaml")
+    model = cfg["MODEL"]
+    assert model["MASK_ON"] is True and model["ROI_HEADS"]["NAME"] == "Res5ROIHeadsExtraNorm"  # res5 in roi_heads
+    assert model["BACKBONE"]["FREEZE_AT"] == 0 and model["RESNETS"]["NORM"] == "naiveSyncBN"
+    # torchvision-style weights: stride in the 3x3 conv, RGB input with the ImageNet mean and std.
+    assert model["RESNETS"]["STRIDE_IN_1X1"] is False
+    assert model["PIXEL_MEAN"] == [123.675, 116.28, 103.53] and cfg["INPUT"]["FORMAT"] == "RGB"
+    solver = cfg["SOLVER"]
+    assert (solver["IMS_PER_BATCH"], solver["BASE_LR"], solver["MAX_ITER"]) == (16, 0.02, 180000)
+    assert ast.literal_eval(solver["STEPS"]) == (120000, 160000)
+
+
+def test_paper_schedule():
+    cfg = get_config("coco_R_50_C4_2x")
+    assert (cfg.ims_per_batch, cfg.base_lr, cfg.max_iter, cfg.lr_steps) == (16, 0.02, 180_000, (120_000, 160_000))
+    assert cfg.min_sizes_train == (640, 672, 704, 736, 768, 800) and cfg.min_size_test == 800
+    factor = warmup_multistep(cfg)
+    assert factor(0) == pytest.approx(0.001) and factor(500) == pytest.approx(0.5005) and factor(1000) == 1
+    assert factor(119_999) == 1 and factor(120_000) == pytest.approx(0.1) and factor(160_000) == pytest.approx(0.01)
+    half = cfg.scaled_to_batch(8)
+    assert (half.base_lr, half.max_iter, half.lr_steps, half.warmup_iters) == (0.01, 360_000, (240_000, 320_000), 2000)
+
+
+def test_model_is_c4_and_initialised_from_the_checkpoint(r50_checkpoint):
+    model = build_mask_rcnn_c4(resnet50_state_dict(r50_checkpoint[0]), 2, get_config("cpu_smoke"))
+    backbone = r50_checkpoint[1]
+    assert not hasattr(model.backbone, "layer4")  # res2..res4 only
+    assert torch.equal(model.backbone.layer3[5].conv3.weight, backbone["layer3.5.conv3.weight"])
+    assert torch.equal(model.roi_heads.res5[0].downsample[0].weight, backbone["layer4.0.downsample.0.weight"])
+    assert isinstance(model.roi_heads.res5.norm, torch.nn.BatchNorm2d)  # MoCo's extra norm after res5
+    assert model.rpn.anchor_generator.num_anchors_per_location() == [15]
+
+
+def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r50_checkpoint):
+    output = workdir / "run"
+    common = ["--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke", "--output", output]
+    first = run_script("train_coco.py", *common, "--max-iter", 2)
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    assert f"warning: skipping {coco_root / 'train2017' / CORRUPT_TRAIN_IMAGE}" in first.stderr
+    metrics = json.loads((output / "metrics.json").read_text())
+    for key in METRIC_KEYS:
+        assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 100 and not math.isnan(metrics[key]), key
+    assert metrics["iteration"] == 2
+    assert [json.loads(line)["iteration"] for line in (output / "log.jsonl").read_text().splitlines()] == [1, 2]
+    assert torch.load(output / "last.pth", weights_only=False)["iteration"] == 2
+
+    resumed = run_script("train_coco.py", *common, "--max-iter", 3)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at iteration 2" in resumed.stdout
+    assert json.loads((output / "metrics.json").read_text())["iteration"] == 3
+    assert not list(output.glob("*.tmp"))  # atomic writes leave no temporaries
+
+
+def copy_coco(coco_root, workdir, name):
+    copy = workdir / name
+    shutil.copytree(coco_root, copy)
+    return copy
+
+
+@pytest.mark.parametrize("problem", ["no_root", "no_annotations", "resnet18", "corrupt_val_image"])
+def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkpoint):
+    ckpt, root, expected = r50_checkpoint[0], coco_root, None
+    if problem == "no_root":
+        root, expected = workdir / "missing", "COCO root not found"
+    elif problem == "no_annotations":
+        root = copy_coco(coco_root, workdir, problem)
+        (root / "annotations" / "instances_val2017.json").unlink()
+        expected = "instances_val2017.json"
+    elif problem == "resnet18":
+        ckpt, expected = workdir / "r18.ckpt", "backbone is 'resnet18'"
+        write_zoo_checkpoint(ckpt, "resnet18")
+    elif problem == "corrupt_val_image":
+        root = copy_coco(coco_root, workdir, problem)
+        shutil.copy(root / "train2017" / "000000000001.jpg", root / "train2017" / CORRUPT_TRAIN_IMAGE)  # no warning
+        (root / "val2017" / "000000000102.jpg").write_bytes(b"\xff\xd8 truncated")
+        expected = "000000000102.jpg"
+    result = run_script(
+        "train_coco.py", "--ckpt", ckpt, "--coco-root", root, "--config", "cpu_smoke", "--max-iter", 0,
+        "--output", workdir / f"run_{problem}",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr

@@ -1,0 +1,158 @@
+"""End-to-end runs of main_pretrain.py and main_linear.py as a user runs them, on tiny configs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+# Small enough for a few seconds per epoch on 2 CPU cores, but the real stack:
+# resnet18, digits, two views, online probe, k-NN, spectrum, checkpoints.
+TINY = [
+    "data.batch_size=32",
+    "data.num_workers=0",
+    "data.image_size=16",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.check_val_every_n_epoch=1",
+    "trainer.enable_progress_bar=false",
+    "method.proj_hidden=[256]",
+    "method.proj_out=128",
+]
+
+
+def run(script, *args, timeout=600, check=True):
+    result = subprocess.run(
+        [sys.executable, str(REPO / script), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("pretrain") / "run"
+    result = run("main_pretrain.py", *TINY, "trainer.max_epochs=2", f"run_dir={run_dir}")
+    return run_dir, result
+
+
+def test_pretraining_writes_every_run_output(pretrained):
+    run_dir, _ = pretrained
+    for name in ("config.yaml", "metrics.csv", "summary.json", "spectrum.png", "checkpoints/last.ckpt"):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "intl" and summary["dataset"] == "digits" and summary["epochs"] == 2
+    assert summary["loader"] == "torchvision"
+    assert 0.0 <= summary["knn_top1"] <= 1.0 and 0.0 <= summary["linear_top1"] <= 1.0
+    assert summary["effective_rank"] > 1.0
+    assert Path(summary["checkpoint"]) == run_dir / "checkpoints" / "last.ckpt"
+    metrics = (run_dir / "metrics.csv").read_text()
+    assert "train/loss" in metrics and "val/knn_top1" in metrics
+
+
+def test_config_records_the_scaled_lr(pretrained):
+    run_dir, _ = pretrained
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    assert cfg.optimizer.lr_scaled == pytest.approx(cfg.optimizer.lr * 32 / 256)
+    assert cfg.method.name == "intl"
+
+
+def test_checkpoint_is_a_loadable_lightning_checkpoint(pretrained):
+    run_dir, _ = pretrained
+    from zoo.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert ckpt["config"]["method"]["name"] == "intl"
+    assert "conv1.weight" in ckpt["backbone"] and ckpt["backbone"]["conv1.weight"].shape[-1] == 3  # small stem
+
+
+def test_linear_evaluation_from_checkpoint(pretrained, tmp_path):
+    run_dir, _ = pretrained
+    out = tmp_path / "linear"
+    run("main_linear.py", "--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), "linear.epochs=30", "data.num_workers=0", f"run_dir={out}")
+    summary = json.loads((out / "summary.json").read_text())
+    # Even briefly pretrained features separate digits far above chance (0.1).
+    assert summary["linear_top1"] > 0.5 and summary["linear_top5"] >= summary["linear_top1"]
+    assert summary["knn5_top1"] > 0.5
+
+
+def test_same_run_dir_resumes_to_the_requested_epochs(pretrained):
+    run_dir, _ = pretrained
+    result = run("main_pretrain.py", *TINY, "trainer.max_epochs=3", f"run_dir={run_dir}")
+    assert "Resuming from" in result.stdout
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 3
+
+
+def test_kill_minus_nine_then_resume(tmp_path):
+    """A run killed while it writes checkpoints every step resumes from an intact last.ckpt."""
+    run_dir = tmp_path / "run"
+    args = [*TINY, "trainer.max_epochs=3", "checkpoint_every_n_steps=1", f"run_dir={run_dir}"]
+    proc = subprocess.Popen([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while time.time() < deadline and not last.exists():
+        time.sleep(0.2)
+    time.sleep(1.0)  # let it get into the next steps, likely mid-write
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "no checkpoint was written before the kill"
+    torch.load(last, map_location="cpu", weights_only=False)  # never half-written
+    result = run("main_pretrain.py", *args)
+    assert "Resuming from" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs"] == 3 and summary["steps"] == 9
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["method=nosuch"], "unknown method 'nosuch' (registered: "),
+        (["data.name=cifar10", "data.root=/nonexistent/cifar"], "cifar10 not found under data.root=/nonexistent/cifar"),
+        (["data.name=folder", "data.root=/nonexistent/images"], "data root not found: /nonexistent/images"),
+        (["data.batch_size=5000"], "fewer than data.batch_size=5000"),
+        (["data.views=[{size: 16}]"], "takes at least 2 views"),
+        (["backbone.name=nosuchnet"], "unknown timm backbone 'nosuchnet'"),
+    ],
+)
+def test_bad_input_is_one_clear_line(args, expected, tmp_path):
+    result = run("main_pretrain.py", *args, f"run_dir={tmp_path / 'run'}", check=False, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+
+
+def test_misspelled_key_fails_with_hydras_message(tmp_path):
+    result = run("main_pretrain.py", "data.batchsize=8", f"run_dir={tmp_path}", check=False, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Could not override 'data.batchsize'" in result.stderr and "Key 'batchsize' not in 'DataConfig'" in result.stderr
+
+
+def test_wrong_folder_layout_names_the_missing_split(tmp_path):
+    (tmp_path / "images" / "cat").mkdir(parents=True)  # class folders directly under the root
+    result = run("main_pretrain.py", "data.name=folder", f"data.root={tmp_path / 'images'}", f"run_dir={tmp_path / 'r'}",
+                 check=False, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "wrong folder layout" in result.stderr and "train/<class>" in result.stderr
+
+
+@pytest.mark.parametrize("make", ["missing", "foreign"])
+def test_bad_checkpoint_is_one_clear_line(make, tmp_path):
+    path = tmp_path / "model.ckpt"
+    if make == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+    result = run("main_linear.py", "--ckpt", str(path), check=False, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert ("checkpoint not found" if make == "missing" else "not a zoo pretraining checkpoint") in lines[0]

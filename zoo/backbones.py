@@ -1,0 +1,54 @@
+"""timm backbones by name, with the small-image stem for 32x32-class data."""
+
+import timm
+import torch.nn as nn
+
+from zoo.errors import ZooError
+
+SMALL_IMAGE_MAX = 64  # crops at or below this size get the small-image stem when small_stem=auto
+
+
+def wants_small_stem(setting, crop_size):
+    if setting == "auto":
+        return crop_size <= SMALL_IMAGE_MAX
+    if isinstance(setting, bool):
+        return setting
+    if str(setting).lower() in ("true", "false"):
+        return str(setting).lower() == "true"
+    raise ZooError(f"backbone.small_stem must be auto, true or false, not '{setting}'")
+
+
+def create_backbone(cfg, crop_size):
+    """A timm model without classifier head (features after global pooling).
+
+    `cfg` is the `backbone` config node; `crop_size` is the largest training crop.
+    """
+    try:
+        kwargs = {"zero_init_last": cfg.zero_init_residual} if cfg.name.startswith(("resnet", "resnext", "wide_resnet")) else {}
+        model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
+    except RuntimeError as err:
+        if "Unknown model" in str(err):
+            raise ZooError(f"unknown timm backbone '{cfg.name}' (see timm.list_models(), e.g. resnet18, resnet50)") from None
+        raise
+    if wants_small_stem(cfg.small_stem, crop_size):
+        if not (hasattr(model, "conv1") and hasattr(model, "maxpool")):
+            if cfg.small_stem != "auto":
+                raise ZooError(f"backbone.small_stem=true needs a ResNet-style stem (conv1 + maxpool); '{cfg.name}' has none")
+            return model
+        # CIFAR-style stem: keep spatial resolution for 32x32 inputs.
+        model.conv1 = nn.Conv2d(3, model.conv1.out_channels, 3, stride=1, padding=cfg.small_stem_padding, bias=False)
+        nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+        model.maxpool = nn.Identity()
+    return model
+
+
+def build_mlp(in_dim, hidden, out_dim, hidden_bias=True, last_bias=True, last_bn=False):
+    """Projector / predictor: [Linear, BN, ReLU] per hidden width, then Linear (and BN without affine)."""
+    layers = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width, bias=hidden_bias), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim, bias=last_bias))
+    if last_bn:
+        layers.append(nn.BatchNorm1d(out_dim, affine=False))
+    return nn.Sequential(*layers)

@@ -1,0 +1,99 @@
+"""Run outputs that Lightning does not write the way we need: atomic
+checkpoints and the eigenvalue-spectrum figure."""
+
+import io
+import os
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+def atomic_write_bytes(path, data):
+    """Write `data` next to `path`, fsync, then rename over it: readers see the old or the new file, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's own save goes through a temp file in /tmp and shutil.move, which is
+    a copy (not atomic) when /tmp is another file system; this one renames in place."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+
+def checkpoint_callbacks(run_dir, every_n_steps, keep_every_n_epochs=0):
+    """last.ckpt every `every_n_steps` steps and every epoch; a kept copy every n epochs."""
+    directory = Path(run_dir) / "checkpoints"
+    common = {"dirpath": directory, "save_last": True, "enable_version_counter": False}
+    callbacks = [
+        ModelCheckpoint(every_n_train_steps=every_n_steps, save_top_k=0, **common),
+        ModelCheckpoint(every_n_epochs=1, save_top_k=0, save_on_train_epoch_end=True, **common),
+    ]
+    if keep_every_n_epochs > 0:
+        callbacks.append(
+            ModelCheckpoint(dirpath=directory, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
+                            every_n_epochs=keep_every_n_epochs, save_top_k=-1, enable_version_counter=False)
+        )
+    return callbacks
+
+
+class SpectrumPlot(L.Callback):
+    """After each validation, redraws `spectrum.png`: covariance eigenvalues (log scale)
+    of backbone features and projector outputs on the validation set, one line per epoch."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.history = []  # (epoch, {"backbone": [...], "projector": [...]})
+
+    def on_validation_end(self, trainer, pl_module):
+        result = getattr(pl_module, "last_eval", {})
+        if "backbone_eigenvalues" not in result or trainer.sanity_checking:
+            return
+        entry = {key: result[f"{key}_eigenvalues"].tolist() for key in ("backbone", "projector")}
+        self.history.append((trainer.current_epoch, entry))
+        if trainer.is_global_zero:
+            plot_spectra(self.history, self.path, title=f"{pl_module.name}: covariance eigenvalues")
+
+    def state_dict(self):
+        return {"history": self.history}
+
+    def load_state_dict(self, state):
+        self.history = [tuple(item) for item in state.get("history", [])]
+
+
+def plot_spectra(history, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.cm.viridis([i / max(len(history) - 1, 1) for i in range(len(history))])
+    for ax, key in zip(axes, ("backbone", "projector")):
+        for colour, (epoch, spectra) in zip(colours, history):
+            eigs = torch.tensor(spectra[key]).clamp_min(1e-12)
+            ax.semilogy(range(1, len(eigs) + 1), eigs / eigs.sum(), color=colour, label=f"epoch {epoch}")
+        ax.set_title(f"{key} ({len(history[-1][1][key])} dims)")
+        ax.set_xlabel("eigenvalue index")
+        ax.set_ylabel("normalised eigenvalue")
+    axes[1].legend(fontsize=7, loc="lower left", ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

@@ -1,0 +1,137 @@
+"""The config schema: Hydra structured configs, so every key is typed and a
+misspelled key fails with Hydra's one-line message.
+
+Method configs are not listed here: each method file registers its own
+dataclass under the `method` group (see `zoo.registry`).
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from zoo.data.augment import CropGroup
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "resnet18"  # any timm model name
+    # 3x3 stride-1 first conv and no max-pool; "auto" = on when crops are <= 64 px.
+    small_stem: str = "auto"
+    # Padding of that 3x3 conv: 1 (W-MSE, CW-RGP: 32x32 maps) or 2 (INTL, solo-learn: 34x34).
+    small_stem_padding: int = 2
+    zero_init_residual: bool = False  # zero-init the last BN of each residual block
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # digits, cifar10, cifar100, stl10, imagenet100, imagenet, folder
+    root: Optional[str] = None
+    download: bool = False  # torchvision datasets only: fetch into data.root when missing
+    batch_size: int = 128  # per device
+    eval_batch_size: int = 256
+    num_workers: int = 2
+    loader: str = "auto"  # auto | dali | torchvision
+    image_size: Optional[int] = None  # crop size of groups without one; None = the dataset's own
+    eval_resize_ratio: Optional[float] = None  # eval: resize to size*ratio, centre-crop; None = dataset's
+    mean: Optional[List[float]] = None  # None = the dataset's statistics
+    std: Optional[List[float]] = None
+    views: List[CropGroup] = field(default_factory=lambda: [CropGroup(size=None), CropGroup(size=None)])
+    digits_test_fraction: float = 0.25  # fixed seeded split of scikit-learn's digits
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd | lars | adam | adamw
+    lr: float = 0.3  # per 256 samples when scale_lr is true
+    scale_lr: bool = True  # lr x global_batch / 256
+    lr_scaled: Optional[float] = None  # written at start-up: the lr actually used
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    exclude_bias_and_norm: bool = False  # no weight decay (and no LARS adaptation) on 1-D params
+    lars_eta: float = 0.02  # LARS trust coefficient
+    lars_clip: bool = True  # LARC-style clipping (solo-learn) vs plain LARS (FB)
+    probe_lr: float = 0.1  # online linear probe, per 256 samples (scaled like lr), no weight decay
+
+
+@dataclass
+class SchedulerConfig:
+    name: str = "cosine"  # cosine | step | constant
+    interval: str = "step"  # step | epoch: how often the lr changes
+    warmup_epochs: float = 2.0
+    warmup_steps: int = 0  # an iteration count; overrides warmup_epochs when > 0
+    warmup_start_factor: float = 0.0  # lr at step 0 as a fraction of the lr
+    final_factor: float = 0.001  # cosine ends at this fraction of the lr
+    milestones: List[int] = field(default_factory=list)  # epochs, for name=step
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    """Passed to lightning.Trainer unchanged (add others with +trainer.KEY=VALUE)."""
+
+    max_epochs: int = 15
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: Any = "auto"
+    precision: Any = "32-true"
+    sync_batchnorm: bool = False
+    log_every_n_steps: int = 10
+    check_val_every_n_epoch: int = 1
+    num_sanity_val_steps: int = 0
+    gradient_clip_val: Optional[float] = None
+    limit_train_batches: Optional[float] = None
+    limit_val_batches: Optional[float] = None
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class EvalConfig:
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    knn_max_train: int = 50000  # k-NN bank size cap (a random, seeded subset beyond it)
+
+
+@dataclass
+class PretrainConfig:
+    method: Any = MISSING
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint_every_n_steps: int = 200
+    seed: int = 0
+    run_dir: str = "runs/${method.name}-${data.name}-${now:%Y%m%d-%H%M%S}"
+
+
+@dataclass
+class LinearConfig:
+    """main_linear.py: a linear classifier on the frozen backbone."""
+
+    protocol: str = "precomputed"  # precomputed (features once, W-MSE protocol) | frozen (augmented, Lightning)
+    epochs: int = 500
+    batch_size: int = 1000
+    lr: float = 1e-2
+    final_lr: float = 1e-6
+    weight_decay: float = 5e-6
+
+
+@dataclass
+class LinearRunConfig:
+    """main_linear.py; its data config is the checkpoint's own, with `data.*` overrides on top."""
+
+    linear: LinearConfig = field(default_factory=LinearConfig)
+    seed: int = 0
+    run_dir: Optional[str] = None  # None = <checkpoint's run>/linear
+
+
+def register_configs():
+    store = ConfigStore.instance()
+    store.store(name="pretrain_schema", node=PretrainConfig)

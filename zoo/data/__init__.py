@@ -1,0 +1,102 @@
+"""Data loading: datasets, the one augmentation spec, and the loader choice."""
+
+import importlib.util
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from zoo.data.augment import MultiViewTransform, eval_transform, expand_crops, with_default_size
+from zoo.data.datasets import build_dataset, dataset_info, num_classes
+from zoo.errors import ZooError
+
+
+@dataclass
+class Loaders:
+    train: object  # yields (list of crop batches, labels)
+    knn_bank: DataLoader  # labelled training images, eval transform
+    val: DataLoader
+    num_classes: int
+    loader: str  # which loader feeds `train`: dali | torchvision
+
+
+def resolved_views(data_cfg):
+    """The crop groups with every size filled in (data.image_size, else the dataset's)."""
+    size = data_cfg.image_size or dataset_info(data_cfg.name).image_size
+    return with_default_size(data_cfg.views, size)
+
+
+def normalisation(data_cfg):
+    info = dataset_info(data_cfg.name)
+    return list(data_cfg.mean or info.mean), list(data_cfg.std or info.std)
+
+
+def eval_pipeline(data_cfg):
+    info = dataset_info(data_cfg.name)
+    size = data_cfg.image_size or info.image_size
+    ratio = data_cfg.eval_resize_ratio or info.eval_resize_ratio
+    return eval_transform(size, *normalisation(data_cfg), resize_ratio=ratio)
+
+
+def dali_available():
+    return importlib.util.find_spec("nvidia.dali") is not None
+
+
+def choose_loader(data_cfg):
+    """auto = DALI for folder datasets when it is installed, else torchvision."""
+    folder = dataset_info(data_cfg.name).kind == "folder"
+    if data_cfg.loader == "torchvision":
+        return "torchvision"
+    if data_cfg.loader == "dali":
+        if not dali_available():
+            raise ZooError('data.loader=dali but NVIDIA DALI is not installed (pip install ".[dali]")')
+        if not folder:
+            raise ZooError(f"data.loader=dali reads the ImageFolder layout only; use data.loader=torchvision for {data_cfg.name}")
+        return "dali"
+    if data_cfg.loader != "auto":
+        raise ZooError(f"data.loader must be auto, dali or torchvision, not '{data_cfg.loader}'")
+    if folder and dali_available():
+        return "dali"
+    if folder:
+        print("notice: NVIDIA DALI is not installed; loading with torchvision (pip install \".[dali]\" for DALI)")
+    return "torchvision"
+
+
+def eval_loader(dataset, data_cfg):
+    return DataLoader(
+        dataset,
+        batch_size=data_cfg.eval_batch_size,
+        shuffle=False,
+        num_workers=data_cfg.num_workers,
+        persistent_workers=data_cfg.num_workers > 0,
+    )
+
+
+def build_loaders(data_cfg, seed=0, rank=0, world_size=1):
+    views = resolved_views(data_cfg)
+    if not expand_crops(views):
+        raise ZooError("data.views holds no crop: give at least one group with count >= 1")
+    mean, std = normalisation(data_cfg)
+    loader = choose_loader(data_cfg)
+    val = build_dataset(data_cfg, "val", eval_pipeline(data_cfg))
+    bank = build_dataset(data_cfg, "train_labeled", eval_pipeline(data_cfg))
+    if loader == "dali":
+        from zoo.data.dali import build_dali_train_loader
+
+        train = build_dali_train_loader(data_cfg, views, mean, std, seed=seed, shard_id=rank, num_shards=world_size)
+    else:
+        train_set = build_dataset(data_cfg, "train", MultiViewTransform(views, mean, std))
+        if len(train_set) < data_cfg.batch_size:
+            raise ZooError(
+                f"the training set has {len(train_set)} images, fewer than data.batch_size={data_cfg.batch_size}: lower data.batch_size"
+            )
+        train = DataLoader(
+            train_set,
+            batch_size=data_cfg.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=data_cfg.num_workers,
+            persistent_workers=data_cfg.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+    return Loaders(train, eval_loader(bank, data_cfg), eval_loader(val, data_cfg), num_classes(bank), loader)

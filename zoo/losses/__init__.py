@@ -1,0 +1,221 @@
+"""Pure loss functions: projector outputs of shape (N, D) in, a scalar out.
+
+Each is the exact formula of the method's official code (cited per function).
+Methods with more than two views take them as more positional arguments, in
+crop order. All maths runs in float32, also inside autocast (float64 stays
+float64).
+
+Under torch.distributed every rank passes its local batch and gets the loss
+of the global batch (VICReg's invariance term excepted, which is per rank as
+in the official code); the gradient of the local inputs is then world_size x
+the single-process one, which DDP's gradient mean turns into exactly the
+single-process parameter gradient (see `zoo.spectral.gather`).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zoo.errors import ZooError
+from zoo.spectral import (
+    Axis,
+    center,
+    check_whitening,
+    covariance,
+    default_trade_off,
+    float32_math,
+    gather,
+    variance,
+    whiten,
+    world_size,
+)
+
+__all__ = [
+    "intl_loss",
+    "barlow_twins_loss",
+    "vicreg_loss",
+    "wmse_loss",
+    "cwrgp_loss",
+    "simsiam_loss",
+    "normalized_mse",
+    "view_cosines",
+    "trace_loss",
+]
+
+
+def _check_views(views: tuple[Tensor, ...], loss: str) -> None:
+    if len(views) < 2:
+        raise ZooError(f"{loss} needs at least 2 views, got {len(views)}; pass one (N, D) tensor per crop")
+    if any(v.ndim != 2 or v.shape != views[0].shape for v in views):
+        shapes = [tuple(v.shape) for v in views]
+        raise ZooError(f"{loss} needs views of one shape (N, D), got {shapes}; flatten or align the crops")
+
+
+def view_cosines(z: Tensor) -> Tensor:
+    """Cosine similarity of every pair of views, per sample: (..., V, N, D) -> (..., N, V, V).
+
+    One Gram matrix per sample instead of a normalised copy of every pair: the
+    same numbers as ``F.normalize`` (norms clamped at 1e-12), at a fraction of
+    the memory traffic.
+    """
+    per_sample = z.transpose(-3, -2)
+    gram = per_sample @ per_sample.mT
+    norms = gram.diagonal(dim1=-2, dim2=-1).sqrt().clamp_min(1e-12)
+    return gram / (norms.unsqueeze(-1) * norms.unsqueeze(-2))
+
+
+def normalized_mse(x0: Tensor, x1: Tensor) -> Tensor:
+    """``2 - 2 mean_i cos(x0_i, x1_i)``: the MSE of the L2-normalised samples (..., N, D) -> (...).
+
+    W-MSE / CW-RGP / INTL ``norm_mse_loss``.
+    """
+    return _pair_losses(torch.stack([x0, x1], dim=-3), *_view_pairs(2)).squeeze(-1)
+
+
+def _pair_losses(z: Tensor, first: Tensor, second: Tensor) -> Tensor:
+    """nMSE of the view pairs (first[p], second[p]) of z (..., V, N, D) -> (..., P)."""
+    cosines = view_cosines(z)[..., first, second]  # (..., N, P)
+    return 2 - 2 * cosines.mean(dim=-2)
+
+
+def trace_loss(z: Tensor, axis: Axis) -> Tensor:
+    """INTL's trace loss ``sum_k (Sigma_kk - 1)^2`` of the whitened output, over the last two dims.
+
+    Sigma is the covariance of the whitening axis (/(m - 1)): per sample over
+    its channels ("channel"), per feature over the batch ("batch").
+    winci-ai/INTL methods/intl.py ``TL``.
+    """
+    return (variance(center(z, axis), axis) - 1).pow(2).sum(dim=-1)
+
+
+def _view_pairs(n_views: int) -> tuple[Tensor, Tensor]:
+    """Every pair i < j of views, as W-MSE's double loop enumerates them."""
+    first, second = torch.triu_indices(n_views, n_views, offset=1)
+    return first, second
+
+
+@float32_math
+def intl_loss(*views: Tensor, iters: int = 4, axis: Axis = "channel", trade_off: float | None = None) -> Tensor:
+    """INTL (Weng et al., 2024): IterNorm + normalised MSE + trace loss.
+
+    With Z_v = IterNorm(z_v) (``iters`` Newton steps, whitening ``axis``) and
+    beta = trade_off (None: 0.01 (log2 N_global - 3) on the channel axis,
+    0.01 (log2 D - 3) on the batch axis)::
+
+        L = 1/(V-1) sum_{v>=1} [ nMSE(Z_v, Z_0) + beta (TL(Z_v) + TL(Z_0)) ]
+
+    winci-ai/INTL methods/intl.py, methods/base.py, methods/whitening.py.
+    """
+    _check_views(views, "intl_loss")
+    n_global, dim = views[0].shape[0] * world_size(), views[0].shape[1]
+    if trade_off is None:
+        trade_off = default_trade_off(axis, n_global, dim)
+    white = whiten(torch.stack(views), "iternorm", axis, iters=iters)[0]
+    traces = trace_loss(white, axis)
+    later = torch.arange(1, len(views))
+    per_view = _pair_losses(white, torch.zeros_like(later), later) + trade_off * (traces[1:] + traces[0])
+    return per_view.mean()
+
+
+@float32_math
+def wmse_loss(*views: Tensor, w_size: int | None = None, w_iter: int = 1, eps: float = 0.0) -> Tensor:
+    """W-MSE (Ermolov et al., 2021): Cholesky batch whitening, normalised MSE over all view pairs.
+
+    The batch is split into random sub-batches of ``w_size`` samples (the same
+    partition for every view; None = the whole batch), each whitened by
+    Sigma^-1/2 = L^-1 (Sigma = L L^T, shrunk by ``eps``), ``w_iter`` times::
+
+        L = 1/(w_iter P) sum_{iter} sum_{i<j} nMSE(Z_i, Z_j),  P = V(V-1)/2
+
+    No stop-gradient. htdt/self-supervised methods/w_mse.py, methods/whitening.py.
+    """
+    _check_views(views, "wmse_loss")
+    white = whiten(torch.stack(views), "cholesky", "batch", eps=eps, w_size=w_size, w_iter=w_iter)
+    return _pair_losses(white, *_view_pairs(len(views))).mean()
+
+
+@float32_math
+def cwrgp_loss(
+    *views: Tensor, groups: int = 1, w_size: int | None = None, w_iter: int = 1, eps: float = 0.0
+) -> Tensor:
+    """CW-RGP (Weng et al., 2022): ZCA channel whitening with random group partition.
+
+    Like `wmse_loss`, but each sub-batch of w_size samples is whitened on the
+    channel axis (w_size x w_size covariance over D/groups channels, each
+    sample centred over all its channels), by ZCA Sigma^-1/2 = U diag(lambda^-1/2) U^T,
+    with the channels split into ``groups`` by a fresh random permutation per
+    (sub-batch, view)::
+
+        L = 1/(w_iter P) sum_{iter} sum_{i<j} nMSE(Z_i, Z_j)
+
+    winci-ai/CW-RGP base/methods/cwrgp.py, base/methods/whitening.py.
+    """
+    _check_views(views, "cwrgp_loss")
+    white = whiten(torch.stack(views), "zca", "channel", eps=eps, groups=groups, w_size=w_size, w_iter=w_iter)
+    return _pair_losses(white, *_view_pairs(len(views))).mean()
+
+
+def off_diagonal(matrix: Tensor) -> Tensor:
+    """The off-diagonal entries of a square matrix, flattened."""
+    n = matrix.shape[-1]
+    return matrix.flatten()[:-1].view(n - 1, n + 1)[:, 1:].flatten()
+
+
+def _standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
+    """BatchNorm1d(affine=False) in training mode: centred over the batch, / sqrt(biased variance + eps)."""
+    z = center(z, "batch")
+    return z / (variance(z, "batch", ddof=0) + eps).sqrt()
+
+
+@float32_math
+def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 0.0051) -> Tensor:
+    """Barlow Twins (Zbontar et al., 2021): cross-correlation to the identity.
+
+    With BN the non-affine batch norm over the global batch (SyncBN) and N the
+    global batch::
+
+        C = BN(z1)^T BN(z2) / N,   L = sum_k (1 - C_kk)^2 + lambd sum_{k!=l} C_kl^2
+
+    facebookresearch/barlowtwins main.py ``BarlowTwins.forward``.
+    """
+    _check_views((z1, z2), "barlow_twins_loss")
+    z1, z2 = _standardize(gather(z1)), _standardize(gather(z2))
+    corr = z1.T @ z2 / z1.shape[0]
+    on_diag = (torch.diagonal(corr) - 1).pow(2).sum()
+    return on_diag + lambd * off_diagonal(corr).pow(2).sum()
+
+
+@float32_math
+def vicreg_loss(z1: Tensor, z2: Tensor, sim: float = 25.0, var: float = 25.0, cov: float = 1.0) -> Tensor:
+    """VICReg (Bardes et al., 2022): invariance + variance + covariance.
+
+    ::
+
+        L = sim MSE(z1, z2)                                   (local batch)
+          + var 1/2 sum_{z in z1, z2} mean_k relu(1 - sqrt(Var z_k + 1e-4))
+          + cov sum_{z in z1, z2} sum_{k!=l} Cov(z)_kl^2 / D  (global batch, /(N-1))
+
+    facebookresearch/vicreg main_vicreg.py ``VICReg.forward``.
+    """
+    _check_views((z1, z2), "vicreg_loss")
+    invariance = F.mse_loss(z1, z2)
+    variance_term, covariance_term = 0.0, 0.0
+    for z in (gather(z1), gather(z2)):
+        z = center(z, "batch")
+        std = (variance(z, "batch") + 1e-4).sqrt()
+        variance_term = variance_term + F.relu(1 - std).mean() / 2
+        covariance_term = covariance_term + off_diagonal(covariance(z, "batch")).pow(2).sum() / z.shape[1]
+    return sim * invariance + var * variance_term + cov * covariance_term
+
+
+@float32_math
+def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
+    """SimSiam (Chen & He, 2021): ``-1/2 [cos(p1, sg z2) + cos(p2, sg z1)]``, averaged over the batch.
+
+    facebookresearch/simsiam main_simsiam.py (criterion) and simsiam/builder.py.
+    """
+    _check_views((p1, p2, z1, z2), "simsiam_loss")
+    # Gathering the per-sample cosines makes the value global; the gradient is the official per-rank one.
+    cos1 = gather(F.cosine_similarity(p1, z2.detach(), dim=1))
+    cos2 = gather(F.cosine_similarity(p2, z1.detach(), dim=1))
+    return -0.5 * (cos1.mean() + cos2.mean())

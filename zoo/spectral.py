@@ -1,0 +1,372 @@
+"""Every whitening / spectral transform of the zoo, written once.
+
+Conventions
+-----------
+Data is a batch of embeddings ``x`` of shape ``(..., N, D)``: N samples of D
+features; leading dimensions (views, sub-batches, groups) are batched over.
+
+``axis`` names what gets whitened, as in the papers:
+
+* ``"batch"``: the D features are decorrelated over the samples
+  (D x D covariance, each feature centred over the batch); W-MSE.
+* ``"channel"``: the N samples are decorrelated over the features
+  (N x N covariance, each sample centred over its features); INTL and CW-RGP
+  (their official code calls this ``axis=0``, and ``axis=1`` the batch axis).
+
+With ``obs`` the centred data laid out as observations x variables (``x`` for
+the batch axis, ``x^T`` for the channel axis) and ``m`` observations, every
+transform computes ``Sigma = (1 - eps) obs^T obs / (m - 1) + eps I`` and
+returns ``obs @ W(Sigma)`` laid back out as ``(N, D)``:
+
+========== ================================================ =================
+kind       W(Sigma)                                         official source
+========== ================================================ =================
+iternorm   Newton-Schulz on Sigma_N = Sigma / tr(Sigma):    winci-ai/INTL
+           P_0 = I, P_k+1 = 1.5 P_k - 0.5 P_k^3 Sigma_N,    methods/whitening.py
+           W = P_T / sqrt(tr(Sigma))
+cholesky   L^-T where Sigma = L L^T                          htdt/self-supervised
+                                                            methods/whitening.py
+zca        U diag(lambda^-1/2) U^T                           winci-ai/CW-RGP
+pca        U diag(lambda^-1/2), eigenvalues descending       base/methods/whitening.py
+power      U diag(lambda^-p) U^T  (p = 1/2 is ZCA)           INTL paper (spectral
+                                                            transformation)
+========== ================================================ =================
+
+Under ``torch.distributed`` the statistics cover the global batch: `whiten`
+all-gathers the views (with gradients) and returns the whitened global batch.
+All maths runs in float32 (float64 stays float64), also inside autocast.
+"""
+
+import functools
+import math
+import warnings
+from typing import Literal
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
+from torch import Tensor
+
+from zoo.errors import ZooError
+
+Axis = Literal["batch", "channel"]
+Kind = Literal["iternorm", "cholesky", "zca", "pca", "power"]
+
+AXES = ("batch", "channel")
+KINDS = ("iternorm", "cholesky", "zca", "pca", "power")
+# Kinds that invert the covariance and so need it to be full rank.
+INVERTING_KINDS = ("cholesky", "zca", "pca", "power")
+
+
+# ---------------------------------------------------------------------------
+# Precision and distribution
+# ---------------------------------------------------------------------------
+
+
+def upcast(x: Tensor) -> Tensor:
+    """Half-precision floats to float32; float32 and float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def float32_math(fn):
+    """Run ``fn`` with autocast disabled and its half-precision tensor arguments upcast.
+
+    Matrix square roots, inverses and Newton iterations are not accurate in
+    16 bits (INTL runs IterNorm under fp16 autocast; the zoo does not).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        device_type = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
+        with torch.autocast(device_type, enabled=False):
+            args = [upcast(a) if isinstance(a, Tensor) else a for a in args]
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def gather(x: Tensor, dim: int = 0) -> Tensor:
+    """Concatenate ``x`` from every rank along ``dim``, with gradients; identity when not distributed.
+
+    The backward sums the gradients of every rank's loss (reduce-scatter), so
+    when each rank computes the same global loss the local gradient is
+    world_size x the single-process one, which DDP's gradient mean turns into
+    exactly the single-process parameter gradient. Every rank must hold the
+    same shape.
+    """
+    if not is_distributed():
+        return x
+    with warnings.catch_warnings():
+        # deprecated in favour of a private API; it is the public autograd-aware gather
+        warnings.filterwarnings("ignore", "torch.distributed.nn.functional.all_gather", FutureWarning)
+        return torch.cat(dist_nn.all_gather(x.contiguous()), dim=dim)
+
+
+def _same_on_every_rank(t: Tensor, device: torch.device) -> Tensor:
+    """Rank 0's copy of ``t`` on every rank (random draws must agree for a global loss)."""
+    t = t.to(device)
+    if is_distributed():
+        dist.broadcast(t, src=0)
+    return t
+
+
+# ---------------------------------------------------------------------------
+# Centring, covariance and the whitening matrices
+# ---------------------------------------------------------------------------
+
+
+def _check_axis(axis: str) -> None:
+    if axis not in AXES:
+        raise ZooError(f"axis={axis!r} is not a whitening axis; use one of {AXES}")
+
+
+def center(x: Tensor, axis: Axis) -> Tensor:
+    """Remove the mean: per feature over the samples ("batch") or per sample over its features ("channel")."""
+    _check_axis(axis)
+    return x - x.mean(dim=-2 if axis == "batch" else -1, keepdim=True)
+
+
+def _observations(x: Tensor, axis: Axis) -> Tensor:
+    """``x`` (..., N, D) as observations x variables: the variables are the whitened axis."""
+    return x if axis == "batch" else x.mT
+
+
+def covariance(x: Tensor, axis: Axis, ddof: int = 1) -> Tensor:
+    """``obs^T obs / (m - ddof)`` of an already centred ``x``: (..., D, D) for "batch", (..., N, N) for "channel"."""
+    obs = _observations(x, axis)
+    return obs.mT @ obs / (obs.shape[-2] - ddof)
+
+
+def variance(x: Tensor, axis: Axis, ddof: int = 1) -> Tensor:
+    """The diagonal of `covariance` without forming the matrix: (..., D) or (..., N)."""
+    obs = _observations(x, axis)
+    return obs.pow(2).sum(dim=-2) / (obs.shape[-2] - ddof)
+
+
+def iternorm_matrix(sigma: Tensor, iters: int) -> Tensor:
+    """IterNorm's approximation of Sigma^-1/2 by ``iters`` Newton-Schulz steps (INTL).
+
+    Normalising by the trace puts the spectrum in (0, 1], where the iteration
+    converges; it works on rank-deficient Sigma too (it never inverts).
+    """
+    k = sigma.shape[-1]
+    flat = sigma.reshape(-1, k, k)
+    trace = flat.diagonal(dim1=-2, dim2=-1).sum(-1).reshape(-1, 1, 1)
+    sigma_n = flat / trace
+    projection = torch.eye(k, dtype=sigma.dtype, device=sigma.device).expand_as(flat)
+    for _ in range(iters):
+        cube = projection @ projection @ projection
+        projection = torch.baddbmm(projection, cube, sigma_n, beta=1.5, alpha=-0.5)
+    return (projection / trace.sqrt()).reshape(sigma.shape)
+
+
+def cholesky_matrix(sigma: Tensor) -> Tensor:
+    """``L^-T`` with Sigma = L L^T, so that ``obs @ L^-T`` (rows ``L^-1 x_i``) is white (W-MSE)."""
+    lower = torch.linalg.cholesky(sigma)
+    eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
+    return torch.linalg.solve_triangular(lower, eye, upper=False).mT
+
+
+def power_matrix(sigma: Tensor, power: float = 0.5, rotate_back: bool = True) -> Tensor:
+    """``U diag(lambda^-power) U^T`` (``rotate_back=False``: ``U diag(lambda^-power)``, PCA).
+
+    power = 1/2 is ZCA whitening (CW-RGP); other powers are INTL's spectral
+    transformation family. Eigenvalues are sorted descending, as the SVD in the
+    official code returns them, so PCA components come largest first.
+    """
+    eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
+    eigenvalues, eigenvectors = eigenvalues.flip(-1), eigenvectors.flip(-1)
+    scaled = eigenvectors * eigenvalues.pow(-power).unsqueeze(-2)
+    return scaled @ eigenvectors.mT if rotate_back else scaled
+
+
+def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float = 0.5) -> Tensor:
+    """W(Sigma) for every kind, batched over leading dimensions; apply as ``obs @ W``."""
+    if kind == "iternorm":
+        return iternorm_matrix(sigma, iters)
+    if kind == "cholesky":
+        return cholesky_matrix(sigma)
+    if kind == "zca":
+        return power_matrix(sigma, 0.5)
+    if kind == "pca":
+        return power_matrix(sigma, 0.5, rotate_back=False)
+    if kind == "power":
+        return power_matrix(sigma, power)
+    raise ZooError(f"kind={kind!r} is not a whitening; use one of {KINDS}")
+
+
+# ---------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------
+
+
+def check_whitening(
+    kind: str, axis: str, batch_size: int, dim: int, groups: int = 1, w_size: int | None = None
+) -> None:
+    """Raise a one-line `ZooError` (a ValueError) for a whitening that cannot work.
+
+    ``batch_size`` is the global batch (what gets whitened). An inverting
+    whitening (cholesky, zca, pca, power) needs a full-rank covariance: on the
+    batch axis a sub-batch of w_size centred samples spans at most w_size - 1
+    dimensions, so it needs w_size > D/groups; on the channel axis a sample
+    centred over its D/groups channels spans at most D/groups - 1, so it needs
+    w_size <= D/groups - 1. IterNorm never inverts and is exempt.
+    """
+    if kind not in KINDS:
+        raise ZooError(f"kind={kind!r} is not a whitening; use one of {KINDS}")
+    _check_axis(axis)
+    if groups < 1 or dim % groups:
+        divisors = [g for g in range(1, dim + 1) if dim % g == 0][:6]
+        raise ZooError(
+            f"groups={groups} does not divide the embedding dim {dim}; use a divisor of {dim} such as {divisors}"
+        )
+    w_size = batch_size if w_size is None else w_size
+    if w_size < 2:
+        raise ZooError(f"whitening needs at least 2 samples per (sub-)batch, got {w_size}; use a larger batch or w_size")
+    if batch_size % w_size:
+        divisors = [w for w in range(batch_size, 1, -1) if batch_size % w == 0][:4]
+        raise ZooError(
+            f"w_size={w_size} does not divide the (global) batch of {batch_size} samples; "
+            f"use a divisor of {batch_size} such as {divisors}"
+        )
+    if kind not in INVERTING_KINDS:
+        return
+    per_group = dim // groups
+    if axis == "batch" and w_size <= per_group:
+        raise ZooError(
+            f"{kind} whitening on axis='batch' is rank-deficient: sub-batches of w_size={w_size} samples "
+            f"cannot whiten {per_group} features per group; use w_size > {per_group}, more groups, or kind='iternorm'"
+        )
+    if axis == "channel" and per_group - 1 < w_size:
+        raise ZooError(
+            f"{kind} whitening on axis='channel' is rank-deficient: {per_group} channels per group "
+            f"cannot whiten w_size={w_size} samples; use w_size <= {per_group - 1}, fewer groups, or kind='iternorm'"
+        )
+
+
+# ---------------------------------------------------------------------------
+# The batched transform
+# ---------------------------------------------------------------------------
+
+
+def _draw_permutations(
+    w_iter: int,
+    n_samples: int,
+    n_sub: int,
+    n_views: int,
+    dim: int,
+    shuffle_channels: bool,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Random sub-batch and channel-group partitions, drawn in the official order.
+
+    As in W-MSE / CW-RGP's loops: per whitening iteration one sample
+    permutation shared by all views, then one channel permutation per
+    (sub-batch, view). A permutation that cannot change the result (a single
+    sub-batch, a single group) is not drawn. Returns (w_iter, N) and
+    (w_iter, n_sub, n_views, D) index tensors, identical on every rank.
+    """
+    sample_perms, channel_perms = [], []
+    for _ in range(w_iter):
+        if n_sub > 1:
+            sample_perms.append(torch.randperm(n_samples, generator=generator))
+        if shuffle_channels:
+            draws = [torch.randperm(dim, generator=generator) for _ in range(n_sub * n_views)]
+            channel_perms.append(torch.stack(draws).view(n_sub, n_views, dim))
+    sample_perm = _same_on_every_rank(torch.stack(sample_perms), device) if sample_perms else None
+    channel_perm = _same_on_every_rank(torch.stack(channel_perms), device) if channel_perms else None
+    return sample_perm, channel_perm
+
+
+def _reindex(x: Tensor, index: Tensor, dim: int) -> Tensor:
+    """``x`` reindexed along ``dim`` by ``index``, which broadcasts over x's other dimensions."""
+    return x.gather(dim, index.expand_as(x))
+
+
+@float32_math
+def whiten(
+    x: Tensor,
+    kind: Kind,
+    axis: Axis = "batch",
+    *,
+    iters: int = 4,
+    power: float = 0.5,
+    eps: float = 0.0,
+    groups: int = 1,
+    w_size: int | None = None,
+    w_iter: int = 1,
+    shuffle_groups: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Whiten ``x`` of shape (..., N, D) (leading dims: views); returns (w_iter, ..., N_global, D).
+
+    * ``groups``: the D features are split into groups whitened independently;
+      with ``shuffle_groups`` the partition is a fresh random permutation per
+      (sub-batch, view), as CW-RGP's random group partition.
+    * ``w_size``: the global batch is split into random sub-batches of w_size
+      samples (shared by all views, as W-MSE), whitened independently;
+      None = the whole batch. ``w_iter`` repeats this with fresh permutations.
+    * ``eps``: shrinkage Sigma <- (1 - eps) Sigma + eps I.
+    * ``iters``: Newton steps of IterNorm; ``power``: p of the power transform.
+
+    Each sample keeps its position in the output. Under torch.distributed the
+    input is the local batch and the output the whitened global batch (rank r's
+    rows at r*N_local...). Random draws use ``generator`` (default: torch's
+    global one) and are broadcast from rank 0. No Python loop runs over
+    sub-batches, groups or views: they are batch dimensions of one linalg call.
+    """
+    lead_shape = x.shape[:-2]
+    # Checked before the collective so that every rank fails alike instead of hanging.
+    check_whitening(kind, axis, x.shape[-2] * world_size(), x.shape[-1], groups, w_size)
+    x = gather(x, dim=-2)
+    n_samples, dim = x.shape[-2:]
+    w_size = n_samples if w_size is None else w_size
+    n_sub, per_group = n_samples // w_size, dim // groups
+    x = x.reshape(-1, n_samples, dim)
+    n_views = x.shape[0]
+
+    sample_perm, channel_perm = _draw_permutations(
+        w_iter, n_samples, n_sub, n_views, dim, groups > 1 and shuffle_groups, generator, x.device
+    )
+    # (w_iter, V, N, D), the samples in sub-batch order
+    if sample_perm is None:
+        x = x.expand(w_iter, -1, -1, -1)
+    else:
+        x = x[:, sample_perm].transpose(0, 1)
+    # (w_iter, n_sub, V, w_size, D): the channel perms are indexed by (sub-batch, view)
+    x = center(x.reshape(w_iter, n_views, n_sub, w_size, dim).transpose(1, 2), axis)
+    if channel_perm is not None:
+        x = _reindex(x, channel_perm[..., None, :], dim=-1)
+    blocks = x.unflatten(-1, (groups, per_group)).movedim(-2, -3)  # (..., groups, w_size, D/groups)
+
+    sigma = covariance(blocks, axis)
+    if eps:
+        eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
+        sigma = (1 - eps) * sigma + eps * eye
+    white = _observations(blocks, axis) @ whitening_matrix(sigma, kind, iters=iters, power=power)
+    white = _observations(white, axis).movedim(-3, -2).flatten(-2)  # back to (..., w_size, D)
+
+    if channel_perm is not None:
+        white = _reindex(white, channel_perm.argsort(dim=-1)[..., None, :], dim=-1)
+    white = white.transpose(1, 2).reshape(w_iter, n_views, n_samples, dim)
+    if sample_perm is not None:
+        white = _reindex(white, sample_perm.argsort(dim=-1)[:, None, :, None], dim=-2)
+    return white.reshape(w_iter, *lead_shape, n_samples, dim)
+
+
+def default_trade_off(axis: Axis, batch_size: int, dim: int) -> float:
+    """INTL's trace-loss weight: 0.01 (log2 N - 3) on the channel axis, 0.01 (log2 D - 3) on the batch axis.
+
+    ``batch_size`` is the global batch (INTL's cfg.bs). winci-ai/INTL methods/base.py.
+    """
+    _check_axis(axis)
+    return (math.log2(batch_size if axis == "channel" else dim) - 3) * 0.01

@@ -61,17 +61,46 @@ def make_fake_imagenet(root, count, classes=10, seed=0):
         natural_image(rng, width, height).save(folder / f"{index:06d}.jpg", quality=90)
 
 
-def images_per_second(batches, batch_size, count, repeats, warmup):
-    """Median images/s over `repeats` timed runs of `count` batches each, after `warmup` batches."""
-    for _ in itertools.islice(batches, warmup):
-        pass
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in itertools.islice(batches, count):
+READ_AHEAD_BATCHES = 4  # torchvision: 2 workers x prefetch_factor 2; DALI: prefetch_queue_depth 2
+
+
+def cpu_seconds():
+    """CPU time of this process (all threads) and its child processes (DataLoader workers) so far."""
+    total = time.process_time()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == os.getpid():  # fields[1] = ppid; [11], [12] = utime, stime in ticks
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def measure(streams, batch_size, count, repeats, warmup):
+    """{name: (median img/s, min, max, median CPU ms per image)} over `repeats` runs of `count` batches.
+
+    The loaders take turns, run by run, so a load change on a shared machine hits both alike;
+    CPU time per image is the fairer number when other jobs share the cores.
+    """
+    for batches in streams.values():
+        for _ in itertools.islice(batches, warmup):
             pass
-        rates.append(count * batch_size / (time.perf_counter() - start))
-    return statistics.median(rates), min(rates), max(rates)
+    rates, cpu_ms = {name: [] for name in streams}, {name: [] for name in streams}
+    for _ in range(repeats):
+        for name, batches in streams.items():
+            cpu_start, start = cpu_seconds(), time.perf_counter()
+            for _ in itertools.islice(batches, count):
+                pass
+            seconds = time.perf_counter() - start
+            # Let this loader refill its read-ahead now (counted as its work), not during the next run.
+            time.sleep(READ_AHEAD_BATCHES * seconds / count)
+            rates[name].append(count * batch_size / seconds)
+            cpu_ms[name].append(1000 * (cpu_seconds() - cpu_start) / (count * batch_size))
+    return {
+        name: (statistics.median(rates[name]), min(rates[name]), max(rates[name]), statistics.median(cpu_ms[name]))
+        for name in streams
+    }
 
 
 def endless(loader):
@@ -118,14 +147,12 @@ def main(argv=None):
     cores = len(os.sched_getaffinity(0))
     groups = intl_imagenet_views(args.crop, args.views)
     print(f"{cores} cores, batch {args.batch_size}, {args.views} views of {args.crop} px, {args.repeats} x {args.batches} batches")
-    print(f"{'loader':<12} {'workers':>7} {'img/s':>8} {'min':>8} {'max':>8}")
-    results = {}
-    for name, batches in [("dali", dali_batches), ("torchvision", torchvision_batches)]:
-        rate, low, high = images_per_second(batches(args, groups, cores), args.batch_size, args.batches, args.repeats, args.warmup)
-        results[name] = rate
-        print(f"{name:<12} {cores:>7} {rate:>8.1f} {low:>8.1f} {high:>8.1f}")
-    print(f"speedup dali/torchvision: {results['dali'] / results['torchvision']:.2f}")
-
+    streams = {"dali": dali_batches(args, groups, cores), "torchvision": torchvision_batches(args, groups, cores)}
+    results = measure(streams, args.batch_size, args.batches, args.repeats, args.warmup)
+    print(f"{'loader':<12} {'workers':>7} {'img/s':>8} {'min':>8} {'max':>8} {'cpu ms/img':>11}")
+    for name, (rate, low, high, cpu_ms) in results.items():
+        print(f"{name:<12} {cores:>7} {rate:>8.1f} {low:>8.1f} {high:>8.1f} {cpu_ms:>11.1f}")
+    print(f"speedup dali/torchvision: {results['dali'][0] / results['torchvision'][0]:.2f}")
 
 if __name__ == "__main__":
     main()

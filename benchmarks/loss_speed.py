@@ -20,9 +20,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import reference_losses as reference  # noqa: E402
+import reference_losses as reference
 
-import zoo.losses as losses  # noqa: E402
+from zoo import losses
 
 SETTINGS = [
     # name, loss, views, batch, dim, kwargs
@@ -68,8 +68,7 @@ def main():
         implementations = (getattr(losses, f"{loss_name}_loss"), reference.LOSSES[loss_name])
         batched, looped = median_times(implementations, views, kwargs, args.repeats)
         print(
-            f"{name:<18} {batch:>5} {n_views:>5} {dim:>5}  {batched * 1e3:>10.1f} {looped * 1e3:>9.1f} "
-            f"{looped / batched:>7.2f}x"
+            f"{name:<18} {batch:>5} {n_views:>5} {dim:>5}  {batched * 1e3:>10.1f} {looped * 1e3:>9.1f} {looped / batched:>7.2f}x"
         )
 
 

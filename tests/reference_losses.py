@@ -56,7 +56,7 @@ def whitening_map(sigma, kind, iters=4, power=0.5):
 
 def whiten_one(x, kind, axis, eps=0.0, groups=1, shuffle=None, iters=4, power=0.5):
     """Whiten one (n, D) (sub-)batch as the official Whitening2d.forward, looping over the groups."""
-    n, d = x.shape
+    d = x.shape[1]
     if axis == "batch":
         xn = x - x.mean(dim=0, keepdim=True)
     else:

@@ -20,7 +20,8 @@ from PIL import Image, ImageDraw
 
 from downstream.detection.config import get_config
 from downstream.detection.convert import resnet50_state_dict
-from downstream.detection.evaluation import METRIC_KEYS
+from downstream.detection.data import CocoInstances, coco_splits, horizontal_flip
+from downstream.detection.evaluation import METRIC_KEYS, coco_metrics, coco_results
 from downstream.detection.model import build_mask_rcnn_c4
 from downstream.detection.train_coco import warmup_multistep
 
@@ -131,7 +132,7 @@ def r50_checkpoint(workdir):
 
 def run_script(script, *args):
     return subprocess.run(
-        [sys.executable, str(DETECTION / script), *map(str, args)], capture_output=True, text=True, timeout=600
+        [sys.executable, str(DETECTION / script), *map(str, args)], check=False, capture_output=True, text=True, timeout=600
     )
 
 
@@ -219,6 +220,36 @@ def test_model_is_c4_and_initialised_from_the_checkpoint(r50_checkpoint):
     assert torch.equal(model.roi_heads.res5[0].downsample[0].weight, backbone["layer4.0.downsample.0.weight"])
     assert isinstance(model.roi_heads.res5.norm, torch.nn.BatchNorm2d)  # MoCo's extra norm after res5
     assert model.rpn.anchor_generator.num_anchors_per_location() == [15]
+
+
+def ground_truth_targets(coco_root, split):
+    dataset = CocoInstances(coco_splits(coco_root)[split], train=True)
+    for image_id in dataset.image_ids:
+        info = dataset.coco.imgs[image_id]
+        yield dataset, image_id, dataset.training_target(image_id, (info["height"], info["width"]))
+
+
+def test_ground_truth_as_detections_scores_100(coco_root):
+    results = {"bbox": [], "segm": []}
+    for dataset, image_id, target in ground_truth_targets(coco_root, "val"):
+        detections = {
+            "boxes": target["boxes"],
+            "labels": target["labels"],
+            "scores": torch.ones(len(target["labels"])),
+            "masks": target["masks"][:, None].float(),  # (N, 1, H, W) probabilities, as torchvision pastes them
+        }
+        for iou_type, items in coco_results(detections, image_id, dataset.category_ids).items():
+            results[iou_type].extend(items)
+    assert coco_metrics(dataset.coco, results) == pytest.approx({key: 100.0 for key in METRIC_KEYS})
+
+
+def test_horizontal_flip_keeps_boxes_on_their_masks(coco_root):
+    _, _, target = next(ground_truth_targets(coco_root, "val"))
+    image = torch.zeros(3, *target["masks"].shape[-2:], dtype=torch.uint8)
+    _, flipped = horizontal_flip(image, target)
+    for box, mask in zip(flipped["boxes"], flipped["masks"]):
+        columns = mask.any(dim=0).nonzero()
+        assert box[0] == pytest.approx(columns.min().item(), abs=1) and box[2] == pytest.approx(columns.max().item() + 1, abs=1)
 
 
 def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r50_checkpoint):

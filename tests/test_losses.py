@@ -5,10 +5,9 @@ import random
 import pytest
 import reference_losses as reference
 import torch
-
-import zoo.losses as losses
-
 from reference_losses import rel_err
+
+from zoo import losses
 
 SEEDS = range(6)
 

@@ -14,7 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-import zoo.losses as losses
+from zoo import losses
 
 WORLD_SIZE = 2
 SEED = 3

@@ -22,6 +22,7 @@ TINY = [
     "trainer.limit_val_batches=2",
     "trainer.check_val_every_n_epoch=1",
     "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
     "method.proj_hidden=[256]",
     "method.proj_out=128",
 ]
@@ -54,7 +55,7 @@ def test_pretraining_writes_every_run_output(pretrained):
     assert summary["effective_rank"] > 1.0
     assert Path(summary["checkpoint"]) == run_dir / "checkpoints" / "last.ckpt"
     metrics = (run_dir / "metrics.csv").read_text()
-    assert "train/loss" in metrics and "val/knn_top1" in metrics
+    assert "train/loss_step" in metrics and "train/loss_epoch" in metrics and "val/knn_top1" in metrics
 
 
 def test_config_records_the_scaled_lr(pretrained):

@@ -9,7 +9,6 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
@@ -40,7 +39,7 @@ def quiet_lightning():
 def build_trainer(cfg, run_dir):
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     callbacks = checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)
-    callbacks += [SpectrumPlot(run_dir / "spectrum.png"), TQDMProgressBar(refresh_rate=1)]
+    callbacks.append(SpectrumPlot(run_dir / "spectrum.png"))
     return L.Trainer(
         default_root_dir=run_dir,
         logger=CSVLogger(run_dir, name="", version=""),

@@ -1,12 +1,18 @@
 """Name -> method class, filled by a decorator (like timm's `register_model`).
 
 Every module in `zoo/methods/` is imported on first use, so a new method is
-one file there and no edit elsewhere; a method defined anywhere else
-registers itself the moment its module is imported.
+one file there and no edit elsewhere. A method file kept outside the package
+is named in the environment variable `ZOO_METHODS` (comma-separated module
+names or .py paths) and is imported the same way; or import it yourself
+before calling `zoo.pretrain.main()`.
 """
 
 import importlib
+import importlib.util
+import os
 import pkgutil
+import sys
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 
@@ -34,11 +40,33 @@ def register_method(name):
 
 
 def discover_methods():
-    """Import every module of the `zoo.methods` package (idempotent)."""
+    """Import every module of the `zoo.methods` package and of `ZOO_METHODS` (idempotent)."""
     import zoo.methods
 
     for module in pkgutil.iter_modules(zoo.methods.__path__):
         importlib.import_module(f"zoo.methods.{module.name}")
+    for entry in filter(None, (e.strip() for e in os.environ.get("ZOO_METHODS", "").split(","))):
+        import_user_module(entry)
+
+
+def import_user_module(entry):
+    """A module name (`mypkg.mymethod`) or a file path (`path/to/mymethod.py`)."""
+    if not entry.endswith(".py"):
+        try:
+            return importlib.import_module(entry)
+        except ModuleNotFoundError as err:
+            raise ZooError(f"ZOO_METHODS names module '{entry}', which cannot be imported ({err})") from None
+    path = Path(entry).resolve()
+    if not path.is_file():
+        raise ZooError(f"ZOO_METHODS names {entry}, which does not exist (give a .py file path or a module name)")
+    name = f"zoo_user_methods.{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def method_names():

@@ -139,15 +139,18 @@ def _observations(x: Tensor, axis: Axis) -> Tensor:
     return x if axis == "batch" else x.mT
 
 
-def covariance(x: Tensor, axis: Axis, ddof: int = 1) -> Tensor:
-    """``obs^T obs / (m - ddof)`` of an already centred ``x``: (..., D, D) for "batch", (..., N, N) for "channel"."""
-    obs = _observations(x, axis)
+def covariance(x: Tensor, axis: Axis, *, ddof: int = 1, assume_centered: bool = False) -> Tensor:
+    """Covariance of the whitening axis of x (..., N, D): (..., D, D) for "batch", (..., N, N) for "channel".
+
+    ``obs^T obs / (m - ddof)`` with obs = `center` (x) as observations x variables.
+    """
+    obs = _observations(x if assume_centered else center(x, axis), axis)
     return obs.mT @ obs / (obs.shape[-2] - ddof)
 
 
-def variance(x: Tensor, axis: Axis, ddof: int = 1) -> Tensor:
+def variance(x: Tensor, axis: Axis, *, ddof: int = 1, assume_centered: bool = False) -> Tensor:
     """The diagonal of `covariance` without forming the matrix: (..., D) or (..., N)."""
-    obs = _observations(x, axis)
+    obs = _observations(x if assume_centered else center(x, axis), axis)
     return obs.pow(2).sum(dim=-2) / (obs.shape[-2] - ddof)
 
 
@@ -208,9 +211,7 @@ def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float 
 # ---------------------------------------------------------------------------
 
 
-def check_whitening(
-    kind: str, axis: str, batch_size: int, dim: int, groups: int = 1, w_size: int | None = None
-) -> None:
+def check_whitening(kind: str, axis: str, batch_size: int, dim: int, groups: int = 1, w_size: int | None = None) -> None:
     """Raise a one-line `ZooError` (a ValueError) for a whitening that cannot work.
 
     ``batch_size`` is the global batch (what gets whitened). An inverting
@@ -225,12 +226,10 @@ def check_whitening(
     _check_axis(axis)
     if groups < 1 or dim % groups:
         divisors = [g for g in range(1, dim + 1) if dim % g == 0][:6]
-        raise ZooError(
-            f"groups={groups} does not divide the embedding dim {dim}; use a divisor of {dim} such as {divisors}"
-        )
+        raise ZooError(f"groups={groups} does not divide the embedding dim {dim}; use a divisor of {dim} such as {divisors}")
     w_size = batch_size if w_size is None else w_size
     if w_size < 2:
-        raise ZooError(f"whitening needs at least 2 samples per (sub-)batch, got {w_size}; use a larger batch or w_size")
+        raise ZooError(f"whitening needs at least 2 samples per (sub-)batch, got w_size={w_size}; use a larger one")
     if batch_size % w_size:
         divisors = [w for w in range(batch_size, 1, -1) if batch_size % w == 0][:4]
         raise ZooError(
@@ -287,9 +286,15 @@ def _draw_permutations(
     return sample_perm, channel_perm
 
 
-def _reindex(x: Tensor, index: Tensor, dim: int) -> Tensor:
-    """``x`` reindexed along ``dim`` by ``index``, which broadcasts over x's other dimensions."""
-    return x.gather(dim, index.expand_as(x))
+def _take_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[..., index[...], :]``: the rows of every matrix of x (..., R, C) reordered by its own index (..., R).
+
+    One ``index_select`` on the flattened rows, whose backward is an
+    ``index_add``: much cheaper than advanced indexing or gather on CPU.
+    """
+    rows, cols = x.shape[-2:]
+    offsets = torch.arange(0, index.numel(), rows, device=index.device).view(*index.shape[:-1], 1)
+    return x.reshape(-1, cols).index_select(0, (index + offsets).flatten()).view(*index.shape, cols)
 
 
 @float32_math
@@ -338,28 +343,29 @@ def whiten(
         w_iter, n_samples, n_sub, n_views, dim, groups > 1 and shuffle_groups, generator, x.device
     )
     # (w_iter, V, N, D), the samples in sub-batch order
-    if sample_perm is None:
-        x = x.expand(w_iter, -1, -1, -1)
-    else:
-        x = x[:, sample_perm].transpose(0, 1)
+    x = x.expand(w_iter, -1, -1, -1)
+    if sample_perm is not None:
+        x = _take_rows(x, sample_perm[:, None].expand(-1, n_views, -1))
     # (w_iter, n_sub, V, w_size, D): the channel perms are indexed by (sub-batch, view)
-    x = center(x.reshape(w_iter, n_views, n_sub, w_size, dim).transpose(1, 2), axis)
-    if channel_perm is not None:
-        x = _reindex(x, channel_perm[..., None, :], dim=-1)
-    blocks = x.unflatten(-1, (groups, per_group)).movedim(-2, -3)  # (..., groups, w_size, D/groups)
+    x = center(x.unflatten(-2, (n_sub, w_size)).transpose(1, 2), axis)
+    # features as rows, (..., D, w_size), in the random group order; then split into the groups
+    features = x.mT if channel_perm is None else _take_rows(x.mT, channel_perm)
+    features = features.unflatten(-2, (groups, per_group))  # (..., groups, D/groups, w_size)
 
-    sigma = covariance(blocks, axis)
+    # no re-centring per group: on the channel axis each sample is centred over all D channels, as officially
+    sigma = covariance(features.mT, axis, assume_centered=True)
     if eps:
         eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
         sigma = (1 - eps) * sigma + eps * eye
-    white = _observations(blocks, axis) @ whitening_matrix(sigma, kind, iters=iters, power=power)
-    white = _observations(white, axis).movedim(-3, -2).flatten(-2)  # back to (..., w_size, D)
-
+    matrix = whitening_matrix(sigma, kind, iters=iters, power=power)
+    # obs @ W with obs = features^T (batch axis) or features (channel axis), kept as features x samples
+    white = matrix.mT @ features if axis == "batch" else features @ matrix
+    white = white.flatten(-3, -2)  # (..., D, w_size)
     if channel_perm is not None:
-        white = _reindex(white, channel_perm.argsort(dim=-1)[..., None, :], dim=-1)
-    white = white.transpose(1, 2).reshape(w_iter, n_views, n_samples, dim)
+        white = _take_rows(white, channel_perm.argsort(dim=-1))
+    white = white.mT.transpose(1, 2).flatten(2, 3)  # (w_iter, V, N, D)
     if sample_perm is not None:
-        white = _reindex(white, sample_perm.argsort(dim=-1)[:, None, :, None], dim=-2)
+        white = _take_rows(white, sample_perm.argsort(dim=-1)[:, None].expand(-1, n_views, -1))
     return white.reshape(w_iter, *lead_shape, n_samples, dim)
 
 

@@ -71,9 +71,7 @@ def resnet50_state_dict(checkpoint_path):
         raise ZooError(
             f"{checkpoint_path}: backbone is {name!r}; R50-C4 detection transfer needs a {REQUIRED_BACKBONE} checkpoint"
         )
-    state_dict = {
-        key: value.float() if value.is_floating_point() else value for key, value in checkpoint["backbone"].items()
-    }
+    state_dict = {key: value.float() if value.is_floating_point() else value for key, value in checkpoint["backbone"].items()}
     check_resnet50_state_dict(state_dict, checkpoint_path)
     return state_dict
 

@@ -87,7 +87,8 @@ class CocoInstances(torch.utils.data.Dataset):
             with Image.open(path) as file:
                 image = pil_to_tensor(file.convert("RGB"))
         except OSError as err:  # PIL raises OSError subclasses for missing, truncated and unknown files
-            return UnreadableImage(str(path), f"{type(err).__name__}: {err}")
+            detail = "" if str(path) in str(err) else f": {err}"  # PIL's message often repeats the path
+            return UnreadableImage(str(path), type(err).__name__ + detail)
         if not self.train:
             return image, {"image_id": image_id}
         target = self.training_target(image_id, image.shape[-2:])

@@ -50,8 +50,7 @@ def predict(model, dataset, device, rank, world_size, num_workers, show_progress
         for sample in samples:
             if isinstance(sample, UnreadableImage):
                 raise ZooError(
-                    f"cannot decode test image {sample.path} ({sample.reason}); "
-                    "COCO AP needs every val image: restore the file"
+                    f"cannot decode test image {sample.path} ({sample.reason}); COCO AP needs every val image: restore the file"
                 )
         detections = model([to_model_input(image, device) for image, _ in samples])
         for (_, target), image_detections in zip(samples, detections):

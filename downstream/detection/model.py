@@ -78,9 +78,7 @@ class Res5RoIHeads(RoIHeads):
 
     def res5_features(self, features, boxes):
         """ROIAlignV2 (aligned=True, adaptive sampling) of res4 to 14x14, then res5: (R, 2048, 7, 7)."""
-        pooled = roi_align(
-            features["res4"], boxes, POOLER_RESOLUTION, 1.0 / RES4_STRIDE, sampling_ratio=0, aligned=True
-        )
+        pooled = roi_align(features["res4"], boxes, POOLER_RESOLUTION, 1.0 / RES4_STRIDE, sampling_ratio=0, aligned=True)
         return self.res5(pooled)
 
     def forward(self, features, proposals, image_shapes, targets=None):
@@ -105,9 +103,7 @@ class Res5RoIHeads(RoIHeads):
 
         boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
         mask_probs = maskrcnn_inference(self.mask_head(self.res5_features(features, boxes)), labels)
-        return [
-            {"boxes": b, "scores": s, "labels": c, "masks": m} for b, s, c, m in zip(boxes, scores, labels, mask_probs)
-        ], {}
+        return [{"boxes": b, "scores": s, "labels": c, "masks": m} for b, s, c, m in zip(boxes, scores, labels, mask_probs)], {}
 
 
 def build_mask_rcnn_c4(resnet50_state_dict, num_classes, cfg):

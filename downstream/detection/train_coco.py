@@ -16,6 +16,7 @@ bbox_AP75, segm_AP, segm_AP50, segm_AP75 (percent).
 
 import argparse
 import bisect
+import contextlib
 import dataclasses
 import json
 import os
@@ -59,9 +60,7 @@ def parse_args(argv):
     parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"one of {', '.join(CONFIGS)}")
     parser.add_argument("--output", help="run folder (resumed if it holds last.pth)")
     parser.add_argument("--max-iter", type=int, help="stop after this many iterations (0: evaluate the initial model)")
-    parser.add_argument(
-        "--ims-per-batch", type=int, help="total batch; scales lr and schedule linearly (detectron2's rule)"
-    )
+    parser.add_argument("--ims-per-batch", type=int, help="total batch; scales lr and schedule linearly (detectron2's rule)")
     parser.add_argument("--min-size", type=int, nargs="+", help="training short sides; the largest is the test size")
     parser.add_argument("--max-size", type=int, help="longest side cap")
     parser.add_argument("--workers", type=int, help="data loading processes per GPU")
@@ -183,7 +182,6 @@ class RunCheckpoint:
 
 def train(model, optimizer, scheduler, batches, start_iter, cfg, runtime, output, checkpoint, model_to_save):
     model.train()
-    log = open(output / "log.jsonl", "a") if runtime.is_main else None
     progress = tqdm(
         range(start_iter, cfg.max_iter),
         initial=start_iter,
@@ -193,28 +191,27 @@ def train(model, optimizer, scheduler, batches, start_iter, cfg, runtime, output
         file=sys.stdout,
         dynamic_ncols=True,
     )
-    for iteration in progress:
-        images, targets = next_training_batch(batches, runtime.device)
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at iteration {iteration}: {losses}")
-        lr = optimizer.param_groups[0]["lr"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+    with open(output / "log.jsonl", "a") if runtime.is_main else contextlib.nullcontext() as log:
+        for iteration in progress:
+            images, targets = next_training_batch(batches, runtime.device)
+            losses = model(images, targets)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at iteration {iteration}: {losses}")
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
 
-        done = iteration + 1
-        if log and (done % cfg.log_period == 0 or done == cfg.max_iter):
-            record = {"iteration": done, "lr": lr, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2e}", refresh=False)
-        if runtime.is_main and (done % cfg.checkpoint_period == 0 or done == cfg.max_iter):
-            checkpoint.save(done, model_to_save, optimizer, scheduler)
-    if log:
-        log.close()
+            done = iteration + 1
+            if log and (done % cfg.log_period == 0 or done == cfg.max_iter):
+                record = {"iteration": done, "lr": lr, "loss": loss.item(), **{k: v.item() for k, v in losses.items()}}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                progress.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{lr:.2e}", refresh=False)
+            if runtime.is_main and (done % cfg.checkpoint_period == 0 or done == cfg.max_iter):
+                checkpoint.save(done, model_to_save, optimizer, scheduler)
 
 
 @torch.no_grad()

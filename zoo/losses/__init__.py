@@ -20,7 +20,6 @@ from zoo.errors import ZooError
 from zoo.spectral import (
     Axis,
     center,
-    check_whitening,
     covariance,
     default_trade_off,
     float32_math,
@@ -31,15 +30,16 @@ from zoo.spectral import (
 )
 
 __all__ = [
-    "intl_loss",
     "barlow_twins_loss",
-    "vicreg_loss",
-    "wmse_loss",
     "cwrgp_loss",
-    "simsiam_loss",
+    "intl_loss",
     "normalized_mse",
-    "view_cosines",
+    "off_diagonal",
+    "simsiam_loss",
     "trace_loss",
+    "vicreg_loss",
+    "view_cosines",
+    "wmse_loss",
 ]
 
 
@@ -85,7 +85,7 @@ def trace_loss(z: Tensor, axis: Axis) -> Tensor:
     its channels ("channel"), per feature over the batch ("batch").
     winci-ai/INTL methods/intl.py ``TL``.
     """
-    return (variance(center(z, axis), axis) - 1).pow(2).sum(dim=-1)
+    return (variance(z, axis) - 1).pow(2).sum(dim=-1)
 
 
 def _view_pairs(n_views: int) -> tuple[Tensor, Tensor]:
@@ -135,9 +135,7 @@ def wmse_loss(*views: Tensor, w_size: int | None = None, w_iter: int = 1, eps: f
 
 
 @float32_math
-def cwrgp_loss(
-    *views: Tensor, groups: int = 1, w_size: int | None = None, w_iter: int = 1, eps: float = 0.0
-) -> Tensor:
+def cwrgp_loss(*views: Tensor, groups: int = 1, w_size: int | None = None, w_iter: int = 1, eps: float = 0.0) -> Tensor:
     """CW-RGP (Weng et al., 2022): ZCA channel whitening with random group partition.
 
     Like `wmse_loss`, but each sub-batch of w_size samples is whitened on the
@@ -164,7 +162,7 @@ def off_diagonal(matrix: Tensor) -> Tensor:
 def _standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
     """BatchNorm1d(affine=False) in training mode: centred over the batch, / sqrt(biased variance + eps)."""
     z = center(z, "batch")
-    return z / (variance(z, "batch", ddof=0) + eps).sqrt()
+    return z / (variance(z, "batch", ddof=0, assume_centered=True) + eps).sqrt()
 
 
 @float32_math
@@ -201,7 +199,6 @@ def vicreg_loss(z1: Tensor, z2: Tensor, sim: float = 25.0, var: float = 25.0, co
     invariance = F.mse_loss(z1, z2)
     variance_term, covariance_term = 0.0, 0.0
     for z in (gather(z1), gather(z2)):
-        z = center(z, "batch")
         std = (variance(z, "batch") + 1e-4).sqrt()
         variance_term = variance_term + F.relu(1 - std).mean() / 2
         covariance_term = covariance_term + off_diagonal(covariance(z, "batch")).pow(2).sum() / z.shape[1]

@@ -43,6 +43,9 @@ class BaseMethod(L.LightningModule):
     num_views = 2
     # True for methods with an EMA target branch (backbone + projector copies, parameters only).
     momentum_target = False
+    # True: the projector sees all crops as one batch (BN statistics over every view), as the
+    # official W-MSE and CW-RGP code does; False: one projector call per crop.
+    joint_projector = False
 
     def __init__(self, cfg, num_classes, world_size=1):
         super().__init__()
@@ -79,7 +82,12 @@ class BaseMethod(L.LightningModule):
     def compute_loss(self, crops):
         """Loss of one training batch -> (loss, backbone features for the online probe)."""
         features = [self.backbone(crop) for crop in crops]
-        return self.loss([self.projector(f) for f in features]), largest_crops(features, crops)
+        return self.loss(self.project(features)), largest_crops(features, crops)
+
+    def project(self, features):
+        if self.joint_projector:
+            return list(self.projector(torch.cat(features)).split([len(f) for f in features]))
+        return [self.projector(f) for f in features]
 
     def extra_param_groups(self):
         """Parameter groups beyond backbone + projector, e.g. a predictor with a fixed lr.
@@ -115,7 +123,8 @@ class BaseMethod(L.LightningModule):
                 "with the last good checkpoint kept (lower optimizer.lr, or raise method.eps for whitening methods)"
             )
         probe_loss, probe_acc = self.probe_step(features, labels)
-        self.log_dict({"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}, prog_bar=True)
+        metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}
+        self.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=True)
         return loss + probe_loss
 
     def probe_step(self, features, labels):

@@ -1,0 +1,159 @@
+"""Registry, every registered method's training step, the lr schedule, adding a method."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from zoo.config import register_configs
+from zoo.errors import ZooError
+from zoo.methods.base import lr_factor_schedule
+from zoo.registry import get_method, method_names
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ["intl", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
+# Small projector settings every method can whiten with a batch of 32.
+SMALL = {
+    "intl": ["method.proj_hidden=[128]", "method.proj_out=64"],
+    "barlow_twins": ["method.proj_hidden=[128]", "method.proj_out=64"],
+    "vicreg": ["method.proj_hidden=[128]", "method.proj_out=64"],
+    "wmse": ["method.proj_hidden=[128]", "method.proj_out=8", "method.w_size=16"],
+    "cwrgp": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=2", "method.w_size=16"],
+    "simsiam": ["method.proj_hidden=[128]", "method.proj_out=64", "method.pred_hidden=32"],
+}
+
+
+def compose_config(overrides):
+    register_configs()
+    method_names()  # registers every method's config group entry
+    with initialize_config_module("zoo.configs", version_base="1.3"):
+        return compose("pretrain", overrides=overrides)
+
+
+def build(method, extra=()):
+    cfg = compose_config([f"method={method}", "data.batch_size=32", *SMALL.get(method, []), *extra])
+    cfg.optimizer.lr_scaled = cfg.optimizer.lr
+    return get_method(method)(cfg, num_classes=10)
+
+
+def test_every_method_is_registered():
+    assert set(METHODS) <= set(method_names())
+
+
+def test_unknown_method_lists_the_registered_names():
+    with pytest.raises(ZooError, match=r"unknown method 'nope' \(registered: .*intl.*wmse"):
+        get_method("nope")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_step_gives_a_finite_loss_and_gradients(method):
+    torch.manual_seed(0)
+    model = build(method)
+    crops = [torch.randn(32, 3, 16, 16) for _ in range(2)]
+    loss, probe_features = model.compute_loss(crops)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert len(probe_features) == 2 and probe_features[0].shape == (32, model.feature_dim)
+
+
+def test_two_view_method_given_four_crops_is_a_clear_error():
+    views = "data.views=[{size: 16, count: 4}]"
+    with pytest.raises(ZooError, match="method vicreg takes 2 views but data.views gives 4 crops"):
+        build("vicreg", [views])
+
+
+@pytest.mark.parametrize("method", ["intl", "wmse", "cwrgp"])
+def test_multi_view_methods_take_four_crops(method):
+    model = build(method, ["data.views=[{size: 16, count: 4}]"])
+    loss, _ = model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(4)])
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize(
+    "method, overrides, message",
+    [
+        ("cwrgp", ["method.groups=3"], "groups=3 does not divide the embedding dim 64"),
+        ("wmse", ["method.w_size=12"], "w_size=12 does not divide the (global) batch of 32"),
+        ("wmse", ["method.proj_out=64", "method.w_size=16"], "rank-deficient"),
+        ("cwrgp", ["method.groups=8", "method.w_size=16"], "rank-deficient"),
+    ],
+)
+def test_whitening_that_cannot_work_fails_before_training(method, overrides, message):
+    with pytest.raises(ZooError, match=None) as info:
+        build(method, overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_simsiam_predictor_keeps_a_fixed_lr():
+    model = build("simsiam")
+    groups = model.param_groups()
+    predictor = [g for g in groups if g["params"][0] is next(model.predictor.parameters())]
+    assert len(predictor) == 1 and predictor[0]["fixed_lr"]
+    frozen_bias = model.projector[-2].bias
+    assert not frozen_bias.requires_grad
+    assert all(frozen_bias is not p for g in groups for p in g["params"])
+
+
+def test_weight_decay_excluded_from_biases_and_norms_when_asked():
+    model = build("intl", ["optimizer.exclude_bias_and_norm=true"])
+    groups = model.param_groups()
+    no_decay = [g for g in groups if g["weight_decay"] == 0.0 and g["params"][0] is not model.classifier.weight]
+    assert no_decay and all(p.ndim == 1 for p in no_decay[0]["params"])
+    decayed = [p for g in groups if g["weight_decay"] > 0 for p in g["params"]]
+    assert decayed and all(p.ndim > 1 for p in decayed)
+
+
+def test_lr_schedule_warmup_then_cosine_to_the_final_factor():
+    cfg = OmegaConf.create({"name": "cosine", "interval": "step", "warmup_epochs": 2, "warmup_steps": 0,
+                            "warmup_start_factor": 0.0, "final_factor": 0.001, "milestones": [], "gamma": 0.1})
+    factor = lr_factor_schedule(cfg, steps_per_epoch=10, total_steps=100)
+    assert factor(0) == pytest.approx(1 / 20) and factor(19) == pytest.approx(1.0)  # INTL: lr (s+1)/W
+    assert factor(20) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.001 + 0.999 * 0.5)
+    assert factor(100) == pytest.approx(0.001)
+    cfg.name, cfg.milestones, cfg.warmup_epochs = "step", [6, 8], 0
+    factor = lr_factor_schedule(cfg, steps_per_epoch=10, total_steps=100)
+    assert [factor(s) for s in (0, 59, 60, 80)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+
+
+def test_a_method_outside_the_package_trains_through_the_entry_point(tmp_path):
+    """The walk-through of docs/adding_a_method.md: one file, no edit elsewhere."""
+    (tmp_path / "my_method.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch.nn.functional as F
+        from zoo.methods.base import BaseMethod, MethodConfig
+        from zoo.registry import register_method
+
+        @register_method("cosine_toy")
+        class CosineToy(BaseMethod):
+            """Negative cosine between the two views (collapses; a registry test only)."""
+
+            @dataclass
+            class Config(MethodConfig):
+                temperature: float = 1.0
+
+            def loss(self, views):
+                z1, z2 = views
+                return -F.cosine_similarity(z1, z2).mean() / self.mcfg.temperature
+    '''))
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "ZOO_METHODS": str(tmp_path / "my_method.py")}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "main_pretrain.py"), "method=cosine_toy", "method.temperature=0.5",
+         "method.proj_hidden=[64]", "method.proj_out=32", "data.batch_size=16", "data.num_workers=0",
+         "trainer.max_steps=2", "trainer.enable_progress_bar=false", f"run_dir={run_dir}"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "cosine_toy" and summary["steps"] == 2
+    assert OmegaConf.load(run_dir / "config.yaml").method.temperature == 0.5

@@ -1,0 +1,24 @@
+from dataclasses import dataclass, field
+from typing import List
+
+from zoo.losses import barlow_twins_loss
+from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.registry import register_method
+
+
+@register_method("barlow_twins")
+class BarlowTwins(BaseMethod):
+    """Barlow Twins (Zbontar et al., ICML 2021): the cross-correlation of the two
+    batch-normalised views driven to the identity. Defaults: solo-learn's CIFAR recipe
+    (`scale_loss` 0.1; the official ImageNet code uses 1.0 and bias-free layers)."""
+
+    @dataclass
+    class Config(MethodConfig):
+        proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+        proj_out: int = 2048
+        lambd: float = 0.0051
+        scale_loss: float = 0.1
+
+    def loss(self, views):
+        z1, z2 = views
+        return self.mcfg.scale_loss * barlow_twins_loss(z1, z2, lambd=self.mcfg.lambd)

@@ -1,0 +1,47 @@
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from zoo.losses import cwrgp_loss, off_diagonal
+from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.registry import register_method
+from zoo.spectral import check_whitening, covariance
+
+
+@register_method("cwrgp")
+class CWRGP(BaseMethod):
+    """CW-RGP (Weng et al., NeurIPS 2022): ZCA whitening over the channels of each
+    sub-batch, with the channels split into random groups per view; normalised MSE
+    over all view pairs. The ImageNet recipe adds a covariance penalty on the
+    un-whitened projector output (`cov_w`) for the first `cov_stop` epochs.
+    Defaults: the official CIFAR recipe."""
+
+    num_views = None
+    joint_projector = True
+
+    @dataclass
+    class Config(MethodConfig):
+        proj_hidden: List[int] = field(default_factory=lambda: [1024])
+        proj_out: int = 512
+        groups: int = 4
+        w_size: Optional[int] = 64
+        w_iter: int = 1
+        eps: float = 0.0
+        cov_w: float = 0.0
+        cov_stop: int = 0  # epoch from which cov_w is 0
+
+    def check_batch(self, global_batch_size):
+        m = self.mcfg
+        check_whitening("zca", "channel", global_batch_size, m.proj_out, groups=m.groups, w_size=m.w_size)
+
+    def loss(self, views):
+        m = self.mcfg
+        loss = cwrgp_loss(*views, groups=m.groups, w_size=m.w_size, w_iter=m.w_iter, eps=m.eps)
+        if m.cov_w and self.current_epoch < m.cov_stop:
+            loss = loss + m.cov_w * sum(sample_covariance_penalty(z) for z in views)
+        return loss
+
+
+def sample_covariance_penalty(z):
+    """CW-RGP's optional regulariser: squared off-diagonal entries of the N x N covariance
+    of the samples over their channels, / N (official `covariance_loss(h, axis=0)`)."""
+    return off_diagonal(covariance(z.float(), "channel")).pow(2).sum() / len(z)

@@ -1,0 +1,39 @@
+from dataclasses import dataclass, field
+from typing import List
+
+from zoo.backbones import build_mlp
+from zoo.losses import simsiam_loss
+from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.registry import register_method
+
+
+@register_method("simsiam")
+class SimSiam(BaseMethod):
+    """SimSiam (Chen & He, CVPR 2021): a predictor on one branch, stop-gradient on
+    the other, negative cosine both ways. The predictor keeps a fixed lr."""
+
+    @dataclass
+    class Config(MethodConfig):
+        proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+        proj_out: int = 2048
+        proj_hidden_bias: bool = False
+        proj_last_bn: bool = True
+        pred_hidden: int = 512
+        pred_fixed_lr: bool = True  # the predictor stays at the base lr (--fix-pred-lr)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.predictor = build_mlp(self.mcfg.proj_out, [self.mcfg.pred_hidden], self.mcfg.proj_out, hidden_bias=False)
+
+    def build_projector(self):
+        projector = super().build_projector()
+        # The output BN re-centres, so the last linear bias is frozen (official code).
+        projector[-2].bias.requires_grad_(False)
+        return projector
+
+    def extra_param_groups(self):
+        return [{"params": list(self.predictor.parameters()), "fixed_lr": self.mcfg.pred_fixed_lr}]
+
+    def loss(self, views):
+        z1, z2 = views
+        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)

@@ -1,0 +1,30 @@
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from zoo.losses import wmse_loss
+from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.registry import register_method
+from zoo.spectral import check_whitening
+
+
+@register_method("wmse")
+class WMSE(BaseMethod):
+    """W-MSE (Ermolov et al., ICML 2021): Cholesky whitening of the batch, then the
+    normalised MSE between every pair of views. Defaults: the official CIFAR recipe."""
+
+    num_views = None  # 2 or 4 views in the paper; all pairs enter the loss
+    joint_projector = True
+
+    @dataclass
+    class Config(MethodConfig):
+        proj_hidden: List[int] = field(default_factory=lambda: [1024])
+        proj_out: int = 64
+        w_size: Optional[int] = 128  # whitening sub-batch; None = the whole (global) batch
+        w_iter: int = 1
+        eps: float = 0.0
+
+    def check_batch(self, global_batch_size):
+        check_whitening("cholesky", "batch", global_batch_size, self.mcfg.proj_out, w_size=self.mcfg.w_size)
+
+    def loss(self, views):
+        return wmse_loss(*views, w_size=self.mcfg.w_size, w_iter=self.mcfg.w_iter, eps=self.mcfg.eps)

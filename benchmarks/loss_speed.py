@@ -10,6 +10,7 @@ the official code does. Prints the median over repeats.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -60,7 +61,8 @@ def main():
     torch.manual_seed(0)
 
     header = f"{'setting':<18} {'batch':>5} {'views':>5} {'dim':>5}  {'batched ms':>10} {'loop ms':>9} {'speed-up':>8}"
-    print(f"forward+backward, float32, CPU, {args.threads} threads, median of {args.repeats}")
+    load = os.getloadavg()[0]
+    print(f"forward+backward, float32, CPU, {args.threads} threads, median of {args.repeats}; load average {load:.1f}")
     print(header)
     print("-" * len(header))
     for name, loss_name, n_views, batch, dim, kwargs in SETTINGS:

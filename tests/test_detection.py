@@ -264,7 +264,7 @@ def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r
         assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 100 and not math.isnan(metrics[key]), key
     assert metrics["iteration"] == 2
     assert [json.loads(line)["iteration"] for line in (output / "log.jsonl").read_text().splitlines()] == [1, 2]
-    assert torch.load(output / "last.pth", weights_only=False)["iteration"] == 2
+    assert torch.load(output / "last.pth", weights_only=True)["iteration"] == 2
 
     resumed = run_script("train_coco.py", *common, "--max-iter", 3)
     assert resumed.returncode == 0, resumed.stderr

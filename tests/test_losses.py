@@ -149,3 +149,18 @@ def test_iternorm_is_exempt_from_the_rank_check():
     # INTL's usual regime: a 256 x 256 sample covariance over only 64 channels.
     value = losses.intl_loss(torch.randn(256, 64), torch.randn(256, 64))
     assert torch.isfinite(value)
+
+
+@pytest.mark.parametrize(
+    "name, n_views, dim, kwargs",
+    [("cwrgp", 4, 512, {"groups": 4, "w_size": 64}), ("wmse", 4, 64, {"w_size": 128}), ("intl", 2, 2048, {})],
+)
+def test_float32_at_the_official_cifar_scale(name, n_views, dim, kwargs):
+    torch.manual_seed(0)
+    views = [torch.randn(256, dim, dtype=torch.float64, requires_grad=True) for _ in range(n_views)]
+    singles = [v.detach().float().requires_grad_() for v in views]
+    loss = getattr(losses, f"{name}_loss")
+    value, grads = value_and_grads(loss, singles, kwargs, seed=1)
+    expected, expected_grads = value_and_grads(loss, views, kwargs, seed=1)
+    assert rel_err(value.double(), expected) < 1e-5
+    assert max(rel_err(g.double(), e) for g, e in zip(grads, expected_grads)) < 1e-4

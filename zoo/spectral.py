@@ -182,13 +182,14 @@ def power_matrix(sigma: Tensor, power: float = 0.5, rotate_back: bool = True) ->
     """``U diag(lambda^-power) U^T`` (``rotate_back=False``: ``U diag(lambda^-power)``, PCA).
 
     power = 1/2 is ZCA whitening (CW-RGP); other powers are INTL's spectral
-    transformation family. Eigenvalues are sorted descending, as the SVD in the
-    official code returns them, so PCA components come largest first.
+    transformation family. ``eigh`` replaces the official SVD (the same result
+    on a symmetric positive-definite Sigma, at a fraction of the cost).
     """
     eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
-    eigenvalues, eigenvectors = eigenvalues.flip(-1), eigenvectors.flip(-1)
     scaled = eigenvectors * eigenvalues.pow(-power).unsqueeze(-2)
-    return scaled @ eigenvectors.mT if rotate_back else scaled
+    if rotate_back:
+        return scaled @ eigenvectors.mT
+    return scaled.flip(-1)  # PCA components largest first, in the SVD's order
 
 
 def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float = 0.5) -> Tensor:

@@ -39,19 +39,37 @@ def coco_results(detections, image_id, category_ids):
     return {"bbox": box_results, "segm": mask_results}
 
 
+def _share(dataset, rank, world_size, num_workers, batch_size=1):
+    """A loader over this process's share of `dataset`: every world_size-th image from `rank`."""
+    share = Subset(dataset, range(rank, len(dataset), world_size))
+    return DataLoader(share, batch_size=batch_size, num_workers=num_workers, collate_fn=as_list)
+
+
+def _progress(loader, desc, show):
+    return tqdm(loader, desc=desc, disable=not show, file=sys.stdout, dynamic_ncols=True)
+
+
+def _stop_if_unreadable(samples):
+    for sample in samples:
+        if isinstance(sample, UnreadableImage):
+            raise ZooError(
+                f"cannot decode test image {sample.path} ({sample.reason}); COCO AP needs every val image: restore the file"
+            )
+
+
+def check_test_images(dataset, rank=0, world_size=1, num_workers=0):
+    """Decode every test image once before training, so a bad file stops the run now, not at the end."""
+    for samples in _progress(_share(dataset, rank, world_size, num_workers, batch_size=8), "check val images", rank == 0):
+        _stop_if_unreadable(samples)
+
+
 @torch.inference_mode()
 def predict(model, dataset, device, rank, world_size, num_workers, show_progress):
-    """COCO results of this process's share of `dataset` (every world_size-th image)."""
+    """COCO results of this process's share of `dataset`."""
     model.eval()
-    share = Subset(dataset, range(rank, len(dataset), world_size))
-    loader = DataLoader(share, batch_size=1, num_workers=num_workers, collate_fn=as_list)
     results = {iou_type: [] for iou_type in IOU_TYPES}
-    for samples in tqdm(loader, desc="evaluate", disable=not show_progress, file=sys.stdout, dynamic_ncols=True):
-        for sample in samples:
-            if isinstance(sample, UnreadableImage):
-                raise ZooError(
-                    f"cannot decode test image {sample.path} ({sample.reason}); COCO AP needs every val image: restore the file"
-                )
+    for samples in _progress(_share(dataset, rank, world_size, num_workers), "evaluate", show_progress):
+        _stop_if_unreadable(samples)
         detections = model([to_model_input(image, device) for image, _ in samples])
         for (_, target), image_detections in zip(samples, detections):
             for iou_type, items in coco_results(image_detections, target["image_id"], dataset.category_ids).items():

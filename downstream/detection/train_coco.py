@@ -44,7 +44,7 @@ from downstream.detection.data import (
     to_model_input,
     warn_unreadable,
 )
-from downstream.detection.evaluation import evaluate
+from downstream.detection.evaluation import check_test_images, evaluate
 from downstream.detection.model import TRAINABLE_NORMS, build_mask_rcnn_c4
 from zoo.errors import ZooError, exit_on_user_error
 
@@ -171,7 +171,7 @@ class RunCheckpoint:
         """The iteration to start from: 0, or the one saved in last.pth after loading its state."""
         if not self.path.is_file():
             return 0
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
         if state["run"] != self.run:
             raise ZooError(f"{self.path} belongs to another run (other checkpoint or config); pass a fresh --output")
         model.load_state_dict(state["model"])
@@ -255,6 +255,7 @@ def main(argv=None):
     val_set = CocoInstances(splits["val"], train=False)
     if train_set.category_ids != val_set.category_ids:
         raise ZooError("train2017 and val2017 annotations list different categories")
+    check_test_images(val_set, runtime.rank, runtime.world_size, cfg.num_workers)
 
     torch.manual_seed(cfg.seed)
     model = build_mask_rcnn_c4(weights, len(train_set.category_ids), cfg).to(runtime.device)

@@ -126,7 +126,7 @@ def _color_jitter(images, group):
             images,
             brightness=_factor(group.brightness),
             contrast=_factor(group.contrast),
-            contrast_center=_mean_luma(images),
+            contrast_center=_mean_luma(images).cpu(),  # argument inputs live on the CPU
         )
     if group.saturation or group.hue:
         hue_degrees = 360.0 * group.hue  # torchvision's hue is a fraction of the colour circle
@@ -180,7 +180,6 @@ def check_order(group):
 
 def _view(decoded, group, mean, std):
     """One crop of `group`: augmented in the group's order, flipped and normalised (float CHW)."""
-    check_order(group)
     interpolation = _DALI_INTERPOLATION[interpolation_mode(group.interpolation)]
     images = decoded
     for name in group.order:
@@ -229,64 +228,87 @@ def _training_pipeline(paths, labels, crops, mean, std, shard_id, num_shards, sh
 # ---------------------------------------------------------------- the loader
 
 
+def _decode_error(err, root):
+    """A one-line `ZooError` for a decode failure inside DALI (naming the file when DALI does), else None."""
+    text = str(err)
+    if "fn.decoders." not in text:
+        return None
+    named = re.search(r"Failed to decode sample #\d+ : (.+)", text)
+    if named:
+        return ZooError(f"cannot decode {named.group(1).strip()}: the image is corrupt (delete or replace it)")
+    reason = re.search(r"encountered:\s*(.+)", text)
+    detail = f" ({reason.group(1).strip()})" if reason else ""
+    return ZooError(f"DALI cannot decode an image under {root}/train{detail}: a file there is corrupt (delete or replace it)")
+
+
 class DaliTrainLoader:
     """Yields `(crops, labels)` for `len(self)` batches per `iter()`, from an endless DALI stream.
 
     Every `iter()` is a fresh epoch of the same length on every rank. The reader
-    never restarts: an epoch that Lightning abandons (max_steps, limit_train_batches,
-    a resumed run) just leaves its images to the next one, so no reset is needed.
+    never restarts: the rest of an epoch that Lightning abandons (max_steps,
+    limit_train_batches, a resumed run) is simply where the next one starts.
+    The pipeline is built on the first `iter()`, once Lightning has picked this
+    process's GPU.
     """
 
-    def __init__(self, pipeline, num_crops, batches_per_epoch):
-        self.num_crops = num_crops
-        self.batches_per_epoch = batches_per_epoch
-        names = [f"crop{index}" for index in range(num_crops)] + ["label"]
-        self._stream = DALIGenericIterator(pipeline, output_map=names)
+    def __init__(self, make_pipeline, num_crops, batches_per_epoch, root):
+        self.make_pipeline, self.num_crops, self.batches_per_epoch, self.root = make_pipeline, num_crops, batches_per_epoch, root
+        self._stream = None
 
     def __len__(self):
         return self.batches_per_epoch
 
     def __iter__(self):
+        if self._stream is None:
+            outputs = [f"crop{index}" for index in range(self.num_crops)] + ["label"]
+            self._stream = DALIGenericIterator(self.make_pipeline(), output_map=outputs, prepare_first_batch=False)
         for _ in range(self.batches_per_epoch):
             batch = self._next_batch()
             crops = [batch[f"crop{index}"] for index in range(self.num_crops)]
-            yield crops, batch["label"].squeeze(-1).long()
+            yield crops, batch["label"].squeeze(-1).long().to(crops[0].device)
 
     def _next_batch(self):
         try:
             return next(self._stream)[0]
         except RuntimeError as err:
-            failed = re.search(r"Failed to decode sample #\d+ : (.+)", str(err))
-            if failed:
-                raise ZooError(f"cannot decode {failed.group(1).strip()}: the image is corrupt (delete or replace it)") from None
+            user_error = _decode_error(err, self.root)
+            if user_error:
+                raise user_error from None
             raise
 
 
 def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_shards=1):
     """The training loader of `zoo.data.build_loaders` for `data.loader=dali` (see the module docstring)."""
+    crops = expand_crops(views)
+    for group in views:
+        check_order(group)
+        interpolation_mode(group.interpolation)  # a one-line error now, not inside the graph later
     paths, labels = training_files(data_cfg)
     batches_per_epoch = len(paths) // num_shards // data_cfg.batch_size  # the smallest shard, remainder dropped
     if batches_per_epoch == 0:
         raise ZooError(
-            f"{len(paths)} training images over {num_shards} device(s) is less than one batch of "
+            f"{len(paths)} training images over {num_shards} device(s) make less than one batch of "
             f"data.batch_size={data_cfg.batch_size} per device: lower data.batch_size"
         )
-    crops = expand_crops(views)
-    gpu = torch.cuda.is_available()
-    pipeline = _training_pipeline(
-        paths,
-        labels,
-        crops,
-        mean,
-        std,
-        shard_id,
-        num_shards,
-        shuffle_seed=seed,
-        decoder="mixed" if gpu else "cpu",
-        batch_size=data_cfg.batch_size,
-        num_threads=max(1, data_cfg.num_workers),
-        device_id=torch.cuda.current_device() if gpu else None,
-        seed=seed * num_shards + shard_id,  # augmentations differ across ranks
-    )
-    pipeline.build()
-    return DaliTrainLoader(pipeline, len(crops), batches_per_epoch)
+
+    def make_pipeline():
+        gpu = torch.cuda.is_available()
+        pipeline = _training_pipeline(
+            paths,
+            labels,
+            crops,
+            mean,
+            std,
+            shard_id,
+            num_shards,
+            shuffle_seed=seed,
+            decoder="mixed" if gpu else "cpu",
+            batch_size=data_cfg.batch_size,
+            num_threads=max(1, data_cfg.num_workers),
+            device_id=torch.cuda.current_device() if gpu else None,
+            seed=seed * num_shards + shard_id,  # augmentations differ across ranks
+        )
+        pipeline.build()
+        return pipeline
+
+    return DaliTrainLoader(make_pipeline, len(crops), batches_per_epoch, data_cfg.root)

@@ -5,11 +5,12 @@ Method configs are not listed here: each method file registers its own
 dataclass under the `method` group (see `zoo.registry`).
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from zoo.data.augment import CropGroup
 
@@ -108,7 +109,8 @@ class PretrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint_every_n_steps: int = 200
     seed: int = 0
-    run_dir: str = "runs/${method.name}-${data.name}-${now:%Y%m%d-%H%M%S}"
+    # The same command gives the same folder (so re-running it resumes); other overrides, another folder.
+    run_dir: str = "runs/${method.name}-${data.name}-${zoo.overrides_id:}"
 
 
 @dataclass
@@ -132,6 +134,20 @@ class LinearRunConfig:
     run_dir: Optional[str] = None  # None = <checkpoint's run>/linear
 
 
+def overrides_id():
+    """8 hex digits naming this command's overrides (run_dir and hydra.* aside)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        overrides = HydraConfig.get().overrides.task
+    except ValueError:  # composed outside a Hydra run (tests, compose API)
+        overrides = []
+    kept = sorted(o for o in overrides if not o.lstrip("+~").startswith(("run_dir=", "hydra.")))
+    return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:8]
+
+
 def register_configs():
+    if not OmegaConf.has_resolver("zoo.overrides_id"):
+        OmegaConf.register_new_resolver("zoo.overrides_id", overrides_id)
     store = ConfigStore.instance()
     store.store(name="pretrain_schema", node=PretrainConfig)

@@ -95,7 +95,9 @@ def pretrain(cfg):
         if resume:
             print(f"Resuming from {resume}")
     trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=[loaders.knn_bank, loaders.val], ckpt_path=resume)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero and resume and not model.trained_steps and (run_dir / "summary.json").exists():
+        print(f"the run in {run_dir} is already complete; its summary.json stays as it was (use another run_dir to train anew)")
+    elif trainer.is_global_zero:
         summary = summarise(cfg, model, trainer, loaders.loader, last_ckpt, started)
         write_json(run_dir / "summary.json", summary)
         print(json.dumps({k: summary[k] for k in ("method", "dataset", "epochs", "knn_top1", "linear_top1", "effective_rank")}))

@@ -107,9 +107,14 @@ def _with_probability(p, op, images):
     return images
 
 
+def _uniform(low, high):
+    """A per-sample draw from [low, high]; DALI rejects an empty range, so a point is drawn from {low}."""
+    return fn.random.uniform(range=[low, high]) if high > low else fn.random.uniform(values=[float(low)])
+
+
 def _factor(strength):
     """A factor drawn from [max(0, 1 - s), 1 + s], torchvision's ColorJitter range."""
-    return fn.random.uniform(range=[max(0.0, 1.0 - strength), 1.0 + strength])
+    return _uniform(max(0.0, 1.0 - strength), 1.0 + strength)
 
 
 def _mean_luma(images):
@@ -130,7 +135,7 @@ def _color_jitter(images, group):
         )
     if group.saturation or group.hue:
         hue_degrees = 360.0 * group.hue  # torchvision's hue is a fraction of the colour circle
-        images = fn.hsv(images, saturation=_factor(group.saturation), hue=fn.random.uniform(range=[-hue_degrees, hue_degrees]))
+        images = fn.hsv(images, saturation=_factor(group.saturation), hue=_uniform(-hue_degrees, hue_degrees))
     return images
 
 
@@ -146,7 +151,7 @@ def _gaussian_blur(images, group):
     Two 1-D passes of `fn.filter`: ten times faster on the CPU than `fn.gaussian_blur` at a 23 px window.
     """
     window = blur_kernel_size(group.size)
-    sigma = fn.random.uniform(range=list(group.blur_sigma))
+    sigma = _uniform(*group.blur_sigma)
     offsets = types.Constant(np.arange(window, dtype=np.float32) - window // 2)
     weights = dali_math.exp(-0.5 * offsets * offsets / (sigma * sigma))
     weights = weights / fn.reductions.sum(weights)

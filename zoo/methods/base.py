@@ -66,6 +66,7 @@ class BaseMethod(L.LightningModule):
         self.check_batch(self.global_batch_size)
         self._val_outputs = {}
         self.last_eval = {}
+        self.trained_steps = 0  # in this process: 0 after resuming a finished run
 
     # ---- what a method may override -------------------------------------------------
     def build_projector(self):
@@ -123,6 +124,7 @@ class BaseMethod(L.LightningModule):
                 "with the last good checkpoint kept (lower optimizer.lr, or raise method.eps for whitening methods)"
             )
         probe_loss, probe_acc = self.probe_step(features, labels)
+        self.trained_steps += 1
         metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}
         self.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=True)
         return loss + probe_loss

@@ -113,6 +113,19 @@ def intl_loss(*views, iters=4, axis="channel", trade_off=None):
     return loss / (len(views) - 1)
 
 
+def intl_m_loss(*views, iters=4, axis="channel", trade_off=None):
+    """INTL_M: view 0 is the momentum target, and the trace loss is on the online views only."""
+    if trade_off is None:
+        size = views[0].shape[0] if axis == "channel" else views[0].shape[1]
+        trade_off = (math.log2(size) - 3) * 0.01
+    tk = whiten_one(views[0], "iternorm", axis, iters=iters)
+    tq = [whiten_one(v, "iternorm", axis, iters=iters) for v in views[1:]]
+    loss = 0
+    for x in tq:
+        loss = loss + norm_mse(x, tk) + trade_off * trace_loss(x, axis)
+    return loss / len(tq)
+
+
 def _pairwise_whitened_loss(views, kind, axis, w_size, w_iter, eps, groups):
     loss = 0
     for _ in range(w_iter):

@@ -118,6 +118,15 @@ def test_intl_multicrop_pairs_every_later_view_with_the_first():
     assert losses.intl_loss(*views, trade_off=0.05) == pytest.approx(torch.stack(pairs).mean().item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_intl_without_first_view_trace_is_intl_m(seed):
+    tensors, kwargs = random_case("intl", seed)
+    value, grads = value_and_grads(losses.intl_loss, tensors, {**kwargs, "first_view_trace": False}, seed)
+    expected, expected_grads = value_and_grads(reference.intl_m_loss, tensors, kwargs, seed)
+    assert rel_err(value, expected) < 1e-7
+    assert all(rel_err(g, e) < 1e-7 for g, e in zip(grads, expected_grads))
+
+
 BAD_CALLS = [
     (losses.wmse_loss, {"w_size": 8}, (32, 16)),  # batch axis: w_size <= D
     (losses.wmse_loss, {"w_size": 24}, (64, 8)),  # w_size does not divide the batch

@@ -1,7 +1,7 @@
 """timm backbones by name, with the small-image stem for 32x32-class data."""
 
 import timm
-import torch.nn as nn
+from torch import nn
 
 from zoo.errors import ZooError
 

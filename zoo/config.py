@@ -7,7 +7,7 @@ dataclass under the `method` group (see `zoo.registry`).
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -28,17 +28,17 @@ class BackboneConfig:
 @dataclass
 class DataConfig:
     name: str = "digits"  # digits, cifar10, cifar100, stl10, imagenet100, imagenet, folder
-    root: Optional[str] = None
+    root: str | None = None
     download: bool = False  # torchvision datasets only: fetch into data.root when missing
     batch_size: int = 128  # per device
     eval_batch_size: int = 256
     num_workers: int = 2
     loader: str = "auto"  # auto | dali | torchvision
-    image_size: Optional[int] = None  # crop size of groups without one; None = the dataset's own
-    eval_resize_ratio: Optional[float] = None  # eval: resize to size*ratio, centre-crop; None = dataset's
-    mean: Optional[List[float]] = None  # None = the dataset's statistics
-    std: Optional[List[float]] = None
-    views: List[CropGroup] = field(default_factory=lambda: [CropGroup(size=None), CropGroup(size=None)])
+    image_size: int | None = None  # crop size of groups without one; None = the dataset's own
+    eval_resize_ratio: float | None = None  # eval: resize to size*ratio, centre-crop; None = dataset's
+    mean: list[float] | None = None  # None = the dataset's statistics
+    std: list[float] | None = None
+    views: list[CropGroup] = field(default_factory=lambda: [CropGroup(size=None), CropGroup(size=None)])
     digits_test_fraction: float = 0.25  # fixed seeded split of scikit-learn's digits
 
 
@@ -47,10 +47,10 @@ class OptimizerConfig:
     name: str = "sgd"  # sgd | lars | adam | adamw
     lr: float = 0.3  # per 256 samples when scale_lr is true
     scale_lr: bool = True  # lr x global_batch / 256
-    lr_scaled: Optional[float] = None  # written at start-up: the lr actually used
+    lr_scaled: float | None = None  # written at start-up: the lr actually used
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     exclude_bias_and_norm: bool = False  # no weight decay (and no LARS adaptation) on 1-D params
     lars_eta: float = 0.02  # LARS trust coefficient
     lars_clip: bool = True  # LARC-style clipping (solo-learn) vs plain LARS (FB)
@@ -65,7 +65,7 @@ class SchedulerConfig:
     warmup_steps: int = 0  # an iteration count; overrides warmup_epochs when > 0
     warmup_start_factor: float = 0.0  # lr at step 0 as a fraction of the lr
     final_factor: float = 0.001  # cosine ends at this fraction of the lr
-    milestones: List[int] = field(default_factory=list)  # epochs, for name=step
+    milestones: list[int] = field(default_factory=list)  # epochs, for name=step
     gamma: float = 0.1
 
 
@@ -84,9 +84,9 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     check_val_every_n_epoch: int = 1
     num_sanity_val_steps: int = 0
-    gradient_clip_val: Optional[float] = None
-    limit_train_batches: Optional[float] = None
-    limit_val_batches: Optional[float] = None
+    gradient_clip_val: float | None = None
+    limit_train_batches: float | None = None
+    limit_val_batches: float | None = None
     deterministic: bool = False
     enable_progress_bar: bool = True
 
@@ -115,14 +115,27 @@ class PretrainConfig:
 
 @dataclass
 class LinearConfig:
-    """main_linear.py: a linear classifier on the frozen backbone."""
+    """main_linear.py: how a pretrained backbone is evaluated (protocols: see zoo/linear.py)."""
 
-    protocol: str = "precomputed"  # precomputed (features once, W-MSE protocol) | frozen (augmented, Lightning)
+    name: str = "LP-SMALL"  # the recipe protocol's name (recipes.md §6), recorded in summaries and reports
+    protocol: str = "precomputed"  # precomputed (features once) | frozen (augmented images) | finetune (semi-supervised)
     epochs: int = 500
-    batch_size: int = 1000
-    lr: float = 1e-2
-    final_lr: float = 1e-6
+    batch_size: int = 1000  # global (split over trainer.devices x trainer.num_nodes)
+    optimizer: str = "adam"  # adam | sgd | lars
+    lr: float = 1e-2  # classifier lr as applied: not scaled by the batch
+    backbone_lr: float = 0.0  # finetune: the backbone's lr
     weight_decay: float = 5e-6
+    momentum: float = 0.9  # sgd, lars
+    lars_eta: float = 0.001  # LARS trust coefficient (adapts every parameter, no clipping: apex LARC)
+    schedule: str = "exponential"  # per epoch: exponential (to final_lr) | step | cosine (to 0) | constant
+    final_lr: float = 1e-6
+    milestones: list[int] = field(default_factory=lambda: [60, 80])  # epochs, for schedule=step
+    gamma: float = 0.1
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # frozen / finetune: RRC + flip
+    crop_interpolation: str = "bilinear"
+    knn_k: int = 5  # k-NN on the features (Euclidean, majority vote); 0 = none
+    label_fraction: int | None = None  # finetune on 1 or 10 (% of ImageNet labels, SimCLR's lists)
+    subset_dir: str = "~/.cache/zoo/imagenet_subsets"  # where those lists are downloaded to
 
 
 @dataclass
@@ -130,8 +143,10 @@ class LinearRunConfig:
     """main_linear.py; its data config is the checkpoint's own, with `data.*` overrides on top."""
 
     linear: LinearConfig = field(default_factory=LinearConfig)
+    # frozen / finetune run under Lightning (devices, precision, ...); max_epochs follows linear.epochs.
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
-    run_dir: Optional[str] = None  # None = <checkpoint's run>/linear
+    run_dir: str | None = None  # None = <checkpoint's run>/linear (finetune: semi-<fraction>pct)
 
 
 def overrides_id():

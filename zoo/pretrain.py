@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from zoo.callbacks import AtomicCheckpointIO, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
 from zoo.config import register_configs
 from zoo.data import build_loaders
-from zoo.errors import ZooError, exit_on_user_error
+from zoo.errors import exit_on_user_error
 from zoo.registry import discover_methods, get_method
 
 

@@ -8,7 +8,6 @@ build their pipelines from these fields only.
 """
 
 from dataclasses import dataclass, field, replace
-from typing import List, Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -24,9 +23,9 @@ class CropGroup:
     """`count` crops, each drawn independently with these settings."""
 
     count: int = 1
-    size: Optional[int] = None  # None = data.image_size
-    scale: List[float] = field(default_factory=lambda: [0.08, 1.0])
-    ratio: List[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    size: int | None = None  # None = data.image_size
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
     interpolation: str = "bicubic"
     flip_p: float = 0.5
     jitter_p: float = 0.8
@@ -36,9 +35,9 @@ class CropGroup:
     hue: float = 0.1
     gray_p: float = 0.2
     blur_p: float = 0.0
-    blur_sigma: List[float] = field(default_factory=lambda: [0.1, 2.0])
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
     solarize_p: float = 0.0
-    order: List[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
+    order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
 
 
 def expand_crops(groups):
@@ -112,7 +111,7 @@ def eval_transform(size, mean, std, resize_ratio=1.0, interpolation="bicubic"):
     return T.Compose(
         [
             T.ToImage(),
-            T.Resize(int(round(size * resize_ratio)), interpolation=interpolation_mode(interpolation), antialias=True),
+            T.Resize(round(size * resize_ratio), interpolation=interpolation_mode(interpolation), antialias=True),
             T.CenterCrop(size),
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(mean, std),

@@ -96,17 +96,6 @@ def training_files(data_cfg):
 # ---------------------------------------------------------------- augmentation ops (inside the DALI graph)
 
 
-def _with_probability(p, op, images):
-    """`op(images)` for a random fraction `p` of the samples; the others skip it."""
-    if p <= 0:
-        return images
-    if p >= 1:
-        return op(images)
-    if fn.random.coin_flip(probability=p, dtype=types.BOOL):
-        images = op(images)
-    return images
-
-
 def _uniform(low, high):
     """A per-sample draw from [low, high]; DALI rejects an empty range, so a point is drawn from {low}."""
     return fn.random.uniform(range=[low, high]) if high > low else fn.random.uniform(values=[float(low)])
@@ -139,7 +128,7 @@ def _color_jitter(images, group):
     return images
 
 
-def _grayscale(images):
+def _grayscale(images, _group):
     # ITU-R 601 luma in all three channels, as torchvision's RandomGrayscale.
     luma = fn.color_space_conversion(images, image_type=types.RGB, output_type=types.GRAY)
     return fn.cat(luma, luma, luma, axis=2)
@@ -155,23 +144,36 @@ def _gaussian_blur(images, group):
     offsets = types.Constant(np.arange(window, dtype=np.float32) - window // 2)
     weights = dali_math.exp(-0.5 * offsets * offsets / (sigma * sigma))
     weights = weights / fn.reductions.sum(weights)
-    rows = fn.filter(images, fn.reshape(weights, shape=[1, window]), border="reflect_101")
-    return fn.filter(rows, fn.reshape(weights, shape=[window, 1]), border="reflect_101")
+    row, column = fn.reshape(weights, shape=[1, window]), fn.reshape(weights, shape=[window, 1])
+    if images.device == "gpu":  # a GPU operator takes its regular inputs from the GPU
+        row, column = row.gpu(), column.gpu()
+    return fn.filter(fn.filter(images, row, border="reflect_101"), column, border="reflect_101")
 
 
-def _solarize(images):
+def _solarize(images, _group):
     return fn.lookup_table(images, keys=list(range(256)), values=_SOLARIZED, dtype=types.UINT8)
 
 
-def _random_op(name, group):
-    """The op `name` of `group` as a function of the images, applied with the group's probability."""
-    op, p = {
-        "jitter": (lambda images: _color_jitter(images, group), group.jitter_p),
-        "gray": (_grayscale, group.gray_p),
-        "blur": (lambda images: _gaussian_blur(images, group), group.blur_p),
-        "solarize": (_solarize, group.solarize_p),
-    }[name]
-    return lambda images: _with_probability(p, op, images)
+# op name -> (function of the images and the group, the group field that holds its probability)
+_RANDOM_OPS = {
+    "jitter": (_color_jitter, "jitter_p"),
+    "gray": (_grayscale, "gray_p"),
+    "blur": (_gaussian_blur, "blur_p"),
+    "solarize": (_solarize, "solarize_p"),
+}
+
+
+def _random_op(name, images, group):
+    """Op `name` of `group` on a random fraction of the samples (its probability); the others skip its work."""
+    op, probability_field = _RANDOM_OPS[name]
+    p = getattr(group, probability_field)
+    if p <= 0:
+        return images
+    if p >= 1:
+        return op(images, group)
+    if fn.random.coin_flip(probability=p, dtype=types.BOOL):  # a DALI conditional: splits the batch
+        images = op(images, group)
+    return images
 
 
 def check_order(group):
@@ -197,7 +199,7 @@ def _view(decoded, group, mean, std):
                 interp_type=interpolation,
             )
         elif name != "flip":  # the flip happens in crop_mirror_normalize below
-            images = _random_op(name, group)(images)
+            images = _random_op(name, images, group)
     mirror = fn.random.coin_flip(probability=group.flip_p) if group.flip_p > 0 else 0
     return fn.crop_mirror_normalize(
         images,

@@ -3,7 +3,6 @@ and the ImageFolder layout (ImageNet, ImageNet-100, any `folder`)."""
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch.utils.data import Dataset
@@ -19,7 +18,7 @@ class DatasetInfo:
     image_size: int  # default crop size
     mean: tuple
     std: tuple
-    num_classes: Optional[int] = None  # None = one class per folder
+    num_classes: int | None = None  # None = one class per folder
     eval_resize_ratio: float = 1.0  # eval: resize to size*ratio, then centre-crop
 
 

@@ -26,7 +26,6 @@ from zoo.spectral import (
     gather,
     variance,
     whiten,
-    world_size,
 )
 
 __all__ = [
@@ -36,6 +35,7 @@ __all__ = [
     "normalized_mse",
     "off_diagonal",
     "simsiam_loss",
+    "st_loss",
     "trace_loss",
     "vicreg_loss",
     "view_cosines",
@@ -95,7 +95,13 @@ def _view_pairs(n_views: int) -> tuple[Tensor, Tensor]:
 
 
 @float32_math
-def intl_loss(*views: Tensor, iters: int = 4, axis: Axis = "channel", trade_off: float | None = None) -> Tensor:
+def intl_loss(
+    *views: Tensor,
+    iters: int = 4,
+    axis: Axis = "channel",
+    trade_off: float | None = None,
+    first_view_trace: bool = True,
+) -> Tensor:
     """INTL (Weng et al., 2024): IterNorm + normalised MSE + trace loss.
 
     With Z_v = IterNorm(z_v) (``iters`` Newton steps, whitening ``axis``) and
@@ -104,17 +110,46 @@ def intl_loss(*views: Tensor, iters: int = 4, axis: Axis = "channel", trade_off:
 
         L = 1/(V-1) sum_{v>=1} [ nMSE(Z_v, Z_0) + beta (TL(Z_v) + TL(Z_0)) ]
 
-    winci-ai/INTL methods/intl.py, methods/base.py, methods/whitening.py.
+    ``first_view_trace=False`` drops TL(Z_0), as the multi-crop INTL_M does
+    with its momentum target as view 0 (a constant there, so only the logged
+    value changes). winci-ai/INTL methods/intl.py, methods/intl_m.py,
+    methods/base.py, methods/whitening.py.
     """
     _check_views(views, "intl_loss")
-    n_global, dim = views[0].shape[0] * world_size(), views[0].shape[1]
+    white = whiten(torch.stack(views), "iternorm", axis, iters=iters)[0]
+    return _matched_to_first(white, axis, trade_off, first_view_trace)
+
+
+@float32_math
+def st_loss(
+    *views: Tensor,
+    power: float = 0.5,
+    axis: Axis = "channel",
+    trade_off: float | None = None,
+    eps: float = 0.0,
+    first_view_trace: bool = True,
+) -> Tensor:
+    """INTL's loss with the spectral transformation g(lambda) = lambda^-power instead of IterNorm.
+
+    Z_v = U diag(lambda^-power) U^T applied to z_v (power 0.5 is ZCA
+    whitening, 0 leaves the centred data as it is), then exactly `intl_loss`'s
+    nMSE to the first view plus trade_off x trace loss (trade_off=0 drops the
+    trace loss). The spectral-transformation family of the INTL paper (Sec. 3).
+    """
+    _check_views(views, "st_loss")
+    white = whiten(torch.stack(views), "power", axis, power=power, eps=eps)[0]
+    return _matched_to_first(white, axis, trade_off, first_view_trace)
+
+
+def _matched_to_first(white: Tensor, axis: Axis, trade_off: float | None, first_view_trace: bool) -> Tensor:
+    """mean_{v>=1} [nMSE(Z_v, Z_0) + beta (TL(Z_v) [+ TL(Z_0)])] of transformed views (V, N, D)."""
+    n_global, dim = white.shape[-2], white.shape[-1]  # whiten returns the gathered (global) batch
     if trade_off is None:
         trade_off = default_trade_off(axis, n_global, dim)
-    white = whiten(torch.stack(views), "iternorm", axis, iters=iters)[0]
     traces = trace_loss(white, axis)
-    later = torch.arange(1, len(views))
-    per_view = _pair_losses(white, torch.zeros_like(later), later) + trade_off * (traces[1:] + traces[0])
-    return per_view.mean()
+    later = torch.arange(1, white.shape[0])
+    traces = traces[1:] + traces[0] if first_view_trace else traces[1:]
+    return (_pair_losses(white, torch.zeros_like(later), later) + trade_off * traces).mean()
 
 
 @float32_math

@@ -1,5 +1,4 @@
 from dataclasses import dataclass, field
-from typing import List
 
 from zoo.losses import barlow_twins_loss
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -14,7 +13,7 @@ class BarlowTwins(BaseMethod):
 
     @dataclass
     class Config(MethodConfig):
-        proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 2048
         lambd: float = 0.0051
         scale_loss: float = 0.1

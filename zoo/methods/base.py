@@ -8,13 +8,12 @@ spectrum statistics. A method file only says what is particular to it.
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import List
 
 import lightning as L
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import OmegaConf
+from torch import nn
 
 from zoo.backbones import build_mlp, create_backbone
 from zoo.data import resolved_views
@@ -29,7 +28,7 @@ class MethodConfig:
     """Fields every method has; a method's own `Config` subclasses this."""
 
     name: str = "?"
-    proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+    proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
     proj_out: int = 2048
     proj_hidden_bias: bool = True
     proj_last_bias: bool = True

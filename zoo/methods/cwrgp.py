@@ -1,5 +1,4 @@
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from zoo.losses import cwrgp_loss, off_diagonal
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -20,10 +19,10 @@ class CWRGP(BaseMethod):
 
     @dataclass
     class Config(MethodConfig):
-        proj_hidden: List[int] = field(default_factory=lambda: [1024])
+        proj_hidden: list[int] = field(default_factory=lambda: [1024])
         proj_out: int = 512
         groups: int = 4
-        w_size: Optional[int] = 64
+        w_size: int | None = 64
         w_iter: int = 1
         eps: float = 0.0
         cov_w: float = 0.0

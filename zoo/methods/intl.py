@@ -1,5 +1,4 @@
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from zoo.losses import intl_loss
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -16,12 +15,12 @@ class INTL(BaseMethod):
 
     @dataclass
     class Config(MethodConfig):
-        proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 2048
         proj_hidden_bias: bool = False
         iters: int = 4  # Newton iterations of IterNorm
         axis: str = "channel"  # channel: N x N over the features (official axis 0); batch: D x D
-        trade_off: Optional[float] = None  # None = 0.01 (log2(global batch) - 3) on the channel axis
+        trade_off: float | None = None  # None = 0.01 (log2(global batch) - 3) on the channel axis
 
     def loss(self, views):
         return intl_loss(*views, iters=self.mcfg.iters, axis=self.mcfg.axis, trade_off=self.mcfg.trade_off)

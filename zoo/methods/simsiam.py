@@ -1,5 +1,4 @@
 from dataclasses import dataclass, field
-from typing import List
 
 from zoo.backbones import build_mlp
 from zoo.losses import simsiam_loss
@@ -14,7 +13,7 @@ class SimSiam(BaseMethod):
 
     @dataclass
     class Config(MethodConfig):
-        proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 2048
         proj_hidden_bias: bool = False
         proj_last_bn: bool = True

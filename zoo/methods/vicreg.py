@@ -1,5 +1,4 @@
 from dataclasses import dataclass, field
-from typing import List
 
 from zoo.losses import vicreg_loss
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -13,7 +12,7 @@ class VICReg(BaseMethod):
 
     @dataclass
     class Config(MethodConfig):
-        proj_hidden: List[int] = field(default_factory=lambda: [2048, 2048])
+        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 2048
         sim: float = 25.0
         var: float = 25.0

@@ -1,5 +1,4 @@
 from dataclasses import dataclass, field
-from typing import List, Optional
 
 from zoo.losses import wmse_loss
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -17,9 +16,9 @@ class WMSE(BaseMethod):
 
     @dataclass
     class Config(MethodConfig):
-        proj_hidden: List[int] = field(default_factory=lambda: [1024])
+        proj_hidden: list[int] = field(default_factory=lambda: [1024])
         proj_out: int = 64
-        w_size: Optional[int] = 128  # whitening sub-batch; None = the whole (global) batch
+        w_size: int | None = 128  # whitening sub-batch; None = the whole (global) batch
         w_iter: int = 1
         eps: float = 0.0
 

@@ -157,3 +157,14 @@ def test_bad_checkpoint_is_one_clear_line(make, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert ("checkpoint not found" if make == "missing" else "not a zoo pretraining checkpoint") in lines[0]
+
+
+def test_spectral_transform_method_trains_and_reports_its_whitened_spectrum(tmp_path):
+    run_dir = tmp_path / "st"
+    run("main_pretrain.py", *TINY, "method=st", "method.p=0.5", "trainer.max_epochs=1", f"run_dir={run_dir}")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["method"] == "st" and summary["knn_top1"] is not None
+    # p = 0.5 is ZCA whitening: the transformed output's covariance is the identity.
+    assert summary["transformed_identity_distance"] < 1e-3
+    assert (run_dir / "spectrum.png").stat().st_size > 10_000
+    assert "val/transformed_identity_distance" in (run_dir / "metrics.csv").read_text()

@@ -50,9 +50,13 @@ def checkpoint_callbacks(run_dir, every_n_steps, keep_every_n_epochs=0):
     return callbacks
 
 
+SPECTRA = ("backbone", "projector", "transformed")
+
+
 class SpectrumPlot(L.Callback):
-    """After each validation, redraws `spectrum.png`: covariance eigenvalues (log scale)
-    of backbone features and projector outputs on the validation set, one line per epoch."""
+    """After each validation, redraws `spectrum.png`: covariance eigenvalues (log scale) of
+    backbone features, projector outputs and (whitening methods) the transformed output on
+    the validation set, one line per validation epoch."""
 
     def __init__(self, path):
         self.path = Path(path)
@@ -62,7 +66,7 @@ class SpectrumPlot(L.Callback):
         result = getattr(pl_module, "last_eval", {})
         if "backbone_eigenvalues" not in result or trainer.sanity_checking:
             return
-        entry = {key: result[f"{key}_eigenvalues"].tolist() for key in ("backbone", "projector")}
+        entry = {key: result[f"{key}_eigenvalues"].tolist() for key in SPECTRA if f"{key}_eigenvalues" in result}
         self.history.append((trainer.current_epoch, entry))
         if trainer.is_global_zero:
             plot_spectra(self.history, self.path, title=f"{pl_module.name}: covariance eigenvalues")
@@ -80,16 +84,20 @@ def plot_spectra(history, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    keys = [key for key in SPECTRA if key in history[-1][1]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
+    axes = axes[0]
     colours = plt.cm.viridis([i / max(len(history) - 1, 1) for i in range(len(history))])
-    for ax, key in zip(axes, ("backbone", "projector")):
+    for ax, key in zip(axes, keys):
         for colour, (epoch, spectra) in zip(colours, history):
+            if key not in spectra:
+                continue
             eigs = torch.tensor(spectra[key]).clamp_min(1e-12)
             ax.semilogy(range(1, len(eigs) + 1), eigs / eigs.sum(), color=colour, label=f"epoch {epoch}")
         ax.set_title(f"{key} ({len(history[-1][1][key])} dims)")
         ax.set_xlabel("eigenvalue index")
         ax.set_ylabel("normalised eigenvalue")
-    axes[1].legend(fontsize=7, loc="lower left", ncol=2)
+    axes[-1].legend(fontsize=7, loc="lower left", ncol=2)
     fig.suptitle(title)
     fig.tight_layout()
 

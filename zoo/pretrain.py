@@ -55,7 +55,10 @@ def scaled_lr(optimizer_cfg, global_batch_size):
 
 def summarise(cfg, model, trainer, loader, last_ckpt, started):
     evaluated = getattr(model, "last_eval", {})
-    keys = ("knn_top1", "knn_top5", "linear_top1", "linear_top5", "effective_rank", "projector_effective_rank")
+    keys = (
+        "knn_top1", "knn_top5", "linear_top1", "linear_top5", "effective_rank", "projector_effective_rank",
+        "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
+    )
     return {
         "method": cfg.method.name,
         "dataset": cfg.data.name,

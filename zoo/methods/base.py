@@ -20,7 +20,8 @@ from zoo.data import resolved_views
 from zoo.data.augment import expand_crops
 from zoo.errors import ZooError
 from zoo.eval.knn import knn_predict, topk_accuracy
-from zoo.eval.spectrum import covariance_eigenvalues, effective_rank
+from zoo.eval.spectrum import condition_number, covariance_eigenvalues, effective_rank
+from zoo.spectral import covariance
 
 
 @dataclass
@@ -78,6 +79,12 @@ class BaseMethod(L.LightningModule):
 
     def check_batch(self, global_batch_size):
         """Raise ZooError when the batch cannot serve this method (e.g. a whitening too large for it)."""
+
+    def transform(self, z):
+        """Whitening methods: (output, axis) of their transform applied to one training-sized batch
+        of projector outputs, on one whitening unit (sub-batch, group) so that a perfect whitening
+        gives the identity; None for methods without a transform. For the spectrum diagnostics."""
+        return None
 
     def compute_loss(self, crops):
         """Loss of one training batch -> (loss, backbone features for the online probe)."""
@@ -195,12 +202,34 @@ class BaseMethod(L.LightningModule):
             "linear_top5": probe_top5,
             "effective_rank": effective_rank(backbone_eigs),
             "projector_effective_rank": effective_rank(projector_eigs),
+            "backbone_condition_number": condition_number(backbone_eigs),
+            "projector_condition_number": condition_number(projector_eigs),
             "backbone_eigenvalues": backbone_eigs.cpu(),
             "projector_eigenvalues": projector_eigs.cpu(),
         }
+        self.last_eval.update(self.transform_diagnostics(projections))
         scalars = {f"val/{k}": v for k, v in self.last_eval.items() if isinstance(v, float)}
         self.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
         self.log_dict(scalars)
+
+    @torch.no_grad()
+    def transform_diagnostics(self, projections):
+        """Spectrum of the transformed output on the first training-sized batch of validation
+        projections, and how far its covariance (on the whitening axis) is from the identity."""
+        if len(projections) < self.global_batch_size:
+            return {}
+        transformed = self.transform(projections[: self.global_batch_size])
+        if transformed is None:
+            return {}
+        white, axis = transformed
+        cov = covariance(white.double(), axis)
+        eigs = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
+        identity = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+        return {
+            "transformed_identity_distance": float(torch.linalg.matrix_norm(cov - identity) / len(cov) ** 0.5),
+            "transformed_effective_rank": effective_rank(eigs),
+            "transformed_eigenvalues": eigs.cpu(),
+        }
 
     # ---- optimiser and schedule --------------------------------------------------------
     def param_groups(self):

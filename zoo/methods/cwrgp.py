@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from zoo.losses import cwrgp_loss, off_diagonal
 from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
-from zoo.spectral import check_whitening, covariance
+from zoo.spectral import check_whitening, covariance, whiten
 
 
 @register_method("cwrgp")
@@ -31,6 +31,12 @@ class CWRGP(BaseMethod):
     def check_batch(self, global_batch_size):
         m = self.mcfg
         check_whitening("zca", "channel", global_batch_size, m.proj_out, groups=m.groups, w_size=m.w_size)
+
+    def transform(self, z):
+        m = self.mcfg
+        sub_batch = z[: m.w_size or len(z)]
+        white = whiten(sub_batch, "zca", "channel", eps=m.eps, groups=m.groups, shuffle_groups=False)[0]
+        return white[:, : z.shape[1] // m.groups], "channel"  # the first group
 
     def loss(self, views):
         m = self.mcfg

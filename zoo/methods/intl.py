@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from zoo.losses import intl_loss
 from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
+from zoo.spectral import whiten
 
 
 @register_method("intl")
@@ -24,3 +25,6 @@ class INTL(BaseMethod):
 
     def loss(self, views):
         return intl_loss(*views, iters=self.mcfg.iters, axis=self.mcfg.axis, trade_off=self.mcfg.trade_off)
+
+    def transform(self, z):
+        return whiten(z, "iternorm", self.mcfg.axis, iters=self.mcfg.iters)[0], self.mcfg.axis

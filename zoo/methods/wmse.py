@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from zoo.losses import wmse_loss
 from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
-from zoo.spectral import check_whitening
+from zoo.spectral import check_whitening, whiten
 
 
 @register_method("wmse")
@@ -27,3 +27,7 @@ class WMSE(BaseMethod):
 
     def loss(self, views):
         return wmse_loss(*views, w_size=self.mcfg.w_size, w_iter=self.mcfg.w_iter, eps=self.mcfg.eps)
+
+    def transform(self, z):
+        sub_batch = z[: self.mcfg.w_size or len(z)]
+        return whiten(sub_batch, "cholesky", "batch", eps=self.mcfg.eps)[0], "batch"

@@ -4,7 +4,8 @@
 
 - precomputed: the W-MSE / CW-RGP / INTL-CIFAR protocol (LP-SMALL). Backbone features
   (eval mode, no augmentation) computed once, a linear layer trained on them with Adam,
-  the lr decayed exponentially from `linear.lr` to `linear.final_lr`, full batches only;
+  the lr decayed exponentially from `linear.lr` to `linear.final_lr` (W-MSE trains on full
+  batches only; the official data sets divide into batches of 1000, so this is the same);
   plus the k-NN accuracy (`linear.knn_k`, Euclidean, majority vote).
 - frozen: a linear layer on the frozen backbone (eval mode) trained on augmented images
   (random resized crop + flip), validated each epoch on resized, centre-cropped images; the
@@ -26,6 +27,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -61,24 +63,32 @@ def parse_args(argv):
     return args
 
 
+# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
+
+
+def data_config(pretrain_cfg, overrides):
+    """The checkpoint's data config (or the defaults without one), with `data.KEY=VALUE` overrides on top."""
+    try:
+        data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {})
+        data.merge_with_dotlist([o[len("data.") :] for o in overrides])
+    except CONFIG_ERRORS as err:
+        raise ZooError(str(err).splitlines()[0]) from None
+    return data
+
+
 def build_config(pretrain_cfg, overrides):
-    """The evaluation config: the checkpoint's data config (or the defaults), then the user's overrides."""
+    """The evaluation config: linear.yaml with the overrides, and `data` as `data_config` gives it."""
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="linear_schema", node=LinearRunConfig)
-    data_overrides = [o for o in overrides if o.startswith("data.")]
-    other_overrides = [o for o in overrides if not o.startswith("data.")]
     try:
         with initialize_config_module("zoo.configs", version_base="1.3"):
-            cfg = compose("linear", overrides=other_overrides)
-        data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {})
-        data.merge_with_dotlist([o[len("data.") :] for o in data_overrides])
-    except Exception as err:  # Hydra's and OmegaConf's own messages name the key
-        if isinstance(err, OmegaConfBaseException) or type(err).__module__.startswith("hydra"):
-            raise ZooError(str(err).splitlines()[0]) from None
-        raise
+            cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
+    except CONFIG_ERRORS as err:
+        raise ZooError(str(err).splitlines()[0]) from None
     OmegaConf.set_struct(cfg, False)
-    cfg.data = data
+    cfg.data = data_config(pretrain_cfg, [o for o in overrides if o.startswith("data.")])
     check_linear_config(cfg.linear)
     return cfg
 
@@ -86,7 +96,7 @@ def build_config(pretrain_cfg, overrides):
 def check_linear_config(cfg):
     for key, allowed in (("protocol", PROTOCOLS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
         if cfg[key] not in allowed:
-            raise ZooError(f"linear.{key} must be {', '.join(allowed)}, not '{cfg[key]}'")
+            raise ZooError(f"linear.{key} must be one of {', '.join(allowed)}, not '{cfg[key]}'")
     if cfg.label_fraction is not None and (cfg.protocol != "finetune" or cfg.label_fraction not in (1, 10)):
         raise ZooError("linear.label_fraction is 1 or 10 (percent of ImageNet's labels) and needs linear.protocol=finetune")
 
@@ -118,13 +128,16 @@ def epoch_lr_factor(cfg):
 
 # ---- features, k-NN and the precomputed protocol ----------------------------------------
 @torch.no_grad()
-def extract_features(backbone, dataset, batch_size, num_workers, device):
+def extract_features(encode, dataset, batch_size, num_workers, device):
+    """`encode` (images -> features, or a tuple of them) over `dataset`: float32 features and labels."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    features, labels = [], []
+    outputs, labels = [], []
     for images, targets in loader:
-        features.append(backbone(images.to(device)).float())
+        encoded = encode(images.to(device))
+        outputs.append(encoded if isinstance(encoded, tuple) else (encoded,))
         labels.append(torch.as_tensor(targets, device=device))
-    return torch.cat(features), torch.cat(labels)
+    features = tuple(torch.cat(parts).float() for parts in zip(*outputs))
+    return (features if len(features) > 1 else features[0]), torch.cat(labels)
 
 
 def labelled_features(backbone, data_cfg, device):
@@ -153,16 +166,15 @@ def knn_result(train_x, train_y, val_x, val_y, k):
 
 
 def train_precomputed(train_x, train_y, num_classes, cfg, seed):
-    """A linear layer on fixed features, full batches only (W-MSE's `randperm(n).view(-1, batch)`)."""
+    """A linear layer on fixed features, a fresh random order each epoch."""
     torch.manual_seed(seed)
     classifier = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
     optimizer = make_optimizer(classifier.parameters(), cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, epoch_lr_factor(cfg))
-    batch = min(cfg.batch_size, len(train_x))
     for _ in range(cfg.epochs):
         order = torch.randperm(len(train_x), device=train_x.device)
-        for start in range(0, len(order) - batch + 1, batch):
-            index = order[start : start + batch]
+        for start in range(0, len(order), cfg.batch_size):
+            index = order[start : start + cfg.batch_size]
             loss = F.cross_entropy(classifier(train_x[index]), train_y[index])
             optimizer.zero_grad()
             loss.backward()

@@ -266,6 +266,7 @@ def _draw_permutations(
     shuffle_channels: bool,
     generator: torch.Generator | None,
     device: torch.device,
+    distributed: bool = True,
 ) -> tuple[Tensor | None, Tensor | None]:
     """Random sub-batch and channel-group partitions, drawn in the official order.
 
@@ -282,8 +283,9 @@ def _draw_permutations(
         if shuffle_channels:
             draws = [torch.randperm(dim, generator=generator) for _ in range(n_sub * n_views)]
             channel_perms.append(torch.stack(draws).view(n_sub, n_views, dim))
-    sample_perm = _same_on_every_rank(torch.stack(sample_perms), device) if sample_perms else None
-    channel_perm = _same_on_every_rank(torch.stack(channel_perms), device) if channel_perms else None
+    share = functools.partial(_same_on_every_rank, device=device) if distributed else (lambda t: t.to(device))
+    sample_perm = share(torch.stack(sample_perms)) if sample_perms else None
+    channel_perm = share(torch.stack(channel_perms)) if channel_perms else None
     return sample_perm, channel_perm
 
 
@@ -312,6 +314,7 @@ def whiten(
     w_iter: int = 1,
     shuffle_groups: bool = True,
     generator: torch.Generator | None = None,
+    distributed: bool = True,
 ) -> Tensor:
     """Whiten ``x`` of shape (..., N, D) (leading dims: views); returns (w_iter, ..., N_global, D).
 
@@ -327,13 +330,16 @@ def whiten(
     Each sample keeps its position in the output. Under torch.distributed the
     input is the local batch and the output the whitened global batch (rank r's
     rows at r*N_local...). Random draws use ``generator`` (default: torch's
-    global one) and are broadcast from rank 0. No Python loop runs over
+    global one) and are broadcast from rank 0. ``distributed=False`` treats
+    ``x`` as the whole batch on every rank (no collective). No Python loop runs over
     sub-batches, groups or views: they are batch dimensions of one linalg call.
     """
     lead_shape = x.shape[:-2]
     # Checked before the collective so that every rank fails alike instead of hanging.
-    check_whitening(kind, axis, x.shape[-2] * world_size(), x.shape[-1], groups, w_size)
-    x = gather(x, dim=-2)
+    ranks = world_size() if distributed else 1
+    check_whitening(kind, axis, x.shape[-2] * ranks, x.shape[-1], groups, w_size)
+    if distributed:
+        x = gather(x, dim=-2)
     n_samples, dim = x.shape[-2:]
     w_size = n_samples if w_size is None else w_size
     n_sub, per_group = n_samples // w_size, dim // groups
@@ -341,7 +347,7 @@ def whiten(
     n_views = x.shape[0]
 
     sample_perm, channel_perm = _draw_permutations(
-        w_iter, n_samples, n_sub, n_views, dim, groups > 1 and shuffle_groups, generator, x.device
+        w_iter, n_samples, n_sub, n_views, dim, groups > 1 and shuffle_groups, generator, x.device, distributed
     )
     # (w_iter, V, N, D), the samples in sub-batch order
     x = x.expand(w_iter, -1, -1, -1)

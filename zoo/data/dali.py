@@ -21,6 +21,7 @@ import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import torch
@@ -54,30 +55,36 @@ _TAIL_BYTES = 1024  # a JPEG's end-of-image marker may be followed by a little p
 def unreadable_reason(path):
     """Why `path` cannot be a complete image, from its first and last bytes; None if it looks fine."""
     try:
-        with open(path, "rb") as file:
-            head = file.read(12)
-            if head.startswith(b"\xff\xd8\xff"):
-                size = file.seek(0, os.SEEK_END)
-                file.seek(max(0, size - _TAIL_BYTES))
-                # Entropy-coded JPEG data never holds FF D9, so a missing marker means a cut-off file.
-                return None if _JPEG_END in file.read() else "truncated JPEG (no end-of-image marker)"
+        fd = os.open(path, os.O_RDONLY)  # raw reads: this runs once per training image
+        try:
+            head = os.pread(fd, 12, 0)
+            tail = os.pread(fd, _TAIL_BYTES, max(0, os.fstat(fd).st_size - _TAIL_BYTES))
+        finally:
+            os.close(fd)
     except OSError as err:
         return f"cannot read it ({err.strerror})"
+    if head.startswith(b"\xff\xd8\xff"):
+        # Entropy-coded JPEG data never holds FF D9, so a missing marker means a cut-off file.
+        return None if _JPEG_END in tail else "truncated JPEG (no end-of-image marker)"
     webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     if webp or head.startswith(_IMAGE_SIGNATURES) or _PNM_SIGNATURE.match(head):
         return None
     return "not an image" if head else "empty file"
 
 
-def readable_samples(samples, threads=16):
+def readable_samples(samples, threads=16, chunk=256):
     """`samples` ((path, label) pairs) without the files DALI cannot decode; warns with their names.
 
-    Reads a few bytes at each end of every file (threads overlap the I/O), so a
-    bad file is skipped up front instead of killing a long run.
+    Reads a few bytes at each end of every file (threads overlap the I/O on cold or
+    network storage), so a bad file is skipped up front instead of killing a long run.
     """
+    paths = [path for path, _ in samples]
     with ThreadPoolExecutor(threads) as pool:
-        reasons = list(pool.map(unreadable_reason, [path for path, _ in samples]))
-    bad = [f"{path} ({reason})" for (path, _), reason in zip(samples, reasons) if reason]
+        chunks = pool.map(
+            lambda start: [unreadable_reason(path) for path in paths[start : start + chunk]], range(0, len(paths), chunk)
+        )
+        reasons = [reason for reasons_of_chunk in chunks for reason in reasons_of_chunk]
+    bad = [f"{path} ({reason})" for path, reason in zip(paths, reasons) if reason]
     if bad:
         shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
         warnings.warn(f"skipping {len(bad)} unreadable image(s): {shown}", stacklevel=2)
@@ -248,6 +255,28 @@ def _decode_error(err, root):
     return ZooError(f"DALI cannot decode an image under {root}/train{detail}: a file there is corrupt (delete or replace it)")
 
 
+def _built_pipeline(paths, labels, crops, mean, std, seed, shard_id, num_shards, batch_size, num_threads):
+    """The training pipeline on this process's current GPU (DALI's CPU backend without CUDA), built."""
+    gpu = torch.cuda.is_available()
+    pipeline = _training_pipeline(
+        paths,
+        labels,
+        crops,
+        mean,
+        std,
+        shard_id,
+        num_shards,
+        shuffle_seed=seed,
+        decoder="mixed" if gpu else "cpu",
+        batch_size=batch_size,
+        num_threads=num_threads,
+        device_id=torch.cuda.current_device() if gpu else None,
+        seed=seed * num_shards + shard_id,  # augmentations differ across ranks
+    )
+    pipeline.build()
+    return pipeline
+
+
 class DaliTrainLoader:
     """Yields `(crops, labels)` for `len(self)` batches per `iter()`, from an endless DALI stream.
 
@@ -255,11 +284,14 @@ class DaliTrainLoader:
     never restarts: the rest of an epoch that Lightning abandons (max_steps,
     limit_train_batches, a resumed run) is simply where the next one starts.
     The pipeline is built on the first `iter()`, once Lightning has picked this
-    process's GPU.
+    process's GPU (until then the loader is plain data, so it also pickles).
     """
 
     def __init__(self, make_pipeline, num_crops, batches_per_epoch, root):
-        self.make_pipeline, self.num_crops, self.batches_per_epoch, self.root = make_pipeline, num_crops, batches_per_epoch, root
+        self.make_pipeline = make_pipeline
+        self.num_crops = num_crops
+        self.batches_per_epoch = batches_per_epoch
+        self.root = root
         self._stream = None
 
     def __len__(self):
@@ -286,7 +318,6 @@ class DaliTrainLoader:
 
 def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_shards=1):
     """The training loader of `zoo.data.build_loaders` for `data.loader=dali` (see the module docstring)."""
-    crops = expand_crops(views)
     for group in views:
         check_order(group)
         interpolation_mode(group.interpolation)  # a one-line error now, not inside the graph later
@@ -297,25 +328,18 @@ def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_
             f"{len(paths)} training images over {num_shards} device(s) make less than one batch of "
             f"data.batch_size={data_cfg.batch_size} per device: lower data.batch_size"
         )
-
-    def make_pipeline():
-        gpu = torch.cuda.is_available()
-        pipeline = _training_pipeline(
-            paths,
-            labels,
-            crops,
-            mean,
-            std,
-            shard_id,
-            num_shards,
-            shuffle_seed=seed,
-            decoder="mixed" if gpu else "cpu",
-            batch_size=data_cfg.batch_size,
-            num_threads=max(1, data_cfg.num_workers),
-            device_id=torch.cuda.current_device() if gpu else None,
-            seed=seed * num_shards + shard_id,  # augmentations differ across ranks
-        )
-        pipeline.build()
-        return pipeline
-
+    crops = expand_crops(views)
+    make_pipeline = partial(
+        _built_pipeline,
+        paths,
+        labels,
+        crops,
+        list(mean),
+        list(std),
+        seed,
+        shard_id,
+        num_shards,
+        batch_size=data_cfg.batch_size,
+        num_threads=max(1, data_cfg.num_workers),
+    )
     return DaliTrainLoader(make_pipeline, len(crops), batches_per_epoch, data_cfg.root)

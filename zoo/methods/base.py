@@ -83,8 +83,9 @@ class BaseMethod(L.LightningModule):
     def transform(self, z):
         """Whitening methods: (output, axis) of their transform applied to one training-sized batch
         of projector outputs, on one whitening unit (sub-batch, group) so that a perfect whitening
-        gives the identity; None for methods without a transform. For the spectrum diagnostics."""
-        return None
+        gives the identity; None for methods without a transform. For the spectrum diagnostics:
+        `z` is already gathered from every rank, so call `whiten(..., distributed=False)`."""
+        return
 
     def compute_loss(self, crops):
         """Loss of one training batch -> (loss, backbone features for the online probe)."""
@@ -132,7 +133,7 @@ class BaseMethod(L.LightningModule):
         probe_loss, probe_acc = self.probe_step(features, labels)
         self.trained_steps += 1
         metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}
-        self.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=True)
+        self.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         return loss + probe_loss
 
     def probe_step(self, features, labels):

@@ -35,7 +35,7 @@ class CWRGP(BaseMethod):
     def transform(self, z):
         m = self.mcfg
         sub_batch = z[: m.w_size or len(z)]
-        white = whiten(sub_batch, "zca", "channel", eps=m.eps, groups=m.groups, shuffle_groups=False)[0]
+        white = whiten(sub_batch, "zca", "channel", eps=m.eps, groups=m.groups, shuffle_groups=False, distributed=False)[0]
         return white[:, : z.shape[1] // m.groups], "channel"  # the first group
 
     def loss(self, views):

@@ -27,4 +27,4 @@ class INTL(BaseMethod):
         return intl_loss(*views, iters=self.mcfg.iters, axis=self.mcfg.axis, trade_off=self.mcfg.trade_off)
 
     def transform(self, z):
-        return whiten(z, "iternorm", self.mcfg.axis, iters=self.mcfg.iters)[0], self.mcfg.axis
+        return whiten(z, "iternorm", self.mcfg.axis, iters=self.mcfg.iters, distributed=False)[0], self.mcfg.axis

@@ -26,4 +26,4 @@ class SpectralTransform(INTL):
         return st_loss(*views, power=m.p, axis=m.axis, trade_off=m.trade_off, eps=m.eps)
 
     def transform(self, z):
-        return whiten(z, "power", self.mcfg.axis, power=self.mcfg.p, eps=self.mcfg.eps)[0], self.mcfg.axis
+        return whiten(z, "power", self.mcfg.axis, power=self.mcfg.p, eps=self.mcfg.eps, distributed=False)[0], self.mcfg.axis

@@ -30,4 +30,4 @@ class WMSE(BaseMethod):
 
     def transform(self, z):
         sub_batch = z[: self.mcfg.w_size or len(z)]
-        return whiten(sub_batch, "cholesky", "batch", eps=self.mcfg.eps)[0], "batch"
+        return whiten(sub_batch, "cholesky", "batch", eps=self.mcfg.eps, distributed=False)[0], "batch"

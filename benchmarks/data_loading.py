@@ -8,8 +8,10 @@ jitter 0.8 x (0.4, 0.4, 0.2, 0.1), grayscale 0.2, blur 1.0 / 0.1, solarization
     python benchmarks/data_loading.py --root /tmp/fake-imagenet --make-fake 300
     python benchmarks/data_loading.py --root /data/imagenet --batches 50
 
-Prints a table of images per second (medians over the timed repeats, after a
-warm-up) and, last, `speedup dali/torchvision: X.XX`.
+Prints a table of images per second (median, min and max over the timed runs;
+the loaders take turns, each run after a warm-up) and CPU milliseconds per image
+(all threads and worker processes: the number to trust when other jobs share the
+cores), and last `speedup dali/torchvision: X.XX` (of the median images per second).
 """
 
 import argparse
@@ -18,6 +20,7 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,15 +29,18 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from zoo.data.augment import CropGroup, MultiViewTransform  # noqa: E402
-from zoo.data.datasets import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from zoo.errors import exit_on_user_error
 
 
 def intl_imagenet_views(crop, views):
     """A-INTL-IN: the two asymmetric groups (blur 1.0 / 0.1, solarization 0.0 / 0.2), `views` crops in all."""
-    common = dict(size=crop, scale=[0.08, 1.0], jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, gray_p=0.2)
-    first = CropGroup(count=(views + 1) // 2, blur_p=1.0, solarize_p=0.0, **common)
-    second = CropGroup(count=views // 2, blur_p=0.1, solarize_p=0.2, **common)
+    intl = CropGroup(
+        size=crop, scale=[0.08, 1.0], jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, gray_p=0.2
+    )
+    first = replace(intl, count=(views + 1) // 2, blur_p=1.0, solarize_p=0.0)
+    second = replace(intl, count=views // 2, blur_p=0.1, solarize_p=0.2)
     return [group for group in (first, second) if group.count]
 
 
@@ -61,9 +67,6 @@ def make_fake_imagenet(root, count, classes=10, seed=0):
         natural_image(rng, width, height).save(folder / f"{index:06d}.jpg", quality=90)
 
 
-READ_AHEAD_BATCHES = 4  # torchvision: 2 workers x prefetch_factor 2; DALI: prefetch_queue_depth 2
-
-
 def cpu_seconds():
     """CPU time of this process (all threads) and its child processes (DataLoader workers) so far."""
     total = time.process_time()
@@ -77,26 +80,26 @@ def cpu_seconds():
     return total
 
 
-def measure(streams, batch_size, count, repeats, warmup):
-    """{name: (median img/s, min, max, median CPU ms per image)} over `repeats` runs of `count` batches.
+def measure(streams, batch_size, count, repeats, warmup, read_ahead):
+    """{name: (median img/s, min, max, median CPU ms per image)}; the loaders take `repeats` turns each.
 
-    The loaders take turns, run by run, so a load change on a shared machine hits both alike;
-    CPU time per image is the fairer number when other jobs share the cores.
+    A turn drains what the loader queued while idle (`read_ahead` batches at most),
+    times `count` batches of steady state, then idles until the loader has refilled
+    its queue, so neither loader's read-ahead runs on the other's clock. Turns spread load changes on a shared
+    machine over both loaders; CPU time per image hardly depends on that load.
     """
-    for batches in streams.values():
-        for _ in itertools.islice(batches, warmup):
-            pass
     rates, cpu_ms = {name: [] for name in streams}, {name: [] for name in streams}
     for _ in range(repeats):
         for name, batches in streams.items():
+            for _ in itertools.islice(batches, max(warmup, read_ahead)):
+                pass
             cpu_start, start = cpu_seconds(), time.perf_counter()
             for _ in itertools.islice(batches, count):
                 pass
-            seconds = time.perf_counter() - start
-            # Let this loader refill its read-ahead now (counted as its work), not during the next run.
-            time.sleep(READ_AHEAD_BATCHES * seconds / count)
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+            time.sleep(read_ahead * seconds / count)
             rates[name].append(count * batch_size / seconds)
-            cpu_ms[name].append(1000 * (cpu_seconds() - cpu_start) / (count * batch_size))
+            cpu_ms[name].append(1000 * cpu / (count * batch_size))
     return {
         name: (statistics.median(rates[name]), min(rates[name]), max(rates[name]), statistics.median(cpu_ms[name]))
         for name in streams
@@ -134,8 +137,8 @@ def main(argv=None):
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=10, help="batches per timed repeat")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3, help="batches before timing")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=4, help="untimed batches before each run (at least the read-ahead)")
     parser.add_argument("--make-fake", type=int, default=0, metavar="N", help="first write N fake JPEGs into an empty --root")
     args = parser.parse_args(argv)
 
@@ -146,13 +149,17 @@ def main(argv=None):
             make_fake_imagenet(args.root, args.make_fake)
     cores = len(os.sched_getaffinity(0))
     groups = intl_imagenet_views(args.crop, args.views)
-    print(f"{cores} cores, batch {args.batch_size}, {args.views} views of {args.crop} px, {args.repeats} x {args.batches} batches")
+    print(
+        f"{cores} cores, batch {args.batch_size}, {args.views} views of {args.crop} px, {args.repeats} x {args.batches} batches"
+    )
     streams = {"dali": dali_batches(args, groups, cores), "torchvision": torchvision_batches(args, groups, cores)}
-    results = measure(streams, args.batch_size, args.batches, args.repeats, args.warmup)
+    read_ahead = 2 * cores  # torchvision: prefetch_factor 2 per worker; DALI: prefetch_queue_depth 2
+    results = measure(streams, args.batch_size, args.batches, args.repeats, args.warmup, read_ahead)
     print(f"{'loader':<12} {'workers':>7} {'img/s':>8} {'min':>8} {'max':>8} {'cpu ms/img':>11}")
     for name, (rate, low, high, cpu_ms) in results.items():
         print(f"{name:<12} {cores:>7} {rate:>8.1f} {low:>8.1f} {high:>8.1f} {cpu_ms:>11.1f}")
     print(f"speedup dali/torchvision: {results['dali'][0] / results['torchvision'][0]:.2f}")
 
+
 if __name__ == "__main__":
-    main()
+    exit_on_user_error(main)()

@@ -234,6 +234,8 @@ class LinearProbe(L.LightningModule):
         self.hits += torch.stack([match[:, 0].sum(), match.any(dim=1).sum(), labels.new_tensor(len(labels))]).float()
 
     def on_validation_epoch_end(self):
+        if self.trainer.sanity_checking:
+            return
         hits = self.all_gather(self.hits).reshape(-1, 3).sum(dim=0)
         top1, top5 = (hits[:2] / hits[2].clamp_min(1)).tolist()
         self.history.append({"epoch": self.current_epoch, "top1": top1, "top5": top5})

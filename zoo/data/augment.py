@@ -13,6 +13,8 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.transforms import v2 as T
 
+from zoo.errors import ZooError
+
 # The order the ops run in when a group does not say otherwise (INTL, solo-learn).
 DEFAULT_ORDER = ["crop", "jitter", "gray", "blur", "solarize", "flip"]
 KNOWN_OPS = set(DEFAULT_ORDER)
@@ -73,18 +75,18 @@ def interpolation_mode(name):
     try:
         return _INTERPOLATION[name]
     except KeyError:
-        from zoo.errors import ZooError
-
         raise ZooError(f"unknown interpolation '{name}' (choose one of {', '.join(_INTERPOLATION)})") from None
+
+
+def check_known_ops(group):
+    unknown = set(group.order) - KNOWN_OPS
+    if unknown:
+        raise ZooError(f"unknown augmentation op(s) {sorted(unknown)} in order (known: {', '.join(DEFAULT_ORDER)})")
 
 
 def torchvision_view(group, mean, std):
     """A torchvision v2 pipeline for one crop of `group`: uint8 image in, normalised float tensor out."""
-    unknown = set(group.order) - KNOWN_OPS
-    if unknown:
-        from zoo.errors import ZooError
-
-        raise ZooError(f"unknown augmentation op(s) {sorted(unknown)} in order (known: {', '.join(DEFAULT_ORDER)})")
+    check_known_ops(group)
     ops = {
         "crop": T.RandomResizedCrop(
             group.size,

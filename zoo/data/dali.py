@@ -17,10 +17,7 @@ Where DALI differs from torchvision (same augmentation family, not bit-identical
   change what the model sees.
 """
 
-import os
 import re
-import warnings
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -30,7 +27,7 @@ from nvidia.dali import math as dali_math
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 from torchvision.transforms import InterpolationMode
 
-from zoo.data.augment import DEFAULT_ORDER, KNOWN_OPS, blur_kernel_size, expand_crops, interpolation_mode
+from zoo.data.augment import blur_kernel_size, check_known_ops, expand_crops, interpolation_mode
 from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError
 
@@ -45,55 +42,9 @@ _SOLARIZED = [value if value < 128 else 255 - value for value in range(256)]  # 
 # ---------------------------------------------------------------- file list
 
 
-# Leading bytes of the formats DALI decodes, to reject non-images before the run.
-_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP", b"\xff\x4f\xff\x51")
-_PNM_SIGNATURE = re.compile(rb"P[1-6]\s")
-_JPEG_END = b"\xff\xd9"
-_TAIL_BYTES = 1024  # a JPEG's end-of-image marker may be followed by a little padding
-
-
-def unreadable_reason(path):
-    """Why `path` cannot be a complete image, from its first and last bytes; None if it looks fine."""
-    try:
-        fd = os.open(path, os.O_RDONLY)  # raw reads: this runs once per training image
-        try:
-            head = os.pread(fd, 12, 0)
-            tail = os.pread(fd, _TAIL_BYTES, max(0, os.fstat(fd).st_size - _TAIL_BYTES))
-        finally:
-            os.close(fd)
-    except OSError as err:
-        return f"cannot read it ({err.strerror})"
-    if head.startswith(b"\xff\xd8\xff"):
-        # Entropy-coded JPEG data never holds FF D9, so a missing marker means a cut-off file.
-        return None if _JPEG_END in tail else "truncated JPEG (no end-of-image marker)"
-    webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-    if webp or head.startswith(_IMAGE_SIGNATURES) or _PNM_SIGNATURE.match(head):
-        return None
-    return "not an image" if head else "empty file"
-
-
-def readable_samples(samples, threads=16, chunk=256):
-    """`samples` ((path, label) pairs) without the files DALI cannot decode; warns with their names.
-
-    Reads a few bytes at each end of every file (threads overlap the I/O on cold or
-    network storage), so a bad file is skipped up front instead of killing a long run.
-    """
-    paths = [path for path, _ in samples]
-    with ThreadPoolExecutor(threads) as pool:
-        chunks = pool.map(
-            lambda start: [unreadable_reason(path) for path in paths[start : start + chunk]], range(0, len(paths), chunk)
-        )
-        reasons = [reason for reasons_of_chunk in chunks for reason in reasons_of_chunk]
-    bad = [f"{path} ({reason})" for path, reason in zip(paths, reasons) if reason]
-    if bad:
-        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-        warnings.warn(f"skipping {len(bad)} unreadable image(s): {shown}", stacklevel=2)
-    return [sample for sample, reason in zip(samples, reasons) if not reason]
-
-
 def training_files(data_cfg):
     """(paths, labels) of the ImageFolder train split: torchvision's class order, bad files left out."""
-    samples = readable_samples(build_dataset(data_cfg, "train", transform=None).samples)
+    samples = build_dataset(data_cfg, "train", transform=None).samples  # unreadable files already left out
     if not samples:
         raise ZooError(f"no readable image under {data_cfg.root}/train (expected {data_cfg.root}/train/<class>/<image>)")
     paths, labels = zip(*samples)
@@ -185,9 +136,7 @@ def _random_op(name, images, group):
 
 def check_order(group):
     """One-line error for orders DALI cannot run: unknown ops or no crop (DALI batches fixed sizes)."""
-    unknown = set(group.order) - KNOWN_OPS
-    if unknown:
-        raise ZooError(f"unknown augmentation op(s) {sorted(unknown)} in order (known: {', '.join(DEFAULT_ORDER)})")
+    check_known_ops(group)
     if group.order.count("crop") != 1:
         raise ZooError(f"data.loader=dali needs exactly one 'crop' in every group's order, got {list(group.order)}")
 

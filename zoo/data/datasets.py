@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from zoo.data.files import readable_folder_samples
 from zoo.errors import ZooError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -95,9 +96,14 @@ def _folder_dataset(root, split, transform):
     if not split_dir.is_dir():
         raise ZooError(f"wrong folder layout: {split_dir} is missing (expected {root}/train/<class>/* and {root}/val/<class>/*)")
     try:
-        return ImageFolder(str(split_dir), transform=transform)
+        dataset = ImageFolder(str(split_dir), transform=transform)
     except FileNotFoundError as err:
         raise ZooError(f"wrong folder layout under {split_dir}: {err} (expected {split_dir}/<class>/<image>)") from None
+    dataset.samples = dataset.imgs = list(readable_folder_samples(tuple(dataset.samples)))
+    dataset.targets = [label for _, label in dataset.samples]
+    if not dataset.samples:
+        raise ZooError(f"no readable image under {split_dir} (expected {split_dir}/<class>/<image>)")
+    return dataset
 
 
 def build_dataset(data_cfg, split, transform):

@@ -1,0 +1,75 @@
+"""Datasets, the augmentation spec on the torchvision path, and the loader choice."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from zoo.config import DataConfig
+from zoo.data import build_loaders, choose_loader
+from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.data.datasets import build_dataset, load_digits_split
+from zoo.errors import ZooError
+
+
+def data_config(**overrides):
+    cfg = OmegaConf.structured(DataConfig)
+    cfg.merge_with_dotlist([f"{k}={v}" for k, v in overrides.items()])
+    return cfg
+
+
+def test_digits_split_is_fixed_stratified_and_real():
+    (train_x, train_y), (test_x, test_y) = load_digits_split(16, 0.25)
+    (train_x2, _), _ = load_digits_split(16, 0.25)
+    assert torch.equal(train_x, train_x2)  # the same split every time
+    assert len(train_y) + len(test_y) == 1797 and len(test_y) == 450
+    assert train_x.dtype == torch.uint8 and train_x.shape[1:] == (3, 16, 16)
+    assert torch.bincount(test_y).min() >= 40  # stratified: every digit in the test split
+
+
+def test_multi_crop_groups_give_their_sizes_in_order():
+    groups = [CropGroup(size=24, count=2, scale=[0.2, 1.0]), CropGroup(size=12, count=3, scale=[0.05, 0.4])]
+    views = MultiViewTransform(groups, [0.5] * 3, [0.5] * 3)(torch.randint(0, 256, (3, 40, 40), dtype=torch.uint8))
+    assert [v.shape[-1] for v in views] == [24, 24, 12, 12, 12]
+    assert all(v.dtype == torch.float32 for v in views)
+
+
+def test_asymmetric_views_apply_their_own_probabilities():
+    image = torch.full((3, 32, 32), 200, dtype=torch.uint8)
+    plain = CropGroup(size=32, scale=[1.0, 1.0], ratio=[1.0, 1.0], jitter_p=0.0, gray_p=0.0, flip_p=0.0)
+    solarized = CropGroup(**{**plain.__dict__, "solarize_p": 1.0})
+    first, second = MultiViewTransform([plain, solarized], [0.0] * 3, [1.0] * 3)(image)
+    assert torch.allclose(first, torch.full_like(first, 200 / 255))
+    assert torch.allclose(second, torch.full_like(second, 55 / 255))  # 255 - 200: solarized at threshold 128
+
+
+def test_digits_loaders_yield_two_views_and_labels():
+    loaders = build_loaders(data_config(batch_size=16, num_workers=0))
+    crops, labels = next(iter(loaders.train))
+    assert len(crops) == 2 and crops[0].shape == (16, 3, 16, 16) and labels.shape == (16,)
+    assert loaders.num_classes == 10 and loaders.loader == "torchvision"
+    assert len(loaders.val.dataset) == 450
+
+
+def make_folder(root, bad=False):
+    for split in ("train", "val"):
+        for cls in ("ant", "bee"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (20, 20), (i * 40, 80, 120)).save(root / split / cls / f"{i}.jpg")
+    if bad:
+        data = (root / "train" / "ant" / "0.jpg").read_bytes()
+        (root / "train" / "ant" / "cut.jpg").write_bytes(data[: len(data) // 2])
+
+
+def test_folder_dataset_reads_classes_from_folders_and_skips_a_truncated_jpeg(tmp_path):
+    make_folder(tmp_path, bad=True)
+    with pytest.warns(UserWarning, match=r"skipping 1 unreadable image.*cut\.jpg \(truncated JPEG"):
+        train = build_dataset(data_config(name="folder", root=str(tmp_path)), "train", transform=None)
+    assert train.classes == ["ant", "bee"] and len(train.samples) == 6 and len(train.targets) == 6
+
+
+def test_auto_loader_picks_torchvision_for_non_folder_data():
+    assert choose_loader(data_config(name="digits")) == "torchvision"
+    with pytest.raises(ZooError, match="reads the ImageFolder layout only"):
+        choose_loader(data_config(name="digits", loader="dali"))

@@ -91,6 +91,10 @@ def test_same_run_dir_resumes_to_the_requested_epochs(pretrained):
     result = run("main_pretrain.py", *TINY, "trainer.max_epochs=3", f"run_dir={run_dir}")
     assert "Resuming from" in result.stdout
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 3
+    import csv
+
+    epochs = {row["epoch"] for row in csv.DictReader((run_dir / "metrics.csv").open()) if row.get("val/knn_top1")}
+    assert epochs == {"0", "1", "2"}  # the history before the resume is kept
 
 
 def test_kill_minus_nine_then_resume(tmp_path):

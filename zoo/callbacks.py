@@ -1,6 +1,7 @@
 """Run outputs that Lightning does not write the way we need: atomic
-checkpoints and the eigenvalue-spectrum figure."""
+checkpoints, a metrics.csv that survives a resume, and the eigenvalue-spectrum figure."""
 
+import csv
 import io
 import os
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
@@ -32,6 +35,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(path, buffer.getvalue())
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Appends to an existing metrics.csv instead of deleting it."""
+
+    def _check_log_dir_exists(self):
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSV logger deletes metrics.csv when its folder is not empty, so a resumed
+    run would lose its history; this one keeps the rows and appends."""
+
+    @property
+    def experiment(self):
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def checkpoint_callbacks(run_dir, every_n_steps, keep_every_n_epochs=0):

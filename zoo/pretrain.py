@@ -9,10 +9,9 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
-from zoo.callbacks import AtomicCheckpointIO, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
+from zoo.callbacks import AtomicCheckpointIO, ResumableCSVLogger, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
 from zoo.config import register_configs
 from zoo.data import build_loaders
 from zoo.errors import exit_on_user_error
@@ -42,7 +41,7 @@ def build_trainer(cfg, run_dir):
     callbacks.append(SpectrumPlot(run_dir / "spectrum.png"))
     return L.Trainer(
         default_root_dir=run_dir,
-        logger=CSVLogger(run_dir, name="", version=""),
+        logger=ResumableCSVLogger(run_dir, name="", version=""),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         **{k: v for k, v in trainer_args.items() if v is not None},

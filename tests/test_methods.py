@@ -178,3 +178,40 @@ def test_intl_m_target_is_an_ema_of_online_parameters_only():
     loss, _ = model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(3)])
     loss.backward()
     assert all(p.grad is None for p in model.target_backbone.parameters())
+
+
+def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    (tmp_path / "nan_method.py").write_text(textwrap.dedent('''
+        from dataclasses import dataclass
+        import torch.nn.functional as F
+        from zoo.methods.base import BaseMethod, MethodConfig
+        from zoo.registry import register_method
+
+        @register_method("nan_after_two")
+        class NanAfterTwo(BaseMethod):
+            """A cosine loss that turns NaN at step 2."""
+
+            @dataclass
+            class Config(MethodConfig):
+                pass
+
+            def loss(self, views):
+                z1, z2 = views
+                loss = -F.cosine_similarity(z1, z2).mean()
+                return loss * float("nan") if self.global_step >= 2 else loss
+    '''))
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "ZOO_METHODS": str(tmp_path / "nan_method.py")}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "main_pretrain.py"), "method=nan_after_two", "method.proj_hidden=[64]",
+         "method.proj_out=32", "data.batch_size=16", "data.num_workers=0", "trainer.max_steps=10",
+         "checkpoint_every_n_steps=1", "trainer.enable_progress_bar=false", f"run_dir={run_dir}"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "method nan_after_two: the loss became nan at step 2" in lines[0]
+    assert "lower optimizer.lr" in lines[0]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())

@@ -95,7 +95,7 @@ class TrainerConfig:
 class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
-    knn_max_train: int = 50000  # k-NN bank size cap (a random, seeded subset beyond it)
+    knn_max_train: int | None = 50000  # k-NN bank: a seeded random subset of the labelled training images beyond this
 
 
 @dataclass

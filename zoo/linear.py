@@ -315,9 +315,8 @@ def lightning_eval(backbone, cfg, run_dir):
     result = {"linear_top1": best["top1"], "linear_top5": best["top5"], "best_epoch": best["epoch"],
               "linear_top1_last": model.history[-1]["top1"], "train_images": len(train_set)}
     if trainer.is_global_zero and cfg.linear.knn_k > 0:
-        device = model.device
         backbone.eval()
-        result.update(knn_result(*labelled_features(backbone, data, device), cfg.linear.knn_k))
+        result.update(knn_result(*labelled_features(backbone, data, model.device), cfg.linear.knn_k))
     return result, trainer.is_global_zero
 
 

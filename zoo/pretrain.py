@@ -79,7 +79,8 @@ def pretrain(cfg):
     method_cls = get_method(cfg.method.name)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = build_trainer(cfg, run_dir)
-    loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size)
+    loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
+                            knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     cfg.optimizer.lr_scaled = scaled_lr(cfg.optimizer, global_batch)
     model = method_cls(cfg, num_classes=loaders.num_classes, world_size=trainer.world_size)

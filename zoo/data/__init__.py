@@ -4,7 +4,7 @@ import importlib.util
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from zoo.data.augment import MultiViewTransform, eval_transform, expand_crops, with_default_size
 from zoo.data.datasets import build_dataset, dataset_info, num_classes
@@ -72,14 +72,22 @@ def eval_loader(dataset, data_cfg):
     )
 
 
-def build_loaders(data_cfg, seed=0, rank=0, world_size=1):
+def capped(dataset, size, seed):
+    """A seeded random subset of `size` items when the dataset is larger (the k-NN bank of ImageNet)."""
+    if size is None or len(dataset) <= size:
+        return dataset
+    generator = torch.Generator().manual_seed(seed)
+    return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:size].tolist())
+
+
+def build_loaders(data_cfg, seed=0, rank=0, world_size=1, knn_bank_size=None):
     views = resolved_views(data_cfg)
     if not expand_crops(views):
         raise ZooError("data.views holds no crop: give at least one group with count >= 1")
     mean, std = normalisation(data_cfg)
     loader = choose_loader(data_cfg)
     val = build_dataset(data_cfg, "val", eval_pipeline(data_cfg))
-    bank = build_dataset(data_cfg, "train_labeled", eval_pipeline(data_cfg))
+    bank = capped(build_dataset(data_cfg, "train_labeled", eval_pipeline(data_cfg)), knn_bank_size, seed)
     if loader == "dali":
         from zoo.data.dali import build_dali_train_loader
 
@@ -99,4 +107,4 @@ def build_loaders(data_cfg, seed=0, rank=0, world_size=1):
             persistent_workers=data_cfg.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
-    return Loaders(train, eval_loader(bank, data_cfg), eval_loader(val, data_cfg), num_classes(bank), loader)
+    return Loaders(train, eval_loader(bank, data_cfg), eval_loader(val, data_cfg), num_classes(val), loader)

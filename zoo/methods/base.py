@@ -85,7 +85,6 @@ class BaseMethod(L.LightningModule):
         of projector outputs, on one whitening unit (sub-batch, group) so that a perfect whitening
         gives the identity; None for methods without a transform. For the spectrum diagnostics:
         `z` is already gathered from every rank, so call `whiten(..., distributed=False)`."""
-        return
 
     def compute_loss(self, crops):
         """Loss of one training batch -> (loss, backbone features for the online probe)."""

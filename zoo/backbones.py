@@ -38,7 +38,8 @@ def create_backbone(cfg, crop_size):
         # CIFAR-style stem: keep spatial resolution for 32x32 inputs.
         model.conv1 = nn.Conv2d(3, model.conv1.out_channels, 3, stride=1, padding=cfg.small_stem_padding, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
-        model.maxpool = nn.Identity()
+        if not cfg.small_stem_maxpool:
+            model.maxpool = nn.Identity()
     return model
 
 

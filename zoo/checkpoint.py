@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from zoo.errors import ZooError
 
@@ -10,10 +11,11 @@ BACKBONE_PREFIX = "backbone."
 
 
 def read_checkpoint(path):
-    """Return `{"config": dict, "backbone": state_dict}` from a zoo checkpoint.
+    """Return `{"config": dict, "backbone": state_dict, "state_dict": ..., "num_classes": int}`.
 
     The backbone state dict has the timm model's own key names (the
-    `backbone.` prefix stripped); `config` is the resolved run config.
+    `backbone.` prefix stripped); `config` is the resolved run config as stored;
+    `state_dict` is the whole LightningModule's.
     """
     path = Path(path)
     if not path.is_file():
@@ -29,4 +31,30 @@ def read_checkpoint(path):
     backbone = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
     if not backbone:
         raise ZooError(f"{path} holds no backbone weights (no '{BACKBONE_PREFIX}*' keys)")
-    return {"config": config, "backbone": backbone}
+    num_classes = ckpt["hyper_parameters"].get("num_classes")
+    return {"config": config, "backbone": backbone, "state_dict": state, "num_classes": num_classes}
+
+
+def complete_config(config):
+    """A stored run config on top of today's schema, so keys added since it was written take
+    their defaults (a DictConfig in struct mode)."""
+    from zoo.config import PretrainConfig
+    from zoo.registry import get_method
+
+    schema = OmegaConf.structured(PretrainConfig)
+    schema.method = OmegaConf.structured(get_method(config["method"]["name"]).Config)
+    stored = {key: value for key, value in config.items() if key != "run_dir"}  # run_dir's default needs Hydra
+    merged = OmegaConf.merge(schema, stored)
+    merged.run_dir = config.get("run_dir", "")
+    return merged
+
+
+def load_method(path):
+    """The pretraining LightningModule (backbone, projector, ...) rebuilt from its checkpoint, in eval mode."""
+    checkpoint = read_checkpoint(path)
+    from zoo.registry import get_method
+
+    config = complete_config(checkpoint["config"])
+    method = get_method(config.method.name)(config, num_classes=checkpoint["num_classes"])
+    method.load_state_dict(checkpoint["state_dict"])
+    return method.eval(), config

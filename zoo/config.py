@@ -22,6 +22,7 @@ class BackboneConfig:
     small_stem: str = "auto"
     # Padding of that 3x3 conv: 1 (W-MSE, CW-RGP: 32x32 maps) or 2 (INTL, solo-learn: 34x34).
     small_stem_padding: int = 2
+    small_stem_maxpool: bool = False  # keep the max-pool after the 3x3 stem (W-MSE / CW-RGP on STL-10, Tiny-ImageNet)
     zero_init_residual: bool = False  # zero-init the last BN of each residual block
 
 
@@ -52,6 +53,7 @@ class OptimizerConfig:
     momentum: float = 0.9
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     exclude_bias_and_norm: bool = False  # no weight decay (and no LARS adaptation) on 1-D params
+    bias_lr_factor: float = 1.0  # lr of the 1-D params / lr, with exclude_bias_and_norm (FB Barlow Twins: 0.024)
     lars_eta: float = 0.02  # LARS trust coefficient
     lars_clip: bool = True  # LARC-style clipping (solo-learn) vs plain LARS (FB)
     probe_lr: float = 0.1  # online linear probe, per 256 samples (scaled like lr), no weight decay
@@ -154,7 +156,8 @@ def overrides_id():
     from hydra.core.hydra_config import HydraConfig
 
     try:
-        overrides = HydraConfig.get().overrides.task
+        # unresolved: an override whose value interpolates this very resolver must not recurse
+        overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     except ValueError:  # composed outside a Hydra run (tests, compose API)
         overrides = []
     kept = sorted(o for o in overrides if not o.lstrip("+~").startswith(("run_dir=", "hydra.")))

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from zoo.data import eval_pipeline
+from zoo.checkpoint import load_method
+from zoo.data import capped, eval_pipeline
 from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.knn import knn_predict, topk_accuracy
 from zoo.linear import data_config, extract_features
 from zoo.pretrain import write_json
-from zoo.registry import get_method
 
 DEFAULT_K = "1,2,5,10,20,50,100,200"
 DEFAULT_TEMPERATURES = "0.01,0.02,0.05,0.07,0.1,0.2,0.5,1"
@@ -55,21 +55,6 @@ def parse_args(argv):
     return args
 
 
-def load_method(path):
-    """The pretraining LightningModule (backbone and projector) rebuilt from its checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"checkpoint not found: {path} (pass the path to a .ckpt written by main_pretrain.py)")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    if "cfg" not in hparams or "state_dict" not in ckpt:
-        raise ZooError(f"{path} is not a zoo pretraining checkpoint (no 'cfg' hyper-parameters or no state_dict)")
-    cfg = hparams["cfg"]
-    method = get_method(cfg["method"]["name"])(cfg, num_classes=hparams["num_classes"])
-    method.load_state_dict(ckpt["state_dict"])
-    return method.eval(), cfg
-
-
 def encoder(method, features):
     """images -> one tensor per requested kind of features, in the order asked."""
 
@@ -81,10 +66,7 @@ def encoder(method, features):
 
 
 def labelled_split(method, data_cfg, split, features, device, bank_size=None):
-    dataset = build_dataset(data_cfg, split, eval_pipeline(data_cfg))
-    if bank_size and bank_size < len(dataset):
-        generator = torch.Generator().manual_seed(0)
-        dataset = torch.utils.data.Subset(dataset, torch.randperm(len(dataset), generator=generator)[:bank_size].tolist())
+    dataset = capped(build_dataset(data_cfg, split, eval_pipeline(data_cfg)), bank_size, seed=0)
     outputs, labels = extract_features(encoder(method, features), dataset, data_cfg.eval_batch_size, data_cfg.num_workers, device)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     known = labels >= 0  # STL-10's unlabelled images carry -1

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Subset
 
 from zoo.backbones import create_backbone
 from zoo.callbacks import atomic_write_bytes
-from zoo.checkpoint import read_checkpoint
+from zoo.checkpoint import complete_config, read_checkpoint
 from zoo.config import DataConfig, LinearRunConfig
 from zoo.data import eval_pipeline, normalisation, resolved_views
 from zoo.data.augment import CropGroup, torchvision_view
@@ -328,10 +328,9 @@ def default_run_dir(ckpt_path, linear_cfg):
 
 
 def load_backbone(checkpoint):
-    pretrain_cfg = checkpoint["config"]
-    data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"])
-    crop_size = max(group.size for group in resolved_views(data))  # decides the small stem, as in pretraining
-    backbone = create_backbone(OmegaConf.create(pretrain_cfg["backbone"]), crop_size)
+    pretrain_cfg = complete_config(checkpoint["config"])
+    crop_size = max(group.size for group in resolved_views(pretrain_cfg.data))  # decides the small stem, as in pretraining
+    backbone = create_backbone(pretrain_cfg.backbone, crop_size)
     backbone.load_state_dict(checkpoint["backbone"])
     return backbone
 

@@ -48,6 +48,12 @@ def build_trainer(cfg, run_dir):
     )
 
 
+def newest_checkpoint(run_dir, last_ckpt):
+    """last.ckpt, or Lightning's SLURM requeue checkpoint (hpc_ckpt_N.ckpt) when that is newer."""
+    candidates = [path for path in [last_ckpt, *run_dir.glob("hpc_ckpt_*.ckpt")] if path.exists()]
+    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
 def scaled_lr(optimizer_cfg, global_batch_size):
     return optimizer_cfg.lr * (global_batch_size / 256 if optimizer_cfg.scale_lr else 1.0)
 
@@ -88,7 +94,7 @@ def pretrain(cfg):
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
     last_ckpt = run_dir / "checkpoints" / "last.ckpt"
-    resume = last_ckpt if last_ckpt.exists() else None
+    resume = newest_checkpoint(run_dir, last_ckpt)
     if trainer.is_global_zero:
         print(
             f"zoo: {cfg.method.name} on {cfg.data.name} ({loaders.loader} loader), {cfg.backbone.name}, "

@@ -241,7 +241,7 @@ class BaseMethod(L.LightningModule):
         if opt.exclude_bias_and_norm:
             groups = [
                 {"params": [p for _, p in trained if p.ndim > 1]},
-                {"params": [p for _, p in trained if p.ndim <= 1], "weight_decay": 0.0},
+                {"params": [p for _, p in trained if p.ndim <= 1], "weight_decay": 0.0, "lr_factor": opt.bias_lr_factor},
             ]
         else:
             groups = [{"params": [p for _, p in trained]}]

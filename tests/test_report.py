@@ -1,0 +1,118 @@
+"""`python -m zoo.report RUNS_DIR` on generated runs: each evaluation next to its paper target."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zoo.report import COLUMNS, load_targets, main, report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_run(folder, method, dataset, epochs, views, batch, done=None, online=None, config=None, root=None):
+    """A pretraining run as main_pretrain.py leaves it: config.yaml, summary.json, a checkpoint path."""
+    folder.mkdir(parents=True)
+    cfg = {"method": {"name": method}, "data": {"name": dataset, "root": root, "views": [{"count": views}]},
+           "trainer": {"max_epochs": epochs}, "optimizer": {"scale_lr": True}, "eval": {"knn_k": 20}}
+    for key, value in (config or {}).items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+    summary = {"method": method, "dataset": dataset, "epochs": epochs if done is None else done, "global_batch_size": batch,
+               "effective_rank": 123.4, "checkpoint": str(folder / "checkpoints/last.ckpt"), **(online or {})}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def add_evaluation(run, protocol, folder=None, **values):
+    folder = folder or run / "linear"
+    folder.mkdir(parents=True)
+    summary = {"checkpoint": str(run / "checkpoints/last.ckpt"), "protocol": protocol, **values}
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def rows(table):
+    """The table as dicts keyed by column name (one per row)."""
+    lines = table.splitlines()
+    assert lines[0] == "| " + " | ".join(COLUMNS) + " |"
+    return [dict(zip(COLUMNS, line.strip("| ").split(" | "))) for line in lines[2:]]
+
+
+def test_a_run_sits_next_to_its_target_with_the_difference(tmp_path):
+    run = make_run(tmp_path / "cifar10/intl", "intl", "cifar10", 1000, 2, 256, online={"linear_top1": 0.9, "knn_top1": 0.85})
+    add_evaluation(run, "LP-SMALL", linear_top1=0.9, linear_top5=0.995, knn5_top1=0.88)
+    online, small = rows(report(tmp_path))
+    assert online["protocol"] == "online (probe, 20-nn)" and online["target top-1"] == "–" and online["top-1"] == "90.00"
+    assert small["protocol"] == "LP-SMALL (5-nn)" and small["run"] == "cifar10/intl" and small["eff. rank"] == "123.4"
+    assert (small["top-1"], small["target top-1"], small["Δ top-1"]) == ("90.00", "92.60", "-2.60")
+    assert (small["k-NN"], small["target k-NN"], small["Δ k-NN"]) == ("88.00", "90.03", "-2.03")
+    assert small["top-5"] == "99.50" and small["target source"] == "INTL README"
+
+
+def test_every_row_names_its_protocol_and_targets_follow_the_protocol(tmp_path):
+    run = make_run(tmp_path / "bt", "barlow_twins", "cifar10", 1000, 2, 256, online={"linear_top1": 0.91})
+    add_evaluation(run, "LP-SMALL", linear_top1=0.88, knn5_top1=0.86)
+    online, small = rows(report(tmp_path))
+    assert online["target top-1"] == "92.10" and online["target source"] == "solo-learn README"  # solo-learn's numbers are online
+    assert small["target top-1"] == "88.51" and "CW-RGP table" in small["target source"]
+    assert all(row["protocol"] not in ("", "–") for row in (online, small))
+
+
+def test_recipe_details_tell_two_recipes_of_one_method_apart(tmp_path):
+    official = make_run(tmp_path / "official", "wmse", "cifar10", 1000, 2, 512, online={"linear_top1": 0.9},
+                        config={"optimizer.scale_lr": False})
+    add_evaluation(official, "LP-SMALL", linear_top1=0.9, knn5_top1=0.88)
+    make_run(tmp_path / "solo", "wmse", "cifar10", 1000, 2, 256, online={"linear_top1": 0.88})
+    by_run = {(r["run"], r["protocol"]): r for r in rows(report(tmp_path))}
+    assert by_run[("official", "online (probe, 20-nn)")]["target top-1"] == "–"
+    assert by_run[("official", "LP-SMALL (5-nn)")]["target top-1"] == "91.55"
+    assert by_run[("solo", "online (probe, 20-nn)")]["target top-1"] == "88.67"
+
+
+def test_views_epochs_and_the_tiny_imagenet_folder(tmp_path):
+    run = make_run(tmp_path / "tiny", "cwrgp", "folder", 1000, 4, 256, done=2, root="/data/tiny-imagenet-200")
+    add_evaluation(run, "LP-SMALL", linear_top1=0.5, knn5_top1=0.36)
+    _, small = rows(report(tmp_path))
+    assert small["dataset"] == "tiny-imagenet" and small["epochs"] == "2/1000" and small["views"] == "4"
+    assert small["target top-1"] == "50.24" and small["Δ top-1"] == "-0.24"
+
+
+def test_evaluations_written_elsewhere_follow_their_checkpoint(tmp_path):
+    run = make_run(tmp_path / "runs/imagenet/intl_m_ep100", "intl_m", "imagenet", 100, 6, 256)
+    add_evaluation(run, "LP-INTL", folder=tmp_path / "evals/lp", linear_top1=0.73, linear_top5=0.91)
+    add_evaluation(run, "SS-INTL-1pct", folder=tmp_path / "evals/semi", linear_top1=0.55, label_fraction=1)
+    table = rows(report(tmp_path))
+    lp = next(r for r in table if r["protocol"] == "LP-INTL")
+    assert lp["run"] == "runs/imagenet/intl_m_ep100" and lp["target top-1"] == "73.50" and lp["Δ top-1"] == "-0.50"
+    assert lp["k-NN"] == "–" and lp["target k-NN"] == "–"
+    assert any(r["protocol"] == "SS-INTL-1pct, 1% labels" and r["target top-1"] == "–" for r in table)
+
+
+def test_targets_file_is_well_formed():
+    keys = {"method", "dataset", "epochs", "views", "batch", "protocol", "top1", "top5", "knn", "source", "match"}
+    protocols = {"online", "LP-SMALL", "LP-INTL", "LP-CW-LARS", "LP-SS-LARS", "LP-FB-BT", "LP-FB-VIC", "LP-SOLO"}
+    targets = load_targets()
+    assert len(targets) > 40
+    for target in targets:
+        assert set(target) <= keys and target["protocol"] in protocols and 0 < target["top1"] < 100, target
+
+
+def test_no_runs_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_code:
+        main([str(tmp_path)])
+    assert exit_code.value.code == 2
+    assert capsys.readouterr().err == f"error: no runs under {tmp_path} (a run is a folder with the summary.json and config.yaml of main_pretrain.py)\n"
+
+
+def test_command_line(tmp_path):
+    make_run(tmp_path / "run", "vicreg", "imagenet100", 400, 2, 256, online={"linear_top1": 0.79})
+    result = subprocess.run([sys.executable, "-m", "zoo.report", str(tmp_path)], check=False, capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "| run | vicreg | imagenet100 | 400 | 2 | 256 | online (probe, 20-nn) | – | 79.00 |" in result.stdout

@@ -4,6 +4,7 @@ COCO-format set made here, pycocotools metrics, resume, and one-line errors for 
 import ast
 import json
 import math
+import os
 import pickle
 import shutil
 import subprocess
@@ -304,3 +305,30 @@ def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkp
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
+
+
+def test_a_checkpoint_from_the_imagenet_intl_recipe_trains_two_iterations(workdir, coco_root, tmp_path):
+    """The issue's end-to-end path: scripts/pretrain/imagenet/intl.sh (ResNet-50, shrunk to a
+    few steps on a generated folder) -> train_coco.py --max-iter 2 -> six pycocotools metrics."""
+    for split in ("train", "val"):
+        for label in range(2):
+            folder = tmp_path / "imagenet" / split / f"n{label:08d}"
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (48, 40), (60 + 120 * label, 80, 40 * i)).save(folder / f"{i}.JPEG")
+    run_dir = tmp_path / "pretrain"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR")} | {"NUM_GPUS": "1"}
+    pretrain = subprocess.run(
+        ["bash", str(REPO / "scripts" / "pretrain" / "imagenet" / "intl.sh"), f"data.root={tmp_path / 'imagenet'}",
+         "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "data.loader=torchvision",
+         "method.proj_hidden=[64]", "method.proj_out=64", "trainer.max_steps=1", "trainer.precision=32-true",
+         "trainer.enable_progress_bar=false", f"run_dir={run_dir}"],
+        check=False, capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+    )
+    assert pretrain.returncode == 0, pretrain.stderr[-3000:]
+    output = tmp_path / "coco_run"
+    result = run_script("train_coco.py", "--ckpt", run_dir / "checkpoints" / "last.ckpt", "--coco-root", coco_root,
+                        "--config", "cpu_smoke", "--output", output, "--max-iter", 2)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert all(isinstance(metrics[key], float) and not math.isnan(metrics[key]) for key in METRIC_KEYS)

@@ -320,6 +320,41 @@ def test_the_same_command_gets_the_same_run_dir(recorded, tmp_path):
     assert run_dir(RUN_DIR="/shared/run") == "run_dir=/shared/run"
 
 
+def test_a_variant_runs_its_base_as_itself(recorded, tmp_path):
+    """A variant (pretrain_variant / linear_variant in _common.sh) keeps its own name, data folder,
+    global batch and device split; its overrides follow its base's, the user's follow both."""
+    text = (SCRIPTS / "pretrain/imagenet/intl_m_ep200.sh").read_text()
+    assert "pretrain_variant intl_m_ep100.sh 256 4 1 " in text and "main_pretrain.py" not in text
+
+    def argv(script, *args, **env):
+        return recorded(script, "--cfg", "job", *args, DATA_DIR=tmp_path, **env)[1]
+
+    def value(args, key):
+        return next(a.split("=", 1)[1] for a in args if a.startswith(f"{key}="))
+
+    ep200 = argv("pretrain/imagenet/intl_m_ep200", "trainer.max_steps=2")
+    ep100 = argv("pretrain/imagenet/intl_m_ep100", "trainer.max_steps=2")
+    assert value(ep200, "run_dir").startswith("runs/imagenet/intl_m_ep200-")
+    # the run_dir id names the user's overrides only, not the variant's
+    assert value(ep200, "run_dir").rsplit("-", 1)[1] == value(ep100, "run_dir").rsplit("-", 1)[1]
+    cfg = resolve_pretrain(argv("pretrain/imagenet/intl_m_ep200", "optimizer.lr=9")[2:])
+    assert cfg.optimizer.lr == 9 and cfg.trainer.max_epochs == 200
+
+    # two levels: cifar100/cwrgp_2views -> cifar100/cwrgp -> cifar10/cwrgp
+    args = argv("pretrain/cifar100/cwrgp_2views", NUM_GPUS=2)
+    assert value(args, "run_dir").startswith("runs/cifar100/cwrgp_2views-") and value(args, "data.root") == f"{tmp_path}/cifar100"
+    assert value(args, "data.batch_size") == "256" and value(args, "trainer.devices") == "2"  # 512 over 2 GPUs
+    result = bash("pretrain/cifar100/cwrgp_2views", "--cfg", "job", env=script_env(NUM_GPUS=3))
+    assert result.stderr == "error: the recipe's global batch 512 does not split over NUM_GPUS=3 x NUM_NODES=1 devices\n"
+
+    (tmp_path / "cifar100").mkdir()
+    entry, args = recorded("linear/cifar100/intl", "--ckpt", "run/last.ckpt", "linear.lr=5", DATA_DIR=tmp_path)
+    assert entry == "main_linear.py" and args[:2] == ["--ckpt", "run/last.ckpt"] and args[-1] == "linear.lr=5"
+    assert value(args, "data.root") == f"{tmp_path}/cifar100"
+    result = bash("linear/cifar100/intl", "linear.epochs=1")
+    assert result.returncode == 2 and "usage: bash " in result.stderr and "linear/cifar100/intl.sh --ckpt PATH" in result.stderr
+
+
 def test_augmentation_presets_compose_and_keep_their_op_order():
     from zoo.data.augment import as_crop_group, torchvision_view
 

@@ -4,11 +4,8 @@
 # Target: none published for W-MSE at 240 epochs.
 # Normalisation: the pretraining run's own (W-MSE / CW-RGP statistics).
 # Features of Resize 256 / CenterCrop 224 images (the offline pre-resized clf/ and test/ folders).
+# Variant: LP-SMALL as in ../cifar10/wmse.sh.
 # Usage: bash scripts/linear/imagenet-100/wmse.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_linear "$@"
-exec "$PYTHON" "$ZOO_ROOT/main_linear.py" "${ZOO_ARGS[@]}" \
-  linear.name=LP-SMALL linear.protocol=precomputed linear.epochs=500 linear.batch_size=1000 \
-  linear.optimizer=adam linear.lr=1e-2 linear.schedule=exponential linear.final_lr=1e-6 linear.weight_decay=5e-6 linear.knn_k=5 \
-  "${USER_ARGS[@]}"
+linear_variant ../cifar10/wmse.sh -- "$@"

@@ -2,13 +2,8 @@
 # LP-SOLO for solo-learn's 100-epoch Barlow Twins: frozen backbone, SGD lr 0.3, wd 1e-5, batch 256, 100 epochs, steps at 60 / 80.
 # Source: vturrisi/solo-learn scripts/linear/imagenet/barlow.yaml (recipes.md §6).
 # Target: 67.23 top-1 offline (solo-learn README).
+# Variant: LP-SOLO as in ../imagenet-100/barlow_twins.sh, with lr 0.3 and wd 1e-5.
 # Usage: bash scripts/linear/imagenet/barlow_twins_ep100.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_linear "$@"
-exec "$PYTHON" "$ZOO_ROOT/main_linear.py" "${ZOO_ARGS[@]}" \
-  linear.name=LP-SOLO linear.protocol=frozen linear.epochs=100 linear.batch_size=256 \
-  linear.optimizer=sgd linear.lr=0.3 linear.momentum=0.9 linear.weight_decay=1e-5 linear.schedule=step 'linear.milestones=[60,80]' linear.gamma=0.1 \
-  'linear.crop_scale=[0.08,1.0]' linear.crop_interpolation=bilinear linear.knn_k=0 \
-  trainer.precision=16-mixed \
-  "${USER_ARGS[@]}"
+linear_variant ../imagenet-100/barlow_twins.sh linear.lr=0.3 linear.weight_decay=1e-5 -- "$@"

@@ -2,12 +2,9 @@
 # SS-FB-VIC: semi-supervised finetuning of VICReg on 10% of ImageNet's labels.
 # Source: facebookresearch/vicreg evaluate.py --weights finetune + README (its --lr-classifier is --lr-head) (recipes.md §6).
 # Target: none in the reference tables.
+# Variant: SS-FB-VIC as in vicreg_semi_1pct.sh, on 10% of the labels: head lr 0.1, backbone lr 0.01.
 # Usage: bash scripts/linear/imagenet/vicreg_semi_10pct.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_linear "$@"
-exec "$PYTHON" "$ZOO_ROOT/main_linear.py" "${ZOO_ARGS[@]}" \
-  linear.name=SS-FB-VIC-10pct linear.protocol=finetune linear.label_fraction=10 linear.epochs=20 linear.batch_size=256 \
-  linear.optimizer=sgd linear.lr=0.1 linear.backbone_lr=0.01 linear.momentum=0.9 linear.weight_decay=0 linear.schedule=cosine \
-  'linear.crop_scale=[0.08,1.0]' linear.crop_interpolation=bilinear linear.knn_k=0 \
-  "${USER_ARGS[@]}"
+linear_variant vicreg_semi_1pct.sh \
+  linear.name=SS-FB-VIC-10pct linear.label_fraction=10 linear.lr=0.1 linear.backbone_lr=0.01 -- "$@"

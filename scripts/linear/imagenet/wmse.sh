@@ -3,12 +3,8 @@
 # Source: winci-ai/CW-RGP ImageNet/lincls.py --lars (recipes.md §6).
 # Target: 65.1 top-1 (INTL / CW-RGP tables, recipe unknown).
 # [P] W-MSE has no ImageNet probe of its own; CW-RGP's is used.
+# Variant: LP-CW-LARS as in cwrgp.sh.
 # Usage: bash scripts/linear/imagenet/wmse.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_linear "$@"
-exec "$PYTHON" "$ZOO_ROOT/main_linear.py" "${ZOO_ARGS[@]}" \
-  linear.name=LP-CW-LARS linear.protocol=frozen linear.epochs=100 linear.batch_size=1024 \
-  linear.optimizer=lars linear.lars_eta=0.001 linear.lr=0.4 linear.momentum=0.9 linear.weight_decay=0 linear.schedule=cosine \
-  'linear.crop_scale=[0.08,1.0]' linear.crop_interpolation=bilinear linear.knn_k=0 \
-  "${USER_ARGS[@]}"
+linear_variant cwrgp.sh -- "$@"

@@ -4,15 +4,8 @@
 # Protocol: solo-learn online probe (summary.json); LP-SMALL offline (scripts/linear/cifar100/barlow_twins.sh).
 # Target: 70.90 online top-1 (solo-learn README); LP-SMALL 65.78 / 55.76 top-1 / 5-nn (CW-RGP table copy, other recipe).
 # Warmup starts at solo-learn's absolute 3e-5 = 1e-4 x lr 0.3.
+# Variant: the CIFAR-10 recipe (../cifar10/barlow_twins.sh) on CIFAR-100, normalised with its own statistics.
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_pretrain 256 1 1 "$@"  # global batch 256 = 1 GPU x 256 (NUM_GPUS / NUM_NODES change the split only)
-exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
-  method=barlow_twins data.name=cifar100 augment=solo_asym_cifar \
-  backbone.name=resnet18 backbone.small_stem=true backbone.small_stem_padding=2 backbone.zero_init_residual=false \
-  'method.proj_hidden=[2048,2048]' method.proj_out=2048 method.proj_hidden_bias=true method.proj_last_bias=true \
-  method.lambd=0.0051 method.scale_loss=0.1 \
-  optimizer.name=lars optimizer.lr=0.3 optimizer.weight_decay=1e-4 optimizer.lars_eta=0.02 optimizer.lars_clip=true optimizer.exclude_bias_and_norm=true optimizer.probe_lr=0.1 \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_start_factor=1e-4 scheduler.final_factor=0 \
-  trainer.max_epochs=1000 trainer.precision=16-mixed trainer.sync_batchnorm=true \
-  "${USER_ARGS[@]}"
+# global batch 256 = 1 GPU x 256 (NUM_GPUS / NUM_NODES change the split only)
+pretrain_variant ../cifar10/barlow_twins.sh 256 1 1 data.name=cifar100 -- "$@"

@@ -3,15 +3,8 @@
 # Source: winci-ai/CW-RGP scripts/base.sh + base/cfg.py (recipes.md §2, §3).
 # Protocol: LP-SMALL (scripts/linear/cifar100/cwrgp.sh).
 # Target: 67.51 / 57.35 top-1 / 5-nn (CW-RGP README).
+# Variant: CW-RGP 4 (cwrgp.sh) with 2 views at global batch 512 (the default bs; w_iter stays 1).
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_pretrain 512 1 1 "$@"  # global batch 512 = 1 GPU x 512 (NUM_GPUS / NUM_NODES change the split only)
-exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
-  method=cwrgp data.name=cifar100 'data.mean=[0.5071,0.4867,0.4408]' 'data.std=[0.2675,0.2565,0.2761]' \
-  augment=wmse_small data.views.0.count=2 \
-  backbone.name=resnet18 backbone.small_stem=true backbone.small_stem_padding=1 backbone.zero_init_residual=true \
-  'method.proj_hidden=[1024]' method.proj_out=512 method.groups=4 method.w_size=64 method.w_iter=1 method.eps=0 \
-  optimizer.name=adam optimizer.lr=3e-3 optimizer.scale_lr=false optimizer.weight_decay=1e-6 optimizer.probe_lr=3e-3 \
-  scheduler.name=step scheduler.warmup_steps=500 scheduler.warmup_start_factor=0 'scheduler.milestones=[950,975]' scheduler.gamma=0.2 \
-  trainer.max_epochs=1000 trainer.precision=32-true trainer.sync_batchnorm=false trainer.check_val_every_n_epoch=10 \
-  "${USER_ARGS[@]}"
+# global batch 512 = 1 GPU x 512 (NUM_GPUS / NUM_NODES change the split only)
+pretrain_variant cwrgp.sh 512 1 1 data.views.0.count=2 -- "$@"

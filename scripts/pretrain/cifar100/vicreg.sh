@@ -4,15 +4,8 @@
 # Protocol: solo-learn online probe (summary.json); LP-SMALL offline (scripts/linear/cifar100/vicreg.sh).
 # Target: 68.54 online top-1 (solo-learn README); LP-SMALL 66.45 / 56.78 top-1 / 5-nn (CW-RGP table copy, other recipe).
 # method.var=50: solo-learn sums the two views' variance terms with weight 25; zoo's loss averages them (FB).
+# Variant: the CIFAR-10 recipe (../cifar10/vicreg.sh) on CIFAR-100, normalised with its own statistics.
 set -euo pipefail
 source "$(dirname "$0")/../../_common.sh"
-setup_pretrain 256 1 1 "$@"  # global batch 256 = 1 GPU x 256 (NUM_GPUS / NUM_NODES change the split only)
-exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
-  method=vicreg data.name=cifar100 augment=solo_vic_cifar \
-  backbone.name=resnet18 backbone.small_stem=true backbone.small_stem_padding=2 backbone.zero_init_residual=false \
-  'method.proj_hidden=[2048,2048]' method.proj_out=2048 method.proj_hidden_bias=true method.proj_last_bias=true \
-  method.sim=25 method.var=50 method.cov=1 \
-  optimizer.name=lars optimizer.lr=0.3 optimizer.weight_decay=1e-4 optimizer.lars_eta=0.02 optimizer.lars_clip=true optimizer.exclude_bias_and_norm=true optimizer.probe_lr=0.1 \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_start_factor=1e-4 scheduler.final_factor=0 \
-  trainer.max_epochs=1000 trainer.precision=16-mixed trainer.sync_batchnorm=true \
-  "${USER_ARGS[@]}"
+# global batch 256 = 1 GPU x 256 (NUM_GPUS / NUM_NODES change the split only)
+pretrain_variant ../cifar10/vicreg.sh 256 1 1 data.name=cifar100 -- "$@"

@@ -25,7 +25,8 @@ def register_method(name):
     """Class decorator: register a method and its `Config` dataclass under `name`.
 
     The config becomes the Hydra option `method=<name>`; its `name` field is
-    set to the registered name.
+    set to the registered name. A class attribute `optimizer_defaults` (a dict
+    of `optimizer.*` values) travels with it.
     """
 
     def decorator(cls):
@@ -33,7 +34,10 @@ def register_method(name):
             raise ZooError(f"method '{name}' is registered twice ({_METHODS[name].__module__} and {cls.__module__})")
         cls.name = name
         _METHODS[name] = cls
-        ConfigStore.instance().store(group="method", name=name, node=cls.Config(name=name))
+        # `method=<name>` selects the method's config and, where the method states them, the
+        # optimizer settings of its paper (recipes and the command line still override both).
+        node = {"method": cls.Config(name=name), "optimizer": dict(getattr(cls, "optimizer_defaults", {}))}
+        ConfigStore.instance().store(group="method", name=name, node=node, package="_global_")
         return cls
 
     return decorator

@@ -11,6 +11,10 @@ class BarlowTwins(BaseMethod):
     batch-normalised views driven to the identity. Defaults: solo-learn's CIFAR recipe
     (`scale_loss` 0.1; the official ImageNet code uses 1.0 and bias-free layers)."""
 
+    # solo-learn's CIFAR optimizer: LARS (eta 0.02, clipped), no LARS or weight decay on 1-D params.
+    optimizer_defaults = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
+                          "exclude_bias_and_norm": True}
+
     @dataclass
     class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])

@@ -17,6 +17,9 @@ class CWRGP(BaseMethod):
     num_views = None
     joint_projector = True
 
+    # The official optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
+    optimizer_defaults = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
+
     @dataclass
     class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [1024])

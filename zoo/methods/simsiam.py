@@ -11,6 +11,9 @@ class SimSiam(BaseMethod):
     """SimSiam (Chen & He, CVPR 2021): a predictor on one branch, stop-gradient on
     the other, negative cosine both ways. The predictor keeps a fixed lr."""
 
+    # solo-learn's CIFAR optimizer: SGD lr 0.5 x batch/256, weight decay 1e-5.
+    optimizer_defaults = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
+
     @dataclass
     class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])

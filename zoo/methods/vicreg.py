@@ -10,6 +10,10 @@ class VICReg(BaseMethod):
     """VICReg (Bardes et al., ICLR 2022): invariance + variance + covariance.
     Defaults: solo-learn's CIFAR projector (2048 x 3) with the paper's 25/25/1."""
 
+    # solo-learn's CIFAR optimizer: LARS (eta 0.02, clipped), no LARS or weight decay on 1-D params.
+    optimizer_defaults = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
+                          "exclude_bias_and_norm": True}
+
     @dataclass
     class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])

@@ -14,6 +14,9 @@ class WMSE(BaseMethod):
     num_views = None  # 2 or 4 views in the paper; all pairs enter the loss
     joint_projector = True
 
+    # The official optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
+    optimizer_defaults = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
+
     @dataclass
     class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [1024])

@@ -120,8 +120,8 @@ def main():
         print(f"{name} ({'trace' if trace else 'no trace'}): knn {fmt(summary.get('knn_top1'))}, "
               f"rank {fmt(rank, 1)}{' COLLAPSED' if collapsed else ''}", file=sys.stderr)
     lines = [
-        f"Digits, ResNet-18, {args.epochs} epochs per run. Collapsed = the loss turned NaN/inf, or the backbone "
-        f"effective rank fell below {COLLAPSE_RANK}.",
+        (f"Digits, ResNet-18, {args.epochs} epochs per run. Collapsed = the loss turned NaN/inf, or the backbone "
+         f"effective rank fell below {COLLAPSE_RANK}."),
         "",
         "| run | trace loss | k-NN top-1 | eff. rank backbone | eff. rank projector | transformed cov - I | collapsed |",
         "|---|---|---|---|---|---|---|",

@@ -19,7 +19,7 @@ def data_config(**overrides):
 
 
 def test_digits_split_is_fixed_stratified_and_real():
-    (train_x, train_y), (test_x, test_y) = load_digits_split(16, 0.25)
+    (train_x, train_y), (_, test_y) = load_digits_split(16, 0.25)
     (train_x2, _), _ = load_digits_split(16, 0.25)
     assert torch.equal(train_x, train_x2)  # the same split every time
     assert len(train_y) + len(test_y) == 1797 and len(test_y) == 450

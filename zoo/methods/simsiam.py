@@ -1,4 +1,5 @@
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from zoo.backbones import build_mlp
 from zoo.losses import simsiam_loss
@@ -12,7 +13,7 @@ class SimSiam(BaseMethod):
     the other, negative cosine both ways. The predictor keeps a fixed lr."""
 
     # solo-learn's CIFAR optimizer: SGD lr 0.5 x batch/256, weight decay 1e-5.
-    optimizer_defaults = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
+    optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
 
     @dataclass
     class Config(MethodConfig):

@@ -1,4 +1,5 @@
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from zoo.losses import vicreg_loss
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -11,7 +12,7 @@ class VICReg(BaseMethod):
     Defaults: solo-learn's CIFAR projector (2048 x 3) with the paper's 25/25/1."""
 
     # solo-learn's CIFAR optimizer: LARS (eta 0.02, clipped), no LARS or weight decay on 1-D params.
-    optimizer_defaults = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
+    optimizer_defaults: ClassVar[dict] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
                           "exclude_bias_and_norm": True}
 
     @dataclass

@@ -1,4 +1,5 @@
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from zoo.losses import wmse_loss
 from zoo.methods.base import BaseMethod, MethodConfig
@@ -15,7 +16,7 @@ class WMSE(BaseMethod):
     joint_projector = True
 
     # The official optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
-    optimizer_defaults = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
+    optimizer_defaults: ClassVar[dict] = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
 
     @dataclass
     class Config(MethodConfig):

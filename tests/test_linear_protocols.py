@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import zoo.linear
 from zoo.backbones import create_backbone
-from zoo.config import LinearConfig
+from zoo.config import BackboneConfig, LinearConfig
 from zoo.errors import ZooError
 from zoo.linear import LinearProbe, epoch_lr_factor, label_subset, make_optimizer
 
@@ -77,8 +77,9 @@ def test_lars_probe_adapts_every_parameter_without_clipping():
 # ---- the frozen and finetune probes -------------------------------------------------------------
 def fit_probe(protocol):
     torch.manual_seed(0)
-    backbone = create_backbone(OmegaConf.create({"name": "resnet18", "small_stem": "true", "small_stem_padding": 1,
-                                                 "zero_init_residual": False}), 16)
+    backbone_cfg = OmegaConf.merge(OmegaConf.structured(BackboneConfig),
+                                   {"name": "resnet18", "small_stem": "true", "small_stem_padding": 1})
+    backbone = create_backbone(backbone_cfg, 16)
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     images, labels = torch.randn(16, 3, 16, 16), torch.arange(16) % 2
     loader = DataLoader(TensorDataset(images, labels), batch_size=8)

@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.losses import barlow_twins_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig
 from zoo.registry import register_method
 
 
@@ -12,9 +12,7 @@ class BarlowTwins(BaseMethod):
     batch-normalised views driven to the identity. Defaults: solo-learn's CIFAR recipe
     (`scale_loss` 0.1; the official ImageNet code uses 1.0 and bias-free layers)."""
 
-    # solo-learn's CIFAR optimizer: LARS (eta 0.02, clipped), no LARS or weight decay on 1-D params.
-    optimizer_defaults: ClassVar[dict] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
-                          "exclude_bias_and_norm": True}
+    optimizer_defaults: ClassVar[dict] = SOLO_LARS  # solo-learn's CIFAR optimizer
 
     @dataclass
     class Config(MethodConfig):

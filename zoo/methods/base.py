@@ -23,6 +23,9 @@ from zoo.eval.knn import knn_predict, topk_accuracy
 from zoo.eval.spectrum import condition_number, covariance_eigenvalues, effective_rank
 from zoo.spectral import covariance
 
+# solo-learn's LARS setting for Barlow Twins and VICReg: eta 0.02, clipped, no LARS or weight decay on 1-D params.
+SOLO_LARS = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True, "exclude_bias_and_norm": True}
+
 
 @dataclass
 class MethodConfig:

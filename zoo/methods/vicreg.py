@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.losses import vicreg_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig
 from zoo.registry import register_method
 
 
@@ -11,9 +11,7 @@ class VICReg(BaseMethod):
     """VICReg (Bardes et al., ICLR 2022): invariance + variance + covariance.
     Defaults: solo-learn's CIFAR projector (2048 x 3) with the paper's 25/25/1."""
 
-    # solo-learn's CIFAR optimizer: LARS (eta 0.02, clipped), no LARS or weight decay on 1-D params.
-    optimizer_defaults: ClassVar[dict] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
-                          "exclude_bias_and_norm": True}
+    optimizer_defaults: ClassVar[dict] = SOLO_LARS  # solo-learn's CIFAR optimizer
 
     @dataclass
     class Config(MethodConfig):

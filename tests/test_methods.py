@@ -127,9 +127,23 @@ def test_lr_schedule_warmup_then_cosine_to_the_final_factor():
     assert [factor(s) for s in (0, 59, 60, 80)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
 
 
+def pretrain_plugin(tmp_path, source, *overrides):
+    """Writes `source` to a method file outside the package and runs main_pretrain.py with it
+    (ZOO_METHODS); returns (completed process, run_dir)."""
+    (tmp_path / "plugin_method.py").write_text(textwrap.dedent(source))
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "ZOO_METHODS": str(tmp_path / "plugin_method.py")}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "main_pretrain.py"), "method.proj_hidden=[64]", "method.proj_out=32",
+         "data.batch_size=16", "data.num_workers=0", "trainer.enable_progress_bar=false", *overrides, f"run_dir={run_dir}"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
+    )
+    return result, run_dir
+
+
 def test_a_method_outside_the_package_trains_through_the_entry_point(tmp_path):
     """The walk-through of docs/adding_a_method.md: one file, no edit elsewhere."""
-    (tmp_path / "my_method.py").write_text(textwrap.dedent('''
+    result, run_dir = pretrain_plugin(tmp_path, '''
         from dataclasses import dataclass
         import torch.nn.functional as F
         from zoo.methods.base import BaseMethod, MethodConfig
@@ -146,15 +160,7 @@ def test_a_method_outside_the_package_trains_through_the_entry_point(tmp_path):
             def loss(self, views):
                 z1, z2 = views
                 return -F.cosine_similarity(z1, z2).mean() / self.mcfg.temperature
-    '''))
-    run_dir = tmp_path / "run"
-    env = {**os.environ, "ZOO_METHODS": str(tmp_path / "my_method.py")}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "main_pretrain.py"), "method=cosine_toy", "method.temperature=0.5",
-         "method.proj_hidden=[64]", "method.proj_out=32", "data.batch_size=16", "data.num_workers=0",
-         "trainer.max_steps=2", "trainer.enable_progress_bar=false", f"run_dir={run_dir}"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
-    )
+    ''', "method=cosine_toy", "method.temperature=0.5", "trainer.max_steps=2")
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "cosine_toy" and summary["steps"] == 2
@@ -181,7 +187,7 @@ def test_intl_m_target_is_an_ema_of_online_parameters_only():
 
 
 def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    (tmp_path / "nan_method.py").write_text(textwrap.dedent('''
+    result, run_dir = pretrain_plugin(tmp_path, '''
         from dataclasses import dataclass
         import torch.nn.functional as F
         from zoo.methods.base import BaseMethod, MethodConfig
@@ -199,15 +205,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
                 z1, z2 = views
                 loss = -F.cosine_similarity(z1, z2).mean()
                 return loss * float("nan") if self.global_step >= 2 else loss
-    '''))
-    run_dir = tmp_path / "run"
-    env = {**os.environ, "ZOO_METHODS": str(tmp_path / "nan_method.py")}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "main_pretrain.py"), "method=nan_after_two", "method.proj_hidden=[64]",
-         "method.proj_out=32", "data.batch_size=16", "data.num_workers=0", "trainer.max_steps=10",
-         "checkpoint_every_n_steps=1", "trainer.enable_progress_bar=false", f"run_dir={run_dir}"],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
-    )
+    ''', "method=nan_after_two", "trainer.max_steps=10", "checkpoint_every_n_steps=1")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "method nan_after_two: the loss became nan at step 2" in lines[0]

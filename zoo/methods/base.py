@@ -25,6 +25,8 @@ from zoo.spectral import covariance
 
 # solo-learn's LARS setting for Barlow Twins and VICReg: eta 0.02, clipped, no LARS or weight decay on 1-D params.
 SOLO_LARS = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True, "exclude_bias_and_norm": True}
+# The official W-MSE and CW-RGP optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
+WMSE_ADAM = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
 
 
 @dataclass

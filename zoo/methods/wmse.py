@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.losses import wmse_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import WMSE_ADAM, BaseMethod, MethodConfig
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, whiten
 
@@ -15,8 +15,7 @@ class WMSE(BaseMethod):
     num_views = None  # 2 or 4 views in the paper; all pairs enter the loss
     joint_projector = True
 
-    # The official optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
-    optimizer_defaults: ClassVar[dict] = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
+    optimizer_defaults: ClassVar[dict] = WMSE_ADAM
 
     @dataclass
     class Config(MethodConfig):

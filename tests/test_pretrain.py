@@ -170,5 +170,6 @@ def test_spectral_transform_method_trains_and_reports_its_whitened_spectrum(tmp_
     assert summary["method"] == "st" and summary["knn_top1"] is not None
     # p = 0.5 is ZCA whitening: the transformed output's covariance is the identity.
     assert summary["transformed_identity_distance"] < 1e-3
+    assert summary["transformed_condition_number"] < 1.01
     assert (run_dir / "spectrum.png").stat().st_size > 10_000
     assert "val/transformed_identity_distance" in (run_dir / "metrics.csv").read_text()

@@ -118,7 +118,7 @@ def plot_spectra(history, path, title):
                 continue
             eigs = torch.tensor(spectra[key]).clamp_min(1e-12)
             ax.semilogy(range(1, len(eigs) + 1), eigs / eigs.sum(), color=colour, label=f"epoch {epoch}")
-        ax.set_title(f"{key} ({len(history[-1][1][key])} dims)")
+        ax.set_title(f"{key} ({len(history[-1][1][key])} eigenvalues)")
         ax.set_xlabel("eigenvalue index")
         ax.set_ylabel("normalised eigenvalue")
     axes[-1].legend(fontsize=7, loc="lower left", ncol=2)

@@ -63,6 +63,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started):
     keys = (
         "knn_top1", "knn_top5", "linear_top1", "linear_top5", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
+        "transformed_condition_number",
     )
     return {
         "method": cfg.method.name,

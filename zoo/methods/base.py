@@ -230,11 +230,13 @@ class BaseMethod(L.LightningModule):
         if not torch.isfinite(white).all():
             return {}  # the transform overflowed on this batch (e.g. lambda^-p of a ~0 eigenvalue): no diagnostics
         cov = covariance(white.double(), axis)
+        observations = white.shape[-2] if axis == "batch" else white.shape[-1]
         eigs = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
         identity = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
         return {
             "transformed_identity_distance": float(torch.linalg.matrix_norm(cov - identity) / len(cov) ** 0.5),
             "transformed_effective_rank": effective_rank(eigs),
+            "transformed_condition_number": condition_number(eigs[: min(len(cov), observations - 1)]),
             "transformed_eigenvalues": eigs.cpu(),
         }
 

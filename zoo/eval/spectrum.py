@@ -5,12 +5,18 @@ import torch
 
 @torch.no_grad()
 def covariance_eigenvalues(features):
-    """The min(D, N - 1) eigenvalues (descending, float64) that the covariance of `features` (N, D) can have
-    non-zero: the rest are zero by construction (centred N samples span N - 1 dimensions), not a collapse."""
+    """`attainable_eigenvalues` of the covariance of `features` (N, D), in float64."""
     x = features.double()
     x = x - x.mean(dim=0, keepdim=True)
-    cov = x.T @ x / max(len(x) - 1, 1)
-    return torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)[: max(min(x.shape[1], len(x) - 1), 1)]
+    return attainable_eigenvalues(x.T @ x / max(len(x) - 1, 1), observations=len(x))
+
+
+@torch.no_grad()
+def attainable_eigenvalues(cov, observations):
+    """The min(k, observations - 1) largest eigenvalues (descending) of a k x k covariance of centred
+    observations: the rest are zero by construction (m centred samples span m - 1 dimensions), not a collapse."""
+    keep = max(min(len(cov), observations - 1), 1)
+    return torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)[:keep]
 
 
 def effective_rank(eigenvalues, eps=1e-12):

@@ -20,7 +20,7 @@ from zoo.data import resolved_views
 from zoo.data.augment import expand_crops
 from zoo.errors import ZooError
 from zoo.eval.knn import knn_predict, topk_accuracy
-from zoo.eval.spectrum import condition_number, covariance_eigenvalues, effective_rank
+from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.spectral import covariance
 
 # solo-learn's LARS setting for Barlow Twins and VICReg: eta 0.02, clipped, no LARS or weight decay on 1-D params.
@@ -230,13 +230,12 @@ class BaseMethod(L.LightningModule):
         if not torch.isfinite(white).all():
             return {}  # the transform overflowed on this batch (e.g. lambda^-p of a ~0 eigenvalue): no diagnostics
         cov = covariance(white.double(), axis)
-        observations = white.shape[-2] if axis == "batch" else white.shape[-1]
-        eigs = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
+        eigs = attainable_eigenvalues(cov, observations=white.shape[-2] if axis == "batch" else white.shape[-1])
         identity = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
         return {
             "transformed_identity_distance": float(torch.linalg.matrix_norm(cov - identity) / len(cov) ** 0.5),
             "transformed_effective_rank": effective_rank(eigs),
-            "transformed_condition_number": condition_number(eigs[: min(len(cov), observations - 1)]),
+            "transformed_condition_number": condition_number(eigs),
             "transformed_eigenvalues": eigs.cpu(),
         }
 

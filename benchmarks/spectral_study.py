@@ -92,7 +92,7 @@ def plot(rows, out):
 
     fig, (acc_ax, rank_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for trace, color in (("yes", "C0"), ("no", "C1")):
-        label = "with trace loss" if trace == "yes" else "without trace loss"
+        label = TRACE_LABELS[trace]
         runs = [r for r in rows if r["knob"] == "p" and r["trace"] == trace]
         done = [r for r in runs if not r["diverged"]]
         p_done = [r["value"] for r in done]

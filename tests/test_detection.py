@@ -24,7 +24,7 @@ from downstream.detection.convert import resnet50_state_dict
 from downstream.detection.data import CocoInstances, coco_splits, horizontal_flip
 from downstream.detection.evaluation import METRIC_KEYS, coco_metrics, coco_results
 from downstream.detection.model import build_mask_rcnn_c4
-from downstream.detection.train_coco import warmup_multistep
+from downstream.detection.train_coco import cpu_memory_needed_gib, warmup_multistep
 
 REPO = Path(__file__).resolve().parents[1]
 DETECTION = REPO / "downstream" / "detection"
@@ -332,3 +332,37 @@ def test_a_checkpoint_from_the_imagenet_intl_recipe_trains_two_iterations(workdi
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((output / "metrics.json").read_text())
     assert all(isinstance(metrics[key], float) and not math.isnan(metrics[key]) for key in METRIC_KEYS)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the memory check is for machines without a GPU")
+def test_papers_config_without_a_gpu_stops_in_one_line_before_training(workdir, coco_root, r50_checkpoint):
+    """The default config (16 images of 800x1333 in one process) cannot fit a 24 GiB host: one line, no OOM kill."""
+    output = workdir / "run_default_on_cpu"
+    result = run_script("train_coco.py", "--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--output", output)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: --config coco_R_50_C4_2x needs about ") and "--config cpu_smoke" in lines[0]
+    assert not output.exists(), "stopped before the run folder was made"
+
+
+def test_cpu_memory_estimate_matches_a_measured_step():
+    """The estimate against the peak RSS of one CPU training step of the real model (1 image, 256x384, 64 RoIs)."""
+    import dataclasses
+
+    cfg = dataclasses.replace(get_config("coco_R_50_C4_2x"), min_sizes_train=(256,), max_size=384, roi_batch_size_per_image=64)
+    script = f"""
+import dataclasses, resource, torch, torchvision
+from downstream.detection.config import get_config
+from downstream.detection.model import build_mask_rcnn_c4
+cfg = dataclasses.replace(get_config("coco_R_50_C4_2x"), min_sizes_train=(256,), max_size=384, roi_batch_size_per_image=64)
+weights = {{k: v for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}}
+model = build_mask_rcnn_c4(weights, 80, cfg).train()
+masks = torch.zeros(1, 256, 384, dtype=torch.uint8); masks[:, 20:200, 30:300] = 1
+target = {{"boxes": torch.tensor([[30.0, 20.0, 300.0, 200.0]]), "labels": torch.tensor([1]), "masks": masks}}
+sum(model([torch.rand(3, 256, 384)], [target]).values()).backward()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=True, timeout=300)
+    measured = float(result.stdout.split()[-1])
+    estimated = cpu_memory_needed_gib(cfg, 1)
+    assert 0.6 < estimated / measured < 1.5, (estimated, measured)

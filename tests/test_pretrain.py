@@ -28,9 +28,12 @@ TINY = [
 ]
 
 
-def run(script, *args, timeout=600, check=True):
+def run(script, *args, timeout=600, check=True, one_cpu=False):
+    """`one_cpu`: the process may run on one CPU only (as under `taskset -c 0`)."""
+    pin = (lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})) if one_cpu else None
     result = subprocess.run(
-        [sys.executable, str(REPO / script), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+        [sys.executable, str(REPO / script), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False,
+        preexec_fn=pin,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -127,10 +130,15 @@ def test_kill_minus_nine_then_resume(tmp_path):
         (["data.batch_size=5000"], "fewer than data.batch_size=5000"),
         (["data.views=[{size: 16}]"], "takes at least 2 views"),
         (["backbone.name=nosuchnet"], "unknown timm backbone 'nosuchnet'"),
+        (["data.batch_size=0"], "data.batch_size=0 must be at least 1"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be positive"),
+        pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu but this machine has no CUDA GPU",
+                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
     ],
 )
 def test_bad_input_is_one_clear_line(args, expected, tmp_path):
-    result = run("main_pretrain.py", *args, f"run_dir={tmp_path / 'run'}", check=False, timeout=120)
+    """With the default data.num_workers, on one CPU: the config is checked before any loader exists."""
+    result = run("main_pretrain.py", *args, f"run_dir={tmp_path / 'run'}", check=False, timeout=120, one_cpu=True)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

@@ -9,6 +9,7 @@ real thing.
 """
 
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -218,6 +219,20 @@ def recipe_value(cfg, key):
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
+def same_value(actual, expected):
+    """Equal, floats to 1e-9 relative, through nested lists and dicts (pytest.approx takes no nesting)."""
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and actual.keys() == expected.keys() and all(
+            same_value(actual[k], v) for k, v in expected.items())
+    if isinstance(expected, (list, tuple)):
+        return isinstance(actual, (list, tuple)) and len(actual) == len(expected) and all(
+            same_value(a, e) for a, e in zip(actual, expected))
+    numbers = (int, float)
+    if isinstance(expected, numbers) and isinstance(actual, numbers) and not isinstance(expected, bool) and not isinstance(actual, bool):
+        return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12)
+    return type(actual) is type(expected) and actual == expected
+
+
 # ---- tests ----------------------------------------------------------------------------------------
 def test_every_core_script_exists():
     core = {f"{kind}/{ds}/{m}" for kind in ("pretrain", "linear") for ds in DATASETS for m in METHODS}
@@ -234,7 +249,8 @@ def test_script_resolves_to_its_recipe(script, recorded, tmp_path):
         pytest.xfail(f"method {recipe['method.name']} is not registered yet")
     cfg = resolved(recorded, script, tmp_path)
     actual = {key: recipe_value(cfg, key) for key in recipe}
-    assert actual == pytest.approx(recipe), script
+    mismatches = {key: (actual[key], value) for key, value in recipe.items() if not same_value(actual[key], value)}
+    assert not mismatches, f"{script}: (resolved, recipe) {mismatches}"
     if script.startswith("pretrain/"):
         assert cfg.data.root == f"{tmp_path}/{script.split('/')[1]}", "data.root comes from DATA_DIR"
         assert (REPO / "scripts" / f"{script}.sh").read_text().startswith("#!/usr/bin/env bash\n# ")

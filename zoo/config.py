@@ -13,6 +13,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from zoo.data.augment import CropGroup
+from zoo.errors import ZooError
 
 
 @dataclass
@@ -33,7 +34,7 @@ class DataConfig:
     download: bool = False  # torchvision datasets only: fetch into data.root when missing
     batch_size: int = 128  # per device
     eval_batch_size: int = 256
-    num_workers: int = 2
+    num_workers: int | None = None  # loader workers (DALI: threads) per process; None = the CPUs this process may use, at most 8
     loader: str = "auto"  # auto | dali | torchvision
     image_size: int | None = None  # crop size of groups without one; None = the dataset's own
     eval_resize_ratio: float | None = None  # eval: resize to size*ratio, centre-crop; None = dataset's
@@ -149,6 +150,29 @@ class LinearRunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
     run_dir: str | None = None  # None = <checkpoint's run>/linear (finetune: semi-<fraction>pct)
+
+
+def check_pretrain_config(cfg):
+    """One `error:` line for a value the schema's types let through but training cannot use,
+    before any trainer, data loader or worker exists."""
+    import timm
+    import torch
+
+    at_least = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1}
+    for key, low in at_least.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < low:
+            raise ZooError(f"{key}={value} must be at least {low}")
+    for key in ("optimizer.lr", "optimizer.probe_lr"):
+        if OmegaConf.select(cfg, key) <= 0:
+            raise ZooError(f"{key}={OmegaConf.select(cfg, key)} must be positive")
+    if cfg.optimizer.weight_decay < 0:
+        raise ZooError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} must be >= 0")
+    if str(cfg.trainer.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ZooError(f"trainer.accelerator={cfg.trainer.accelerator} but this machine has no CUDA GPU: "
+                       "use trainer.accelerator=auto (or cpu)")
+    if not timm.is_model(cfg.backbone.name):
+        raise ZooError(f"unknown timm backbone '{cfg.backbone.name}' (see timm.list_models(), e.g. resnet18, resnet50)")
 
 
 def overrides_id():

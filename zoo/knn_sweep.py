@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from zoo.checkpoint import load_method
-from zoo.data import capped, eval_pipeline
+from zoo.data import capped, eval_pipeline, worker_count
 from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.knn import knn_predict, topk_accuracy
@@ -67,7 +67,7 @@ def encoder(method, features):
 
 def labelled_split(method, data_cfg, split, features, device, bank_size=None):
     dataset = capped(build_dataset(data_cfg, split, eval_pipeline(data_cfg)), bank_size, seed=0)
-    outputs, labels = extract_features(encoder(method, features), dataset, data_cfg.eval_batch_size, data_cfg.num_workers, device)
+    outputs, labels = extract_features(encoder(method, features), dataset, data_cfg.eval_batch_size, worker_count(data_cfg), device)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     known = labels >= 0  # STL-10's unlabelled images carry -1
     return {name: x[known] for name, x in zip(features, outputs)}, labels[known]

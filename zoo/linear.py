@@ -38,7 +38,7 @@ from zoo.backbones import create_backbone
 from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import complete_config, read_checkpoint
 from zoo.config import DataConfig, LinearRunConfig
-from zoo.data import eval_pipeline, normalisation, resolved_views
+from zoo.data import eval_pipeline, normalisation, resolved_views, worker_count
 from zoo.data.augment import CropGroup, torchvision_view
 from zoo.data.datasets import build_dataset, dataset_info, num_classes
 from zoo.errors import ZooError, exit_on_user_error
@@ -146,7 +146,7 @@ def labelled_features(backbone, data_cfg, device):
 
     def extract(split):
         dataset = build_dataset(data_cfg, split, transform)
-        return extract_features(backbone, dataset, data_cfg.eval_batch_size, data_cfg.num_workers, device)
+        return extract_features(backbone, dataset, data_cfg.eval_batch_size, worker_count(data_cfg), device)
 
     train_x, train_y = extract("train_labeled")
     val_x, val_y = extract("val")
@@ -304,7 +304,8 @@ def lightning_eval(backbone, cfg, run_dir):
     classes = num_classes(train_set)
     if cfg.linear.label_fraction:
         train_set = label_subset(train_set, cfg.linear.label_fraction, cfg.linear.subset_dir)
-    loader_args = {"num_workers": data.num_workers, "persistent_workers": data.num_workers > 0, "pin_memory": torch.cuda.is_available()}
+    workers = worker_count(data)
+    loader_args = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}
     train = DataLoader(train_set, batch_size=cfg.linear.batch_size // trainer.world_size, shuffle=True, **loader_args)
     val = DataLoader(build_dataset(data, "val", eval_pipeline(data)), batch_size=data.eval_batch_size, **loader_args)
     model = LinearProbe(backbone, classes, cfg.linear)

@@ -12,8 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from zoo.callbacks import AtomicCheckpointIO, ResumableCSVLogger, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
-from zoo.config import register_configs
-from zoo.data import build_loaders
+from zoo.config import check_pretrain_config, register_configs
+from zoo.data import build_loaders, resolved_views
+from zoo.data.augment import expand_crops
 from zoo.errors import exit_on_user_error
 from zoo.registry import discover_methods, get_method
 
@@ -84,6 +85,8 @@ def pretrain(cfg):
     started = time.time()
     run_dir = Path(cfg.run_dir).resolve()
     method_cls = get_method(cfg.method.name)
+    check_pretrain_config(cfg)
+    method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = build_trainer(cfg, run_dir)
     loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,

@@ -1,6 +1,7 @@
 """Data loading: datasets, the one augmentation spec, and the loader choice."""
 
 import importlib.util
+import os
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,14 @@ def eval_pipeline(data_cfg):
     return eval_transform(size, *normalisation(data_cfg), resize_ratio=ratio)
 
 
+def worker_count(data_cfg):
+    """data.num_workers, or (None) the CPUs this process may run on, at most 8: never more
+    workers than CPUs, which torch's DataLoader would warn about."""
+    if data_cfg.num_workers is not None:
+        return data_cfg.num_workers
+    return min(len(os.sched_getaffinity(0)), 8)
+
+
 def dali_available():
     return importlib.util.find_spec("nvidia.dali") is not None
 
@@ -67,8 +76,8 @@ def eval_loader(dataset, data_cfg):
         dataset,
         batch_size=data_cfg.eval_batch_size,
         shuffle=False,
-        num_workers=data_cfg.num_workers,
-        persistent_workers=data_cfg.num_workers > 0,
+        num_workers=worker_count(data_cfg),
+        persistent_workers=worker_count(data_cfg) > 0,
     )
 
 
@@ -103,8 +112,8 @@ def build_loaders(data_cfg, seed=0, rank=0, world_size=1, knn_bank_size=None):
             batch_size=data_cfg.batch_size,
             shuffle=True,
             drop_last=True,
-            num_workers=data_cfg.num_workers,
-            persistent_workers=data_cfg.num_workers > 0,
+            num_workers=worker_count(data_cfg),
+            persistent_workers=worker_count(data_cfg) > 0,
             pin_memory=torch.cuda.is_available(),
         )
     return Loaders(train, eval_loader(bank, data_cfg), eval_loader(val, data_cfg), num_classes(val), loader)

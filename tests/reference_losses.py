@@ -10,7 +10,7 @@ single-process truth. Sources:
 * INTL: winci-ai/INTL methods/{intl,base,whitening}.py
 * W-MSE: htdt/self-supervised methods/{w_mse,whitening}.py
 * CW-RGP: winci-ai/CW-RGP base/methods/{cwrgp,whitening,losses}.py
-* Barlow Twins: facebookresearch/barlowtwins main.py
+* Barlow Twins: facebookresearch/barlowtwins main.py; per device: vturrisi/solo-learn solo/losses/barlow.py
 * VICReg: facebookresearch/vicreg main_vicreg.py
 * SimSiam: facebookresearch/simsiam main_simsiam.py, simsiam/builder.py
 """
@@ -152,6 +152,18 @@ def _off_diagonal_squares(m):
 def barlow_twins_loss(z1, z2, lambd=0.0051):
     bn = nn.BatchNorm1d(z1.shape[1], affine=False).to(z1.dtype)
     c = bn(z1).T @ bn(z2) / z1.shape[0]
+    on_diag = (torch.diagonal(c) - 1).pow(2).sum()
+    return on_diag + lambd * _off_diagonal_squares(c)
+
+
+def barlow_twins_per_device_loss(z1, z2, lambd=0.0051, devices=2):
+    """Barlow Twins with each device's share of the batch standardised by its own BatchNorm1d
+    and the devices' cross-correlations averaged, computed in one process."""
+    corrs = []
+    for a, b in zip(z1.chunk(devices), z2.chunk(devices)):
+        bn = nn.BatchNorm1d(z1.shape[1], affine=False).to(z1.dtype)
+        corrs.append(bn(a).T @ bn(b) / a.shape[0])
+    c = sum(corrs) / devices
     on_diag = (torch.diagonal(c) - 1).pow(2).sum()
     return on_diag + lambd * _off_diagonal_squares(c)
 

@@ -184,3 +184,25 @@ def test_knn_sweep_prints_a_table_and_feeds_the_report(digits_run, capsys):
     protocols = {row.split(" | ")[6] for row in rows}
     assert {"online (probe, 20-nn)", "kNN-sweep"} <= protocols
     assert all(" intl | digits | 1 | 2 | 32 |" in row for row in rows)
+
+
+def test_euclidean_5nn_breaks_ties_toward_the_smallest_label():
+    """The LP-SMALL 5-nn (htdt/self-supervised eval/knn.py): majority label of the 5 nearest, a tie
+    going to the smallest label (sorted `unique` counts, first argmax). Random labels tie often."""
+    from zoo.eval.knn import knn_predict, topk_accuracy
+
+    generator = torch.Generator().manual_seed(0)
+    bank, queries = torch.randn(500, 8, generator=generator), torch.randn(2000, 8, generator=generator)
+    bank_labels, labels = torch.randint(0, 10, (500,), generator=generator), torch.randint(0, 10, (2000,), generator=generator)
+    nearest = bank_labels[torch.cdist(queries, bank).topk(5, dim=1, largest=False).indices]
+    expected = []
+    for row in nearest.tolist():
+        counts = {label: row.count(label) for label in row}
+        expected.append(min(label for label, count in counts.items() if count == max(counts.values())))
+    expected = torch.tensor(expected)
+    scores = knn_predict(bank, bank_labels, queries, 10, k=5, distance="euclidean")
+    counts = torch.stack([torch.bincount(row, minlength=10) for row in nearest])
+    ties = ((counts == counts.max(dim=1, keepdim=True).values).sum(dim=1) > 1).sum()
+    assert ties > 300, "the case needs many ties"
+    assert torch.equal(scores.argmax(1), expected) and torch.equal(scores.topk(1, dim=1).indices[:, 0], expected)
+    assert topk_accuracy(scores, labels)[0] == pytest.approx((expected == labels).float().mean().item())

@@ -173,3 +173,48 @@ def test_float32_at_the_official_cifar_scale(name, n_views, dim, kwargs):
     expected, expected_grads = value_and_grads(loss, views, kwargs, seed=1)
     assert rel_err(value.double(), expected) < 1e-5
     assert max(rel_err(g.double(), e) for g, e in zip(grads, expected_grads)) < 1e-4
+
+
+# name -> (the parts, the kwargs that leave only one part in the reference loss)
+PARTS = {
+    "intl": {"mse": {"trade_off": 0.0}},
+    "barlow_twins": {"on_diag": {"lambd": 0.0}},
+    "vicreg": {
+        "invariance": {"var": 0.0, "cov": 0.0},
+        "variance": {"sim": 0.0, "cov": 0.0},
+        "covariance": {"sim": 0.0, "var": 0.0},
+    },
+}
+PART_NAMES = {
+    "intl": {"mse", "trace"},
+    "st": {"mse", "trace"},
+    "barlow_twins": {"on_diag", "off_diag"},
+    "vicreg": {"invariance", "variance", "covariance"},
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("name", list(PART_NAMES))
+def test_return_parts_gives_the_same_total_and_terms_that_sum_to_it(name, seed):
+    tensors, kwargs = random_case("intl" if name == "st" else name, seed)
+    if name == "st":
+        kwargs = {"axis": "batch", "power": 0.25, "trade_off": 0.05}
+        tensors = [t[:, :8] for t in tensors]  # full rank on the batch axis
+    loss = getattr(losses, f"{name}_loss")
+    torch.manual_seed(seed)
+    scalar = loss(*tensors, **kwargs)
+    torch.manual_seed(seed)
+    total, parts = loss(*tensors, **kwargs, return_parts=True)
+    assert torch.equal(total, scalar)  # the same computation, bit for bit
+    assert set(parts) == PART_NAMES[name] and all(p.ndim == 0 for p in parts.values())
+    assert rel_err(sum(parts.values()), total) < 1e-12
+    for part, only in PARTS.get(name, {}).items():  # each part is the loss with the others switched off
+        assert rel_err(parts[part], reference.LOSSES[name](*tensors, **{**kwargs, **only})) < 1e-7, part
+
+
+def test_intl_m_parts_leave_out_the_target_trace():
+    tensors, kwargs = random_case("intl", 1)
+    total, parts = losses.intl_loss(*tensors, **kwargs, first_view_trace=False, return_parts=True)
+    assert rel_err(total, reference.intl_m_loss(*tensors, **kwargs)) < 1e-7
+    assert rel_err(parts["mse"], reference.intl_m_loss(*tensors, **{**kwargs, "trade_off": 0.0})) < 1e-7
+    assert rel_err(parts["mse"] + parts["trace"], total) < 1e-12

@@ -4,6 +4,10 @@ Every rank's loss is the loss of the global batch (VICReg: its invariance
 term is the rank's own, as in the official code), and each rank's input
 gradient is world_size x the single-process gradient of its half: what DDP's
 mean over ranks turns into the single-process parameter gradient.
+
+Barlow Twins's per-device form (solo-learn's) is checked against its own
+single-process truth: each half standardised alone, the two cross-correlations
+averaged.
 """
 
 import socket
@@ -15,6 +19,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from zoo import losses
+from zoo.spectral import is_distributed
 
 WORLD_SIZE = 2
 SEED = 3
@@ -59,11 +64,44 @@ def _run_case(rank, name):
         assert reference.rel_err(part.grad, WORLD_SIZE * whole.grad[rows]) < 1e-9, (name, rank)
 
 
+# vturrisi/solo-learn's barlow_loss_func(lamb=0.01, scale_loss=1) on `solo_inputs()` in float64, computed
+# once outside the project: split over 2 gloo ranks (8 samples each), and in one process.
+SOLO_LEARN_TWO_RANKS = 0.4346856068800837
+SOLO_LEARN_ONE_PROCESS = 0.41703870105619034
+
+
+def solo_inputs():
+    """Fixed (16, 8) float64 views: a few dominant directions, z2 a noisy copy of z1."""
+    gen = torch.Generator().manual_seed(5)
+    scale = torch.rand(8, generator=gen, dtype=torch.float64) * 2
+    z1 = torch.randn(16, 8, generator=gen, dtype=torch.float64) * scale
+    z2 = z1 + 0.5 * torch.randn(16, 8, generator=gen, dtype=torch.float64)
+    return [z1.requires_grad_(), z2.requires_grad_()]
+
+
+def _run_barlow_per_device(rank):
+    full = solo_inputs()
+    rows = slice(rank * 8, (rank + 1) * 8)
+    local = [t.detach()[rows].clone().requires_grad_() for t in full]
+    value = losses.barlow_twins_loss(*local, lambd=0.01, per_device_norm=True)
+    value.backward()
+    expected = reference.barlow_twins_per_device_loss(*full, lambd=0.01, devices=WORLD_SIZE)
+    expected.backward()
+    assert reference.rel_err(value.detach(), expected.detach()) < 1e-7, (rank, value.item(), expected.item())
+    for part, whole in zip(local, full):
+        assert reference.rel_err(part.grad, WORLD_SIZE * whole.grad[rows]) < 1e-7, rank
+    assert abs(value.item() - SOLO_LEARN_TWO_RANKS) < 1e-7 * SOLO_LEARN_TWO_RANKS, (rank, value.item())
+    global_form = losses.barlow_twins_loss(*local, lambd=0.01)
+    assert abs(global_form.item() - SOLO_LEARN_ONE_PROCESS) < 1e-7 * SOLO_LEARN_ONE_PROCESS, rank
+    assert abs(global_form.item() - value.item()) > 1e-2 * value.item(), rank  # the two forms differ here
+
+
 def _worker(rank, port):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
     try:
         for name in CASES:
             _run_case(rank, name)
+        _run_barlow_per_device(rank)
     finally:
         dist.destroy_process_group()
 
@@ -76,3 +114,19 @@ def _free_port():
 
 def test_two_gloo_ranks_reproduce_the_single_process_loss_and_gradient():
     mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD_SIZE, join=True)
+
+
+def test_barlow_per_device_form_is_the_global_form_on_one_process():
+    assert not is_distributed()
+    results = []
+    for per_device_norm in (False, True):
+        views = [t.detach().clone().requires_grad_() for t in solo_inputs()]
+        value = losses.barlow_twins_loss(*views, lambd=0.01, per_device_norm=per_device_norm)
+        value.backward()
+        results.append((value.detach(), [v.grad for v in views]))
+    (global_value, global_grads), (device_value, device_grads) = results
+    assert torch.equal(global_value, device_value)
+    assert all(torch.equal(a, b) for a, b in zip(global_grads, device_grads))
+    assert abs(device_value.item() - SOLO_LEARN_ONE_PROCESS) < 1e-7 * SOLO_LEARN_ONE_PROCESS
+    one_device = reference.barlow_twins_per_device_loss(*solo_inputs(), lambd=0.01, devices=1)
+    assert reference.rel_err(device_value, one_device.detach()) < 1e-12

@@ -1,11 +1,13 @@
 """Registry, every registered method's training step, the lr schedule, adding a method."""
 
+import csv
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -29,6 +31,17 @@ SMALL = {
     "wmse": ["method.proj_hidden=[128]", "method.proj_out=8", "method.w_size=16"],
     "cwrgp": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=2", "method.w_size=16"],
     "simsiam": ["method.proj_hidden=[128]", "method.proj_out=64", "method.pred_hidden=32"],
+}
+# The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses.
+LOSS_PARTS = {
+    "intl": {"mse", "trace"},
+    "intl_m": {"mse", "trace"},
+    "st": {"mse", "trace"},
+    "barlow_twins": {"on_diag", "off_diag"},
+    "vicreg": {"invariance", "variance", "covariance"},
+    "wmse": set(),
+    "cwrgp": set(),
+    "simsiam": set(),
 }
 
 
@@ -60,7 +73,9 @@ def test_training_step_gives_a_finite_loss_and_gradients(method):
     model = build(method)
     crops = [torch.randn(32, 3, 16, 16) for _ in range(2)]
     loss, probe_features = model.compute_loss(crops)
+    loss, parts = model.split_loss(loss)
     assert loss.ndim == 0 and torch.isfinite(loss)
+    assert set(parts) == LOSS_PARTS[method] and all(p.ndim == 0 and torch.isfinite(p) for p in parts.values())
     loss.backward()
     grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
@@ -76,7 +91,7 @@ def test_two_view_method_given_four_crops_is_a_clear_error():
 @pytest.mark.parametrize("method", ["intl", "wmse", "cwrgp"])
 def test_multi_view_methods_take_four_crops(method):
     model = build(method, ["data.views=[{size: 16, count: 4}]"])
-    loss, _ = model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(4)])
+    loss, _ = model.split_loss(model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(4)])[0])
     assert torch.isfinite(loss)
 
 
@@ -116,7 +131,7 @@ def test_weight_decay_excluded_from_biases_and_norms_when_asked():
 
 def test_lr_schedule_warmup_then_cosine_to_the_final_factor():
     cfg = OmegaConf.create({"name": "cosine", "interval": "step", "warmup_epochs": 2, "warmup_steps": 0,
-                            "warmup_start_factor": 0.0, "final_factor": 0.001, "milestones": [], "gamma": 0.1})
+                            "warmup_rule": "next", "warmup_start_lr": 0.0, "final_factor": 0.001, "milestones": [], "gamma": 0.1})
     factor = lr_factor_schedule(cfg, steps_per_epoch=10, total_steps=100)
     assert factor(0) == pytest.approx(1 / 20) and factor(19) == pytest.approx(1.0)  # INTL: lr (s+1)/W
     assert factor(20) == pytest.approx(1.0)
@@ -181,7 +196,7 @@ def test_intl_m_target_is_an_ema_of_online_parameters_only():
         assert torch.allclose(new, 0.75 * old + 0.25 * online)
         assert not new.requires_grad
     assert all(torch.equal(a, b) for a, b in zip(buffers_before, model.target_backbone.buffers()))
-    loss, _ = model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(3)])
+    loss, _ = model.split_loss(model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(3)])[0])
     loss.backward()
     assert all(p.grad is None for p in model.target_backbone.parameters())
 
@@ -213,3 +228,35 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_cwrgp_covariance_penalty_is_a_loss_part_until_cov_stop():
+    model = build("cwrgp", ["method.cov_w=0.5", "method.cov_stop=1"])
+    torch.manual_seed(0)
+    views = [torch.randn(32, 64) for _ in range(2)]
+    torch.manual_seed(1)
+    total, parts = model.loss(views)
+    assert set(parts) == {"mse", "covariance"} and parts["covariance"] > 0
+    assert torch.equal(total, parts["mse"] + parts["covariance"])
+    model._trainer = SimpleNamespace(current_epoch=1)  # past cov_stop: the penalty is off
+    torch.manual_seed(1)
+    total_after, parts_after = model.loss(views)
+    assert torch.equal(total_after, parts["mse"]) and parts_after["covariance"] == 0
+
+
+@pytest.mark.parametrize("method", ["intl", "vicreg", "barlow_twins"])
+def test_a_digits_run_logs_the_loss_parts_that_sum_to_the_loss(method, tmp_path):
+    from zoo.pretrain import pretrain
+
+    run_dir = tmp_path / "run"
+    cfg = compose_config([
+        f"method={method}", *SMALL[method], "data.batch_size=16", "data.num_workers=0", "data.image_size=16",
+        "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", f"run_dir={run_dir}",
+    ])
+    pretrain(cfg)
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row.get("train/loss_step")]
+    assert len(rows) == 2
+    for row in rows:
+        parts = [float(row[f"train/loss/{part}_step"]) for part in LOSS_PARTS[method]]
+        assert sum(parts) == pytest.approx(float(row["train/loss_step"]), rel=1e-5)

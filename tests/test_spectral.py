@@ -172,3 +172,25 @@ def test_check_whitening_accepts_the_official_settings():
 def test_bad_whitening_raises_before_any_maths():
     with pytest.raises(ValueError):
         whiten(torch.randn(32, 64), "cholesky", "batch")
+
+
+@pytest.mark.parametrize("kind", ["iternorm", "cholesky", "zca"])
+def test_whitening_runs_without_tf32_when_the_run_allows_it(kind, monkeypatch):
+    """Pretraining sets matmul precision "high" (TF32 on Ampere+ GPUs) for the backbone; the
+    whitening must still see "highest" (true float32), and the run's setting comes back after."""
+    seen = []
+    original = spectral.whitening_matrix
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_float32_matmul_precision())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(spectral, "whitening_matrix", spy)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        whiten(torch.randn(64, 16), kind, "batch")
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(previous)
+    assert seen == ["highest"]

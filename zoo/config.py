@@ -66,7 +66,12 @@ class SchedulerConfig:
     interval: str = "step"  # step | epoch: how often the lr changes
     warmup_epochs: float = 2.0
     warmup_steps: int = 0  # an iteration count; overrides warmup_epochs when > 0
-    warmup_start_factor: float = 0.0  # lr at step 0 as a fraction of the lr
+    # The warmup of step s of W, each as its source computes it (`start` = warmup_start_lr):
+    #   next:      base * (s+1) / W                     INTL, W-MSE, CW-RGP (base reached at step W-1)
+    #   from_zero: start + (base - start) * s / W      FB Barlow Twins / VICReg (0 at step 0)
+    #   endpoints: start + (base - start) * s / (W-1)  solo-learn's LinearWarmupCosineAnnealingLR
+    warmup_rule: str = "next"
+    warmup_start_lr: float = 0.0  # absolute lr of every scheduled group at step 0 (solo-learn: 3e-5), not scaled
     final_factor: float = 0.001  # cosine ends at this fraction of the lr
     milestones: list[int] = field(default_factory=list)  # epochs, for name=step
     gamma: float = 0.1

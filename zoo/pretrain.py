@@ -59,6 +59,12 @@ def scaled_lr(optimizer_cfg, global_batch_size):
     return optimizer_cfg.lr * (global_batch_size / 256 if optimizer_cfg.scale_lr else 1.0)
 
 
+def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
+    """The method as training builds it, its lr scaled by the global batch (kept as optimizer.lr_scaled)."""
+    cfg.optimizer.lr_scaled = scaled_lr(cfg.optimizer, cfg.data.batch_size * world_size * accumulate_grad_batches)
+    return get_method(cfg.method.name)(cfg, num_classes=num_classes, world_size=world_size)
+
+
 def summarise(cfg, model, trainer, loader, last_ckpt, started):
     evaluated = getattr(model, "last_eval", {})
     keys = (
@@ -92,8 +98,7 @@ def pretrain(cfg):
     loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
                             knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
-    cfg.optimizer.lr_scaled = scaled_lr(cfg.optimizer, global_batch)
-    model = method_cls(cfg, num_classes=loaders.num_classes, world_size=trainer.world_size)
+    model = build_method(cfg, loaders.num_classes, trainer.world_size, trainer.accumulate_grad_batches)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())

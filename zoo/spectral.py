@@ -69,18 +69,25 @@ def upcast(x: Tensor) -> Tensor:
 
 
 def float32_math(fn):
-    """Run ``fn`` with autocast disabled and its half-precision tensor arguments upcast.
+    """Run ``fn`` in true float32: autocast disabled, half-precision tensor arguments upcast,
+    and TF32 matmuls off (the run sets matmul precision "high" for the backbone's speed).
 
     Matrix square roots, inverses and Newton iterations are not accurate in
-    16 bits (INTL runs IterNorm under fp16 autocast; the zoo does not).
+    16 bits (INTL runs IterNorm under fp16 autocast; the zoo does not), nor in
+    TF32's 10-bit mantissa.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         device_type = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
-        with torch.autocast(device_type, enabled=False):
-            args = [upcast(a) if isinstance(a, Tensor) else a for a in args]
-            return fn(*args, **kwargs)
+        precision = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("highest")
+        try:
+            with torch.autocast(device_type, enabled=False):
+                args = [upcast(a) if isinstance(a, Tensor) else a for a in args]
+                return fn(*args, **kwargs)
+        finally:
+            torch.set_float32_matmul_precision(precision)
 
     return wrapper
 

@@ -36,7 +36,7 @@ def eval_pipeline(data_cfg):
     info = dataset_info(data_cfg.name)
     size = data_cfg.image_size or info.image_size
     ratio = data_cfg.eval_resize_ratio or info.eval_resize_ratio
-    return eval_transform(size, *normalisation(data_cfg), resize_ratio=ratio)
+    return eval_transform(size, *normalisation(data_cfg), resize_ratio=ratio, interpolation=info.eval_interpolation)
 
 
 def worker_count(data_cfg):

@@ -21,13 +21,15 @@ class DatasetInfo:
     std: tuple
     num_classes: int | None = None  # None = one class per folder
     eval_resize_ratio: float = 1.0  # eval: resize to size*ratio, then centre-crop
+    # torchvision's default bilinear, as the official evaluations; W-MSE's STL-10 resizes 64 -> 70 bicubic
+    eval_interpolation: str = "bilinear"
 
 
 DATASETS = {
     "digits": DatasetInfo("digits", 16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 10),
     "cifar10": DatasetInfo("cifar10", 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
     "cifar100": DatasetInfo("cifar100", 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100),
-    "stl10": DatasetInfo("stl10", 64, (0.43, 0.42, 0.39), (0.27, 0.26, 0.27), 10, 70 / 64),
+    "stl10": DatasetInfo("stl10", 64, (0.43, 0.42, 0.39), (0.27, 0.26, 0.27), 10, 70 / 64, "bicubic"),
     "imagenet": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
     "imagenet100": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
     "folder": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),

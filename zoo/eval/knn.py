@@ -10,7 +10,10 @@ def knn_predict(bank, bank_labels, queries, num_classes, k=20, temperature=0.07,
 
     cosine: votes weighted by exp(similarity / temperature) (Wu et al. 2018, as
     solo-learn and DINO); euclidean: plain majority vote of the k nearest (the
-    W-MSE protocol's 5-nn), ties going to the smallest label via argmax.
+    W-MSE protocol's 5-nn). A tie in the vote count goes to the smallest label, as
+    the official protocol's `unique(return_counts=True)` + argmax does: each class's
+    count is lowered by label / (2 C), less than one vote, so the scores rank the same
+    under topk and argmax.
     """
     bank, queries = bank.float(), queries.float()
     if distance == "cosine":
@@ -29,6 +32,8 @@ def knn_predict(bank, bank_labels, queries, num_classes, k=20, temperature=0.07,
             weights = torch.ones_like(index, dtype=torch.float32)
         votes = torch.zeros(len(q), num_classes, device=q.device)
         votes.scatter_add_(1, bank_labels[index], weights)
+        if distance == "euclidean":
+            votes -= torch.arange(num_classes, device=q.device) / (2 * num_classes)
         scores.append(votes)
     return torch.cat(scores)
 

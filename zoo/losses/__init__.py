@@ -3,7 +3,10 @@
 Each is the exact formula of the method's official code (cited per function).
 Methods with more than two views take them as more positional arguments, in
 crop order. All maths runs in float32, also inside autocast (float64 stays
-float64).
+float64). Losses made of several terms take ``return_parts=True`` to return
+``(total, {part name: tensor})`` instead: the total is the same tensor as the
+scalar form's, and the parts are its terms as weighted in it, from the same
+computation (the formula is written once).
 
 Under torch.distributed every rank passes its local batch and gets the loss
 of the global batch (VICReg's invariance term excepted, which is per rank as
@@ -12,7 +15,10 @@ the single-process one, which DDP's gradient mean turns into exactly the
 single-process parameter gradient (see `zoo.spectral.gather`).
 """
 
+import warnings
+
 import torch
+import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -24,8 +30,10 @@ from zoo.spectral import (
     default_trade_off,
     float32_math,
     gather,
+    is_distributed,
     variance,
     whiten,
+    world_size,
 )
 
 __all__ = [
@@ -101,7 +109,8 @@ def intl_loss(
     axis: Axis = "channel",
     trade_off: float | None = None,
     first_view_trace: bool = True,
-) -> Tensor:
+    return_parts: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """INTL (Weng et al., 2024): IterNorm + normalised MSE + trace loss.
 
     With Z_v = IterNorm(z_v) (``iters`` Newton steps, whitening ``axis``) and
@@ -112,12 +121,14 @@ def intl_loss(
 
     ``first_view_trace=False`` drops TL(Z_0), as the multi-crop INTL_M does
     with its momentum target as view 0 (a constant there, so only the logged
-    value changes). winci-ai/INTL methods/intl.py, methods/intl_m.py,
+    value changes). ``return_parts=True``: also ``{"mse": mean_v nMSE,
+    "trace": beta mean_v TL}`` (the trace term weighted by beta; they sum to
+    L up to rounding). winci-ai/INTL methods/intl.py, methods/intl_m.py,
     methods/base.py, methods/whitening.py.
     """
     _check_views(views, "intl_loss")
     white = whiten(torch.stack(views), "iternorm", axis, iters=iters)[0]
-    return _matched_to_first(white, axis, trade_off, first_view_trace)
+    return _total_or_parts(_matched_to_first(white, axis, trade_off, first_view_trace), return_parts)
 
 
 @float32_math
@@ -128,28 +139,38 @@ def st_loss(
     trade_off: float | None = None,
     eps: float = 0.0,
     first_view_trace: bool = True,
-) -> Tensor:
+    return_parts: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """INTL's loss with the spectral transformation g(lambda) = lambda^-power instead of IterNorm.
 
     Z_v = U diag(lambda^-power) U^T applied to z_v (power 0.5 is ZCA
     whitening, 0 leaves the centred data as it is), then exactly `intl_loss`'s
     nMSE to the first view plus trade_off x trace loss (trade_off=0 drops the
-    trace loss). The spectral-transformation family of the INTL paper (Sec. 3).
+    trace loss), with `intl_loss`'s ``return_parts``. The spectral-transformation
+    family of the INTL paper (Sec. 3).
     """
     _check_views(views, "st_loss")
     white = whiten(torch.stack(views), "power", axis, power=power, eps=eps)[0]
-    return _matched_to_first(white, axis, trade_off, first_view_trace)
+    return _total_or_parts(_matched_to_first(white, axis, trade_off, first_view_trace), return_parts)
 
 
-def _matched_to_first(white: Tensor, axis: Axis, trade_off: float | None, first_view_trace: bool) -> Tensor:
-    """mean_{v>=1} [nMSE(Z_v, Z_0) + beta (TL(Z_v) [+ TL(Z_0)])] of transformed views (V, N, D)."""
+def _total_or_parts(total_and_parts: tuple[Tensor, dict[str, Tensor]], return_parts: bool):
+    return total_and_parts if return_parts else total_and_parts[0]
+
+
+def _matched_to_first(
+    white: Tensor, axis: Axis, trade_off: float | None, first_view_trace: bool
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """mean_{v>=1} [nMSE(Z_v, Z_0) + beta (TL(Z_v) [+ TL(Z_0)])] of transformed views (V, N, D),
+    and its two terms {"mse", "trace"} (the latter x beta)."""
     n_global, dim = white.shape[-2], white.shape[-1]  # whiten returns the gathered (global) batch
     if trade_off is None:
         trade_off = default_trade_off(axis, n_global, dim)
     traces = trace_loss(white, axis)
     later = torch.arange(1, white.shape[0])
     traces = traces[1:] + traces[0] if first_view_trace else traces[1:]
-    return (_pair_losses(white, torch.zeros_like(later), later) + trade_off * traces).mean()
+    mse, trace = _pair_losses(white, torch.zeros_like(later), later), trade_off * traces
+    return (mse + trace).mean(), {"mse": mse.mean(), "trace": trace.mean()}
 
 
 @float32_math
@@ -200,8 +221,20 @@ def _standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
     return z / (variance(z, "batch", ddof=0, assume_centered=True) + eps).sqrt()
 
 
+def _mean_over_ranks(x: Tensor) -> Tensor:
+    """The mean of ``x`` over every rank, with gradients (the backward sums every rank's
+    gradient, as `gather`'s does); identity when not distributed."""
+    if not is_distributed():
+        return x
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed.nn.functional", FutureWarning)
+        return dist_nn.all_reduce(x) / world_size()
+
+
 @float32_math
-def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 0.0051) -> Tensor:
+def barlow_twins_loss(
+    z1: Tensor, z2: Tensor, lambd: float = 0.0051, *, per_device_norm: bool = False, return_parts: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """Barlow Twins (Zbontar et al., 2021): cross-correlation to the identity.
 
     With BN the non-affine batch norm over the global batch (SyncBN) and N the
@@ -210,16 +243,33 @@ def barlow_twins_loss(z1: Tensor, z2: Tensor, lambd: float = 0.0051) -> Tensor:
         C = BN(z1)^T BN(z2) / N,   L = sum_k (1 - C_kk)^2 + lambd sum_{k!=l} C_kl^2
 
     facebookresearch/barlowtwins main.py ``BarlowTwins.forward``.
+
+    ``per_device_norm=True`` is solo-learn's form (solo/losses/barlow.py): each
+    rank standardises its local batch of n samples and the cross-correlations
+    are averaged over the R ranks, C = 1/R sum_r BN_r(z1_r)^T BN_r(z2_r) / n;
+    the same as the default on one process. Its value is solo-learn's; its
+    gradient is the exact one (the all-reduce carries gradients), whereas
+    solo-learn's plain ``dist.all_reduce`` gives each rank 1/R of this
+    gradient. ``return_parts=True``: also
+    ``{"on_diag": sum_k (1 - C_kk)^2, "off_diag": lambd sum_{k!=l} C_kl^2}``
+    (the off-diagonal term weighted by lambd; they sum to L).
     """
     _check_views((z1, z2), "barlow_twins_loss")
-    z1, z2 = _standardize(gather(z1)), _standardize(gather(z2))
-    corr = z1.T @ z2 / z1.shape[0]
+    if per_device_norm:
+        z1, z2 = _standardize(z1), _standardize(z2)
+        corr = _mean_over_ranks(z1.T @ z2 / z1.shape[0])
+    else:
+        z1, z2 = _standardize(gather(z1)), _standardize(gather(z2))
+        corr = z1.T @ z2 / z1.shape[0]
     on_diag = (torch.diagonal(corr) - 1).pow(2).sum()
-    return on_diag + lambd * off_diagonal(corr).pow(2).sum()
+    off_diag = lambd * off_diagonal(corr).pow(2).sum()
+    return _total_or_parts((on_diag + off_diag, {"on_diag": on_diag, "off_diag": off_diag}), return_parts)
 
 
 @float32_math
-def vicreg_loss(z1: Tensor, z2: Tensor, sim: float = 25.0, var: float = 25.0, cov: float = 1.0) -> Tensor:
+def vicreg_loss(
+    z1: Tensor, z2: Tensor, sim: float = 25.0, var: float = 25.0, cov: float = 1.0, *, return_parts: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """VICReg (Bardes et al., 2022): invariance + variance + covariance.
 
     ::
@@ -228,6 +278,8 @@ def vicreg_loss(z1: Tensor, z2: Tensor, sim: float = 25.0, var: float = 25.0, co
           + var 1/2 sum_{z in z1, z2} mean_k relu(1 - sqrt(Var z_k + 1e-4))
           + cov sum_{z in z1, z2} sum_{k!=l} Cov(z)_kl^2 / D  (global batch, /(N-1))
 
+    ``return_parts=True``: also ``{"invariance", "variance", "covariance"}``,
+    the three terms as weighted in L (sim x, var x, cov x; they sum to L).
     facebookresearch/vicreg main_vicreg.py ``VICReg.forward``.
     """
     _check_views((z1, z2), "vicreg_loss")
@@ -237,7 +289,8 @@ def vicreg_loss(z1: Tensor, z2: Tensor, sim: float = 25.0, var: float = 25.0, co
         std = (variance(z, "batch") + 1e-4).sqrt()
         variance_term = variance_term + F.relu(1 - std).mean() / 2
         covariance_term = covariance_term + off_diagonal(covariance(z, "batch")).pow(2).sum() / z.shape[1]
-    return sim * invariance + var * variance_term + cov * covariance_term
+    parts = {"invariance": sim * invariance, "variance": var * variance_term, "covariance": cov * covariance_term}
+    return _total_or_parts((parts["invariance"] + parts["variance"] + parts["covariance"], parts), return_parts)
 
 
 @float32_math

@@ -79,7 +79,7 @@ class BaseMethod(L.LightningModule):
         return build_mlp(self.feature_dim, m.proj_hidden, m.proj_out, m.proj_hidden_bias, m.proj_last_bias, m.proj_last_bn)
 
     def loss(self, views):
-        """Projector outputs, one per crop, in crop order -> scalar loss."""
+        """Projector outputs, one per crop, in crop order -> scalar loss, or (loss, {part name: tensor})."""
         raise NotImplementedError
 
     def check_batch(self, global_batch_size):
@@ -110,11 +110,12 @@ class BaseMethod(L.LightningModule):
         return []
 
     # ---- shared machinery -------------------------------------------------------
-    def check_views(self, num_crops):
-        wanted = self.num_views or 2
-        if num_crops < 2 or (self.num_views is not None and num_crops != wanted):
+    @classmethod
+    def check_views(cls, num_crops):
+        wanted = cls.num_views or 2
+        if num_crops < 2 or (cls.num_views is not None and num_crops != wanted):
             raise ZooError(
-                f"method {self.name} takes {wanted if self.num_views else 'at least 2'} views but data.views gives "
+                f"method {cls.name} takes {wanted if cls.num_views else 'at least 2'} views but data.views gives "
                 f"{num_crops} crops: change data.views (or pick a multi-crop method)"
             )
 
@@ -129,6 +130,7 @@ class BaseMethod(L.LightningModule):
         crops, labels = batch
         crops = [self._prepare(crop) for crop in crops]
         loss, features = self.compute_loss(crops)
+        loss, parts = self.split_loss(loss)
         if not torch.isfinite(loss):
             raise ZooError(
                 f"method {self.name}: the loss became {loss.item()} at step {self.global_step}; training stopped "
@@ -137,8 +139,15 @@ class BaseMethod(L.LightningModule):
         probe_loss, probe_acc = self.probe_step(features, labels)
         self.trained_steps += 1
         metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}
+        metrics |= {f"train/loss/{name}": part.detach() for name, part in parts.items()}
         self.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)
         return loss + probe_loss
+
+    @staticmethod
+    def split_loss(loss):
+        """What `loss()` / `compute_loss` gave -> (total, {part name: tensor}): a method may return
+        the total alone or (total, its named parts); the parts are logged as train/loss/<part>."""
+        return (loss, {}) if isinstance(loss, torch.Tensor) else loss
 
     def probe_step(self, features, labels):
         """Online linear probe on detached backbone features (labels -1 = unlabelled)."""
@@ -151,10 +160,12 @@ class BaseMethod(L.LightningModule):
         return loss, acc
 
     # ---- momentum target ----------------------------------------------------------
-    def momentum(self):
-        """Cosine schedule from momentum_base to momentum_final over training (BYOL)."""
-        total = max(self.trainer.estimated_stepping_batches, 1)
-        progress = min(self.global_step / total, 1.0)
+    def momentum(self, step=None, total_steps=None):
+        """EMA momentum at `step` of `total_steps` (default: this trainer's): a cosine schedule from
+        momentum_base to momentum_final over training (BYOL, INTL-M)."""
+        step = self.global_step if step is None else step
+        total = max(self.trainer.estimated_stepping_batches if total_steps is None else total_steps, 1)
+        progress = min(step / total, 1.0)
         base, final = self.mcfg.momentum_base, self.mcfg.momentum_final
         return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
 
@@ -249,20 +260,30 @@ class BaseMethod(L.LightningModule):
         if opt.exclude_bias_and_norm:
             groups = [
                 {"params": [p for _, p in trained if p.ndim > 1]},
-                {"params": [p for _, p in trained if p.ndim <= 1], "weight_decay": 0.0, "lr_factor": opt.bias_lr_factor},
+                {"params": [p for _, p in trained if p.ndim <= 1], "weight_decay": 0.0, "lr_factor": opt.bias_lr_factor,
+                 "lars_adapt": False},
             ]
         else:
             groups = [{"params": [p for _, p in trained]}]
         groups += extra
         probe_lr = opt.probe_lr * (self.global_batch_size / 256 if opt.scale_lr else 1.0)
-        groups.append({"params": list(self.classifier.parameters()), "lr": probe_lr, "weight_decay": 0.0})
+        # Under LARS every group is adapted, whatever its weight decay (solo-learn's and FB's LARS), except
+        # the 1-D parameters under exclude_bias_and_norm: so the probe's weight is adapted, its bias is not.
+        groups.append({"params": [self.classifier.weight], "lr": probe_lr, "weight_decay": 0.0})
+        groups.append({"params": [self.classifier.bias], "lr": probe_lr, "weight_decay": 0.0,
+                       "lars_adapt": not opt.exclude_bias_and_norm})
         for group in groups:
             group.setdefault("lr", opt.lr_scaled * group.pop("lr_factor", 1.0))
             group.setdefault("weight_decay", opt.weight_decay)
             group.setdefault("fixed_lr", False)
+            group["always_adapt"] = group.pop("lars_adapt", True)  # timm's Lars: adapt with weight decay or always_adapt
         return [group for group in groups if group["params"]]
 
     def configure_optimizers(self):
+        return self.build_optimizer(self.steps_per_epoch(), self.trainer.estimated_stepping_batches)
+
+    def build_optimizer(self, steps_per_epoch, total_steps):
+        """The optimiser and per-step lr schedule training uses (Lightning's configure_optimizers format)."""
         opt = self.cfg.optimizer
         groups = self.param_groups()
         if opt.name == "sgd":
@@ -270,15 +291,14 @@ class BaseMethod(L.LightningModule):
         elif opt.name == "lars":
             from timm.optim import Lars
 
-            # Groups with weight_decay 0 (1-D params, probe) are not LARS-adapted either (timm's rule).
             optimizer = Lars(groups, lr=opt.lr_scaled, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
         elif opt.name in ("adam", "adamw"):
             cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
             optimizer = cls(groups, lr=opt.lr_scaled, betas=tuple(opt.betas))
         else:
             raise ZooError(f"optimizer.name must be sgd, lars, adam or adamw, not '{opt.name}'")
-        schedule = lr_factor_schedule(self.cfg.scheduler, self.steps_per_epoch(), self.trainer.estimated_stepping_batches)
-        lambdas = [(lambda step: 1.0) if g["fixed_lr"] else schedule for g in optimizer.param_groups]
+        lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.cfg.scheduler, steps_per_epoch, total_steps, g["lr"])
+                   for g in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
@@ -295,18 +315,30 @@ def largest_crops(features, crops):
     return [f for f, crop in zip(features, crops) if crop.shape[-1] == size]
 
 
-def lr_factor_schedule(cfg, steps_per_epoch, total_steps):
+WARMUP_RULES = {
+    "next": lambda step, warmup: (step + 1) / warmup,
+    "from_zero": lambda step, warmup: step / warmup,
+    "endpoints": lambda step, warmup: step / max(warmup - 1, 1),
+}
+
+
+def lr_factor_schedule(cfg, steps_per_epoch, total_steps, base_lr=1.0):
     """Per-step lr multiplier: linear warmup, then cosine / step / constant.
 
     A LambdaLR factor rather than timm's schedulers: it keeps each parameter
     group's own lr ratio (probe, biases) and lets fixed-lr groups opt out.
+    `base_lr` is the group's lr, for the absolute `warmup_start_lr`.
     """
     warmup = cfg.warmup_steps if cfg.warmup_steps > 0 else round(cfg.warmup_epochs * steps_per_epoch)
     total = max(int(total_steps), 1)
+    if cfg.warmup_rule not in WARMUP_RULES:
+        raise ZooError(f"scheduler.warmup_rule must be {', '.join(WARMUP_RULES)}, not '{cfg.warmup_rule}'")
+    warmup_fraction = WARMUP_RULES[cfg.warmup_rule]
 
     def factor(step):
         if step < warmup:
-            return cfg.warmup_start_factor + (1 - cfg.warmup_start_factor) * (step + 1) / warmup
+            start = cfg.warmup_start_lr / base_lr if base_lr else 0.0
+            return start + (1 - start) * warmup_fraction(step, warmup)
         if cfg.name == "constant":
             return 1.0
         if cfg.name == "step":

@@ -1,6 +1,8 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import torch
+
 from zoo.losses import cwrgp_loss, off_diagonal
 from zoo.methods.base import WMSE_ADAM, BaseMethod, MethodConfig
 from zoo.registry import register_method
@@ -12,8 +14,10 @@ class CWRGP(BaseMethod):
     """CW-RGP (Weng et al., NeurIPS 2022): ZCA whitening over the channels of each
     sub-batch, with the channels split into random groups per view; normalised MSE
     over all view pairs. The ImageNet recipe adds a covariance penalty on the
-    un-whitened projector output (`cov_w`) for the first `cov_stop` epochs.
-    Defaults: the official CIFAR recipe."""
+    un-whitened projector output (`cov_w`) for the first `cov_stop` epochs
+    (official ImageNet/methods/cwrgp.py). Defaults: the official CIFAR recipe.
+    Loss parts (logged as train/loss/<part>) when cov_w is set: mse (the whitened nMSE) and
+    covariance (cov_w x the penalty, 0 from epoch cov_stop on); without cov_w the loss is one term."""
 
     num_views = None
     joint_projector = True
@@ -44,9 +48,13 @@ class CWRGP(BaseMethod):
     def loss(self, views):
         m = self.mcfg
         loss = cwrgp_loss(*views, groups=m.groups, w_size=m.w_size, w_iter=m.w_iter, eps=m.eps)
-        if m.cov_w and self.current_epoch < m.cov_stop:
-            loss = loss + m.cov_w * sum(sample_covariance_penalty(z) for z in views)
-        return loss
+        if not m.cov_w:
+            return loss
+        parts = {"mse": loss, "covariance": torch.zeros_like(loss)}
+        if self.current_epoch < m.cov_stop:
+            parts["covariance"] = m.cov_w * sum(sample_covariance_penalty(z) for z in views)
+            loss = loss + parts["covariance"]
+        return loss, parts
 
 
 def sample_covariance_penalty(z):

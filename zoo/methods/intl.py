@@ -10,7 +10,9 @@ from zoo.spectral import whiten
 class INTL(BaseMethod):
     """INTL (Weng et al., ICLR 2024): IterNorm whitening of each view, the
     normalised MSE between views, and a trace loss that keeps the whitened
-    output's eigenvalues from collapsing. Defaults: the official CIFAR recipe."""
+    output's eigenvalues from collapsing. Defaults: the official CIFAR recipe.
+    Loss parts (logged as train/loss/<part>): mse (the alignment term) and trace (the
+    trace loss x trade_off), which sum to the total."""
 
     num_views = None  # any number of crops: every later crop is matched to the first
 
@@ -24,7 +26,8 @@ class INTL(BaseMethod):
         trade_off: float | None = None  # None = 0.01 (log2(global batch) - 3) on the channel axis
 
     def loss(self, views):
-        return intl_loss(*views, iters=self.mcfg.iters, axis=self.mcfg.axis, trade_off=self.mcfg.trade_off)
+        m = self.mcfg
+        return intl_loss(*views, iters=m.iters, axis=m.axis, trade_off=m.trade_off, return_parts=True)
 
     def transform(self, z):
         return whiten(z, "iternorm", self.mcfg.axis, iters=self.mcfg.iters, distributed=False)[0], self.mcfg.axis

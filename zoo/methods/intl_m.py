@@ -24,5 +24,8 @@ class INTLMomentum(INTL):
         target = self.target_forward(crops[0])
         features = [self.backbone(crop) for crop in crops[1:]]
         m = self.mcfg
-        loss = intl_loss(target, *self.project(features), iters=m.iters, axis=m.axis, trade_off=m.trade_off, first_view_trace=False)
+        loss = intl_loss(
+            target, *self.project(features), iters=m.iters, axis=m.axis, trade_off=m.trade_off, first_view_trace=False,
+            return_parts=True,
+        )  # (total, {"mse", "trace"}): INTL's parts, the trace loss on the online crops only
         return loss, largest_crops(features, crops[1:])

@@ -11,7 +11,7 @@ class SpectralTransform(INTL):
     """The INTL paper's spectral transformation g(lambda) = lambda^-p of the
     covariance in place of IterNorm (p = 0.5 is whitening, p = 0 no transform),
     with INTL's loss and trace-loss options; `trade_off=0` drops the trace loss.
-    Same projector and defaults as INTL."""
+    Same projector and defaults as INTL, and INTL's loss parts (mse, trace)."""
 
     @dataclass
     class Config(INTL.Config):
@@ -23,7 +23,7 @@ class SpectralTransform(INTL):
 
     def loss(self, views):
         m = self.mcfg
-        return st_loss(*views, power=m.p, axis=m.axis, trade_off=m.trade_off, eps=m.eps)
+        return st_loss(*views, power=m.p, axis=m.axis, trade_off=m.trade_off, eps=m.eps, return_parts=True)
 
     def transform(self, z):
         return whiten(z, "power", self.mcfg.axis, power=self.mcfg.p, eps=self.mcfg.eps, distributed=False)[0], self.mcfg.axis

@@ -13,6 +13,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   'method.proj_hidden=[2048,2048]' method.proj_out=2048 method.proj_hidden_bias=false method.proj_last_bias=true \
   method.iters=4 method.axis=channel method.trade_off=0.05 \
   optimizer.name=sgd optimizer.lr=0.3 optimizer.momentum=0.9 optimizer.weight_decay=1e-4 optimizer.exclude_bias_and_norm=false \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=2 scheduler.warmup_start_factor=0 scheduler.final_factor=0.001 \
+  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=2 scheduler.final_factor=0.001 \
   trainer.max_epochs=1000 trainer.precision=32-true trainer.sync_batchnorm=true trainer.check_val_every_n_epoch=5 \
   "${USER_ARGS[@]}"

@@ -13,6 +13,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   'method.proj_hidden=[2048,2048]' method.proj_out=2048 method.proj_hidden_bias=true method.proj_last_bias=true \
   method.sim=25 method.var=50 method.cov=1 \
   optimizer.name=lars optimizer.lr=0.3 optimizer.weight_decay=1e-4 optimizer.lars_eta=0.02 optimizer.lars_clip=true optimizer.exclude_bias_and_norm=true optimizer.probe_lr=0.1 \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_start_factor=1e-4 scheduler.final_factor=0 \
+  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_rule=endpoints scheduler.warmup_start_lr=3e-5 scheduler.final_factor=0 \
   trainer.max_epochs=1000 trainer.precision=16-mixed trainer.sync_batchnorm=true \
   "${USER_ARGS[@]}"

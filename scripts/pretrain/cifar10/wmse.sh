@@ -12,6 +12,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   backbone.name=resnet18 backbone.small_stem=true backbone.small_stem_padding=1 backbone.zero_init_residual=false \
   'method.proj_hidden=[1024]' method.proj_out=64 method.w_size=128 method.w_iter=1 method.eps=0 \
   optimizer.name=adam optimizer.lr=3e-3 optimizer.scale_lr=false optimizer.weight_decay=1e-6 optimizer.probe_lr=3e-3 \
-  scheduler.name=step scheduler.warmup_steps=500 scheduler.warmup_start_factor=0 'scheduler.milestones=[950,975]' scheduler.gamma=0.2 \
+  scheduler.name=step scheduler.warmup_steps=500 'scheduler.milestones=[950,975]' scheduler.gamma=0.2 \
   trainer.max_epochs=1000 trainer.precision=32-true trainer.sync_batchnorm=false trainer.check_val_every_n_epoch=20 \
   "${USER_ARGS[@]}"

@@ -14,6 +14,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   'method.proj_hidden=[4096,4096]' method.proj_out=8192 method.proj_hidden_bias=false method.proj_last_bias=true \
   method.iters=4 method.axis=channel method.trade_off=0.04 \
   optimizer.name=sgd optimizer.lr=0.5 optimizer.momentum=0.9 optimizer.weight_decay=2.5e-5 optimizer.exclude_bias_and_norm=true \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=2 scheduler.warmup_start_factor=0 scheduler.final_factor=0.001 \
+  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=2 scheduler.final_factor=0.001 \
   trainer.max_epochs=400 trainer.precision=16-mixed trainer.sync_batchnorm=true trainer.check_val_every_n_epoch=5 \
   "${USER_ARGS[@]}"

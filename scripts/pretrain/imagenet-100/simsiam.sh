@@ -13,6 +13,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   'method.proj_hidden=[2048,2048]' method.proj_out=2048 method.proj_hidden_bias=false method.proj_last_bn=true \
   method.pred_hidden=512 method.pred_fixed_lr=true \
   optimizer.name=sgd optimizer.lr=0.5 optimizer.momentum=0.9 optimizer.weight_decay=1e-5 optimizer.exclude_bias_and_norm=false optimizer.probe_lr=0.1 \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_start_factor=6e-5 scheduler.final_factor=0 \
+  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_rule=endpoints scheduler.warmup_start_lr=3e-5 scheduler.final_factor=0 \
   trainer.max_epochs=400 trainer.precision=16-mixed trainer.sync_batchnorm=true \
   "${USER_ARGS[@]}"

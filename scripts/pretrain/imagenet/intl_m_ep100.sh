@@ -15,6 +15,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   method.iters=4 method.axis=channel method.trade_off=0.05 \
   method.momentum_base=0.996 method.momentum_final=1.0 \
   optimizer.name=sgd optimizer.lr=0.5 optimizer.momentum=0.9 optimizer.weight_decay=1e-5 optimizer.exclude_bias_and_norm=true \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=2 scheduler.warmup_start_factor=0 scheduler.final_factor=0.001 \
+  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=2 scheduler.final_factor=0.001 \
   trainer.max_epochs=100 trainer.precision=16-mixed trainer.sync_batchnorm=true trainer.check_val_every_n_epoch=10 \
   "${USER_ARGS[@]}"

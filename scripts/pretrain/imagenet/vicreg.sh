@@ -12,6 +12,6 @@ exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
   'method.proj_hidden=[8192,8192]' method.proj_out=8192 method.proj_hidden_bias=true method.proj_last_bias=false \
   method.sim=25 method.var=25 method.cov=1 \
   optimizer.name=lars optimizer.lr=0.2 optimizer.weight_decay=1e-6 optimizer.lars_eta=0.001 optimizer.lars_clip=false optimizer.exclude_bias_and_norm=true \
-  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_start_factor=0 scheduler.final_factor=0.001 \
+  scheduler.name=cosine scheduler.interval=step scheduler.warmup_epochs=10 scheduler.warmup_rule=from_zero scheduler.final_factor=0.001 \
   trainer.max_epochs=1000 trainer.precision=16-mixed trainer.sync_batchnorm=true trainer.check_val_every_n_epoch=10 \
   "${USER_ARGS[@]}"

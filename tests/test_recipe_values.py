@@ -1,0 +1,280 @@
+"""What every pretraining recipe trains with, against its official source.
+
+Each script is resolved as `--cfg job` would, then the method and its optimiser are built exactly
+as training builds them (`zoo.pretrain.build_method`, `BaseMethod.build_optimizer`, on the meta
+device: no memory, no time), and the test reads back the values training uses: each parameter
+group's lr after batch scaling, its weight decay and LARS adaptation, the lr at chosen steps of the
+schedule (warmup, peak, epoch boundaries, milestones, the end), the EMA momentum, the global batch
+and its per-GPU split, and the evaluation resize.
+
+The expectations are written as the official code computes them: its arguments (lr, batch, weight
+decay, warmup, epochs) and the formula of its own lr function, e.g. INTL main.py's
+`adjust_learning_rate`, solo-learn's `LinearWarmupCosineAnnealingLR`, CW-RGP ImageNet/train.py's
+`init_lr = lr * bs / 256` with its 500-iteration `lr_warmup`. A flag the scripts misread (such as
+`scale_lr`) changes an lr here and fails the test.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import pytest
+import torch
+from test_scripts import ALL_SCRIPTS, recorded, resolved  # noqa: F401 (recorded: the fixture)
+from torchvision.transforms import v2 as T
+
+from zoo.data import eval_pipeline
+from zoo.pretrain import build_method
+
+# Training-set sizes the official loaders see (STL-10: train+unlabeled); batches per epoch drop the last.
+TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 105_000, "tiny-imagenet": 100_000,
+              "imagenet-100": 126_689, "imagenet": 1_281_167}
+
+
+# ---- the official lr functions: lr of step s (0-based) of T, W warmup steps, E epochs ----------------
+def intl_lr(base, warmup_epochs=2, end=0.001):
+    """INTL main.py / cifar/main.py adjust_learning_rate: base (s+1)/W, then cosine to end x base."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return base * (s + 1) / w
+        q = 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
+        return base * q + base * end * (1 - q)
+    return lr
+
+
+def fb_lr(base, warmup_epochs=10, end=0.001):
+    """FB Barlow Twins main.py / VICReg main_vicreg.py adjust_learning_rate: base s/W, then cosine to end x base."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return base * s / w
+        q = 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
+        return base * q + base * end * (1 - q)
+    return lr
+
+
+def solo_lr(base, warmup_epochs=10, start=3e-5):
+    """solo-learn LinearWarmupCosineAnnealingLR per step: start + (base - start) s/(W-1), then cosine to 0."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return start + s * (base - start) / (w - 1)
+        return 0.5 * base * (1 + math.cos(math.pi * (s - w) / (total - w)))
+    return lr
+
+
+def wmse_lr(base, epochs, gamma=0.2, warmup_iters=500):
+    """htdt/self-supervised train.py: lr (i+1)/500 over the first 500 iterations, MultiStepLR x0.2 at E-50, E-25 (per epoch)."""
+    def lr(s, spe, total):
+        if s < warmup_iters:
+            return base * (s + 1) / warmup_iters
+        return base * gamma ** sum(s // spe >= m for m in (epochs - 50, epochs - 25))
+    return lr
+
+
+def cw_imagenet_lr(base, epochs, warmup_iters=500):
+    """CW-RGP ImageNet/train.py: per-epoch cosine base 1/2 (1 + cos(pi e/E)); lr_warmup (s+1)/500 overrides the first 500 steps."""
+    def lr(s, spe, total):
+        if s < warmup_iters:
+            return base * (s + 1) / warmup_iters
+        return base * 0.5 * (1 + math.cos(math.pi * (s // spe) / epochs))
+    return lr
+
+
+def simsiam_lr(base, epochs):
+    """FB SimSiam main_simsiam.py adjust_learning_rate: per-epoch cosine, no warmup."""
+    return lambda s, spe, total: base * 0.5 * (1 + math.cos(math.pi * (s // spe) / epochs))
+
+
+def constant_lr(base):
+    return lambda s, spe, total: base
+
+
+@dataclass
+class Official:
+    source: str
+    batch: int  # global batch
+    gpus: int  # GPUs x nodes of the published run
+    epochs: int
+    optimizer: str  # SGD | Lars | Adam
+    # role -> (lr function, weight decay, LARS-adapted); roles: weights and norms (backbone + projector,
+    # >= 2-D and 1-D), predictor, probe_weight, probe_bias. A role the source does not have is left out.
+    roles: dict
+    lars: tuple | None = None  # (trust coefficient, clipped)
+    momentum: tuple | None = None  # EMA target: (start, end), cosine per step
+    eval_interpolation: T.InterpolationMode = T.InterpolationMode.BILINEAR
+    notes: list = field(default_factory=list)
+
+
+def sgd_all(lr_fn, wd):
+    """Every parameter in one group (INTL CIFAR, SimSiam, CW-RGP ImageNet): same lr, same weight decay."""
+    return {"weights": (lr_fn, wd, None), "norms": (lr_fn, wd, None)}
+
+
+def excluded(lr_fn, wd, norms_lr_fn=None, lars=False):
+    """1-D parameters without weight decay (and, under LARS, without adaptation)."""
+    return {"weights": (lr_fn, wd, True if lars else None), "norms": (norms_lr_fn or lr_fn, 0.0, False if lars else None)}
+
+
+def solo_probe(batch, schedule, classifier_lr=0.1, lars=False):
+    """solo-learn's online classifier: classifier_lr x bs/256, wd 0, in the method's scheduler; under its LARS the
+    weight is adapted (2-D) and the bias is not (exclude_bias_n_norm)."""
+    fn = schedule(classifier_lr * batch / 256)
+    return {"probe_weight": (fn, 0.0, True if lars else None), "probe_bias": (fn, 0.0, False if lars else None)}
+
+
+OFFICIAL = {}
+for ds in ("cifar10", "cifar100"):
+    solo = f"solo-learn scripts/pretrain/cifar/{{}}.yaml ({ds})"
+    OFFICIAL |= {
+        f"{ds}/intl": Official("INTL scripts/cifar*.sh, cifar/cfg.py, cifar/main.py", 256, 1, 1000, "SGD",
+                               sgd_all(intl_lr(0.3 * 256 / 256), 1e-4)),
+        f"{ds}/barlow_twins": Official(solo.format("barlow"), 256, 1, 1000, "Lars",
+                                       excluded(solo_lr(0.3), 1e-4, lars=True) | solo_probe(256, solo_lr, lars=True),
+                                       lars=(0.02, True)),
+        f"{ds}/vicreg": Official(solo.format("vicreg"), 256, 1, 1000, "Lars",
+                                 excluded(solo_lr(0.3), 1e-4, lars=True) | solo_probe(256, solo_lr, lars=True),
+                                 lars=(0.02, True)),
+        f"{ds}/simsiam": Official(solo.format("simsiam"), 256, 1, 1000, "SGD",
+                                  sgd_all(solo_lr(0.5), 1e-5) | {"predictor": (constant_lr(0.5), 1e-5, None)}
+                                  | solo_probe(256, solo_lr)),
+    }
+    for recipe, batch in (("wmse", 256), ("wmse_2views", 512), ("cwrgp", 256)):
+        OFFICIAL[f"{ds}/{recipe}"] = Official("htdt/self-supervised README + cfg.py; CW-RGP scripts/base.sh", batch, 1, 1000,
+                                              "Adam", sgd_all(wmse_lr(3e-3, 1000), 1e-6))
+OFFICIAL["cifar10/cwrgp_2views"] = Official("CW-RGP scripts/base.sh (C10: bs 256, w_iter 4)", 256, 1, 1000, "Adam",
+                                            sgd_all(wmse_lr(3e-3, 1000), 1e-6))
+OFFICIAL["cifar100/cwrgp_2views"] = Official("CW-RGP scripts/base.sh (C100: bs default 512)", 512, 1, 1000, "Adam",
+                                             sgd_all(wmse_lr(3e-3, 1000), 1e-6))
+for ds, epochs in (("stl10", 2000), ("tiny-imagenet", 1000)):
+    for recipe, batch in (("wmse", 256), ("wmse_2views", 512), ("cwrgp", 256), ("cwrgp_2views", 512)):
+        OFFICIAL[f"{ds}/{recipe}"] = Official("htdt/self-supervised README; CW-RGP scripts/base.sh", batch, 1, epochs, "Adam",
+                                              sgd_all(wmse_lr(2e-3, epochs), 1e-6),
+                                              eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10"
+                                              else T.InterpolationMode.BILINEAR)
+solo100 = "solo-learn scripts/pretrain/imagenet-100/{}.yaml (128 per GPU x 2)"
+OFFICIAL |= {
+    "imagenet-100/intl": Official("INTL scripts/in100.sh, cfg.py, main.py", 128, 1, 400, "SGD",
+                                  excluded(intl_lr(0.5 * 128 / 256), 2.5e-5)),
+    "imagenet-100/barlow_twins": Official(solo100.format("barlow"), 256, 2, 400, "Lars",
+                                          excluded(solo_lr(0.3), 1e-4, lars=True) | solo_probe(256, solo_lr, lars=True),
+                                          lars=(0.02, True)),
+    "imagenet-100/vicreg": Official(solo100.format("vicreg"), 256, 2, 400, "Lars",
+                                    excluded(solo_lr(0.3), 1e-4, lars=True) | solo_probe(256, solo_lr, lars=True),
+                                    lars=(0.02, True)),
+    "imagenet-100/simsiam": Official(solo100.format("simsiam"), 256, 2, 400, "SGD",
+                                     sgd_all(solo_lr(0.5), 1e-5) | {"predictor": (constant_lr(0.5), 1e-5, None)}
+                                     | solo_probe(256, solo_lr)),
+}
+for recipe, batch in (("wmse", 256), ("wmse_2views", 512), ("cwrgp", 256), ("cwrgp_2views", 512)):
+    OFFICIAL[f"imagenet-100/{recipe}"] = Official("htdt/self-supervised README (ImageNet-100); cwrgp: the same protocol [P]",
+                                                  batch, 1, 240, "Adam", sgd_all(wmse_lr(2e-3, 240), 1e-6))
+OFFICIAL |= {
+    "imagenet/intl": Official("INTL scripts/ep800.sh, cfg.py, main.py", 256, 4, 800, "SGD", excluded(intl_lr(0.3), 1e-5)),
+    "imagenet/barlow_twins": Official("FB barlowtwins main.py defaults, README (16 GPUs)", 2048, 16, 1000, "Lars",
+                                      excluded(fb_lr(0.2 * 2048 / 256), 1e-6, norms_lr_fn=fb_lr(0.0048 * 2048 / 256), lars=True),
+                                      lars=(0.001, False)),
+    "imagenet/barlow_twins_ep100": Official("solo-learn scripts/pretrain/imagenet/barlow.yaml (64 per GPU x 4)", 256, 4, 100,
+                                            "Lars", excluded(solo_lr(0.8), 1.5e-6, lars=True)
+                                            | solo_probe(256, solo_lr, lars=True), lars=(0.001, False)),
+    "imagenet/vicreg": Official("FB vicreg main_vicreg.py, README (4 nodes x 8 GPUs)", 2048, 32, 1000, "Lars",
+                                excluded(fb_lr(0.2 * 2048 / 256), 1e-6, lars=True), lars=(0.001, False)),
+    "imagenet/simsiam": Official("FB simsiam main_simsiam.py --fix-pred-lr, README", 512, 8, 100, "SGD",
+                                 sgd_all(simsiam_lr(0.05 * 512 / 256, 100), 1e-4)
+                                 | {"predictor": (constant_lr(0.05 * 512 / 256), 1e-4, None)}),
+    "imagenet/cwrgp": Official("CW-RGP scripts/ImageNet.sh, ImageNet/{cfg,train}.py", 512, 4, 100, "SGD",
+                               sgd_all(cw_imagenet_lr(0.05 * 512 / 256, 100), 1e-4)),
+    "imagenet/cwrgp_ep200": Official("CW-RGP scripts/ImageNet.sh (200 epochs)", 512, 4, 200, "SGD",
+                                     sgd_all(cw_imagenet_lr(0.05 * 512 / 256, 200), 1e-4)),
+    "imagenet/wmse": Official("[P] CW-RGP ImageNet pipeline with method=wmse", 512, 4, 100, "SGD",
+                              sgd_all(cw_imagenet_lr(0.05 * 512 / 256, 100), 1e-4)),
+}
+for epochs, lr in ((100, 0.5), (200, 0.4), (400, 0.4), (800, 0.3)):
+    OFFICIAL[f"imagenet/intl_m_ep{epochs}"] = Official(f"INTL scripts/ep{epochs}_multi-crop_ema.sh, cfg.py, main.py", 256, 4,
+                                                       epochs, "SGD", excluded(intl_lr(lr * 256 / 256), 1e-5),
+                                                       momentum=(0.996, 1.0))
+PRETRAIN_SCRIPTS = sorted(s for s in ALL_SCRIPTS if s.startswith("pretrain/"))
+
+
+def test_every_pretraining_script_has_its_official_values():
+    assert sorted(f"pretrain/{k}" for k in OFFICIAL) == PRETRAIN_SCRIPTS
+
+
+# ---- what training uses ---------------------------------------------------------------------------
+def role_of(name, param):
+    if name.startswith("classifier."):
+        return f"probe_{name.split('.')[1]}"
+    if name.startswith("predictor."):
+        return "predictor"
+    return "weights" if param.ndim > 1 else "norms"
+
+
+def trained_with(cfg, steps_per_epoch):
+    """(method, optimizer, scheduler, {role: param-group index}) as pretraining builds them."""
+    with torch.device("meta"):
+        model = build_method(cfg, num_classes=10, world_size=cfg.trainer.devices * cfg.trainer.num_nodes)
+    built = model.build_optimizer(steps_per_epoch, steps_per_epoch * cfg.trainer.max_epochs)
+    optimizer, scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    group_of = {id(p): i for i, group in enumerate(optimizer.param_groups) for p in group["params"]}
+    roles = {}
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            roles.setdefault(role_of(name, param), set()).add(group_of[id(param)])
+    return model, optimizer, scheduler, roles
+
+
+def probe_steps(spe, total, milestones_epochs=()):
+    """Steps where schedules differ: the start, around warmups of 500 iterations, 2 and 10 epochs,
+    epoch boundaries, milestones, the middle and the end."""
+    steps = {0, 1, 2, total // 2, total - 1}
+    for w in (500, 2 * spe, 10 * spe):
+        steps |= {w - 2, w - 1, w, w + 1}
+    steps |= {spe - 1, spe, 3 * spe + 5}
+    for epoch in milestones_epochs:
+        steps |= {epoch * spe - 1, epoch * spe}
+    return sorted(s for s in steps if 0 <= s < total)
+
+
+@pytest.mark.parametrize("script", PRETRAIN_SCRIPTS)
+def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # noqa: F811 (the fixture)
+    official = OFFICIAL[script.removeprefix("pretrain/")]
+    dataset = script.split("/")[1]
+    cfg = resolved(recorded, script, tmp_path)
+    gpus = cfg.trainer.devices * cfg.trainer.num_nodes
+    assert (cfg.data.batch_size * gpus, gpus) == (official.batch, official.gpus), "global batch and its device split"
+    assert cfg.trainer.max_epochs == official.epochs
+    spe = TRAIN_SIZE[dataset] // official.batch
+    total = spe * official.epochs
+    model, optimizer, scheduler, roles = trained_with(cfg, spe)
+    assert type(optimizer).__name__ == official.optimizer
+    if official.optimizer in ("SGD", "Lars"):
+        assert all(g["momentum"] == 0.9 for g in optimizer.param_groups)
+    if official.optimizer == "Adam":
+        assert all(g["betas"] == (0.9, 0.999) for g in optimizer.param_groups)
+    if official.lars:
+        assert all((g["trust_coeff"], g["trust_clip"]) == official.lars for g in optimizer.param_groups)
+
+    steps = probe_steps(spe, total, (official.epochs - 50, official.epochs - 25))
+    assert set(official.roles) <= set(roles), f"{script}: parameter roles {sorted(roles)}"
+    for role, (lr_fn, weight_decay, adapted) in official.roles.items():
+        assert len(roles[role]) == 1, f"{role}: one parameter group"
+        index = roles[role].pop()
+        group = optimizer.param_groups[index]
+        zoo_lr = [group["initial_lr"] * scheduler.lr_lambdas[index](s) for s in steps]
+        official_lr = [lr_fn(s, spe, total) for s in steps]
+        wrong = [(s, z, o) for s, z, o in zip(steps, zoo_lr, official_lr) if not math.isclose(z, o, rel_tol=1e-9, abs_tol=1e-15)]
+        assert not wrong, f"{script} {role}: (step, zoo lr, official lr) {wrong[:4]}"
+        assert group["weight_decay"] == pytest.approx(weight_decay, rel=1e-12), f"{role}: weight decay"
+        if adapted is not None:  # timm's Lars adapts a group with weight decay, or with always_adapt
+            assert (group["weight_decay"] != 0 or group["always_adapt"]) == adapted, f"{role}: LARS adaptation"
+
+    if official.momentum:
+        start, end = official.momentum
+        for s in (0, total // 3, total // 2, total - 1):
+            expected = end - (end - start) * (math.cos(math.pi * s / total) + 1) / 2  # INTL-M: 1 - (1-m0) (1+cos(pi t/T))/2
+            assert model.momentum(s, total) == pytest.approx(expected, rel=1e-12)
+    else:
+        assert not model.momentum_target
+
+    resize = next(t for t in eval_pipeline(cfg.data).transforms if isinstance(t, T.Resize))
+    assert resize.interpolation == official.eval_interpolation, "evaluation resize"

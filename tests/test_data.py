@@ -1,13 +1,14 @@
 """Datasets, the augmentation spec on the torchvision path, and the loader choice."""
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from zoo.config import DataConfig
 from zoo.data import build_loaders, choose_loader
-from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.data.augment import CropGroup, MultiViewTransform, applied_blur, torchvision_view
 from zoo.data.datasets import build_dataset, load_digits_split
 from zoo.errors import ZooError
 
@@ -41,6 +42,51 @@ def test_asymmetric_views_apply_their_own_probabilities():
     first, second = MultiViewTransform([plain, solarized], [0.0] * 3, [1.0] * 3)(image)
     assert torch.allclose(first, torch.full_like(first, 200 / 255))
     assert torch.allclose(second, torch.full_like(second, 55 / 255))  # 255 - 200: solarized at threshold 128
+
+
+def blur_probe(size, seed=0):
+    """Colour noise with a black 25 px stripe down the middle holding a white 1 px line: an impulse response and texture."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    middle = size // 2
+    pixels[:, middle - 12 : middle + 13] = 0
+    pixels[:, middle] = 255
+    return pixels
+
+
+def line_sigma(pixels):
+    """Std (px) of the horizontal spread of the probe's line, from the 13 columns about it (all of a sigma-2 blur)."""
+    middle = pixels.shape[1] // 2
+    spread = pixels[:, middle - 6 : middle + 7].astype(np.float64).mean(axis=(0, 2))
+    offsets = np.arange(-6, 7)
+    return float(np.sqrt((spread * offsets**2).sum() / spread.sum()))
+
+
+@pytest.mark.parametrize("size", [32, 96, 224])
+def test_blur_is_pillows_gaussian_blur_at_every_crop_size(size):
+    # The official pipelines blur with PIL's GaussianBlur(radius=sigma) whatever the crop size;
+    # a window of 10% of the crop capped sigma near 0.8 px at 32 px.
+    group = CropGroup(
+        size=size, scale=[1.0, 1.0], ratio=[1.0, 1.0], flip_p=0.0, jitter_p=0.0, gray_p=0.0, blur_p=1.0, blur_sigma=[2.0, 2.0]
+    )
+    pixels = blur_probe(size)
+    levels = torchvision_view(group, [0.0] * 3, [1 / 255] * 3)(torch.from_numpy(pixels).permute(2, 0, 1))
+    ours = levels.round().permute(1, 2, 0).numpy().astype(np.uint8)
+    pillows = np.asarray(Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(radius=2.0)))
+    assert line_sigma(ours) == pytest.approx(line_sigma(pillows), rel=0.01)
+    assert np.array_equal(ours, pillows)  # Pillow itself: identical pixels
+    assert line_sigma(pillows) == pytest.approx(applied_blur(group).effective_sigma[1], rel=0.01)
+
+
+def test_applied_blur_reports_the_sigma_range_and_window_at_the_crop_size():
+    for size in (32, 96, 224):
+        blur = applied_blur(CropGroup(size=size, blur_p=0.5))  # the default range, U(0.1, 2.0), as the official code
+        assert blur.size == size and blur.p == 0.5 and blur.sigma == (0.1, 2.0)
+        assert blur.effective_sigma == pytest.approx((0.1, 2.0), rel=1e-4)
+        assert (blur.box_width, blur.window) == (5, 13)  # Pillow's three boxes at sigma 2
+    with pytest.raises(ZooError, match="blur_sigma"):
+        applied_blur(CropGroup(size=32, blur_sigma=[2.0, 0.1]))
+    with pytest.raises(ZooError, match="crop size"):
+        applied_blur(CropGroup())
 
 
 def test_digits_loaders_yield_two_views_and_labels():

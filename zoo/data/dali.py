@@ -27,7 +27,8 @@ from nvidia.dali import math as dali_math
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 from torchvision.transforms import InterpolationMode
 
-from zoo.data.augment import blur_kernel_size, check_known_ops, expand_crops, interpolation_mode
+from zoo.data import worker_count
+from zoo.data.augment import blur_sigma_range, box_blur_taps, box_blur_width, check_known_ops, expand_crops, interpolation_mode
 from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError
 
@@ -93,19 +94,22 @@ def _grayscale(images, _group):
 
 
 def _gaussian_blur(images, group):
-    """torchvision's GaussianBlur: a `blur_kernel_size` window, sigma drawn per sample, reflected borders.
+    """Pillow's GaussianBlur(radius=sigma), sigma drawn per sample, as the torchvision path (`zoo.data.augment`).
 
-    Two 1-D passes of `fn.filter`: ten times faster on the CPU than `fn.gaussian_blur` at a 23 px window.
+    Pillow's three box passes per axis, rows first, each a 1-D `fn.filter` of `box_blur_width` taps
+    with Pillow's fixed-point weights, clamped borders and uint8 rounding after every pass: within
+    1-2 grey levels of Pillow (float32 ties), its effective sigma at every crop size.
     """
-    window = blur_kernel_size(group.size)
+    width = box_blur_width(blur_sigma_range(group)[1])
+    distances = types.Constant(np.abs(np.arange(width, dtype=np.float32) - width // 2))
     sigma = _uniform(*group.blur_sigma)
-    offsets = types.Constant(np.arange(window, dtype=np.float32) - window // 2)
-    weights = dali_math.exp(-0.5 * offsets * offsets / (sigma * sigma))
-    weights = weights / fn.reductions.sum(weights)
-    row, column = fn.reshape(weights, shape=[1, window]), fn.reshape(weights, shape=[window, 1])
+    taps = box_blur_taps(sigma, distances, sqrt=dali_math.sqrt, floor=dali_math.floor, clamp=dali_math.clamp)
+    row, column = fn.reshape(taps, shape=[1, width]), fn.reshape(taps, shape=[width, 1])
     if images.device == "gpu":  # a GPU operator takes its regular inputs from the GPU
         row, column = row.gpu(), column.gpu()
-    return fn.filter(fn.filter(images, row, border="reflect_101"), column, border="reflect_101")
+    for kernel in (row, row, row, column, column, column):
+        images = fn.filter(images, kernel, border="clamp")
+    return images
 
 
 def _solarize(images, _group):
@@ -289,6 +293,6 @@ def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_
         shard_id,
         num_shards,
         batch_size=data_cfg.batch_size,
-        num_threads=max(1, data_cfg.num_workers),
+        num_threads=max(1, worker_count(data_cfg)),
     )
     return DaliTrainLoader(make_pipeline, len(crops), batches_per_epoch, data_cfg.root)

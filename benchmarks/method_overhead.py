@@ -16,7 +16,8 @@ import torch
 from hydra import compose, initialize_config_module
 
 from zoo.config import register_configs
-from zoo.registry import get_method, method_names
+from zoo.pretrain import build_method
+from zoo.registry import method_names
 
 # Crops per sample in each method's official small-data recipe.
 VIEWS = {"wmse": 4, "cwrgp": 4}
@@ -30,8 +31,7 @@ def build(method, batch_size, views):
             f"method={method}", f"data.batch_size={batch_size}", "data.name=cifar10",
             f"data.views=[{{size: 32, count: {views}}}]",
         ])
-    cfg.optimizer.lr_scaled = cfg.optimizer.lr
-    return get_method(method)(cfg, num_classes=10)
+    return build_method(cfg, num_classes=10, world_size=1)
 
 
 def median_seconds(fn, repeats):

@@ -16,8 +16,10 @@ from omegaconf import OmegaConf
 
 from zoo.config import register_configs
 from zoo.errors import ZooError
-from zoo.methods.base import lr_factor_schedule
-from zoo.registry import get_method, method_names
+from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
+from zoo.methods.momentum import MomentumTargetMixin
+from zoo.pretrain import build_method
+from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
@@ -54,8 +56,7 @@ def compose_config(overrides):
 
 def build(method, extra=()):
     cfg = compose_config([f"method={method}", "data.batch_size=32", *SMALL.get(method, []), *extra])
-    cfg.optimizer.lr_scaled = cfg.optimizer.lr
-    return get_method(method)(cfg, num_classes=10)
+    return build_method(cfg, num_classes=10, world_size=1)
 
 
 def test_every_method_is_registered():
@@ -260,3 +261,134 @@ def test_a_digits_run_logs_the_loss_parts_that_sum_to_the_loss(method, tmp_path)
     for row in rows:
         parts = [float(row[f"train/loss/{part}_step"]) for part in LOSS_PARTS[method]]
         assert sum(parts) == pytest.approx(float(row["train/loss_step"]), rel=1e-5)
+
+
+# ---- construction from the method's config and explicit arguments (no run config) ------------------
+TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+
+
+@pytest.mark.parametrize("method, config", [
+    ("vicreg", {"proj_hidden": [64], "proj_out": 32}),
+    ("intl", {"proj_hidden": [64], "proj_out": 32}),
+])
+def test_a_method_is_built_and_stepped_without_a_run_config(method, config):
+    torch.manual_seed(0)
+    cls = get_method(method)
+    model = cls(cls.Config(**config), **TINY, optimizer={"name": "sgd", "lr": 0.1})
+    assert model.lr == pytest.approx(0.1 * 16 / 256) and model.crop_sizes == (16, 16)
+    optimizer = model.build_optimizer(steps_per_epoch=10, total_steps=100)["optimizer"]
+    crops, labels = [torch.randn(16, 3, 16, 16) for _ in range(2)], torch.randint(0, 10, (16,))
+    before = [p.detach().clone() for p in model.backbone.parameters()]
+    loss, features = model.compute_loss(crops)
+    loss, _ = model.split_loss(loss)
+    probe_loss, probe_top1 = model.probe_step(features, labels)
+    (loss + probe_loss).backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and torch.isfinite(probe_loss) and 0 <= probe_top1 <= 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))
+    # the same through the registry, timm-style, with the config as a dict of overrides
+    same = create_method(method, config, **TINY, optimizer={"name": "sgd", "lr": 0.1})
+    assert type(same) is cls and same.mcfg == model.mcfg
+
+
+def test_explicit_arguments_default_to_the_papers_optimizer_and_the_batch_scaled_lr():
+    model = create_method("vicreg", {"proj_hidden": [32], "proj_out": 32}, **TINY)
+    assert model.optimizer_cfg.name == "lars" and model.optimizer_cfg.exclude_bias_and_norm  # solo-learn's LARS
+    assert model.lr == pytest.approx(0.3 * 16 / 256) and model.probe_lr == pytest.approx(0.1 * 16 / 256)
+    model = create_method("wmse", {"proj_hidden": [32], "proj_out": 8, "w_size": 16}, **TINY, lr=0.01)
+    assert model.optimizer_cfg.name == "adam" and model.lr == 0.01 and model.probe_lr == pytest.approx(3e-3)
+
+
+def test_construction_checks_its_config_and_refuses_a_run_config():
+    with pytest.raises(Exception, match="lambda_"):
+        create_method("vicreg", {"lambda_": 1.0}, **TINY)  # a field VICReg does not declare
+    with pytest.raises(Exception, match="proj_out"):
+        create_method("vicreg", {"proj_out": "wide"}, **TINY)
+    cfg = compose_config(["method=vicreg"])
+    with pytest.raises(TypeError, match=r"zoo\.pretrain\.build_method"):
+        get_method("vicreg")(cfg, num_classes=10)
+
+
+def test_build_method_turns_the_run_config_into_the_explicit_arguments():
+    cfg = compose_config(["method=intl_m", "data.batch_size=16", "data.views=[{size: 16, count: 2}, {size: 8, count: 3}]",
+                          "optimizer.lr=0.4", "optimizer.probe_lr=0.2", "eval.knn_k=7", *SMALL["intl_m"]])
+    model = build_method(cfg, num_classes=10, world_size=4, accumulate_grad_batches=2)
+    assert model.crop_sizes == (16, 16, 8, 8, 8) and model.global_batch_size == 64 and model.knn_k == 7
+    assert model.lr == pytest.approx(0.4 * 128 / 256) == cfg.optimizer.lr_scaled  # the optimiser step's batch
+    assert model.probe_lr == pytest.approx(0.2 * 64 / 256)  # the forward pass's batch
+    assert model.mcfg.proj_out == 64 and model.mcfg.momentum_base == 0.996
+    # what main_linear.py, main_knn.py and downstream/ read from a checkpoint
+    assert model.hparams["cfg"]["data"]["batch_size"] == 16 and model.hparams["world_size"] == 4
+    assert model.hparams["num_classes"] == 10
+
+
+def test_the_momentum_mixin_declares_its_fields_in_the_methods_config():
+    config = get_method("intl_m").Config()
+    assert (config.momentum_base, config.momentum_final) == (0.996, 1.0)
+    assert config.proj_hidden_bias is False  # INTL's defaults, not shadowed by the mixin
+    with pytest.raises(TypeError, match="MomentumTargetMixin.Config"):
+        class NoMomentumFields(MomentumTargetMixin, BaseMethod):  # its Config lacks the fields
+            pass
+
+    class EMACosine(MomentumTargetMixin, BaseMethod):
+        """A BYOL-shaped toy: the online crop 1 against the target's crop 0."""
+
+        from dataclasses import dataclass
+
+        @dataclass
+        class Config(MomentumTargetMixin.Config, MethodConfig):
+            pass
+
+        def compute_loss(self, crops):
+            target = self.target_forward(crops[0])
+            features = [self.backbone(crops[1])]
+            online = self.project(features)[0]
+            return -torch.nn.functional.cosine_similarity(online, target).mean(), features
+
+    model = EMACosine({"proj_hidden": [32], "proj_out": 16, "momentum_base": 0.5}, **TINY)
+    assert model.momentum(0, 100) == pytest.approx(0.5) and model.momentum(100, 100) == pytest.approx(1.0)
+    loss, _ = model.compute_loss([torch.randn(16, 3, 16, 16) for _ in range(2)])
+    loss.backward()
+    assert all(p.grad is None for p in model.target_backbone.parameters())
+
+
+def save_checkpoint(model, path, hyper_parameters=None):
+    """A checkpoint as Lightning writes it during training; `hyper_parameters` replaces the model's."""
+    import lightning as L
+
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    if hyper_parameters is not None:
+        ckpt = torch.load(path, weights_only=False)
+        torch.save(ckpt | {"hyper_parameters": hyper_parameters}, path)
+
+
+def test_checkpoints_load_new_and_old(tmp_path):
+    from zoo.checkpoint import load_method
+
+    cfg = compose_config(["method=simsiam", "data.batch_size=16", *SMALL["simsiam"]])
+    torch.manual_seed(0)
+    model = build_method(cfg, num_classes=10, world_size=2)
+    new, old = tmp_path / "new.ckpt", tmp_path / "old.ckpt"
+    save_checkpoint(model, new)
+    # before the explicit arguments a checkpoint kept only the run config
+    save_checkpoint(model, old, {"cfg": OmegaConf.to_container(cfg, resolve=True), "num_classes": 10, "world_size": 2})
+    for path in (new, old):
+        loaded, config = load_method(path)
+        assert type(loaded) is type(model) and loaded.global_batch_size == 32 and config.method.name == "simsiam"
+        assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    # a new checkpoint is Lightning's too: the method's own arguments are its hyper-parameters
+    loaded = get_method("simsiam").load_from_checkpoint(new, map_location="cpu", weights_only=False)
+    assert loaded.global_batch_size == 32 and loaded.mcfg == model.mcfg and loaded.lr == model.lr
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_the_online_probe_accuracy_ignores_unlabelled_samples():
+    from zoo.methods.base import top_k_accuracy
+
+    scores = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]])
+    labels = torch.tensor([1, 2, -1, 1])
+    assert top_k_accuracy(scores, labels, 3).item() == pytest.approx(1 / 3)
+    assert top_k_accuracy(scores, labels, 3, k=2).item() == pytest.approx(2 / 3)
+    assert top_k_accuracy(scores, torch.full((4,), -1), 3).item() == 0.0

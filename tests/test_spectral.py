@@ -194,3 +194,32 @@ def test_whitening_runs_without_tf32_when_the_run_allows_it(kind, monkeypatch):
     finally:
         torch.set_float32_matmul_precision(previous)
     assert seen == ["highest"]
+
+
+def _gather_worker(rank, port):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        x = torch.arange(24, dtype=torch.float64).view(2, 3, 4).add(100 * rank).requires_grad_()
+        gathered = spectral.gather(x, dim=-2)  # (2, 6, 4): both ranks' samples
+        assert torch.equal(gathered[:, 3 * rank : 3 * rank + 3], x.detach())
+        weights = torch.arange(48, dtype=torch.float64).view(6, 2, 4)
+        # a consumer that lays the gathered tensor out in another order: its gradient arrives permuted
+        (gathered.transpose(0, 1).contiguous() * weights).sum().backward()
+        assert torch.equal(x.grad, 2 * weights.transpose(0, 1)[:, 3 * rank : 3 * rank + 3]), rank
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gather_gives_each_rank_the_gradient_of_its_rows_whatever_the_gradients_layout():
+    """The all-gather's backward fills an `empty_like` of each piece's gradient as if contiguous:
+    `gather` hands it contiguous gradients (a permuted one came back scrambled)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_gather_worker, args=(port,), nprocs=2)

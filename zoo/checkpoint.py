@@ -11,7 +11,7 @@ BACKBONE_PREFIX = "backbone."
 
 
 def read_checkpoint(path):
-    """Return `{"config": dict, "backbone": state_dict, "state_dict": ..., "num_classes": int}`.
+    """Return `{"config": dict, "backbone": state_dict, "state_dict": ..., "num_classes": int, "world_size": int}`.
 
     The backbone state dict has the timm model's own key names (the
     `backbone.` prefix stripped); `config` is the resolved run config as stored;
@@ -31,8 +31,9 @@ def read_checkpoint(path):
     backbone = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
     if not backbone:
         raise ZooError(f"{path} holds no backbone weights (no '{BACKBONE_PREFIX}*' keys)")
-    num_classes = ckpt["hyper_parameters"].get("num_classes")
-    return {"config": config, "backbone": backbone, "state_dict": state, "num_classes": num_classes}
+    hparams = ckpt["hyper_parameters"]
+    return {"config": config, "backbone": backbone, "state_dict": state, "num_classes": hparams.get("num_classes"),
+            "world_size": hparams.get("world_size") or 1}
 
 
 def complete_config(config):
@@ -50,11 +51,13 @@ def complete_config(config):
 
 
 def load_method(path):
-    """The pretraining LightningModule (backbone, projector, ...) rebuilt from its checkpoint, in eval mode."""
-    checkpoint = read_checkpoint(path)
-    from zoo.registry import get_method
+    """The pretraining LightningModule (backbone, projector, ...) rebuilt from its checkpoint, in eval
+    mode, and the run config it was trained with: `(method, config)`. Built from the stored run config
+    (on today's schema) through `zoo.pretrain.build_method`, so checkpoints of every version load."""
+    from zoo.pretrain import build_method
 
+    checkpoint = read_checkpoint(path)
     config = complete_config(checkpoint["config"])
-    method = get_method(config.method.name)(config, num_classes=checkpoint["num_classes"])
+    method = build_method(config, checkpoint["num_classes"], checkpoint["world_size"])
     method.load_state_dict(checkpoint["state_dict"])
     return method.eval(), config

@@ -4,7 +4,8 @@ Every module in `zoo/methods/` is imported on first use, so a new method is
 one file there and no edit elsewhere. A method file kept outside the package
 is named in the environment variable `ZOO_METHODS` (comma-separated module
 names or .py paths) and is imported the same way; or import it yourself
-before calling `zoo.pretrain.main()`.
+before calling `zoo.pretrain.main()`. `create_method(name, config, **arguments)` builds
+one without a run config.
 """
 
 import importlib
@@ -83,3 +84,15 @@ def get_method(name):
     if name not in _METHODS:
         raise ZooError(f"unknown method '{name}' (registered: {', '.join(sorted(_METHODS))})")
     return _METHODS[name]
+
+
+def create_method(name, config=None, **kwargs):
+    """The method registered as `name`, built from its config and explicit arguments (like timm's
+    `create_model`): `config` is its `Config` or a dict of its fields on the paper's defaults;
+    `kwargs` are `BaseMethod`'s arguments (num_classes, crop_sizes, global_batch_size, backbone,
+    optimizer, scheduler, lr, probe_lr, knn_k, knn_temperature), e.g.
+
+        create_method("vicreg", {"proj_out": 64}, num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
+
+    From a run config, `zoo.pretrain.build_method(cfg, num_classes, world_size)` gives these arguments."""
+    return get_method(name)(config, **kwargs)

@@ -45,6 +45,7 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
+from einops import rearrange, repeat
 from torch import Tensor
 
 from zoo.errors import ZooError
@@ -114,7 +115,24 @@ def gather(x: Tensor, dim: int = 0) -> Tensor:
     with warnings.catch_warnings():
         # deprecated in favour of a private API; it is the public autograd-aware gather
         warnings.filterwarnings("ignore", "torch.distributed.nn.functional.all_gather", FutureWarning)
-        return torch.cat(dist_nn.all_gather(x.contiguous()), dim=dim)
+        pieces = dist_nn.all_gather(x.contiguous())
+    return torch.cat([_ContiguousGrad.apply(piece) for piece in pieces], dim=dim)
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    """Identity whose backward makes the gradient contiguous. all_gather's backward receives each
+    piece's gradient into `empty_like(gradient)` and the collective fills it as if contiguous, so a
+    gradient laid out in another dimension order (dense but permuted, e.g. when the gathered batch
+    is transposed and made contiguous downstream) came back scrambled, silently (torch 2.x,
+    torch.distributed.nn.functional._AllGather / _AlltoAll; test_spectral covers it on gloo)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
 
 
 def _same_on_every_rank(t: Tensor, device: torch.device) -> Tensor:
@@ -292,7 +310,7 @@ def _draw_permutations(
             sample_perms.append(torch.randperm(n_samples, generator=generator))
         if shuffle_channels:
             draws = [torch.randperm(dim, generator=generator) for _ in range(n_sub * n_views)]
-            channel_perms.append(torch.stack(draws).view(n_sub, n_views, dim))
+            channel_perms.append(rearrange(torch.stack(draws), "(s v) d -> s v d", s=n_sub))
     share = functools.partial(_same_on_every_rank, device=device) if distributed else (lambda t: t.to(device))
     sample_perm = share(torch.stack(sample_perms)) if sample_perms else None
     channel_perm = share(torch.stack(channel_perms)) if channel_perms else None
@@ -344,6 +362,8 @@ def whiten(
     ``x`` as the whole batch on every rank (no collective). No Python loop runs over
     sub-batches, groups or views: they are batch dimensions of one linalg call.
     """
+    # Axes: i whitening iteration (w_iter), v view (the leading dims, flattened), s sub-batch,
+    # m sample within a sub-batch (w_size), n = (s m) sample, d = (g c) feature, g group, c feature in a group.
     lead_shape = x.shape[:-2]
     # Checked before the collective so that every rank fails alike instead of hanging.
     ranks = world_size() if distributed else 1
@@ -352,38 +372,41 @@ def whiten(
         x = gather(x, dim=-2)
     n_samples, dim = x.shape[-2:]
     w_size = n_samples if w_size is None else w_size
-    n_sub, per_group = n_samples // w_size, dim // groups
-    x = x.reshape(-1, n_samples, dim)
+    n_sub = n_samples // w_size
+    x = rearrange(x, "... n d -> (...) n d")
     n_views = x.shape[0]
 
     sample_perm, channel_perm = _draw_permutations(
         w_iter, n_samples, n_sub, n_views, dim, groups > 1 and shuffle_groups, generator, x.device, distributed
     )
-    # (w_iter, V, N, D), the samples in sub-batch order
+    # (i v n d); torch's expand, not einops' repeat (unsqueeze + expand): one autograd node, as before,
+    # so that the backward runs (and a parameter's gradient accumulates over crops) in the same order
     x = x.expand(w_iter, -1, -1, -1)
-    if sample_perm is not None:
-        x = _take_rows(x, sample_perm[:, None].expand(-1, n_views, -1))
-    # (w_iter, n_sub, V, w_size, D): the channel perms are indexed by (sub-batch, view)
-    x = center(x.unflatten(-2, (n_sub, w_size)).transpose(1, 2), axis)
-    # features as rows, (..., D, w_size), in the random group order; then split into the groups
-    features = x.mT if channel_perm is None else _take_rows(x.mT, channel_perm)
-    features = features.unflatten(-2, (groups, per_group))  # (..., groups, D/groups, w_size)
+    if sample_perm is not None:  # the samples in sub-batch order, the same order for every view
+        x = _take_rows(x, repeat(sample_perm, "i n -> i v n", v=n_views))
+    # the channel perms are indexed by (sub-batch, view)
+    x = center(rearrange(x, "i v (s m) d -> i s v m d", s=n_sub), axis)
+    # features as rows, in the random group order; then split into the groups
+    features = rearrange(x, "i s v m d -> i s v d m")
+    if channel_perm is not None:
+        features = _take_rows(features, channel_perm)
+    features = rearrange(features, "i s v (g c) m -> i s v g c m", g=groups)
 
     # no re-centring per group: on the channel axis each sample is centred over all D channels, as officially
-    sigma = covariance(features.mT, axis, assume_centered=True)
+    sigma = covariance(rearrange(features, "... c m -> ... m c"), axis, assume_centered=True)
     if eps:
         eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
         sigma = (1 - eps) * sigma + eps * eye
     matrix = whitening_matrix(sigma, kind, iters=iters, power=power)
     # obs @ W with obs = features^T (batch axis) or features (channel axis), kept as features x samples
     white = matrix.mT @ features if axis == "batch" else features @ matrix
-    white = white.flatten(-3, -2)  # (..., D, w_size)
+    white = rearrange(white, "i s v g c m -> i s v (g c) m")
     if channel_perm is not None:
         white = _take_rows(white, channel_perm.argsort(dim=-1))
-    white = white.mT.transpose(1, 2).flatten(2, 3)  # (w_iter, V, N, D)
+    white = rearrange(white, "i s v d m -> i v (s m) d")
     if sample_perm is not None:
-        white = _take_rows(white, sample_perm.argsort(dim=-1)[:, None].expand(-1, n_views, -1))
-    return white.reshape(w_iter, *lead_shape, n_samples, dim)
+        white = _take_rows(white, repeat(sample_perm.argsort(dim=-1), "i n -> i v n", v=n_views))
+    return white.reshape(w_iter, *lead_shape, n_samples, dim)  # the views' own leading dims back
 
 
 def default_trade_off(axis: Axis, batch_size: int, dim: int) -> float:

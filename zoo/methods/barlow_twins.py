@@ -32,6 +32,6 @@ class BarlowTwins(BaseMethod):
         z1, z2 = views
         m = self.mcfg
         total, parts = barlow_twins_loss(
-            z1, z2, lambd=m.lambd, per_device_norm=m.get("per_device_norm", False), return_parts=True
+            z1, z2, lambd=m.lambd, per_device_norm=m.per_device_norm, return_parts=True
         )
         return m.scale_loss * total, {name: m.scale_loss * part for name, part in parts.items()}

@@ -1,25 +1,35 @@
 """The shared training stack: every method is a subclass with a projector and a loss.
 
 The base owns the backbone, projector construction, optimiser and schedule,
-the optional momentum (EMA) target, the online linear probe, online k-NN and
-spectrum statistics. A method file only says what is particular to it.
+the online linear probe, online k-NN and spectrum statistics; the optional
+momentum (EMA) target is a mixin (`zoo.methods.momentum`). A method file only
+says what is particular to it.
+
+A method is built from its own config plus explicit arguments, like timm's
+`create_model(name, **kwargs)`; no run config is needed:
+
+    VICReg(VICReg.Config(proj_out=64), num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
+
+`zoo.pretrain.build_method(cfg, num_classes, world_size)` is the one place that turns
+a run config into these arguments.
 """
 
-import copy
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torchmetrics.functional.classification import multiclass_accuracy
 
 from zoo.backbones import build_mlp, create_backbone
-from zoo.data import resolved_views
-from zoo.data.augment import expand_crops
+from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
-from zoo.eval.knn import knn_predict, topk_accuracy
+from zoo.eval.knn import knn_predict
 from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.spectral import covariance
 
@@ -41,33 +51,102 @@ class MethodConfig:
     proj_last_bn: bool = False  # BatchNorm without affine after the last layer (SimSiam)
 
 
+def typed_config(schema, *nodes):
+    """`nodes` (dataclass instances, dicts or DictConfigs; None skipped) merged in order onto the
+    dataclass `schema`: a typed DictConfig, so a misspelled key or a wrong type fails here."""
+    return OmegaConf.merge(OmegaConf.structured(schema), *[node for node in nodes if node is not None])
+
+
+def batch_scaled(lr, scale_lr, global_batch_size):
+    """The lr applied: `lr` x global batch / 256 when `scale_lr` (the linear scaling rule), else `lr`."""
+    return lr * (global_batch_size / 256 if scale_lr else 1.0)
+
+
 class BaseMethod(L.LightningModule):
+    """A self-supervised method: backbone + projector + loss, with an online probe and k-NN.
+
+    Arguments (everything the method reads; the checkpoint's hyper-parameters keep them):
+      config: the method's `Config` (a dataclass instance, or a dict / DictConfig of its fields
+        on top of the defaults; None = the paper's defaults).
+      num_classes: classes of the online probe and k-NN.
+      crop_sizes: the size of each training crop, in crop order, e.g. (224, 224, 96, 96, 96, 96):
+        their number is the views the loss takes, the largest decides the backbone's stem.
+      global_batch_size: samples per training step over all devices (what whitening sees).
+      backbone: a timm model name or a `BackboneConfig` (dataclass, dict or DictConfig).
+      optimizer, scheduler: `OptimizerConfig` / `SchedulerConfig` (or dicts of their fields);
+        the optimizer's defaults are the method's `optimizer_defaults` on the schema's.
+      lr, probe_lr: the lrs actually applied; None = optimizer.lr / optimizer.probe_lr scaled by
+        global_batch_size / 256 when optimizer.scale_lr (pretraining passes them, with gradient
+        accumulation in the lr's batch).
+      knn_k, knn_temperature: the online k-NN of validation.
+    """
+
     Config = MethodConfig
     name = "?"
     # How many crops the loss takes: 2 for two-view losses, None for any number (multi-crop).
     num_views = 2
-    # True for methods with an EMA target branch (backbone + projector copies, parameters only).
+    # True for methods with an EMA target branch: set by `zoo.methods.momentum.MomentumTargetMixin`.
     momentum_target = False
     # True: the projector sees all crops as one batch (BN statistics over every view), as the
     # official W-MSE and CW-RGP code does; False: one projector call per crop.
     joint_projector = False
+    # `optimizer.*` values of the method's paper (applied under the optimizer argument, and by Hydra
+    # when `method=<name>` is selected).
+    optimizer_defaults: ClassVar[dict] = {}
 
-    def __init__(self, cfg, num_classes, world_size=1):
+    def __init__(
+        self,
+        config: MethodConfig | Mapping | None = None,
+        *,
+        num_classes: int,
+        crop_sizes: Sequence[int] = (224, 224),
+        global_batch_size: int = 256,
+        backbone: str | BackboneConfig | Mapping = "resnet18",
+        optimizer: OptimizerConfig | Mapping | None = None,
+        scheduler: SchedulerConfig | Mapping | None = None,
+        lr: float | None = None,
+        probe_lr: float | None = None,
+        knn_k: int = EvalConfig.knn_k,
+        knn_temperature: float = EvalConfig.knn_temperature,
+    ):
         super().__init__()
-        cfg = OmegaConf.create(cfg)
-        self.save_hyperparameters({"cfg": OmegaConf.to_container(cfg, resolve=True), "num_classes": num_classes, "world_size": world_size})
-        self.cfg, self.mcfg = cfg, cfg.method
-        self.num_classes = num_classes
-        self.global_batch_size = cfg.data.batch_size * world_size
-        crops = expand_crops(resolved_views(cfg.data))
-        self.check_views(len(crops))
-        self.backbone = create_backbone(cfg.backbone, max(crop.size for crop in crops))
+        if isinstance(config, DictConfig | Mapping) and {"method", "data"} <= set(config):
+            raise TypeError(
+                f"{type(self).__name__} takes its method config and explicit arguments, not a run config: "
+                "build it from a run config with zoo.pretrain.build_method(cfg, num_classes, world_size)"
+            )
+        self.mcfg = typed_config(self.Config, config)
+        self.mcfg.name = self.name
+        self.backbone_cfg = typed_config(BackboneConfig, {"name": backbone} if isinstance(backbone, str) else backbone)
+        self.optimizer_cfg = typed_config(OptimizerConfig, self.optimizer_defaults, optimizer)
+        self.scheduler_cfg = typed_config(SchedulerConfig, scheduler)
+        self.num_classes = int(num_classes)
+        self.crop_sizes = tuple(int(size) for size in crop_sizes)
+        self.global_batch_size = int(global_batch_size)
+        opt = self.optimizer_cfg
+        self.lr = float(batch_scaled(opt.lr, opt.scale_lr, self.global_batch_size) if lr is None else lr)
+        self.probe_lr = float(batch_scaled(opt.probe_lr, opt.scale_lr, self.global_batch_size) if probe_lr is None else probe_lr)
+        self.knn_k, self.knn_temperature = int(knn_k), float(knn_temperature)
+        # Plain values, so that `Method.load_from_checkpoint(path)` rebuilds the method as it was.
+        self.save_hyperparameters({
+            "config": OmegaConf.to_container(self.mcfg, resolve=True),
+            "num_classes": self.num_classes,
+            "crop_sizes": list(self.crop_sizes),
+            "global_batch_size": self.global_batch_size,
+            "backbone": OmegaConf.to_container(self.backbone_cfg, resolve=True),
+            "optimizer": OmegaConf.to_container(self.optimizer_cfg, resolve=True),
+            "scheduler": OmegaConf.to_container(self.scheduler_cfg, resolve=True),
+            "lr": self.lr,
+            "probe_lr": self.probe_lr,
+            "knn_k": self.knn_k,
+            "knn_temperature": self.knn_temperature,
+        })
+        self.check_views(len(self.crop_sizes))
+        self.backbone = create_backbone(self.backbone_cfg, max(self.crop_sizes))
         self.feature_dim = self.backbone.num_features
         self.projector = self.build_projector()
-        self.classifier = nn.Linear(self.feature_dim, num_classes)
-        if self.momentum_target:
-            self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
-            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+        self.classifier = nn.Linear(self.feature_dim, self.num_classes)
+        self.build_modules()
         self.check_batch(self.global_batch_size)
         self._val_outputs = {}
         self.last_eval = {}
@@ -77,6 +156,10 @@ class BaseMethod(L.LightningModule):
     def build_projector(self):
         m = self.mcfg
         return build_mlp(self.feature_dim, m.proj_hidden, m.proj_out, m.proj_hidden_bias, m.proj_last_bias, m.proj_last_bn)
+
+    def build_modules(self):
+        """Modules beyond backbone, projector and probe (a predictor, an EMA target), built once those
+        exist; an override calls `super().build_modules()` (mixins add theirs there too)."""
 
     def loss(self, views):
         """Projector outputs, one per crop, in crop order -> scalar loss, or (loss, {part name: tensor})."""
@@ -155,33 +238,7 @@ class BaseMethod(L.LightningModule):
         targets = labels.repeat(len(features))
         logits = self.classifier(feats)
         loss = F.cross_entropy(logits, targets, ignore_index=-1)
-        known = targets >= 0
-        acc = (logits.argmax(1)[known] == targets[known]).float().mean() if known.any() else torch.zeros((), device=self.device)
-        return loss, acc
-
-    # ---- momentum target ----------------------------------------------------------
-    def momentum(self, step=None, total_steps=None):
-        """EMA momentum at `step` of `total_steps` (default: this trainer's): a cosine schedule from
-        momentum_base to momentum_final over training (BYOL, INTL-M)."""
-        step = self.global_step if step is None else step
-        total = max(self.trainer.estimated_stepping_batches if total_steps is None else total_steps, 1)
-        progress = min(step / total, 1.0)
-        base, final = self.mcfg.momentum_base, self.mcfg.momentum_final
-        return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
-
-    @torch.no_grad()
-    def on_train_batch_start(self, batch, batch_idx):
-        if not self.momentum_target:
-            return
-        tau = self.momentum()
-        for online, target in ((self.backbone, self.target_backbone), (self.projector, self.target_projector)):
-            # Parameters only: BN buffers are not averaged (official INTL_M).
-            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1 - tau)
-        self.log("train/momentum", tau)
-
-    def target_forward(self, crop):
-        with torch.no_grad():
-            return self.target_projector(self.target_backbone(crop))
+        return loss, top_k_accuracy(logits.detach(), targets, self.num_classes)
 
     # ---- validation: online probe, k-NN, spectrum --------------------------------------
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
@@ -207,9 +264,11 @@ class BaseMethod(L.LightningModule):
         projections = self._gathered(1, "projections")
         self._val_outputs = {}
         known = bank_labels >= 0
-        scores = knn_predict(bank[known], bank_labels[known], feats, self.num_classes, self.cfg.eval.knn_k, self.cfg.eval.knn_temperature)
-        knn_top1, knn_top5 = topk_accuracy(scores, labels, (1, min(5, self.num_classes)))
-        probe_top1, probe_top5 = topk_accuracy(self.classifier(feats), labels, (1, min(5, self.num_classes)))
+        scores = knn_predict(bank[known], bank_labels[known], feats, self.num_classes, self.knn_k, self.knn_temperature)
+        logits = self.classifier(feats)
+        top5 = min(5, self.num_classes)
+        knn_top1, knn_top5 = (top_k_accuracy(scores, labels, self.num_classes, k).item() for k in (1, top5))
+        probe_top1, probe_top5 = (top_k_accuracy(logits, labels, self.num_classes, k).item() for k in (1, top5))
         backbone_eigs, projector_eigs = covariance_eigenvalues(feats), covariance_eigenvalues(projections)
         self.last_eval = {
             "knn_top1": knn_top1,
@@ -224,6 +283,7 @@ class BaseMethod(L.LightningModule):
             "projector_eigenvalues": projector_eigs.cpu(),
         }
         self.last_eval.update(self.transform_diagnostics(projections))
+        self.last_eval_step = self.global_step
         scalars = {f"val/{k}": v for k, v in self.last_eval.items() if isinstance(v, float)}
         self.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
         self.log_dict(scalars)
@@ -252,7 +312,7 @@ class BaseMethod(L.LightningModule):
 
     # ---- optimiser and schedule --------------------------------------------------------
     def param_groups(self):
-        opt = self.cfg.optimizer
+        opt = self.optimizer_cfg
         extra = self.extra_param_groups()
         taken = {id(p) for group in extra for p in group["params"]}
         taken |= {id(p) for p in self.classifier.parameters()}
@@ -266,14 +326,14 @@ class BaseMethod(L.LightningModule):
         else:
             groups = [{"params": [p for _, p in trained]}]
         groups += extra
-        probe_lr = opt.probe_lr * (self.global_batch_size / 256 if opt.scale_lr else 1.0)
+        probe_lr = self.probe_lr
         # Under LARS every group is adapted, whatever its weight decay (solo-learn's and FB's LARS), except
         # the 1-D parameters under exclude_bias_and_norm: so the probe's weight is adapted, its bias is not.
         groups.append({"params": [self.classifier.weight], "lr": probe_lr, "weight_decay": 0.0})
         groups.append({"params": [self.classifier.bias], "lr": probe_lr, "weight_decay": 0.0,
                        "lars_adapt": not opt.exclude_bias_and_norm})
         for group in groups:
-            group.setdefault("lr", opt.lr_scaled * group.pop("lr_factor", 1.0))
+            group.setdefault("lr", self.lr * group.pop("lr_factor", 1.0))
             group.setdefault("weight_decay", opt.weight_decay)
             group.setdefault("fixed_lr", False)
             group["always_adapt"] = group.pop("lars_adapt", True)  # timm's Lars: adapt with weight decay or always_adapt
@@ -284,20 +344,20 @@ class BaseMethod(L.LightningModule):
 
     def build_optimizer(self, steps_per_epoch, total_steps):
         """The optimiser and per-step lr schedule training uses (Lightning's configure_optimizers format)."""
-        opt = self.cfg.optimizer
+        opt = self.optimizer_cfg
         groups = self.param_groups()
         if opt.name == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=opt.lr_scaled, momentum=opt.momentum)
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum)
         elif opt.name == "lars":
             from timm.optim import Lars
 
-            optimizer = Lars(groups, lr=opt.lr_scaled, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
+            optimizer = Lars(groups, lr=self.lr, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
         elif opt.name in ("adam", "adamw"):
             cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
-            optimizer = cls(groups, lr=opt.lr_scaled, betas=tuple(opt.betas))
+            optimizer = cls(groups, lr=self.lr, betas=tuple(opt.betas))
         else:
             raise ZooError(f"optimizer.name must be sgd, lars, adam or adamw, not '{opt.name}'")
-        lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.cfg.scheduler, steps_per_epoch, total_steps, g["lr"])
+        lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.scheduler_cfg, steps_per_epoch, total_steps, g["lr"])
                    for g in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -307,6 +367,12 @@ class BaseMethod(L.LightningModule):
         if not math.isfinite(batches):
             batches = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs or 1, 1)
         return max(int(batches) // self.trainer.accumulate_grad_batches, 1)
+
+
+def top_k_accuracy(scores, labels, num_classes, k=1):
+    """The fraction of `labels` (-1 = unlabelled, not counted) within the top-k of `scores` (N, C),
+    a 0-d tensor; 0 without labelled samples."""
+    return multiclass_accuracy(scores, labels, num_classes, average="micro", top_k=k, ignore_index=-1, validate_args=False)
 
 
 def largest_crops(features, crops):

@@ -3,22 +3,20 @@ from dataclasses import dataclass
 from zoo.losses import intl_loss
 from zoo.methods.base import largest_crops
 from zoo.methods.intl import INTL
+from zoo.methods.momentum import MomentumTargetMixin
 from zoo.registry import register_method
 
 
 @register_method("intl_m")
-class INTLMomentum(INTL):
+class INTLMomentum(MomentumTargetMixin, INTL):
     """INTL with an EMA target and multi-crop (the official ImageNet INTL_M): the target
     encodes crop 0, the online branch every other crop; each online crop is matched to
     the target, with the trace loss on the online branch only. The target's momentum
     rises from `momentum_base` to `momentum_final` on a cosine schedule (parameters only)."""
 
-    momentum_target = True
-
     @dataclass
-    class Config(INTL.Config):
-        momentum_base: float = 0.996
-        momentum_final: float = 1.0
+    class Config(MomentumTargetMixin.Config, INTL.Config):  # momentum_base 0.996, momentum_final 1.0
+        pass
 
     def compute_loss(self, crops):
         target = self.target_forward(crops[0])

@@ -27,8 +27,8 @@ class SimSiam(BaseMethod):
         pred_hidden: int = 128  # the paper's 4x bottleneck
         pred_fixed_lr: bool = True  # the predictor stays at the base lr (--fix-pred-lr)
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def build_modules(self):
+        super().build_modules()
         self.predictor = build_mlp(self.mcfg.proj_out, [self.mcfg.pred_hidden], self.mcfg.proj_out, hidden_bias=False)
 
     def build_projector(self):

@@ -1,0 +1,82 @@
+"""The momentum (EMA) target, a mixin: BYOL-style methods (INTL-M; BYOL, MoCo, DINO to come).
+
+    @register_method("intl_m")
+    class INTLMomentum(MomentumTargetMixin, INTL):
+        @dataclass
+        class Config(MomentumTargetMixin.Config, INTL.Config):  # + momentum_base, momentum_final
+            ...
+
+        def compute_loss(self, crops):
+            target = self.target_forward(crops[0])  # no gradient
+            ...
+
+The mixin goes before the method class in the bases, and the method's `Config` subclasses
+`MomentumTargetMixin.Config` (first) and its parent's `Config`, so that the fields the mixin
+reads are declared (and Hydra-typed) in the method's config.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+
+from zoo.methods.base import BaseMethod, MethodConfig
+
+
+class MomentumTargetMixin:
+    """An EMA copy of backbone + projector (`target_backbone`, `target_projector`), without gradients,
+    updated before every training step with momentum rising from `momentum_base` to `momentum_final`
+    on a cosine schedule over training. Parameters only: BN buffers are not averaged (official INTL_M)."""
+
+    momentum_target = True
+
+    @dataclass
+    class Config:
+        """The mixin's fields; a method's Config lists this class first among its bases. Not a
+        MethodConfig itself, so it cannot shadow the method's own defaults of the shared fields."""
+
+        momentum_base: float = 0.996
+        momentum_final: float = 1.0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if issubclass(cls, BaseMethod) and not (
+            issubclass(cls.Config, MomentumTargetMixin.Config) and issubclass(cls.Config, MethodConfig)
+        ):
+            raise TypeError(
+                f"{cls.__name__}.Config must subclass MomentumTargetMixin.Config and a method Config, e.g. "
+                f"`class Config(MomentumTargetMixin.Config, BaseMethod.Config)`, so that momentum_base / "
+                "momentum_final are declared"
+            )
+
+    def build_modules(self):
+        super().build_modules()
+        self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
+        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+
+    def momentum(self, step=None, total_steps=None):
+        """EMA momentum at `step` of `total_steps` (default: this trainer's): a cosine schedule from
+        momentum_base to momentum_final over training (BYOL, INTL-M)."""
+        step = self.global_step if step is None else step
+        total = max(self.trainer.estimated_stepping_batches if total_steps is None else total_steps, 1)
+        progress = min(step / total, 1.0)
+        base, final = self.mcfg.momentum_base, self.mcfg.momentum_final
+        return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
+
+    @torch.no_grad()
+    def update_target(self, tau):
+        """target <- tau target + (1 - tau) online, parameters only."""
+        for online, target in ((self.backbone, self.target_backbone), (self.projector, self.target_projector)):
+            torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1 - tau)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        tau = self.momentum()
+        self.update_target(tau)
+        self.log("train/momentum", tau)
+        return super().on_train_batch_start(batch, batch_idx)
+
+    def target_forward(self, crop):
+        """The target branch's projector output of `crop`, without gradient."""
+        with torch.no_grad():
+            return self.target_projector(self.target_backbone(crop))

@@ -1,6 +1,6 @@
 """Offline k-NN sweep: python main_knn.py --ckpt PATH [data overrides]."""
 
-from zoo.knn_sweep import main
+from zoo.eval.cli import main_knn
 
 if __name__ == "__main__":
-    main()
+    main_knn()

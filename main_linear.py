@@ -1,6 +1,6 @@
 """Linear evaluation: python main_linear.py --ckpt PATH [overrides]."""
 
-from zoo.linear import main
+from zoo.eval.cli import main_linear
 
 if __name__ == "__main__":
-    main()
+    main_linear()

@@ -12,11 +12,13 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-import zoo.linear
 from zoo.backbones import create_backbone
 from zoo.config import BackboneConfig, LinearConfig
 from zoo.errors import ZooError
-from zoo.linear import LinearProbe, epoch_lr_factor, label_subset, make_optimizer
+from zoo.eval import finetune
+from zoo.eval.cli import main_linear
+from zoo.eval.finetune import label_subset
+from zoo.eval.linear import LinearProbe, epoch_lr_factor, make_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=32", "data.num_workers=0", "data.image_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
@@ -112,9 +114,9 @@ def test_label_subset_keeps_the_listed_files(image_folder, tmp_path):
 
 
 def test_offline_subset_download_says_where_to_put_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(zoo.linear, "SUBSET_URL", "http://127.0.0.1:9/{percent}percent.txt")
+    monkeypatch.setattr(finetune, "SUBSET_URL", "http://127.0.0.1:9/{percent}percent.txt")
     with pytest.raises(ZooError) as error:
-        zoo.linear.label_subset_names(10, tmp_path / "cache")
+        finetune.label_subset_names(10, tmp_path / "cache")
     message = str(error.value)
     assert "\n" not in message and message.startswith("cannot download http://127.0.0.1:9/10percent.txt")
     assert f"put that file at {tmp_path / 'cache' / '10percent.txt'}" in message
@@ -122,7 +124,7 @@ def test_offline_subset_download_says_where_to_put_the_file(tmp_path, monkeypatc
 
 # ---- main_linear.py, main_knn.py and the report on a digits run -----------------------------------
 def run_linear(*args):
-    zoo.linear.main([*args, *QUIET])
+    main_linear([*args, *QUIET])
 
 
 def test_precomputed_protocol(digits_run):
@@ -161,14 +163,14 @@ def test_finetune_on_a_label_subset(digits_run, image_folder, tmp_path):
 )
 def test_bad_linear_config_is_one_line(args, message, capsys):
     with pytest.raises(SystemExit) as exit_code:
-        zoo.linear.main(["--cfg", "job", *args])
+        main_linear(["--cfg", "job", *args])
     assert exit_code.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
 def test_knn_sweep_prints_a_table_and_feeds_the_report(digits_run, capsys):
-    from zoo.knn_sweep import main as knn_main
+    from zoo.eval.cli import main_knn as knn_main
     from zoo.report import report
 
     knn_main(["--ckpt", str(digits_run / "checkpoints/last.ckpt"), "--k", "1,5", "--temperatures", "0.1,0.5", "data.num_workers=0"])

@@ -1,4 +1,5 @@
-"""k-nearest-neighbour classification of features against a labelled bank."""
+"""k-nearest-neighbour classification of features against a labelled bank: the vote, the
+LP-SMALL k-NN of main_linear.py and main_knn.py's sweep over k, temperature and distance."""
 
 import torch
 import torch.nn.functional as F
@@ -43,3 +44,46 @@ def topk_accuracy(scores, labels, topk=(1,)):
     ranked = scores.topk(max(topk), dim=1).indices
     hits = ranked == labels.unsqueeze(1)
     return [hits[:, :k].any(dim=1).float().mean().item() for k in topk]
+
+
+DISTANCES = ("cosine", "euclidean")
+
+
+def knn_result(features, k):
+    """The LP-SMALL k-NN (Euclidean, majority vote) of `LabelledFeatures`' first kind of features:
+    {"knn<k>_top1": accuracy}, or {} for k <= 0."""
+    if k <= 0:
+        return {}
+    scores = knn_predict(features.train[0], features.train_labels, features.val[0], features.num_classes, k=k,
+                         distance="euclidean")
+    return {f"knn{k}_top1": topk_accuracy(scores, features.val_labels)[0]}
+
+
+def sweep(features, kinds, ks, temperatures, distances):
+    """One result dict per (kind of features, distance, k, T) of `LabelledFeatures`, its kinds
+    named by `kinds`. Cosine votes are weighted by exp(similarity / T); Euclidean votes are a
+    plain majority, so T does not apply to them (None)."""
+    top = (1, min(5, features.num_classes))
+    results = []
+    for name, bank, queries in zip(kinds, features.train, features.val):
+        for distance in distances:
+            for temperature in temperatures if distance == "cosine" else [None]:
+                for k in ks:
+                    scores = knn_predict(bank, features.train_labels, queries, features.num_classes, k=k,
+                                         temperature=temperature or 1.0, distance=distance)
+                    top1, top5 = topk_accuracy(scores, features.val_labels, top)
+                    results.append({"features": name, "distance": distance, "k": k, "temperature": temperature,
+                                    "top1": top1, "top5": top5})
+    return results
+
+
+def markdown_table(results, ks):
+    """Rows: features, distance, T; columns: k; cells: top-1 in %."""
+    rows = {}
+    for r in results:
+        rows.setdefault((r["features"], r["distance"], r["temperature"]), {})[r["k"]] = r["top1"]
+    lines = ["| features | distance | T | " + " | ".join(f"k={k}" for k in ks) + " |", "|---|---|---|" + "---:|" * len(ks)]
+    for (name, distance, temperature), by_k in rows.items():
+        cells = " | ".join(f"{100 * by_k[k]:.2f}" for k in ks)
+        lines.append(f"| {name} | {distance} | {'-' if temperature is None else f'{temperature:g}'} | {cells} |")
+    return "\n".join(lines)

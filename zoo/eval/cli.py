@@ -1,0 +1,160 @@
+"""The evaluation command lines: their arguments and config, which protocol runs, the summary.
+
+- `python main_linear.py --ckpt PATH [overrides]`: the linear probe (precomputed / frozen:
+  zoo/eval/linear.py) or semi-supervised finetuning (zoo/eval/finetune.py); the config is
+  zoo/configs/linear.yaml with the overrides, the data config the checkpoint's own with `data.*`
+  overrides on top; writes <run>/linear (finetune on a label subset: <run>/semi-<fraction>pct)/summary.json.
+- `python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline k-NN sweep (zoo/eval/knn.py)
+  of a checkpoint's frozen features (validation images against the labelled training images,
+  both with the evaluation transform) over k, temperature and distance, for backbone and
+  projector features, as solo-learn's scripts/knn. Prints one markdown table of top-1
+  accuracies (rows: features, distance, T; columns: k) and writes every result with its top-5
+  to <run>/knn/summary.json.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from zoo.checkpoint import load_method, read_checkpoint
+from zoo.config import LinearRunConfig
+from zoo.errors import ZooError, exit_on_user_error
+from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
+from zoo.eval.features import FEATURES, default_device, encoder, labelled_features
+from zoo.eval.finetune import LABEL_FRACTIONS, finetune_eval, run_name
+from zoo.eval.knn import DISTANCES, markdown_table, sweep
+from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_eval
+
+PROTOCOLS = ("precomputed", "frozen", "finetune")
+DEFAULT_K = "1,2,5,10,20,50,100,200"
+DEFAULT_TEMPERATURES = "0.01,0.02,0.05,0.07,0.1,0.2,0.5,1"
+
+
+# ---- main_linear.py -------------------------------------------------------------------------
+def parse_linear_args(argv):
+    parser = argparse.ArgumentParser(description="`python main_linear.py --ckpt PATH [overrides]`: evaluation of a "
+                                     "pretrained backbone.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", help="a checkpoint written by main_pretrain.py (e.g. RUN/checkpoints/last.ckpt)")
+    parser.add_argument("--cfg", choices=["job"], help="print the resolved config and exit (as Hydra's --cfg job)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. linear.epochs=100 data.root=PATH")
+    args = parser.parse_intermixed_args(argv)
+    if args.ckpt is None and args.cfg is None:
+        raise ZooError("--ckpt PATH is required (a checkpoint written by main_pretrain.py)")
+    return args
+
+
+def build_config(pretrain_cfg, overrides):
+    """The evaluation config: linear.yaml with the overrides, and `data` as `data_config` gives it."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="linear_schema", node=LinearRunConfig)
+    try:
+        with initialize_config_module("zoo.configs", version_base="1.3"):
+            cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
+    except CONFIG_ERRORS as err:
+        raise ZooError(str(err).splitlines()[0]) from None
+    OmegaConf.set_struct(cfg, False)
+    cfg.data = data_config(pretrain_cfg, [o for o in overrides if o.startswith("data.")])
+    check_linear_config(cfg.linear)
+    return cfg
+
+
+def check_linear_config(cfg):
+    for key, allowed in (("protocol", PROTOCOLS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        if cfg[key] not in allowed:
+            raise ZooError(f"linear.{key} must be one of {', '.join(allowed)}, not '{cfg[key]}'")
+    if cfg.label_fraction is not None and (cfg.protocol != "finetune" or cfg.label_fraction not in LABEL_FRACTIONS):
+        raise ZooError("linear.label_fraction is 1 or 10 (percent of ImageNet's labels) and needs linear.protocol=finetune")
+
+
+def linear_eval(ckpt_path, overrides, print_config=False):
+    checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
+    cfg = build_config(checkpoint["config"] if checkpoint else None, overrides)
+    if print_config:
+        print(OmegaConf.to_yaml(cfg), end="")
+        return None
+    backbone = load_backbone(checkpoint)
+    run_dir = Path(cfg.run_dir) if cfg.run_dir else run_folder(ckpt_path) / run_name(cfg.linear)
+    if cfg.linear.protocol == "precomputed":
+        result, reporting = precomputed_eval(backbone, cfg), True
+    else:
+        result, reporting = (finetune_eval if cfg.linear.protocol == "finetune" else lightning_eval)(backbone, cfg, run_dir)
+    if not reporting:
+        return result
+    summary = {
+        "checkpoint": str(Path(ckpt_path).resolve()),
+        "method": checkpoint["config"]["method"]["name"],
+        "dataset": cfg.data.name,
+        "protocol": cfg.linear.name,
+        "procedure": cfg.linear.protocol,
+        **result,
+        "epochs": cfg.linear.epochs,
+        "label_fraction": cfg.linear.label_fraction,
+    }
+    write_json(run_dir / "summary.json", summary)
+    print(json.dumps(summary))
+    print(f"linear evaluation written to {run_dir / 'summary.json'}")
+    return summary
+
+
+@exit_on_user_error
+def main_linear(argv=None):
+    args = parse_linear_args(sys.argv[1:] if argv is None else argv)
+    linear_eval(args.ckpt, args.overrides, print_config=args.cfg is not None)
+
+
+# ---- main_knn.py ----------------------------------------------------------------------------
+def comma_list(kind, allowed=None):
+    def parse(text):
+        values = [kind(item) for item in text.split(",") if item]
+        if allowed and set(values) - set(allowed):
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(allowed)}")
+        return values
+
+    return parse
+
+
+def parse_knn_args(argv):
+    parser = argparse.ArgumentParser(description="`python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline "
+                                     "k-NN sweep.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", required=True, help="a checkpoint written by main_pretrain.py")
+    parser.add_argument("--k", type=comma_list(int), default=DEFAULT_K, help=f"neighbour counts (default {DEFAULT_K})")
+    parser.add_argument("--temperatures", type=comma_list(float), default=DEFAULT_TEMPERATURES, help="cosine vote temperatures")
+    parser.add_argument("--distances", type=comma_list(str, DISTANCES), default="cosine,euclidean")
+    parser.add_argument("--features", type=comma_list(str, FEATURES), default="backbone,projector")
+    parser.add_argument("--bank-size", type=int, default=None, help="a seeded random subset of the training images (ImageNet)")
+    parser.add_argument("--out", default=None, help="output folder (default: <run>/knn)")
+    parser.add_argument("overrides", nargs="*", help="data.KEY=VALUE overrides of the checkpoint's data config")
+    args = parser.parse_intermixed_args(argv)  # string defaults go through `type` too
+    not_data = [o for o in args.overrides if not o.startswith("data.")]
+    if not_data:
+        raise ZooError(f"main_knn.py takes data.KEY=VALUE overrides only, not {not_data[0]}")
+    return args
+
+
+def knn_sweep(args):
+    method, cfg = load_method(args.ckpt)
+    device = default_device()
+    method.to(device)
+    data = data_config(cfg, args.overrides)
+    features = labelled_features(encoder(method.backbone, method.projector, args.features), data, device, args.bank_size)
+    results = sweep(features, args.features, args.k, args.temperatures, args.distances)
+    best = max(results, key=lambda r: r["top1"])
+    print(markdown_table(results, args.k))
+    print(f"\nbest: {100 * best['top1']:.2f} top-1 ({best['features']}, {best['distance']}, k={best['k']}, T={best['temperature']})")
+    out = Path(args.out) if args.out else run_folder(args.ckpt) / "knn"
+    summary = {"checkpoint": str(Path(args.ckpt).resolve()), "method": cfg["method"]["name"], "dataset": data.name,
+               "protocol": "kNN-sweep", "knn_top1": best["top1"], "best": best, "bank_size": len(features.train_labels),
+               "results": results}
+    write_json(out / "summary.json", summary)
+    print(f"k-NN sweep written to {out / 'summary.json'}")
+    return summary
+
+
+@exit_on_user_error
+def main_knn(argv=None):
+    knn_sweep(parse_knn_args(sys.argv[1:] if argv is None else argv))

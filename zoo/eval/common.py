@@ -1,0 +1,63 @@
+"""What every runner shares (pretraining and the evaluations): the Lightning trainer, atomic
+summaries, the run folder of a checkpoint, a checkpoint's backbone and its data config."""
+
+import json
+from pathlib import Path
+
+import lightning as L
+from hydra.errors import HydraException
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from zoo.backbones import create_backbone
+from zoo.callbacks import atomic_write_bytes
+from zoo.checkpoint import complete_config
+from zoo.config import DataConfig
+from zoo.data import resolved_views
+from zoo.errors import ZooError
+
+# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
+
+
+def build_trainer(trainer_cfg, run_dir, logger=CSVLogger, **arguments):
+    """A Lightning Trainer that writes to `run_dir` (metrics.csv there, through `logger`), from a
+    `trainer.*` config (None = Lightning's default) and further Trainer `arguments` (callbacks, ...)."""
+    trainer_args = OmegaConf.to_container(trainer_cfg, resolve=True)
+    return L.Trainer(
+        default_root_dir=run_dir,
+        logger=logger(run_dir, name="", version=""),
+        **arguments,
+        **{k: v for k, v in trainer_args.items() if v is not None},
+    )
+
+
+def write_json(path, data):
+    """`data` as indented JSON, written atomically (folders created)."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+def run_folder(ckpt_path):
+    """The pretraining run a checkpoint belongs to: RUN of RUN/checkpoints/<name>.ckpt."""
+    return Path(ckpt_path).resolve().parent.parent
+
+
+def load_backbone(checkpoint):
+    """The timm backbone of a checkpoint (as `zoo.checkpoint.read_checkpoint` returns it), its
+    small stem decided by the pretraining crops, as in pretraining."""
+    pretrain_cfg = complete_config(checkpoint["config"])
+    crop_size = max(group.size for group in resolved_views(pretrain_cfg.data))
+    backbone = create_backbone(pretrain_cfg.backbone, crop_size)
+    backbone.load_state_dict(checkpoint["backbone"])
+    return backbone
+
+
+def data_config(pretrain_cfg, overrides):
+    """The checkpoint's data config (or the defaults without one), with `data.KEY=VALUE` overrides on top."""
+    try:
+        data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {})
+        data.merge_with_dotlist([o[len("data.") :] for o in overrides])
+    except CONFIG_ERRORS as err:
+        raise ZooError(str(err).splitlines()[0]) from None
+    return data

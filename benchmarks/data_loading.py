@@ -15,19 +15,16 @@ cores), and last `speedup dali/torchvision: X.XX` (of the median images per seco
 """
 
 import argparse
-import itertools
 import os
-import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import endless, make_fake_imagenet, measure  # the fake JPEG folder and loader timing, shared
 
 from zoo.data.augment import CropGroup, MultiViewTransform
 from zoo.data.datasets import IMAGENET_MEAN, IMAGENET_STD
@@ -42,74 +39,6 @@ def intl_imagenet_views(crop, views):
     first = replace(intl, count=(views + 1) // 2, blur_p=1.0, solarize_p=0.0)
     second = replace(intl, count=views // 2, blur_p=0.1, solarize_p=0.2)
     return [group for group in (first, second) if group.count]
-
-
-def natural_image(rng, width=500, height=375, grain=0.06):
-    """Smooth random colour fields at a few scales plus sensor-like grain: JPEG sizes like ImageNet's."""
-    image = np.zeros((height, width, 3), np.float32)
-    for cells, weight in [(4, 0.45), (16, 0.3), (64, 0.15), (250, 0.1)]:
-        noise = rng.random((max(2, cells * height // width), cells, 3), dtype=np.float32)
-        image += weight * np.stack(
-            [np.asarray(Image.fromarray(noise[..., c]).resize((width, height), Image.BICUBIC)) for c in range(3)], axis=-1
-        )
-    image = (image - image.min()) / (image.max() - image.min())
-    image += grain * rng.standard_normal(image.shape, dtype=np.float32)
-    return Image.fromarray((image.clip(0, 1) * 255).astype(np.uint8))
-
-
-def make_fake_imagenet(root, count, classes=10, seed=0):
-    """`count` ImageNet-sized JPEGs (about 500x375, 90 KB) in root/train/<class>/."""
-    rng = np.random.default_rng(seed)
-    for index in range(count):
-        folder = Path(root) / "train" / f"class{index % classes:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        width, height = 500 + int(rng.integers(-60, 61)), 375 + int(rng.integers(-50, 51))
-        natural_image(rng, width, height).save(folder / f"{index:06d}.jpg", quality=90)
-
-
-def cpu_seconds():
-    """CPU time of this process (all threads) and its child processes (DataLoader workers) so far."""
-    total = time.process_time()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[1]) == os.getpid():  # fields[1] = ppid; [11], [12] = utime, stime in ticks
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def measure(streams, batch_size, count, repeats, warmup, read_ahead):
-    """{name: (median img/s, min, max, median CPU ms per image)}; the loaders take `repeats` turns each.
-
-    A turn drains what the loader queued while idle (`read_ahead` batches at most),
-    times `count` batches of steady state, then idles until the loader has refilled
-    its queue, so neither loader's read-ahead runs on the other's clock. Turns spread load changes on a shared
-    machine over both loaders; CPU time per image hardly depends on that load.
-    """
-    rates, cpu_ms = {name: [] for name in streams}, {name: [] for name in streams}
-    for _ in range(repeats):
-        for name, batches in streams.items():
-            for _ in itertools.islice(batches, max(warmup, read_ahead)):
-                pass
-            cpu_start, start = cpu_seconds(), time.perf_counter()
-            for _ in itertools.islice(batches, count):
-                pass
-            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-            time.sleep(read_ahead * seconds / count)
-            rates[name].append(count * batch_size / seconds)
-            cpu_ms[name].append(1000 * cpu / (count * batch_size))
-    return {
-        name: (statistics.median(rates[name]), min(rates[name]), max(rates[name]), statistics.median(cpu_ms[name]))
-        for name in streams
-    }
-
-
-def endless(loader):
-    """Batches across epochs, as a long training run sees them."""
-    while True:
-        yield from loader
 
 
 def dali_batches(args, groups, cores):

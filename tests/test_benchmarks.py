@@ -1,0 +1,92 @@
+"""The committed benchmarks run end to end at their CI sizes (subprocesses, as a user runs them) and print
+a table row per method / item: benchmarks/step_time.py --tiny, benchmarks/gpu_check.py in its CPU mode,
+benchmarks/loss_scaling.py --tiny."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+STEP_METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
+CHECK_METHODS = ["intl", "intl_m", "cwrgp", "wmse", "barlow_twins", "vicreg"]
+LOADERS = ["dali_gpu", "dali_cpu", "torchvision"]
+AUGMENTS = ["intl_imagenet", "intl_multicrop"]
+SCALING_LOSSES = ["intl", "st", "wmse", "cwrgp", "barlow_twins", "vicreg"]
+
+
+def run(script, *args, timeout=300):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=REPO, capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    assert result.returncode == 0, f"{script} failed:\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+def rows_starting(text, first_cell):
+    return [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
+
+
+def test_step_time_tiny_has_a_row_per_method_and_the_overheads(tmp_path):
+    out = run("step_time.py", "--tiny", "--json", str(tmp_path / "step_time.json"))
+    assert out.startswith("step_time: ") and "Training" not in out  # the progress bar stays on stderr
+    for method in STEP_METHODS:
+        assert len(rows_starting(out, method)) == 1, method
+    assert "| trainer.fit (the zoo), channels_last off |" in out and "| bare loop, channels_last on |" in out
+    data = json.loads((tmp_path / "step_time.json").read_text())
+    assert set(data["methods"]) == set(STEP_METHODS)
+    for method, row in data["methods"].items():
+        assert row["timed_steps"] == 2 and row["step"] > 0, method
+        parts = sum(row[phase] for phase in ("data", "forward", "loss", "probe", "backward", "optimiser", "logging", "other"))
+        assert parts == pytest.approx(row["step"], rel=1e-6), method  # the phases add up to the step
+        assert row["forward"] > 0 and row["backward"] > 0 and row["optimiser"] > 0, method
+    assert data["methods"]["intl"]["synced_metrics_per_step"] == 5  # loss, probe loss, probe top-1, mse, trace
+    overhead = data["overhead"]
+    assert overhead["method"] == "intl" and overhead["bare"]["probe"] == 0 and overhead["bare"]["logging"] == 0
+
+
+def test_gpu_check_cpu_mode_writes_a_row_per_item(tmp_path):
+    out = run("gpu_check.py", "--out", str(tmp_path), "--cpu")
+    assert out.splitlines()[0].startswith("gpu_check: CPU mode")
+    table = json.loads((tmp_path / "table.json").read_text())
+    markdown = (tmp_path / "table.md").read_text()
+    assert markdown.splitlines()[0] == out.splitlines()[0]
+    expected = {f"loader/{loader}/{augment}" for loader in LOADERS for augment in AUGMENTS}
+    expected |= {f"method/{method}/channels_last={cl}/compile={compiled}"
+                 for method in CHECK_METHODS for cl in ("off", "on") for compiled in ("off", "on")}
+    rows = {row["item"]: row for row in table["rows"]}
+    assert set(rows) == expected and len(table["rows"]) == len(expected)
+    assert table["mode"] == "cpu-tiny"
+    for augment in AUGMENTS:
+        assert rows[f"loader/dali_gpu/{augment}"]["status"].startswith("skipped")
+        assert rows[f"loader/torchvision/{augment}"]["status"] == "ok"
+        assert rows[f"loader/torchvision/{augment}"]["images_per_s"] > 0
+    multicrop = rows["loader/torchvision/intl_multicrop"]
+    assert multicrop["crops"] == 6 and multicrop["crop_sizes"][0] > multicrop["crop_sizes"][-1]
+    for key, row in rows.items():
+        if key.startswith("method/"):
+            assert row["status"] == "ok", (key, row["status"])
+            assert row["s_per_step"] > 0 and 0 < row["loss_share"], key
+    assert rows["method/cwrgp/channels_last=off/compile=off"]["crops"] == 4
+    assert rows["method/intl_m/channels_last=off/compile=off"]["crops"] == 6
+    # the markdown has the same rows: 6 loader rows and 24 method rows
+    for loader in LOADERS:
+        assert len(rows_starting(markdown, loader)) == len(AUGMENTS)
+    for method in CHECK_METHODS:
+        assert len(rows_starting(markdown, method)) == 4
+
+
+def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):
+    png, numbers = tmp_path / "scaling.png", tmp_path / "scaling.json"
+    out = run("loss_scaling.py", "--tiny", "--png", str(png), "--json", str(numbers))
+    for loss in SCALING_LOSSES:
+        assert len(rows_starting(out, loss)) == 2, loss  # one in the batch table, one in the dimension table
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(numbers.read_text())["losses"]
+    assert set(data) == set(SCALING_LOSSES)
+    assert data["st"]["dim"]["seconds"]["16"] == "rank-def."  # 16 channels cannot whiten 16 samples
+    for loss, entry in data.items():
+        measured = [t for t in entry["batch"]["seconds"].values() if isinstance(t, float)]
+        assert measured and all(t > 0 for t in measured), loss

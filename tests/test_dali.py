@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter
 
 pytest.importorskip("nvidia.dali")
 
+from test_data import blur_probe, line_sigma  # the blur probe both loaders are checked on
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
@@ -135,27 +136,10 @@ def test_blur_smooths_the_checkerboard_and_keeps_the_mean(pattern):
     assert abs(soft_blue.mean() - sharp_blue.mean()) < 3
 
 
-def blur_probe(size):
-    """Colour noise with a black 25 px stripe down the middle holding a white 1 px line: an impulse response and texture."""
-    pixels = np.random.default_rng(size).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    middle = size // 2
-    pixels[:, middle - 12 : middle + 13] = 0
-    pixels[:, middle] = 255
-    return pixels
-
-
-def line_sigma(pixels):
-    """Std (px) of the horizontal spread of the probe's line, from the 13 columns about it (all of a sigma-2 blur)."""
-    middle = pixels.shape[1] // 2
-    spread = pixels[:, middle - 6 : middle + 7].astype(np.float64).mean(axis=(0, 2))
-    offsets = np.arange(-6, 7)
-    return float(np.sqrt((spread * offsets**2).sum() / spread.sum()))
-
-
 @pytest.mark.parametrize("size", [32, 96, 224])
 def test_blur_is_pillows_gaussian_blur_at_every_crop_size(tmp_path, size):
     # The official pipelines blur with PIL's GaussianBlur(radius=sigma) whatever the crop size.
-    pixels = blur_probe(size)
+    pixels = blur_probe(size, seed=size)
     (tmp_path / "train" / "a").mkdir(parents=True)
     for index in range(4):
         Image.fromarray(pixels).save(tmp_path / "train" / "a" / f"{index}.png")

@@ -317,10 +317,10 @@ def test_a_checkpoint_from_the_imagenet_intl_recipe_trains_two_iterations(workdi
             for i in range(4):
                 Image.new("RGB", (48, 40), (60 + 120 * label, 80, 40 * i)).save(folder / f"{i}.JPEG")
     run_dir = tmp_path / "pretrain"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR")} | {"NUM_GPUS": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR", "NUM_GPUS")}
     pretrain = subprocess.run(
         ["bash", str(REPO / "scripts" / "pretrain" / "imagenet" / "intl.sh"), f"data.root={tmp_path / 'imagenet'}",
-         "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "data.loader=torchvision",
+         "data.image_size=32", "data.global_batch_size=8", "data.num_workers=0", "data.loader=torchvision",
          "method.proj_hidden=[64]", "method.proj_out=64", "trainer.max_steps=1", "trainer.precision=32-true",
          "trainer.enable_progress_bar=false", f"run_dir={run_dir}"],
         check=False, capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
@@ -350,15 +350,15 @@ def test_cpu_memory_estimate_matches_a_measured_step():
     import dataclasses
 
     cfg = dataclasses.replace(get_config("coco_R_50_C4_2x"), min_sizes_train=(256,), max_size=384, roi_batch_size_per_image=64)
-    script = f"""
+    script = """
 import dataclasses, resource, torch, torchvision
 from downstream.detection.config import get_config
 from downstream.detection.model import build_mask_rcnn_c4
 cfg = dataclasses.replace(get_config("coco_R_50_C4_2x"), min_sizes_train=(256,), max_size=384, roi_batch_size_per_image=64)
-weights = {{k: v for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}}
+weights = {k: v for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}
 model = build_mask_rcnn_c4(weights, 80, cfg).train()
 masks = torch.zeros(1, 256, 384, dtype=torch.uint8); masks[:, 20:200, 30:300] = 1
-target = {{"boxes": torch.tensor([[30.0, 20.0, 300.0, 200.0]]), "labels": torch.tensor([1]), "masks": masks}}
+target = {"boxes": torch.tensor([[30.0, 20.0, 300.0, 200.0]]), "labels": torch.tensor([1]), "masks": masks}
 sum(model([torch.rand(3, 256, 384)], [target]).values()).backward()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 """

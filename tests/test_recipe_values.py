@@ -22,8 +22,9 @@ import torch
 from test_scripts import ALL_SCRIPTS, recorded, resolved  # noqa: F401 (recorded: the fixture)
 from torchvision.transforms import v2 as T
 
-from zoo.data import eval_pipeline
-from zoo.pretrain import build_method
+from zoo.data import eval_pipeline, resolved_views
+from zoo.data.augment import applied_blur, expand_crops
+from zoo.pretrain import build_method, split_global_batch
 
 # Training-set sizes the official loaders see (STL-10: train+unlabeled); batches per epoch drop the last.
 TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 105_000, "tiny-imagenet": 100_000,
@@ -193,11 +194,27 @@ for epochs, lr in ((100, 0.5), (200, 0.4), (400, 0.4), (800, 0.3)):
     OFFICIAL[f"imagenet/intl_m_ep{epochs}"] = Official(f"INTL scripts/ep{epochs}_multi-crop_ema.sh, cfg.py, main.py", 256, 4,
                                                        epochs, "SGD", excluded(intl_lr(lr * 256 / 256), 1e-5),
                                                        momentum=(0.996, 1.0))
+# Blur probability of each crop, in crop order, as each official pipeline applies PIL's GaussianBlur
+# with sigma ~ U(0.1, 2.0) (recipes.md §1.3; INTL src/transform.py, solo-learn augmentations, FB
+# main.py / augmentations.py, MoCo v2's loader in SimSiam and CW-RGP ImageNet/transform.py).
+BLUR_P = {}
+for ds in ("cifar10", "cifar100"):
+    BLUR_P |= {f"{ds}/intl": (0.0, 0.0), f"{ds}/barlow_twins": (0.0, 0.0), f"{ds}/vicreg": (0.0, 0.0),
+               f"{ds}/simsiam": (0.5, 0.5)}  # solo-learn's symmetric-weak blurs on CIFAR as well
+for name, views in (("wmse", 4), ("wmse_2views", 2), ("cwrgp", 4), ("cwrgp_2views", 2)):
+    for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet"):
+        BLUR_P[f"{ds}/{name}"] = (0.0,) * views  # W-MSE's small-data pipeline has no blur
+    BLUR_P[f"imagenet-100/{name}"] = (0.5,) * views
+BLUR_P |= {"imagenet-100/intl": (1.0, 0.1), "imagenet-100/barlow_twins": (1.0, 0.1), "imagenet-100/vicreg": (0.5, 0.5),
+           "imagenet-100/simsiam": (1.0, 0.1), "imagenet/intl": (1.0, 0.1), "imagenet/barlow_twins": (1.0, 0.1),
+           "imagenet/barlow_twins_ep100": (1.0, 0.1), "imagenet/vicreg": (1.0, 0.1), "imagenet/simsiam": (0.5, 0.5),
+           "imagenet/cwrgp": (0.5,) * 4, "imagenet/cwrgp_ep200": (0.5,) * 4, "imagenet/wmse": (0.5,) * 4}
+BLUR_P |= {f"imagenet/intl_m_ep{epochs}": (0.5,) * 6 for epochs in (100, 200, 400, 800)}
 PRETRAIN_SCRIPTS = sorted(s for s in ALL_SCRIPTS if s.startswith("pretrain/"))
 
 
 def test_every_pretraining_script_has_its_official_values():
-    assert sorted(f"pretrain/{k}" for k in OFFICIAL) == PRETRAIN_SCRIPTS
+    assert sorted(f"pretrain/{k}" for k in OFFICIAL) == PRETRAIN_SCRIPTS == sorted(f"pretrain/{k}" for k in BLUR_P)
 
 
 # ---- what training uses ---------------------------------------------------------------------------
@@ -240,8 +257,10 @@ def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # 
     official = OFFICIAL[script.removeprefix("pretrain/")]
     dataset = script.split("/")[1]
     cfg = resolved(recorded, script, tmp_path)
+    cfg.trainer.devices, cfg.trainer.num_nodes = cfg.recipe.paper_gpus, cfg.recipe.paper_nodes  # the published run
     gpus = cfg.trainer.devices * cfg.trainer.num_nodes
-    assert (cfg.data.batch_size * gpus, gpus) == (official.batch, official.gpus), "global batch and its device split"
+    assert (cfg.data.global_batch_size, gpus) == (official.batch, official.gpus), "global batch and its device split"
+    cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, gpus)  # as pretraining splits it
     assert cfg.trainer.max_epochs == official.epochs
     spe = TRAIN_SIZE[dataset] // official.batch
     total = spe * official.epochs
@@ -278,3 +297,8 @@ def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # 
 
     resize = next(t for t in eval_pipeline(cfg.data).transforms if isinstance(t, T.Resize))
     assert resize.interpolation == official.eval_interpolation, "evaluation resize"
+
+    blurs = [applied_blur(crop) for crop in expand_crops(resolved_views(cfg.data))]
+    assert tuple(blur.p for blur in blurs) == BLUR_P[script.removeprefix("pretrain/")]
+    for blur in blurs:  # PIL's radius: the effective sigma is the drawn one at every crop size
+        assert blur.sigma == (0.1, 2.0) and blur.effective_sigma == pytest.approx(blur.sigma, rel=0.03), blur

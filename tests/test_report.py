@@ -116,3 +116,17 @@ def test_command_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "zoo.report", str(tmp_path)], check=False, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "| run | vicreg | imagenet100 | 400 | 2 | 256 | online (probe, 20-nn) | – | 79.00 |" in result.stdout
+
+
+def test_a_recipe_run_takes_its_own_recipes_targets(tmp_path):
+    """Every paper number lives once: in its recipe's config (recipe.targets) or, without a recipe, in
+    zoo/targets.yaml; a recipe run's config.yaml carries its recipe's targets."""
+    targets = load_targets()
+    assert len(targets) == 60  # all of the reference tables' rows, none lost or repeated in the move
+    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 60
+    own = [{"method": "cwrgp", "protocol": "LP-SMALL", "top1": 91.0, "knn": 89.0, "source": "its recipe"}]
+    run = make_run(tmp_path / "cifar10/cwrgp", "cwrgp", "cifar10", 1000, 4, 256,
+                   config={"recipe.name": "cifar10/cwrgp", "recipe.targets": own})
+    add_evaluation(run, "LP-SMALL", linear_top1=0.9, knn5_top1=0.88)
+    small = rows(report(tmp_path))[1]
+    assert (small["target top-1"], small["target k-NN"], small["target source"]) == ("91.00", "89.00", "its recipe")

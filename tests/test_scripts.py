@@ -8,6 +8,7 @@ script instead of one Python start-up each); test_cfg_job_prints_the_resolved_co
 real thing.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -15,11 +16,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from zoo.config import register_configs
-from zoo.linear import build_config
+from zoo.data import resolved_views
+from zoo.eval.cli import build_config
+from zoo.pretrain import pretrain, split_global_batch
 from zoo.registry import method_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,102 +32,7 @@ DATASETS = ["cifar10", "cifar100", "imagenet-100", "imagenet"]
 METHODS = ["intl", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
 ALL_SCRIPTS = sorted(str(p.relative_to(SCRIPTS))[:-3] for p in SCRIPTS.glob("*/*/*.sh"))
 
-# ---- the recipes (../shared/reference/recipes.md), written out independently of the scripts ----
-
-
-def pretrain(method, dataset, batch, optimizer, lr, wd, epochs, projector, views, **extra):
-    """Key values of a pretraining recipe: global batch, optimiser, epochs, projector widths (hidden + out), views."""
-    extra = {(k if "." in k else f"method.{k}"): v for k, v in extra.items()}
-    return {"method.name": method, "data.name": dataset, "batch": batch, "optimizer.name": optimizer, "optimizer.lr": lr,
-            "optimizer.weight_decay": wd, "trainer.max_epochs": epochs, "projector": projector, "views": views, **extra}
-
-
-def small(method, dataset, batch, lr, epochs, projector, views, **extra):
-    """The W-MSE / CW-RGP small-data recipe: Adam without batch scaling, 500-step warmup, x0.2 at E-50 and E-25."""
-    return pretrain(method, dataset, batch, "adam", lr, 1e-6, epochs, projector, views, **{
-        "optimizer.scale_lr": False, "scheduler.name": "step", "scheduler.warmup_steps": 500,
-        "scheduler.milestones": [epochs - 50, epochs - 25], "scheduler.gamma": 0.2, **extra})
-
-
-SOLO_LARS = {"optimizer.lars_eta": 0.02, "optimizer.lars_clip": True, "optimizer.exclude_bias_and_norm": True,
-             "scheduler.warmup_epochs": 10, "scheduler.final_factor": 0.0}
-FB_LARS = {"optimizer.lars_eta": 0.001, "optimizer.lars_clip": False, "optimizer.exclude_bias_and_norm": True,
-           "scheduler.warmup_epochs": 10, "scheduler.final_factor": 0.001}
-INTL_SCHEDULE = {"scheduler.name": "cosine", "scheduler.warmup_epochs": 2, "scheduler.final_factor": 0.001}
-EPOCH_COSINE = {"scheduler.interval": "epoch", "scheduler.final_factor": 0.0}
-WMSE_STEM = {"backbone.small_stem": "True", "backbone.small_stem_padding": 1, "backbone.zero_init_residual": False}
-CW_STEM = {**WMSE_STEM, "backbone.zero_init_residual": True}
-R50 = {"backbone.name": "resnet50", "backbone.zero_init_residual": True}
-CIFAR_WMSE_STATS = {"cifar10": [0.2023, 0.1994, 0.2010], "cifar100": [0.2675, 0.2565, 0.2761]}
-
-PRETRAIN = {}
-for ds in ("cifar10", "cifar100"):
-    stem = {"backbone.small_stem_padding": 2, "backbone.zero_init_residual": False}
-    PRETRAIN |= {
-        f"{ds}/intl": pretrain("intl", ds, 256, "sgd", 0.3, 1e-4, 1000, [2048, 2048, 2048], 2, trade_off=0.05, iters=4,
-                               proj_hidden_bias=False, **{"optimizer.exclude_bias_and_norm": False}, **INTL_SCHEDULE, **stem),
-        f"{ds}/barlow_twins": pretrain("barlow_twins", ds, 256, "lars", 0.3, 1e-4, 1000, [2048, 2048, 2048], 2,
-                                       lambd=0.0051, scale_loss=0.1, **SOLO_LARS, **stem),
-        f"{ds}/vicreg": pretrain("vicreg", ds, 256, "lars", 0.3, 1e-4, 1000, [2048, 2048, 2048], 2,
-                                 sim=25.0, var=50.0, cov=1.0, **SOLO_LARS, **stem),  # solo-learn's summed variance terms
-        f"{ds}/simsiam": pretrain("simsiam", ds, 256, "sgd", 0.5, 1e-5, 1000, [2048, 2048, 2048], 2, pred_hidden=512,
-                                  pred_fixed_lr=True, **{"scheduler.warmup_epochs": 10}, **stem),
-        f"{ds}/wmse": small("wmse", ds, 256, 3e-3, 1000, [1024, 64], 4, w_size=128, w_iter=1,
-                            **{"data.std": CIFAR_WMSE_STATS[ds]}, **WMSE_STEM),
-        f"{ds}/wmse_2views": small("wmse", ds, 512, 3e-3, 1000, [1024, 64], 2, w_size=128, w_iter=1, **WMSE_STEM),
-        f"{ds}/cwrgp": small("cwrgp", ds, 256, 3e-3, 1000, [1024, 512], 4, w_size=64, groups=4, w_iter=1, **CW_STEM),
-    }
-PRETRAIN["cifar10/cwrgp_2views"] = small("cwrgp", "cifar10", 256, 3e-3, 1000, [1024, 512], 2, w_size=64, groups=4, w_iter=4, **CW_STEM)
-PRETRAIN["cifar100/cwrgp_2views"] = small("cwrgp", "cifar100", 512, 3e-3, 1000, [1024, 512], 2, w_size=64, groups=4, w_iter=1, **CW_STEM)
-for ds, name, epochs in (("stl10", "stl10", 2000), ("tiny-imagenet", "folder", 1000)):
-    tiny = ds == "tiny-imagenet"
-    size = {"data.image_size": 64, "data.eval_resize_ratio": 1.0} if tiny else {}
-    cw_head = [2048, 1024] if tiny else [1024, 512]
-    cw = {"w_size": 128, "groups": 2} if tiny else {"w_size": 64, "groups": 4}
-    PRETRAIN |= {
-        f"{ds}/wmse": small("wmse", name, 256, 2e-3, epochs, [1024, 128], 4, w_size=256, w_iter=1, **size, **WMSE_STEM),
-        f"{ds}/wmse_2views": small("wmse", name, 512, 2e-3, epochs, [1024, 128], 2, w_size=256, w_iter=4, **size, **WMSE_STEM),
-        f"{ds}/cwrgp": small("cwrgp", name, 256, 2e-3, epochs, cw_head, 4, w_iter=1, **cw, **size, **CW_STEM),
-        f"{ds}/cwrgp_2views": small("cwrgp", name, 512, 2e-3, epochs, cw_head, 2, w_iter=1, **cw, **size, **CW_STEM),
-    }
-IN100_STEM = {"backbone.name": "resnet18", "backbone.small_stem": "False"}  # a str field: Hydra's bool, as text
-PRETRAIN |= {
-    "imagenet-100/intl": pretrain("intl", "imagenet100", 128, "sgd", 0.5, 2.5e-5, 400, [4096, 4096, 8192], 2, trade_off=0.04,
-                                  **{"optimizer.exclude_bias_and_norm": True, "trainer.precision": "16-mixed"}, **INTL_SCHEDULE,
-                                  **IN100_STEM),
-    "imagenet-100/barlow_twins": pretrain("barlow_twins", "imagenet100", 256, "lars", 0.3, 1e-4, 400, [2048, 2048, 2048], 2,
-                                          scale_loss=0.1, **SOLO_LARS, **IN100_STEM),
-    "imagenet-100/vicreg": pretrain("vicreg", "imagenet100", 256, "lars", 0.3, 1e-4, 400, [2048, 2048, 2048], 2, var=50.0,
-                                    **SOLO_LARS, **IN100_STEM),
-    "imagenet-100/simsiam": pretrain("simsiam", "imagenet100", 256, "sgd", 0.5, 1e-5, 400, [2048, 2048, 2048], 2,
-                                     **IN100_STEM),
-    "imagenet-100/wmse": small("wmse", "imagenet100", 256, 2e-3, 240, [1024, 128], 4, w_size=256, w_iter=1, **IN100_STEM),
-    "imagenet-100/wmse_2views": small("wmse", "imagenet100", 512, 2e-3, 240, [1024, 128], 2, w_size=256, **IN100_STEM),
-    "imagenet-100/cwrgp": small("cwrgp", "imagenet100", 256, 2e-3, 240, [1024, 512], 4, w_size=64, groups=4, **IN100_STEM,
-                                **{"backbone.zero_init_residual": True}),
-    "imagenet-100/cwrgp_2views": small("cwrgp", "imagenet100", 512, 2e-3, 240, [1024, 512], 2, w_size=64, groups=4, **IN100_STEM,
-                                       **{"backbone.zero_init_residual": True}),
-    "imagenet/intl": pretrain("intl", "imagenet", 256, "sgd", 0.3, 1e-5, 800, [8192, 8192, 8192], 2, trade_off=0.05,
-                              **{"optimizer.exclude_bias_and_norm": True}, **INTL_SCHEDULE, **R50),
-    "imagenet/barlow_twins": pretrain("barlow_twins", "imagenet", 2048, "lars", 0.2, 1e-6, 1000, [8192, 8192, 8192], 2,
-                                      scale_loss=1.0, proj_hidden_bias=False, proj_last_bias=False, **FB_LARS, **R50),
-    "imagenet/barlow_twins_ep100": pretrain("barlow_twins", "imagenet", 256, "lars", 0.8, 1.5e-6, 100, [4096, 4096, 4096], 2,
-                                            scale_loss=0.048, **{**FB_LARS, "scheduler.final_factor": 0.0}),
-    "imagenet/vicreg": pretrain("vicreg", "imagenet", 2048, "lars", 0.2, 1e-6, 1000, [8192, 8192, 8192], 2, var=25.0,
-                                proj_last_bias=False, **FB_LARS, **R50),
-    "imagenet/simsiam": pretrain("simsiam", "imagenet", 512, "sgd", 0.05, 1e-4, 100, [2048, 2048, 2048], 2,
-                                 **{"scheduler.warmup_epochs": 0}, **EPOCH_COSINE, **R50),
-    "imagenet/cwrgp": pretrain("cwrgp", "imagenet", 512, "sgd", 0.05, 1e-4, 100, [2048, 2048, 1024], 4, w_size=128, groups=2,
-                               cov_w=0.005, cov_stop=50, **{"scheduler.warmup_steps": 500}, **EPOCH_COSINE, **R50),
-    "imagenet/cwrgp_ep200": pretrain("cwrgp", "imagenet", 512, "sgd", 0.05, 1e-4, 200, [2048, 2048, 1024], 4, w_size=128,
-                                     groups=2, cov_w=0.01, cov_stop=100, **EPOCH_COSINE, **R50),
-    "imagenet/wmse": pretrain("wmse", "imagenet", 512, "sgd", 0.05, 1e-4, 100, [2048, 2048, 128], 4, w_size=256,
-                              **EPOCH_COSINE, **R50),
-}
-for epochs, lr in ((100, 0.5), (200, 0.4), (400, 0.4), (800, 0.3)):
-    PRETRAIN[f"imagenet/intl_m_ep{epochs}"] = pretrain(
-        "intl_m", "imagenet", 256, "sgd", lr, 1e-5, epochs, [8192, 8192, 8192], 6, trade_off=0.05, momentum_base=0.996,
-        momentum_final=1.0, **INTL_SCHEDULE, **R50)
+# ---- the linear protocols (../shared/reference/recipes.md §6), written out independently of the scripts ----
 
 
 def probe(name, protocol, epochs, batch, optimizer, lr, wd, schedule, **extra):
@@ -159,7 +68,9 @@ for pct in (1, 10):
     for variant, backbone_lr in (("intl", 0.006), ("intl_m", 0.004)):
         LINEAR[f"imagenet/{variant}_semi_{pct}pct"] = probe(f"SS-INTL-{pct}pct", "finetune", 20, 256, "sgd", 0.2, 0, "constant",
                                                             backbone_lr=backbone_lr, label_fraction=pct)
-RECIPES = {f"pretrain/{k}": v for k, v in PRETRAIN.items()} | {f"linear/{k}": v for k, v in LINEAR.items()}
+RECIPES = {f"linear/{k}": v for k, v in LINEAR.items()}
+EXPERIMENTS = REPO / "zoo" / "configs" / "experiment"
+PRETRAIN_RECIPES = sorted(str(p.relative_to(EXPERIMENTS))[:-5] for p in EXPERIMENTS.rglob("*.yaml"))
 
 
 # ---- running the scripts --------------------------------------------------------------------
@@ -197,15 +108,32 @@ def resolve_pretrain(overrides):
         return compose("pretrain", overrides=overrides)
 
 
-def resolved(recorded, script, data_dir):
-    """The config a script resolves to (`--cfg job`), from the overrides it passes on."""
-    entry, argv = recorded(script, "--cfg", "job", DATA_DIR=data_dir)
-    assert argv[:2] == ["--cfg", "job"], "Hydra's flags go before the overrides"
-    overrides = argv[2:]
+def resolved(recorded, script, data_dir, **env):
+    """The config a script resolves to (`--cfg job --resolve`), from the arguments it passes on,
+    with the environment (DATA_DIR, NUM_GPUS, ...) the recipe config reads."""
+    entry, argv = recorded(script, "--cfg", "job", DATA_DIR=data_dir, **env)
+    assert "--cfg" in argv
+    flags_at = argv.index("--cfg")
+    overrides = argv[:flags_at] + argv[flags_at + 2:]
     if entry == "main_pretrain.py":
-        return resolve_pretrain(overrides)
+        return compose_recipe(overrides, DATA_DIR=data_dir, **env)
     assert entry == "main_linear.py"
     return build_config(None, overrides)
+
+
+def compose_recipe(overrides, **env):
+    """Pretraining config of `overrides`, resolved under `env` (the recipe configs read it with oc.env)."""
+    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "NUM_GPUS", "NUM_NODES", "RUN_DIR")}
+    try:
+        for key in saved:
+            os.environ.pop(key, None)
+        os.environ.update({k: str(v) for k, v in env.items()})
+        return OmegaConf.create(OmegaConf.to_container(resolve_pretrain(overrides), resolve=True))
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None)
+            if value is not None:
+                os.environ[key] = value
 
 
 def recipe_value(cfg, key):
@@ -239,38 +167,64 @@ def test_every_core_script_exists():
     small_data = {f"{kind}/{ds}/{m}" for kind in ("pretrain", "linear") for ds in ("stl10", "tiny-imagenet") for m in ("wmse", "cwrgp")}
     assert len(core) == 48
     assert core | small_data <= set(ALL_SCRIPTS)
-    assert set(ALL_SCRIPTS) == set(RECIPES), "every script has its row in the recipe table, and every row a script"
+    assert {s for s in ALL_SCRIPTS if s.startswith("linear/")} == set(RECIPES), "every linear script has its row, every row a script"
+    assert {s for s in ALL_SCRIPTS if s.startswith("pretrain/")} == {f"pretrain/{r}" for r in PRETRAIN_RECIPES}
 
 
-@pytest.mark.parametrize("script", ALL_SCRIPTS)
-def test_script_resolves_to_its_recipe(script, recorded, tmp_path):
+@pytest.mark.parametrize("script", sorted(RECIPES))
+def test_linear_script_resolves_to_its_protocol(script, recorded, tmp_path):
     recipe = RECIPES[script]
-    if recipe.get("method.name", "") not in ("", *method_names()):
-        pytest.xfail(f"method {recipe['method.name']} is not registered yet")
     cfg = resolved(recorded, script, tmp_path)
     actual = {key: recipe_value(cfg, key) for key in recipe}
     mismatches = {key: (actual[key], value) for key, value in recipe.items() if not same_value(actual[key], value)}
     assert not mismatches, f"{script}: (resolved, recipe) {mismatches}"
-    if script.startswith("pretrain/"):
-        assert cfg.data.root == f"{tmp_path}/{script.split('/')[1]}", "data.root comes from DATA_DIR"
-        assert (REPO / "scripts" / f"{script}.sh").read_text().startswith("#!/usr/bin/env bash\n# ")
 
 
-def test_script_headers_name_source_protocol_and_target():
-    for script in ALL_SCRIPTS:
+SNAPSHOT = json.loads((REPO / "tests" / "data" / "recipe_snapshot.json").read_text())
+
+
+@pytest.mark.parametrize("recipe", PRETRAIN_RECIPES)
+def test_recipe_config_resolves_as_the_script_did_before_the_move(recipe, recorded):
+    """tests/data/recipe_snapshot.json: every script's resolved config before recipes became Hydra configs
+    (DATA_DIR=/data, the published GPU count), fidelity fixes included. The config now carries the global
+    batch and the recipe's facts; training derives the per-device batch (split_global_batch) and the views."""
+    paper = compose_recipe([f"experiment={recipe}"])
+    gpus, nodes = paper.recipe.paper_gpus, paper.recipe.paper_nodes
+    cfg = resolved(recorded, f"pretrain/{recipe}", "/data", NUM_GPUS=gpus, NUM_NODES=nodes)
+    assert cfg.data.root == f"/data/{recipe.split('/')[0]}" and cfg.recipe.name == recipe
+    cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, gpus * nodes)
+    before = SNAPSHOT[f"pretrain/{recipe}"]
+    crops = lambda data: [dataclasses.asdict(group) for group in resolved_views(data)]
+    assert crops(cfg.data) == crops(OmegaConf.create({**before["data"], "num_views": None}))
+    actual = OmegaConf.to_container(cfg)
+    for key in ("recipe", "run_dir"):
+        actual.pop(key)
+    for key in ("global_batch_size", "num_views", "views"):
+        actual["data"].pop(key)
+    before["data"].pop("views")
+    assert actual == before
+
+
+def test_recipes_state_source_protocol_and_target_once():
+    for recipe in PRETRAIN_RECIPES:
+        cfg = compose_recipe([f"experiment={recipe}"])
+        assert cfg.recipe.source and cfg.recipe.protocol and (cfg.recipe.targets or cfg.recipe.no_target), recipe
+        script = (SCRIPTS / "pretrain" / f"{recipe}.sh").read_text()
+        assert len(script.splitlines()) <= 5 and f"_launch.sh\" pretrain {recipe} \"$@\"" in script, recipe
+    for script in RECIPES:
         header = (SCRIPTS / f"{script}.sh").read_text().split("set -euo pipefail")[0]
         assert "# Source: " in header and "# Target: " in header, script
-        assert script.startswith("linear/") or "# Protocol: " in header, script
 
 
-def test_cfg_job_prints_the_resolved_config(tmp_path):
-    """The real `--cfg job`, without any data: pretraining and linear."""
+def test_cfg_job_prints_the_recipe_config(tmp_path):
+    """The real `--cfg job`, without any data, flags anywhere among the overrides: pretraining and linear."""
     env = script_env(DATA_DIR=tmp_path / "nothing-here", NUM_GPUS=2)
-    result = bash("pretrain/imagenet/intl", "--cfg", "job", "trainer.max_steps=2", env=env, timeout=300)  # flags anywhere
+    result = bash("pretrain/imagenet/intl", "trainer.max_steps=2", "--cfg", "job", "--resolve", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     cfg = OmegaConf.create(result.stdout)
-    assert cfg.method.name == "intl" and cfg.data.batch_size == 128 and cfg.trainer.devices == 2 and cfg.trainer.max_steps == 2
-    assert cfg.data.root == f"{tmp_path}/nothing-here/imagenet"
+    assert cfg.method.name == "intl" and cfg.data.global_batch_size == 256 and cfg.trainer.devices == 2
+    assert cfg.trainer.max_steps == 2 and cfg.data.root == f"{tmp_path}/nothing-here/imagenet"
+    assert cfg.run_dir.startswith("runs/imagenet/intl-")
     result = bash("linear/imagenet/intl", "linear.epochs=3", "--cfg", "job", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     cfg = OmegaConf.create(result.stdout)
@@ -289,7 +243,7 @@ def test_cfg_job_prints_the_resolved_config(tmp_path):
 )
 def test_missing_data_fails_in_one_line_naming_the_path(script, args, env, path, tmp_path):
     fill = lambda text: text.replace("{tmp}", str(tmp_path))
-    result = bash(script, *map(fill, args), env=script_env(**{k: fill(v) for k, v in env.items()}))
+    result = bash(script, *map(fill, args), env=script_env(**{k: fill(v) for k, v in env.items()}), timeout=120)
     assert result.returncode == 2
     assert result.stderr == f"error: data not found at {fill(path)} (set DATA_DIR or pass data.root=PATH)\n"
 
@@ -306,67 +260,54 @@ def test_linear_scripts_pass_ckpt_and_keep_the_checkpoint_data(recorded):
     assert argv[-1] == "linear.epochs=7" and not any(a.startswith("data.root=") for a in argv)
 
 
-@pytest.mark.parametrize(
-    "gpus, nodes, per_device", [(None, None, 128), (8, 4, 64), (1, 1, 2048), (2, 1, 1024)]
-)
-def test_the_global_batch_stays_the_recipes_on_any_device_count(gpus, nodes, per_device, recorded, tmp_path):
+@pytest.mark.parametrize("gpus, nodes, per_device", [(None, None, 2048), (8, 4, 64), (1, 1, 2048), (2, 1, 1024)])
+def test_the_global_batch_stays_the_recipes_on_any_device_count(gpus, nodes, per_device, tmp_path):
+    """On this CPU machine NUM_GPUS defaults to one process; the global batch (so the lr) stays the recipe's."""
     env = {k: v for k, v in {"NUM_GPUS": gpus, "NUM_NODES": nodes}.items() if v is not None}
-    _, argv = recorded("pretrain/imagenet/barlow_twins", "--cfg", "job", DATA_DIR=tmp_path, **env)
-    cfg = resolve_pretrain(argv[2:])
-    assert cfg.data.batch_size == per_device
-    assert cfg.data.batch_size * cfg.trainer.devices * cfg.trainer.num_nodes == 2048
+    cfg = compose_recipe(["experiment=imagenet/barlow_twins"], DATA_DIR=tmp_path, **env)
+    world = 1 if gpus is None else gpus * (nodes or 1)
+    assert cfg.trainer.devices == (gpus or "auto") and split_global_batch(cfg.data.global_batch_size, world) == per_device
     assert cfg.optimizer.lr == 0.2 and cfg.optimizer.scale_lr  # lr x global batch / 256: the recipe's
 
 
-def test_a_batch_that_does_not_split_is_refused():
-    result = bash("pretrain/imagenet/intl", "--cfg", "job", env=script_env(NUM_GPUS=3))
-    assert result.returncode == 2
-    assert result.stderr == "error: the recipe's global batch 256 does not split over NUM_GPUS=3 x NUM_NODES=1 devices\n"
+def test_a_batch_that_does_not_split_or_a_per_device_batch_is_refused(tiny_imagenet):
+    result = bash("pretrain/imagenet/intl", f"data.root={tiny_imagenet}", "trainer.accelerator=cpu", env=script_env(NUM_GPUS=3),
+                  timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+        "error: data.global_batch_size=256 does not split over 3 processes: set NUM_GPUS / NUM_NODES "
+        "(trainer.devices / trainer.num_nodes) to a divisor of it, or change data.global_batch_size")
+    result = bash("pretrain/imagenet/intl", f"data.root={tiny_imagenet}", "data.batch_size=8", timeout=120)
+    assert result.returncode == 2 and "pass data.global_batch_size=N instead of data.batch_size" in result.stderr
 
 
-def test_the_same_command_gets_the_same_run_dir(recorded, tmp_path):
+def test_the_same_command_gets_the_same_run_dir(tmp_path):
     (tmp_path / "cifar10").mkdir()
 
     def run_dir(*args, **env):
-        _, argv = recorded("pretrain/cifar10/intl", *args, DATA_DIR=tmp_path, **env)
-        return next(a for a in argv if a.startswith("run_dir="))
+        result = bash("pretrain/cifar10/intl", "--cfg", "job", "--resolve", *args, env=script_env(DATA_DIR=tmp_path, **env),
+                      timeout=120)
+        return OmegaConf.create(result.stdout).run_dir
 
     assert run_dir("trainer.max_epochs=5") == run_dir("trainer.max_epochs=5") != run_dir("trainer.max_epochs=6")
-    assert run_dir().startswith("run_dir=runs/cifar10/intl-")
-    assert run_dir(RUN_DIR="/shared/run") == "run_dir=/shared/run"
+    assert run_dir().startswith("runs/cifar10/intl-")
+    assert run_dir(RUN_DIR="/shared/run") == "/shared/run"
 
 
-def test_a_variant_runs_its_base_as_itself(recorded, tmp_path):
-    """A variant (pretrain_variant / linear_variant in _common.sh) keeps its own name, data folder,
-    global batch and device split; its overrides follow its base's, the user's follow both."""
-    text = (SCRIPTS / "pretrain/imagenet/intl_m_ep200.sh").read_text()
-    assert "pretrain_variant intl_m_ep100.sh 256 4 1 " in text and "main_pretrain.py" not in text
-
-    def argv(script, *args, **env):
-        return recorded(script, "--cfg", "job", *args, DATA_DIR=tmp_path, **env)[1]
-
-    def value(args, key):
-        return next(a.split("=", 1)[1] for a in args if a.startswith(f"{key}="))
-
-    ep200 = argv("pretrain/imagenet/intl_m_ep200", "trainer.max_steps=2")
-    ep100 = argv("pretrain/imagenet/intl_m_ep100", "trainer.max_steps=2")
-    assert value(ep200, "run_dir").startswith("runs/imagenet/intl_m_ep200-")
-    # the run_dir id names the user's overrides only, not the variant's
-    assert value(ep200, "run_dir").rsplit("-", 1)[1] == value(ep100, "run_dir").rsplit("-", 1)[1]
-    cfg = resolve_pretrain(argv("pretrain/imagenet/intl_m_ep200", "optimizer.lr=9")[2:])
-    assert cfg.optimizer.lr == 9 and cfg.trainer.max_epochs == 200
-
+def test_a_variant_inherits_its_base_and_states_what_differs(recorded, tmp_path):
+    variant = (EXPERIMENTS / "imagenet" / "intl_m_ep200.yaml").read_text()
+    assert "defaults: [/experiment/imagenet/intl_m_ep100, _self_]" in variant
+    ep200 = compose_recipe(["experiment=imagenet/intl_m_ep200", "optimizer.lr=9"], DATA_DIR=tmp_path)
+    assert ep200.optimizer.lr == 9 and ep200.trainer.max_epochs == 200 and ep200.recipe.name == "imagenet/intl_m_ep200"
+    assert ep200.run_dir.startswith("runs/imagenet/intl_m_ep200-") and ep200.method.name == "intl_m"
     # two levels: cifar100/cwrgp_2views -> cifar100/cwrgp -> cifar10/cwrgp
-    args = argv("pretrain/cifar100/cwrgp_2views", NUM_GPUS=2)
-    assert value(args, "run_dir").startswith("runs/cifar100/cwrgp_2views-") and value(args, "data.root") == f"{tmp_path}/cifar100"
-    assert value(args, "data.batch_size") == "256" and value(args, "trainer.devices") == "2"  # 512 over 2 GPUs
-    result = bash("pretrain/cifar100/cwrgp_2views", "--cfg", "job", env=script_env(NUM_GPUS=3))
-    assert result.stderr == "error: the recipe's global batch 512 does not split over NUM_GPUS=3 x NUM_NODES=1 devices\n"
+    cfg = compose_recipe(["experiment=cifar100/cwrgp_2views"], DATA_DIR=tmp_path, NUM_GPUS=2)
+    assert cfg.run_dir.startswith("runs/cifar100/cwrgp_2views-") and cfg.data.root == f"{tmp_path}/cifar100"
+    assert cfg.data.global_batch_size == 512 and cfg.data.num_views == 2 and cfg.method.name == "cwrgp"
 
     (tmp_path / "cifar100").mkdir()
     entry, args = recorded("linear/cifar100/intl", "--ckpt", "run/last.ckpt", "linear.lr=5", DATA_DIR=tmp_path)
     assert entry == "main_linear.py" and args[:2] == ["--ckpt", "run/last.ckpt"] and args[-1] == "linear.lr=5"
-    assert value(args, "data.root") == f"{tmp_path}/cifar100"
+    assert next(a for a in args if a.startswith("data.root=")) == f"data.root={tmp_path}/cifar100"
     result = bash("linear/cifar100/intl", "linear.epochs=1")
     assert result.returncode == 2 and "usage: bash " in result.stderr and "linear/cifar100/intl.sh --ckpt PATH" in result.stderr
 
@@ -410,17 +351,20 @@ def tiny_imagenet(tmp_path_factory):
     return root
 
 
-TINY_RUN = ["data.image_size=32", "data.batch_size=8", "data.num_workers=0", "data.loader=torchvision", "backbone.name=resnet18",
+TINY_RUN = ["data.image_size=32", "data.global_batch_size=8", "data.num_workers=0", "data.loader=torchvision", "backbone.name=resnet18",
             "method.proj_hidden=[64,64]", "method.proj_out=64", "trainer.max_steps=2", "trainer.precision=32-true",
             "trainer.enable_progress_bar=false"]
 
 
 @pytest.mark.slow
 def test_imagenet_intl_recipe_and_its_linear_probe_run_end_to_end(tiny_imagenet, tmp_path):
-    env = script_env(NUM_GPUS=1)
+    env = script_env()  # no NUM_GPUS: the machine's devices (one CPU process here)
     run_dir = tmp_path / "run"
     result = bash("pretrain/imagenet/intl", f"data.root={tiny_imagenet}", *TINY_RUN, f"run_dir={run_dir}", env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    if not torch.cuda.is_available():
+        assert "zoo: recipe imagenet/intl was run on 4 GPUs x 1 node(s); here 1 x cpu: global batch 8 kept (8 per process), " \
+               "SyncBN off" in result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["method"] == "intl" and summary["steps"] == 2 and summary["global_batch_size"] == 8
     ckpt = run_dir / "checkpoints" / "last.ckpt"
@@ -433,8 +377,30 @@ def test_imagenet_intl_recipe_and_its_linear_probe_run_end_to_end(tiny_imagenet,
     assert 0.0 <= linear["linear_top1"] <= 1.0 and linear["train_images"] == 16
 
 
+FOLDER_RECIPES = [r for r in PRETRAIN_RECIPES if r.startswith(("imagenet/", "imagenet-100/"))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", FOLDER_RECIPES)
+def test_every_imagenet_recipe_runs_two_steps_on_this_machine(recipe, tiny_imagenet, tmp_path):
+    """Each ImageNet / ImageNet-100 recipe as it is (its trainer, precision, SyncBN, optimiser, views),
+    only smaller (32 px, ResNet-18, 64-wide projector, global batch 8), with no NUM_GPUS: on a
+    machine without GPUs it runs as one CPU process."""
+    cfg = compose_recipe([f"experiment={recipe}", f"data.root={tiny_imagenet}", *TINY_RUN, f"run_dir={tmp_path}",
+                          "checkpoint_every_n_steps=100"])
+    if any(v.size for v in cfg.data.views):  # multi-crop sizes: the recipe's 224 .. 96, scaled down
+        cfg.data.views = [{**v, "size": v["size"] // 7} for v in OmegaConf.to_container(cfg.data.views)]
+    if "w_size" in cfg.method:  # whitening sub-batches that fit 8 samples (W-MSE: fewer dimensions than samples)
+        cfg.method.w_size = 8
+        cfg.method.proj_out = 4 if cfg.method.name == "wmse" else cfg.method.proj_out
+    model = pretrain(cfg)
+    assert model.trained_steps == 2
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["global_batch_size"] == 8
+
+
 def test_scripts_are_valid_bash():
-    for script in [*ALL_SCRIPTS, "_common"]:
+    for script in [*ALL_SCRIPTS, "_common", "_launch"]:
         path = SCRIPTS / f"{script}.sh"
         result = subprocess.run(["bash", "-n", str(path)], check=False, capture_output=True, text=True)
         assert result.returncode == 0, f"{path}: {result.stderr}"

@@ -7,6 +7,7 @@ dataclass under the `method` group (see `zoo.registry`).
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -32,7 +33,8 @@ class DataConfig:
     name: str = "digits"  # digits, cifar10, cifar100, stl10, imagenet100, imagenet, folder
     root: str | None = None
     download: bool = False  # torchvision datasets only: fetch into data.root when missing
-    batch_size: int = 128  # per device
+    batch_size: int = 128  # per device; derived from global_batch_size when that is set
+    global_batch_size: int | None = None  # a recipe's batch, split over devices x nodes at start-up
     eval_batch_size: int = 256
     num_workers: int | None = None  # loader workers (DALI: threads) per process; None = the CPUs this process may use, at most 8
     loader: str = "auto"  # auto | dali | torchvision
@@ -40,6 +42,7 @@ class DataConfig:
     eval_resize_ratio: float | None = None  # eval: resize to size*ratio, centre-crop; None = dataset's
     mean: list[float] | None = None  # None = the dataset's statistics
     std: list[float] | None = None
+    num_views: int | None = None  # the crop count of a one-group views spec (W-MSE / CW-RGP: 2 or 4); None = its own
     views: list[CropGroup] = field(default_factory=lambda: [CropGroup(size=None), CropGroup(size=None)])
     digits_test_fraction: float = 0.25  # fixed seeded split of scikit-learn's digits
 
@@ -84,8 +87,8 @@ class TrainerConfig:
     max_epochs: int = 15
     max_steps: int = -1
     accelerator: str = "auto"
-    devices: Any = "auto"
-    num_nodes: int = 1
+    devices: Any = "${oc.decode:${oc.env:NUM_GPUS,auto}}"  # auto: every GPU present, else one CPU process
+    num_nodes: int = "${oc.decode:${oc.env:NUM_NODES,1}}"
     strategy: Any = "auto"
     precision: Any = "32-true"
     sync_batchnorm: bool = False
@@ -107,8 +110,27 @@ class EvalConfig:
 
 
 @dataclass
+class RecipeConfig:
+    """A published recipe (zoo/configs/experiment/<dataset>/<recipe>.yaml): where its values come from."""
+
+    name: str | None = None  # <dataset>/<recipe>; None = not a recipe run
+    title: str = ""
+    source: str = ""  # the official code (and files) every value was read in
+    protocol: str = ""  # how the paper evaluates it (the linear recipe)
+    deviation: str | None = None  # what the zoo does differently, on purpose
+    variant: str | None = None  # for a recipe that inherits another: what it changes
+    notes: list[str] = field(default_factory=list)
+    paper_gpus: int = 1  # GPUs per node and nodes of the published run: the global batch was split over them
+    paper_nodes: int = 1
+    # The paper's numbers for zoo.report: {protocol, top1, top5, knn, source, and what a run must match}
+    targets: list[dict] = field(default_factory=list)
+    no_target: str | None = None  # why a recipe has no target
+
+
+@dataclass
 class PretrainConfig:
     method: Any = MISSING
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -123,7 +145,7 @@ class PretrainConfig:
 
 @dataclass
 class LinearConfig:
-    """main_linear.py: how a pretrained backbone is evaluated (protocols: see zoo/linear.py)."""
+    """main_linear.py: how a pretrained backbone is evaluated (protocols: see zoo/eval/linear.py)."""
 
     name: str = "LP-SMALL"  # the recipe protocol's name (recipes.md §6), recorded in summaries and reports
     protocol: str = "precomputed"  # precomputed (features once) | frozen (augmented images) | finetune (semi-supervised)
@@ -176,6 +198,8 @@ def check_pretrain_config(cfg):
     if str(cfg.trainer.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ZooError(f"trainer.accelerator={cfg.trainer.accelerator} but this machine has no CUDA GPU: "
                        "use trainer.accelerator=auto (or cpu)")
+    if cfg.recipe.name and cfg.data.root and not cfg.data.download and not Path(cfg.data.root).exists():
+        raise ZooError(f"data not found at {cfg.data.root} (set DATA_DIR or pass data.root=PATH)")
     if not timm.is_model(cfg.backbone.name):
         raise ZooError(f"unknown timm backbone '{cfg.backbone.name}' (see timm.list_models(), e.g. resnet18, resnet50)")
 

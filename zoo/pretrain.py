@@ -15,7 +15,8 @@ from zoo.callbacks import AtomicCheckpointIO, ResumableCSVLogger, SpectrumPlot, 
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
-from zoo.errors import exit_on_user_error
+from zoo.errors import ZooError, exit_on_user_error
+from zoo.eval.common import build_trainer, write_json
 from zoo.registry import discover_methods, get_method
 
 
@@ -26,8 +27,28 @@ def check_method_override(argv):
             get_method(arg.split("=", 1)[1])
 
 
-def write_json(path, data):
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+def hydra_flags_first(argv):
+    """Hydra's own flags (--cfg job, --help, ...) anywhere among the overrides, as recipe scripts pass them on."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args = get_args_parser().parse_intermixed_args(argv)
+    except SystemExit:  # let Hydra print its own message
+        return argv
+    overrides = set(args.overrides)
+    return [a for a in argv if a not in overrides] + args.overrides
+
+
+def check_batch_overrides(cfg):
+    """A recipe gives the global batch: a per-device data.batch_size on top would be ignored."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task
+    if cfg.data.global_batch_size and any(o.lstrip("+").startswith("data.batch_size=") for o in overrides):
+        raise ZooError(
+            f"this recipe sets data.global_batch_size={cfg.data.global_batch_size} (split over the devices); "
+            "pass data.global_batch_size=N instead of data.batch_size"
+        )
 
 
 def quiet_lightning():
@@ -36,17 +57,12 @@ def quiet_lightning():
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def build_trainer(cfg, run_dir):
-    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+def pretraining_trainer(cfg, run_dir):
+    """The shared trainer with pretraining's outputs: a metrics.csv that survives a resume, atomic
+    periodic checkpoints and the spectrum plot."""
     callbacks = checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)
     callbacks.append(SpectrumPlot(run_dir / "spectrum.png"))
-    return L.Trainer(
-        default_root_dir=run_dir,
-        logger=ResumableCSVLogger(run_dir, name="", version=""),
-        callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()],
-        **{k: v for k, v in trainer_args.items() if v is not None},
-    )
+    return build_trainer(cfg.trainer, run_dir, logger=ResumableCSVLogger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
 
 
 def newest_checkpoint(run_dir, last_ckpt):
@@ -60,9 +76,31 @@ def scaled_lr(optimizer_cfg, global_batch_size):
 
 
 def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
-    """The method as training builds it, its lr scaled by the global batch (kept as optimizer.lr_scaled)."""
-    cfg.optimizer.lr_scaled = scaled_lr(cfg.optimizer, cfg.data.batch_size * world_size * accumulate_grad_batches)
-    return get_method(cfg.method.name)(cfg, num_classes=num_classes, world_size=world_size)
+    """The method as training builds it from the run config `cfg`: the one place that turns a run
+    config into the method's explicit arguments. The lr is scaled by the global batch of an
+    optimiser step (x accumulate_grad_batches) and kept as optimizer.lr_scaled; the probe's lr
+    by the batch of one forward pass. The run config also goes into the checkpoint's
+    hyper-parameters ("cfg", with "num_classes" and "world_size"), where main_linear.py,
+    main_knn.py and downstream/ read it, and from which `build_method` rebuilds old checkpoints."""
+    global_batch = cfg.data.batch_size * world_size  # of one forward pass, over all devices
+    cfg.optimizer.lr_scaled = scaled_lr(cfg.optimizer, global_batch * accumulate_grad_batches)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    optimizer = resolved["optimizer"]
+    method = get_method(cfg.method.name)(
+        resolved["method"],
+        num_classes=num_classes,
+        crop_sizes=[crop.size for crop in expand_crops(resolved_views(cfg.data))],
+        global_batch_size=global_batch,
+        backbone=resolved["backbone"],
+        optimizer=optimizer,
+        scheduler=resolved["scheduler"],
+        lr=optimizer["lr_scaled"],
+        probe_lr=optimizer["probe_lr"] * (global_batch / 256 if optimizer["scale_lr"] else 1.0),
+        knn_k=cfg.eval.knn_k,
+        knn_temperature=cfg.eval.knn_temperature,
+    )
+    method.save_hyperparameters({"cfg": resolved, "num_classes": num_classes, "world_size": world_size})
+    return method
 
 
 def summarise(cfg, model, trainer, loader, last_ckpt, started):
@@ -87,6 +125,27 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started):
     }
 
 
+def split_global_batch(global_batch, world_size):
+    if global_batch % world_size:
+        raise ZooError(
+            f"data.global_batch_size={global_batch} does not split over {world_size} processes: set NUM_GPUS / NUM_NODES "
+            "(trainer.devices / trainer.num_nodes) to a divisor of it, or change data.global_batch_size"
+        )
+    return global_batch // world_size
+
+
+def say_how_the_recipe_runs_here(cfg, trainer, changed):
+    """One line when the machine differs from the published run: the global batch (and so the lr)
+    stays the recipe's; what had to change for this machine is named."""
+    if cfg.recipe.paper_gpus * cfg.recipe.paper_nodes == trainer.world_size and not changed:
+        return
+    print(
+        f"zoo: recipe {cfg.recipe.name} was run on {cfg.recipe.paper_gpus} GPUs x {cfg.recipe.paper_nodes} node(s); here "
+        f"{trainer.world_size} x {trainer.strategy.root_device.type}: global batch {cfg.data.global_batch_size} kept "
+        f"({cfg.data.batch_size} per process)" + "".join(f", {change}" for change in changed)
+    )
+
+
 def pretrain(cfg):
     started = time.time()
     run_dir = Path(cfg.run_dir).resolve()
@@ -94,7 +153,20 @@ def pretrain(cfg):
     check_pretrain_config(cfg)
     method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    trainer = build_trainer(cfg, run_dir)
+    trainer = pretraining_trainer(cfg, run_dir)
+    changed = []
+    if cfg.trainer.sync_batchnorm and trainer.world_size == 1:  # SyncBN needs processes to sync (and a GPU)
+        cfg.trainer.sync_batchnorm = False
+        changed.append("SyncBN off")
+    if str(cfg.trainer.precision).startswith("16") and trainer.strategy.root_device.type != "cuda":
+        changed.append(f"precision 32-true ({cfg.trainer.precision} needs a GPU)")
+        cfg.trainer.precision = "32-true"
+    if changed:
+        trainer = pretraining_trainer(cfg, run_dir)
+    if cfg.data.global_batch_size:
+        cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, trainer.world_size)
+    if trainer.is_global_zero and cfg.recipe.name:
+        say_how_the_recipe_runs_here(cfg, trainer, changed)
     loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
                             knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
@@ -112,7 +184,10 @@ def pretrain(cfg):
         )
         if resume:
             print(f"Resuming from {resume}")
-    trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=[loaders.knn_bank, loaders.val], ckpt_path=resume)
+    val_loaders = [loaders.knn_bank, loaders.val]
+    trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
+    if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
+        trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
     if trainer.is_global_zero and resume and not model.trained_steps and (run_dir / "summary.json").exists():
         print(f"the run in {run_dir} is already complete; its summary.json stays as it was (use another run_dir to train anew)")
     elif trainer.is_global_zero:
@@ -129,10 +204,13 @@ def main():
     quiet_lightning()
     exit_on_user_error(check_method_override)(sys.argv[1:])
 
+    sys.argv[1:] = hydra_flags_first(sys.argv[1:])
+
     @hydra.main(config_path="configs", config_name="pretrain", version_base="1.3")
     @exit_on_user_error
     def run(cfg):
         torch.set_float32_matmul_precision("high")
+        check_batch_overrides(cfg)
         pretrain(cfg)
 
     run()

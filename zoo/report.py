@@ -17,13 +17,20 @@ from pathlib import Path
 import yaml
 
 from zoo.errors import ZooError, exit_on_user_error
+from zoo.eval.common import run_folder
 
 COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "k-NN", "top-1", "top-5", "eff. rank",
            "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "target source"]
 
 
 def load_targets():
-    return yaml.safe_load(resources.files("zoo").joinpath("targets.yaml").read_text())["targets"]
+    """Every recipe's targets (zoo/configs/experiment/*/*.yaml, recipe.targets), then the published
+    numbers that have no recipe in the zoo (zoo/targets.yaml)."""
+    experiments = resources.files("zoo").joinpath("configs", "experiment")
+    recipe_targets = [target for folder in sorted(experiments.iterdir(), key=lambda f: f.name) if folder.is_dir()
+                      for path in sorted(folder.iterdir(), key=lambda f: f.name) if path.name.endswith(".yaml")
+                      for target in yaml.safe_load(path.read_text())["recipe"]["targets"]]
+    return recipe_targets + yaml.safe_load(resources.files("zoo").joinpath("targets.yaml").read_text())["targets"]
 
 
 def read_json(path):
@@ -77,6 +84,10 @@ class Run:
                                  "top5": summary.get("linear_top5"), "knn": summary.get(knn_key), "knn_key": knn_key})
 
     def target(self, targets, protocol):
+        """The first target of this run's recipe (config.yaml's recipe.targets), or for another run
+        of all `targets`, with the row's protocol that the run matches."""
+        if (self.config.get("recipe") or {}).get("name"):
+            targets = self.config["recipe"]["targets"]
         for target in targets:
             if target["protocol"] != protocol:
                 continue
@@ -100,11 +111,11 @@ def find_runs(root):
         elif "method" in summary and (path.parent / "config.yaml").is_file():
             runs[path.parent.resolve()] = Run(path.parent)
     for summary in evaluations:
-        run_folder = Path(summary["checkpoint"]).resolve().parent.parent  # RUN/checkpoints/x.ckpt
-        if run_folder not in runs and (run_folder / "summary.json").is_file():
-            runs[run_folder] = Run(run_folder)
-        if run_folder in runs:
-            runs[run_folder].add_evaluation(summary)
+        folder = run_folder(summary["checkpoint"])
+        if folder not in runs and (folder / "summary.json").is_file():
+            runs[folder] = Run(folder)
+        if folder in runs:
+            runs[folder].add_evaluation(summary)
     if not runs:
         raise ZooError(f"no runs under {root} (a run is a folder with the summary.json and config.yaml of main_pretrain.py)")
     return sorted(runs.values(), key=lambda run: (run.key["dataset"], run.key["method"], str(run.folder)))

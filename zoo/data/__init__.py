@@ -2,7 +2,7 @@
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -22,9 +22,16 @@ class Loaders:
 
 
 def resolved_views(data_cfg):
-    """The crop groups with every size filled in (data.image_size, else the dataset's)."""
+    """The crop groups with every size filled in (data.image_size, else the dataset's), and the
+    count of a one-group spec set by data.num_views."""
     size = data_cfg.image_size or dataset_info(data_cfg.name).image_size
-    return with_default_size(data_cfg.views, size)
+    views = with_default_size(data_cfg.views, size)
+    if data_cfg.num_views is not None:
+        if len(views) != 1:
+            raise ZooError(f"data.num_views={data_cfg.num_views} sets the crop count of a one-group data.views, but it has "
+                           f"{len(views)} groups: set each group's count in data.views instead")
+        views = [replace(views[0], count=data_cfg.num_views)]
+    return views
 
 
 def normalisation(data_cfg):

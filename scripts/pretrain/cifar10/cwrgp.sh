@@ -1,17 +1,4 @@
 #!/usr/bin/env bash
 # CW-RGP 4 on CIFAR-10: ResNet-18, 4 views, 1000 epochs (the official recipe).
-# Source: winci-ai/CW-RGP scripts/base.sh + base/cfg.py (recipes.md §2, §3).
-# Protocol: LP-SMALL (scripts/linear/cifar10/cwrgp.sh).
-# Target: 92.47 / 90.74 top-1 / 5-nn (CW-RGP README).
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-setup_pretrain 256 1 1 "$@"  # global batch 256 = 1 GPU x 256 (NUM_GPUS / NUM_NODES change the split only)
-exec "$PYTHON" "$ZOO_ROOT/main_pretrain.py" "${ZOO_ARGS[@]}" \
-  method=cwrgp data.name=cifar10 'data.mean=[0.4914,0.4822,0.4465]' 'data.std=[0.2023,0.1994,0.2010]' \
-  augment=wmse_small data.views.0.count=4 \
-  backbone.name=resnet18 backbone.small_stem=true backbone.small_stem_padding=1 backbone.zero_init_residual=true \
-  'method.proj_hidden=[1024]' method.proj_out=512 method.groups=4 method.w_size=64 method.w_iter=1 method.eps=0 \
-  optimizer.name=adam optimizer.lr=3e-3 optimizer.scale_lr=false optimizer.weight_decay=1e-6 optimizer.probe_lr=3e-3 \
-  scheduler.name=step scheduler.warmup_steps=500 'scheduler.milestones=[950,975]' scheduler.gamma=0.2 \
-  trainer.max_epochs=1000 trainer.precision=32-true trainer.sync_batchnorm=false trainer.check_val_every_n_epoch=10 \
-  "${USER_ARGS[@]}"
+# The recipe, its source, protocol and paper target: zoo/configs/experiment/cifar10/cwrgp.yaml
+exec bash "$(dirname "$0")/../../_launch.sh" pretrain cifar10/cwrgp "$@"

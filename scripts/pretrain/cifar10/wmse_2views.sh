@@ -1,10 +1,4 @@
 #!/usr/bin/env bash
 # W-MSE 2 on CIFAR-10: ResNet-18, 2 views, 1000 epochs (the official recipe).
-# Source: htdt/self-supervised README commands + cfg.py (recipes.md §2, §3).
-# Protocol: LP-SMALL (scripts/linear/cifar10/wmse.sh).
-# Target: 91.55 / 89.69 top-1 / 5-nn (CW-RGP table copy).
-# Variant: W-MSE 4 (wmse.sh) with 2 views at global batch 512.
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-# global batch 512 = 1 GPU x 512 (NUM_GPUS / NUM_NODES change the split only)
-pretrain_variant wmse.sh 512 1 1 data.views.0.count=2 -- "$@"
+# The recipe, its source, protocol and paper target: zoo/configs/experiment/cifar10/wmse_2views.yaml
+exec bash "$(dirname "$0")/../../_launch.sh" pretrain cifar10/wmse_2views "$@"

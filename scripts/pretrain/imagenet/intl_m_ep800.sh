@@ -1,12 +1,4 @@
 #!/usr/bin/env bash
 # INTL with multi-crop + EMA on ImageNet: ResNet-50, 6 crops, 800 epochs (the official recipe).
-# Source: winci-ai/INTL scripts/ep800_multi-crop_ema.sh + cfg.py, main.py (recipes.md §5.1).
-# Protocol: LP-INTL, lr 0.4 (scripts/linear/imagenet/intl_m.sh); semi-supervised: intl_m_semi_{1,10}pct.sh.
-# Target: 76.6 top-1 (INTL README).
-# GPU count not published (4 assumed); the global batch 256 is the recipe.
-# Deviation: IterNorm runs in float32 (the official code runs it under fp16 autocast).
-# Variant: the 100-epoch recipe (intl_m_ep100.sh) with lr 0.3 and 800 epochs.
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-# global batch 256 = 4 GPUs x 64 (NUM_GPUS / NUM_NODES change the split only)
-pretrain_variant intl_m_ep100.sh 256 4 1 optimizer.lr=0.3 trainer.max_epochs=800 -- "$@"
+# The recipe, its source, protocol and paper target: zoo/configs/experiment/imagenet/intl_m_ep800.yaml
+exec bash "$(dirname "$0")/../../_launch.sh" pretrain imagenet/intl_m_ep800 "$@"

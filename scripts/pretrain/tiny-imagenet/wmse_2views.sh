@@ -1,11 +1,4 @@
 #!/usr/bin/env bash
 # W-MSE 2 on Tiny-ImageNet: ResNet-18, 2 views, 1000 epochs (the official recipe).
-# Source: htdt/self-supervised README commands + cfg.py (recipes.md §2, §3).
-# Protocol: LP-SMALL (scripts/linear/tiny-imagenet/wmse.sh).
-# Target: 48.20 / 34.16 top-1 / 5-nn (CW-RGP table copy).
-# Data: an ImageFolder with train/<class>/ and val/<class>/ (the labelled val split re-arranged).
-# Variant: W-MSE 4 (wmse.sh) with 2 views, w_iter 4, at global batch 512.
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-# global batch 512 = 1 GPU x 512 (NUM_GPUS / NUM_NODES change the split only)
-pretrain_variant wmse.sh 512 1 1 data.views.0.count=2 method.w_iter=4 -- "$@"
+# The recipe, its source, protocol and paper target: zoo/configs/experiment/tiny-imagenet/wmse_2views.yaml
+exec bash "$(dirname "$0")/../../_launch.sh" pretrain tiny-imagenet/wmse_2views "$@"

@@ -1,0 +1,126 @@
+"""What every linear / semi-supervised script trains with, against its official evaluation code.
+
+Each script is resolved as `--cfg job` would, then the probe's optimiser and schedule are built
+as `main_linear.py` builds them (`LinearProbe.configure_optimizers`) and read back: the lr of the
+classifier (and, finetuning, the backbone) at every epoch, weight decay, momentum, LARS, the
+global batch, and the images the probe sees (training crop, validation resize). Expectations are
+the official scripts' arguments through their own formulas, e.g. CW-RGP ImageNet/lincls.py
+`lr = lr_eval * bs / 256` (0.1 x 1024 / 256), FB SimSiam main_lincls.py (0.1 x 4096 / 256).
+"""
+
+import math
+
+import pytest
+import torch
+from test_scripts import RECIPES, compose_recipe, recorded, resolved  # noqa: F401 (recorded: the fixture)
+from torch import nn
+from torchvision.transforms import v2 as T
+
+from zoo.data import eval_pipeline
+from zoo.eval.linear import LinearProbe, probe_train_transform
+
+
+def step_lr(base, milestones=(60, 80), gamma=0.1):
+    """MultiStepLR per epoch (INTL evaluate.py, solo-learn main_linear)."""
+    return lambda e: base * gamma ** sum(e >= m for m in milestones)
+
+
+def cosine_lr(base, epochs):
+    """CosineAnnealingLR(T_max=epochs) per epoch (FB evaluate.py; CW-RGP / SimSiam lincls adjust_learning_rate)."""
+    return lambda e: base * 0.5 * (1 + math.cos(math.pi * e / epochs))
+
+
+def exponential_lr(base=1e-2, final=1e-6, epochs=500):
+    """W-MSE eval/sgd.py: Adam, ExponentialLR with gamma = (final / base)^(1 / epochs), per epoch."""
+    return lambda e: base * ((final / base) ** (1 / epochs)) ** e
+
+
+def constant_lr(base):
+    return lambda e: base
+
+
+# script -> (optimizer, classifier lr(e), backbone lr(e) or None, weight decay, global batch, epochs, LARS trust or None)
+LP_SMALL = ("Adam", exponential_lr(), None, 5e-6, 1000, 500, None)
+OFFICIAL = {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("intl", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam")}
+OFFICIAL |= {f"{ds}/{m}": LP_SMALL for ds in ("stl10", "tiny-imagenet", "imagenet-100") for m in ("wmse", "cwrgp")}
+OFFICIAL |= {
+    "imagenet-100/intl": ("SGD", step_lr(0.2), None, 0.0, 256, 100, None),  # INTL evaluate.py --lr-classifier 0.2
+    "imagenet-100/barlow_twins": ("SGD", step_lr(0.1 * 256 / 256), None, 0.0, 256, 100, None),  # solo-learn linear yamls
+    "imagenet-100/vicreg": ("SGD", step_lr(0.3), None, 0.0, 256, 100, None),
+    "imagenet-100/simsiam": ("SGD", step_lr(30.0), None, 0.0, 256, 100, None),
+    "imagenet/intl": ("SGD", step_lr(0.2), None, 0.0, 256, 100, None),
+    "imagenet/intl_m": ("SGD", step_lr(0.4), None, 0.0, 256, 100, None),
+    "imagenet/barlow_twins": ("SGD", cosine_lr(0.3, 100), None, 1e-6, 256, 100, None),  # FB evaluate.py --lr-classifier 0.3
+    "imagenet/barlow_twins_ep100": ("SGD", step_lr(0.3), None, 1e-5, 256, 100, None),
+    "imagenet/vicreg": ("SGD", cosine_lr(0.02, 100), None, 1e-6, 256, 100, None),  # FB vicreg README --lr-head 0.02
+    "imagenet/simsiam": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
+    "imagenet/cwrgp": ("Lars", cosine_lr(0.1 * 1024 / 256, 100), None, 0.0, 1024, 100, 0.001),
+    "imagenet/wmse": ("Lars", cosine_lr(0.1 * 1024 / 256, 100), None, 0.0, 1024, 100, 0.001),
+    "imagenet/barlow_twins_semi_1pct": ("SGD", cosine_lr(0.5, 20), cosine_lr(0.005, 20), 0.0, 256, 20, None),
+    "imagenet/vicreg_semi_1pct": ("SGD", cosine_lr(0.08, 20), cosine_lr(0.03, 20), 0.0, 256, 20, None),
+    "imagenet/vicreg_semi_10pct": ("SGD", cosine_lr(0.1, 20), cosine_lr(0.01, 20), 0.0, 256, 20, None),
+}
+for pct in (1, 10):  # INTL evaluate.py semi-supervised: 20 epochs, milestones 60/80 never reached
+    OFFICIAL[f"imagenet/intl_semi_{pct}pct"] = ("SGD", constant_lr(0.2), constant_lr(0.006), 0.0, 256, 20, None)
+    OFFICIAL[f"imagenet/intl_m_semi_{pct}pct"] = ("SGD", constant_lr(0.2), constant_lr(0.004), 0.0, 256, 20, None)
+
+
+# The pretraining recipe whose checkpoint each frozen / finetune protocol evaluates.
+PRETRAINED_ON = {name: name.split("/")[1].split("_semi")[0] for name in OFFICIAL}
+PRETRAINED_ON |= {"imagenet/intl_m": "intl_m_ep100", "imagenet/intl_m_semi_1pct": "intl_m_ep100",
+                  "imagenet/intl_m_semi_10pct": "intl_m_ep100"}
+
+
+class Backbone(nn.Module):
+    num_features = 8
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(3, 8)
+
+
+def test_every_linear_script_has_its_official_values():
+    assert sorted(f"linear/{k}" for k in OFFICIAL) == sorted(RECIPES)
+
+
+@pytest.mark.parametrize("script", sorted(RECIPES))
+def test_linear_script_trains_with_its_official_values(script, recorded, tmp_path):  # noqa: F811 (the fixture)
+    name, dataset = script.removeprefix("linear/"), script.split("/")[1]
+    optimizer_name, classifier_lr, backbone_lr, weight_decay, batch, epochs, trust = OFFICIAL[name]
+    cfg = resolved(recorded, script, tmp_path)
+    assert cfg.linear.batch_size == batch and cfg.linear.epochs == epochs and cfg.trainer.max_epochs in (epochs, 15)
+    probe = LinearProbe(Backbone(), 10, cfg.linear)
+    built = probe.configure_optimizers()
+    optimizer, scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    assert type(optimizer).__name__ == optimizer_name and built["lr_scheduler"]["interval"] == "epoch"
+    expected = [classifier_lr] + ([backbone_lr] if backbone_lr else [])
+    assert len(optimizer.param_groups) == len(expected)
+    for index, (group, lr_fn) in enumerate(zip(optimizer.param_groups, expected)):
+        lrs = [group["initial_lr"] * scheduler.lr_lambdas[index](e) for e in range(epochs)]
+        wrong = [(e, z, lr_fn(e)) for e, z in enumerate(lrs) if not math.isclose(z, lr_fn(e), rel_tol=1e-9)]
+        assert not wrong, f"{script} group {index}: (epoch, zoo lr, official lr) {wrong[:3]}"
+        assert group["weight_decay"] == weight_decay
+        if optimizer_name != "Adam":
+            assert group["momentum"] == 0.9
+        if trust:  # apex LARC as the official probes wrap SGD: every parameter adapted, no clipping
+            assert (group["trust_coeff"], group["trust_clip"], group["always_adapt"]) == (trust, False, True)
+    if cfg.linear.protocol == "precomputed":
+        return  # features of the evaluation images (below), no training augmentation
+    data = compose_recipe([f"experiment={dataset}/{PRETRAINED_ON[name]}"]).data  # the checkpoint's data, as main_linear reads it
+    resize = next(t for t in eval_pipeline(data).transforms if isinstance(t, T.Resize))
+    crop = next(t for t in probe_train_transform(data, cfg.linear).transforms if isinstance(t, T.RandomResizedCrop))
+    assert (resize.size, resize.interpolation) == ([256], T.InterpolationMode.BILINEAR), "validation: resize 256, bilinear"
+    assert (crop.size, crop.scale, crop.interpolation) == ((224, 224), (0.08, 1.0), T.InterpolationMode.BILINEAR)
+
+
+def test_probe_classifier_starts_as_the_official_probes():
+    """INTL / FB / SimSiam probes: fc weight N(0, 0.01), bias 0."""
+    torch.manual_seed(0)
+    probe = LinearProbe(Backbone(), 1000, resolved_linear_defaults())
+    assert probe.classifier.bias.abs().max() == 0 and abs(probe.classifier.weight.std().item() - 0.01) < 0.001
+
+
+def resolved_linear_defaults():
+    from zoo.eval.cli import build_config
+
+    return build_config(None, ["linear.protocol=frozen"]).linear

@@ -146,13 +146,9 @@ def say_how_the_recipe_runs_here(cfg, trainer, changed):
     )
 
 
-def pretrain(cfg):
-    started = time.time()
-    run_dir = Path(cfg.run_dir).resolve()
-    method_cls = get_method(cfg.method.name)
-    check_pretrain_config(cfg)
-    method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+def trainer_for_this_machine(cfg, run_dir):
+    """The trainer on the devices present, with what they cannot run turned off in `cfg` (SyncBN for a
+    single process, 16-bit precision without a GPU) and the recipe's global batch split over them."""
     trainer = pretraining_trainer(cfg, run_dir)
     changed = []
     if cfg.trainer.sync_batchnorm and trainer.world_size == 1:  # SyncBN needs processes to sync (and a GPU)
@@ -167,6 +163,17 @@ def pretrain(cfg):
         cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, trainer.world_size)
     if trainer.is_global_zero and cfg.recipe.name:
         say_how_the_recipe_runs_here(cfg, trainer, changed)
+    return trainer
+
+
+def pretrain(cfg):
+    started = time.time()
+    run_dir = Path(cfg.run_dir).resolve()
+    method_cls = get_method(cfg.method.name)
+    check_pretrain_config(cfg)
+    method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    trainer = trainer_for_this_machine(cfg, run_dir)
     loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
                             knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches

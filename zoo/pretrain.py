@@ -17,6 +17,7 @@ from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import build_trainer, write_json
+from zoo.methods.base import batch_scaled
 from zoo.registry import discover_methods, get_method
 
 
@@ -71,10 +72,6 @@ def newest_checkpoint(run_dir, last_ckpt):
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
-def scaled_lr(optimizer_cfg, global_batch_size):
-    return optimizer_cfg.lr * (global_batch_size / 256 if optimizer_cfg.scale_lr else 1.0)
-
-
 def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     """The method as training builds it from the run config `cfg`: the one place that turns a run
     config into the method's explicit arguments. The lr is scaled by the global batch of an
@@ -83,7 +80,7 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     hyper-parameters ("cfg", with "num_classes" and "world_size"), where main_linear.py,
     main_knn.py and downstream/ read it, and from which `build_method` rebuilds old checkpoints."""
     global_batch = cfg.data.batch_size * world_size  # of one forward pass, over all devices
-    cfg.optimizer.lr_scaled = scaled_lr(cfg.optimizer, global_batch * accumulate_grad_batches)
+    cfg.optimizer.lr_scaled = batch_scaled(cfg.optimizer.lr, cfg.optimizer.scale_lr, global_batch * accumulate_grad_batches)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     optimizer = resolved["optimizer"]
     method = get_method(cfg.method.name)(
@@ -95,7 +92,7 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
         optimizer=optimizer,
         scheduler=resolved["scheduler"],
         lr=optimizer["lr_scaled"],
-        probe_lr=optimizer["probe_lr"] * (global_batch / 256 if optimizer["scale_lr"] else 1.0),
+        probe_lr=batch_scaled(optimizer["probe_lr"], optimizer["scale_lr"], global_batch),
         knn_k=cfg.eval.knn_k,
         knn_temperature=cfg.eval.knn_temperature,
     )

@@ -206,3 +206,55 @@ def median(values):
 
 def ms(seconds, digits=1):
     return "-" if seconds is None or math.isnan(seconds) else f"{1000 * seconds:.{digits}f}"
+
+
+# ---------------------------------------------------------------- the side-by-side comparison with solo-learn
+
+# solo-learn's CIFAR recipes (scripts/pretrain/cifar/<method>.yaml) as the zoo's overrides, so both sides build
+# the same network: solo-learn's CIFAR stem (3x3 conv, stride 1, padding 2, no max-pool) and its projector
+# shapes (two hidden layers; W-MSE one). W-MSE's recipe (whitening 128, output 64) cannot whiten batch 64: both
+# sides take w_size 64 and output 32, what `fit_whitening` picks. `solo` holds the same facts as solo-learn's
+# method_kwargs.
+SOLO_LEARN_MATCH = {
+    "barlow_twins": {
+        "zoo": ["method.proj_hidden=[2048,2048]", "method.proj_out=2048"],
+        "solo": {"proj_hidden_dim": 2048, "proj_output_dim": 2048, "scale_loss": 0.1},
+    },
+    "vicreg": {
+        "zoo": ["method.proj_hidden=[2048,2048]", "method.proj_out=2048"],
+        "solo": {"proj_hidden_dim": 2048, "proj_output_dim": 2048, "sim_loss_weight": 25.0, "var_loss_weight": 25.0,
+                 "cov_loss_weight": 1.0},
+    },
+    "simsiam": {
+        "zoo": ["method.proj_hidden=[2048,2048]", "method.proj_out=2048", "method.pred_hidden=512"],
+        "solo": {"proj_hidden_dim": 2048, "proj_output_dim": 2048, "pred_hidden_dim": 512},
+    },
+    "wmse": {
+        "zoo": ["method.proj_hidden=[1024]", "method.proj_out=32", "method.w_size=64"],
+        "solo": {"proj_hidden_dim": 1024, "proj_output_dim": 32, "whitening_size": 64},
+    },
+}
+SOLO_LEARN_STEM = ["backbone.small_stem=true", "backbone.small_stem_padding=2", "backbone.small_stem_maxpool=false"]
+SYNTHETIC_CLASSES = 10
+
+
+def synthetic_batches(batch, views, size, count, seed=0):
+    """`count` copies of one fixed batch: `views` crops (batch, 3, size, size) of standard normal pixels and labels
+    in [0, SYNTHETIC_CLASSES), drawn from `seed`: the same tensors in every process and environment."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    crops = [torch.randn(batch, 3, size, size, generator=generator) for _ in range(views)]
+    labels = torch.randint(0, SYNTHETIC_CLASSES, (batch,), generator=generator)
+    return [(crops, labels)] * count
+
+
+def step_result_line(driver, method, step_seconds, compute_seconds, cpu_seconds, batch, timed_steps, warmup, threads):
+    """The one JSON line per method that both step-time drivers print, prefixed "step_result " for grep."""
+    import json
+
+    return "step_result " + json.dumps({
+        "driver": driver, "method": method, "s_per_step": round(step_seconds, 4),
+        "compute_s_per_step": round(compute_seconds, 4), "cpu_s_per_step": round(cpu_seconds, 4),
+        "img_per_s": round(batch / step_seconds, 2), "timed_steps": timed_steps, "warmup": warmup, "threads": threads,
+    })

@@ -3,7 +3,7 @@
     python benchmarks/step_time.py                 # every method: ResNet-18 (CIFAR stem), 32 px, batch 64, 2 views
     python benchmarks/step_time.py --tiny          # a few steps at 16 px, batch 8 (CI: seconds)
     python benchmarks/step_time.py --methods intl wmse --steps 10 --batch 128 --size 32 \\
-        --channels-last on --threads 2 --json runs/step_time.json
+        --channels-last off --threads 2 --json runs/step_time.json
 
 Each method is built as training builds it (`zoo.pretrain.build_method` on the composed run config)
 and trained by a real `trainer.fit` with the zoo's own trainer (`zoo.pretrain.pretraining_trainer`: CSV
@@ -17,7 +17,7 @@ steps after `--warmup` ones; every number is the median over those steps. Per st
   probe      `probe_step`: the online linear probe's forward, cross-entropy and top-1 (torchmetrics)
   backward   loss.backward() (the probe's backward included)
   optimiser  optimizer.step() after the backward (INTL-M: with the EMA target update)
-  logging    `self.log` calls (sync_dist=True, on_step + on_epoch, prog_bar), Lightning's per-step
+  logging    `self.log` calls (`log_train_metrics`: step values + epoch means), Lightning's per-step
              metric update / CSV rows, the progress bar
   other      the rest: Lightning's loop, zero_grad, the lr scheduler, the finite-loss check, callbacks
 
@@ -25,8 +25,12 @@ Then, for `--overhead-method` (default intl), the same step without Lightning (t
 loader, compute_loss, backward, optimizer/scheduler step; no probe, no logging), with the memory
 format switched, and separate measurements of what the zoo does per step beyond the bare step
 (the probe, the accuracy metric, logging, the finite-loss check, checkpoints, and under DDP the
-per-metric barrier + all-reduce of `log_dict(..., sync_dist=True)`, measured with gloo on 2 CPU
-processes). Markdown to stdout; `--json PATH` writes every number.
+averaging of the step's metrics over the ranks: the zoo's one all-reduce of them all vs `sync_dist=True`'s
+one per metric, with gloo on 2 CPU processes). Markdown to stdout, and one `step_result {json}` line per
+method (the format of step_time_solo_learn.py); `--json PATH` writes every number.
+
+`--as-solo-learn`: the setting of the side-by-side comparison with solo-learn (step_time_solo_learn.py):
+its CIFAR stem and projector shapes (`_common.SOLO_LEARN_MATCH`) and the same synthetic input tensors.
 """
 
 import argparse
@@ -43,7 +47,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
-from _common import compose_config, cores, cpu_model, endless, fit_whitening, load_average, markdown_table, median, ms
+from _common import (
+    SOLO_LEARN_MATCH,
+    SOLO_LEARN_STEM,
+    SYNTHETIC_CLASSES,
+    compose_config,
+    cores,
+    cpu_model,
+    endless,
+    fit_whitening,
+    load_average,
+    markdown_table,
+    median,
+    ms,
+    step_result_line,
+    synthetic_batches,
+)
 
 METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
 PAPER_VIEWS = {"wmse": 4, "cwrgp": 4}  # the official small-data recipes' crop count
@@ -145,6 +164,7 @@ def run_config(args, method, views):
         "trainer.num_sanity_val_steps=0",
         f"trainer.max_steps={args.warmup + args.steps + 1}",  # the last step's window never closes
         "trainer.max_epochs=-1",
+        *(SOLO_LEARN_STEM + SOLO_LEARN_MATCH[method]["zoo"] if args.as_solo_learn else []),
     ])
     changed = fit_whitening(cfg, args.batch)
     return cfg, changed
@@ -157,9 +177,14 @@ def build(cfg, num_classes):
     return build_method(copy.deepcopy(cfg), num_classes, world_size=1)
 
 
-def train_loader(cfg):
+def train_loader(cfg, args=None):
+    """The zoo's training loader of `cfg`, or with --as-solo-learn the synthetic batches the solo-learn driver
+    feeds solo-learn (as many as the fit takes)."""
     from zoo.data import build_loaders
 
+    if args is not None and args.as_solo_learn:
+        views = sum(view.count for view in cfg.data.views)
+        return synthetic_batches(args.batch, views, args.size, args.warmup + args.steps + 1), SYNTHETIC_CLASSES
     loaders = build_loaders(cfg.data, seed=cfg.seed)
     return loaders.train, loaders.num_classes
 
@@ -263,19 +288,17 @@ def fit_profile(args, cfg, loader, num_classes, channels_last, companions=()):
     phases = Phases(torch.cuda.synchronize if torch.cuda.is_available() else None)
     model = build(cfg, num_classes)
     instrument(model, phases)
-    sync_logs = []
+    step_logs = []  # per log call: does it log a step value (None: a step boundary)
 
     def log(*a, _log=model.log, **kw):
-        sync_logs.append(bool(kw.get("sync_dist")))
+        step_logs.append(kw.get("on_step") is not False)
         with phases.phase("log"):
             return _log(*a, **kw)
 
     model.log = log
     if getattr(model, "momentum_target", False):  # the EMA update runs in on_train_batch_start
         model.on_train_batch_start = timed(phases, "optimiser", model.on_train_batch_start)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-        model._prepare = channels_last_prepare
+    model.channels_last = channels_last  # the model converts itself in setup("fit")
 
     windows = []
 
@@ -292,7 +315,7 @@ def fit_profile(args, cfg, loader, num_classes, channels_last, companions=()):
             totals = phases.take()  # before the first step: the start-up, not a step
             if self.start is not None:
                 windows.append((now - self.start, cpu - self.cpu, totals))
-            sync_logs.append(None)  # a step boundary in the log-call record
+            step_logs.append(None)  # a step boundary in the log-call record
             turn = len(windows) % max(len(companions), 1)  # rotate who steps first: no loop always follows the fit
             for companion in companions[turn:] + companions[:turn]:
                 companion.step()
@@ -327,12 +350,12 @@ def fit_profile(args, cfg, loader, num_classes, channels_last, companions=()):
         shutil.rmtree(run_dir, ignore_errors=True)
     profile = step_rows(windows, args.warmup)
     per_step = [0]
-    for entry in sync_logs:
+    for entry in step_logs:
         if entry is None:
             per_step.append(0)
         elif entry:
             per_step[-1] += 1
-    profile["synced_metrics_per_step"] = max(per_step)
+    profile["step_metrics_per_step"] = max(per_step)
     profile["checkpoint_seconds"] = checkpoint_seconds
     profile["checkpoint_mb"] = checkpoint_mb
     return profile
@@ -385,7 +408,7 @@ def _ddp_worker(rank, world, port, metrics, steps, out):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     values = [torch.rand(()) for _ in range(metrics)]
-    times = {"sync_dist": [], "local": []}
+    times = {"sync_dist": [], "one_all_reduce": []}
     for _ in range(steps + 3):
         dist.barrier()
         start = time.perf_counter()
@@ -394,16 +417,16 @@ def _ddp_worker(rank, world, port, metrics, steps, out):
         times["sync_dist"].append(time.perf_counter() - start)
         dist.barrier()
         start = time.perf_counter()
-        for value in values:  # sync_dist=False: the value is kept as it is
-            value.clone()
-        times["local"].append(time.perf_counter() - start)
+        _sync_ddp_if_available(torch.stack(values), reduce_op="mean")  # the zoo's log_train_metrics: one for all
+        times["one_all_reduce"].append(time.perf_counter() - start)
     if rank == 0:
         Path(out).write_text(json.dumps({k: median(v[3:]) for k, v in times.items()}))
     dist.destroy_process_group()
 
 
 def ddp_sync_cost(metrics, steps=200):
-    """Per-step seconds of Lightning's sync of `metrics` logged values under DDP: 2 gloo processes on this CPU."""
+    """Per-step seconds of averaging `metrics` logged values over the ranks under DDP, Lightning's sync_dist (one
+    all-reduce each) vs the zoo's one all-reduce of them stacked: 2 gloo processes on this CPU."""
     import socket
 
     import torch.multiprocessing as mp
@@ -442,16 +465,21 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=None, help="crop size in px (default 32; --tiny 16)")
     parser.add_argument("--views", type=int, default=2, help="crops per image for every method")
     parser.add_argument("--paper-views", action="store_true", help="W-MSE / CW-RGP with their recipes' 4 crops")
-    parser.add_argument("--channels-last", choices=["on", "off"], default="off",
-                        help="NHWC model and crops on the CPU too (the zoo does it on CUDA only)")
+    parser.add_argument("--channels-last", choices=["on", "off"], default="on",
+                        help="NHWC model and crops (the zoo's default, `BaseMethod.channels_last`); off: NCHW")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"torch intra-op threads (default: torch's, {torch.get_num_threads()} here; --tiny 1)")
     parser.add_argument("--workers", type=int, default=None, help="data.num_workers (default: the zoo's, the cores up to 8)")
     parser.add_argument("--overhead-method", default="intl", help="the method of the overhead study ('none': skip it)")
     parser.add_argument("--ddp-sync", choices=["auto", "on", "off"], default="auto",
-                        help="measure log sync_dist under DDP with 2 gloo processes (auto: not with --tiny)")
+                        help="measure averaging the logged step values under DDP with 2 gloo processes (auto: not with --tiny)")
+    parser.add_argument("--as-solo-learn", action="store_true",
+                        help="the setting of step_time_solo_learn.py: solo-learn's CIFAR stem and projector shapes, "
+                             "its synthetic input tensors (Barlow Twins, VICReg, SimSiam, W-MSE)")
     parser.add_argument("--json", type=Path, help="also write every number here")
     args = parser.parse_args(argv)
+    if args.as_solo_learn and set(args.methods) - set(SOLO_LEARN_MATCH):
+        parser.error(f"--as-solo-learn takes --methods among {', '.join(SOLO_LEARN_MATCH)}")
     args.steps = args.steps or (2 if args.tiny else 5)
     args.batch = args.batch or (8 if args.tiny else 64)
     args.size = args.size or (16 if args.tiny else 32)
@@ -477,11 +505,13 @@ def main(argv=None):
         cfg, changed = run_config(args, method, views)
         if changed:
             notes.append(f"{method}: {', '.join(changed)} (its whitening cannot serve batch {args.batch} otherwise)")
-        loader, num_classes = train_loader(cfg)
+        loader, num_classes = train_loader(cfg, args)
         configs[method] = (cfg, loader, num_classes, views)
         profile = fit_profile(args, cfg, loader, num_classes, channels_last)
         results[method] = {"views": views, "changed": changed, **profile}
         print(f"  {method}: {profile['step']:.3f} s/step", file=sys.stderr)
+        print(step_result_line("zoo", method, profile["step"], profile["step"] - profile["data"], profile["cpu"],
+                               args.batch, profile["timed_steps"], args.warmup, args.threads), flush=True)
 
     table = markdown_table(HEADERS, [fmt_row(m, r["views"], r, args.batch) for m, r in results.items()])
     print()
@@ -495,7 +525,7 @@ def main(argv=None):
         if target not in configs:
             views = PAPER_VIEWS.get(target, args.views) if args.paper_views else args.views
             cfg, _ = run_config(args, target, views)
-            loader, num_classes = train_loader(cfg)
+            loader, num_classes = train_loader(cfg, args)
             configs[target] = (cfg, loader, num_classes, views)
             results[target] = {"views": views, **fit_profile(args, cfg, loader, num_classes, channels_last)}
         cfg, loader, num_classes, views = configs[target]
@@ -511,7 +541,7 @@ def main(argv=None):
         bare, other_format, other_threading = (step_rows(companion.windows, args.warmup) for companion in companions)
         extras = probe_costs(cfg, num_classes, args.batch, views)
         want_ddp = args.ddp_sync == "on" or (args.ddp_sync == "auto" and not args.tiny)
-        ddp = ddp_sync_cost(fit["synced_metrics_per_step"]) if want_ddp else None
+        ddp = ddp_sync_cost(fit["step_metrics_per_step"]) if want_ddp else None
         overhead = {"method": target, "fit": fit, "bare": bare, "bare_other_format": other_format,
                     "bare_other_threads": {"threads": other_threads, **other_threading}, **extras, "ddp": ddp}
 
@@ -536,7 +566,7 @@ def main(argv=None):
             f"+ backward {ms(extras['probe_forward_backward'], 2)} ms"),
             (f"top-1 with torchmetrics multiclass_accuracy: {ms(extras['accuracy_torchmetrics'], 3)} ms vs "
             f"argmax == labels {ms(extras['accuracy_plain'], 3)} ms"),
-            (f"self.log calls ({fit['synced_metrics_per_step']} metrics with sync_dist=True, on_step + on_epoch, prog_bar): "
+            (f"self.log calls ({fit['step_metrics_per_step']} step values + their epoch means): "
             f"{pct(fit['logging/log'])}"),
             (f"Lightning's per-step metric update + CSV rows: {pct(fit['logging/metrics'])}; "
             f"progress bar: {pct(fit['logging/progress_bar'])}"),
@@ -553,14 +583,14 @@ def main(argv=None):
              f"{other_threads} (ratio {other_threading['step'] / bare['step']:.2f}; the loader's workers share the cores)"),
         ]
         if ddp:
-            per_metric = ddp["sync_dist"] / max(fit["synced_metrics_per_step"], 1)
+            per_metric = ddp["sync_dist"] / max(fit["step_metrics_per_step"], 1)
             lines.append(
-                f"under DDP (2 gloo processes on this CPU): sync_dist of {fit['synced_metrics_per_step']} metrics = "
-                f"{ms(ddp['sync_dist'], 2)} ms per step ({ms(per_metric, 3)} ms per metric: barrier + all_reduce), "
-                f"sync_dist=False {ms(ddp['local'], 3)} ms"
+                f"under DDP (2 gloo processes on this CPU), averaging {fit['step_metrics_per_step']} step values over the "
+                f"ranks: the zoo's one all-reduce {ms(ddp['one_all_reduce'], 3)} ms per step; sync_dist=True "
+                f"{ms(ddp['sync_dist'], 2)} ms ({ms(per_metric, 3)} ms per metric: barrier + all_reduce)"
             )
         else:
-            lines.append("under DDP: not measured (--ddp-sync on); on one process sync_dist is a no-op")
+            lines.append("under DDP: not measured (--ddp-sync on); on one process the step values are not reduced")
         for line in lines:
             print(f"- {line}")
 

@@ -1,7 +1,9 @@
 """The committed benchmarks run end to end at their CI sizes (subprocesses, as a user runs them) and print
-a table row per method / item: benchmarks/step_time.py --tiny, benchmarks/gpu_check.py in its CPU mode,
-benchmarks/loss_scaling.py --tiny."""
+a table row per method / item: benchmarks/step_time.py --tiny (and its solo-learn setting), benchmarks/gpu_check.py
+in its CPU mode, benchmarks/loss_scaling.py --tiny. benchmarks/step_time_solo_learn.py needs solo-learn, which is
+not a dependency: here only its message when solo-learn is missing."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -34,7 +36,7 @@ def test_step_time_tiny_has_a_row_per_method_and_the_overheads(tmp_path):
     assert out.startswith("step_time: ") and "Training" not in out  # the progress bar stays on stderr
     for method in STEP_METHODS:
         assert len(rows_starting(out, method)) == 1, method
-    assert "| trainer.fit (the zoo), channels_last off |" in out and "| bare loop, channels_last on |" in out
+    assert "| trainer.fit (the zoo), channels_last on |" in out and "| bare loop, channels_last off |" in out
     data = json.loads((tmp_path / "step_time.json").read_text())
     assert set(data["methods"]) == set(STEP_METHODS)
     for method, row in data["methods"].items():
@@ -42,9 +44,27 @@ def test_step_time_tiny_has_a_row_per_method_and_the_overheads(tmp_path):
         parts = sum(row[phase] for phase in ("data", "forward", "loss", "probe", "backward", "optimiser", "logging", "other"))
         assert parts == pytest.approx(row["step"], rel=1e-6), method  # the phases add up to the step
         assert row["forward"] > 0 and row["backward"] > 0 and row["optimiser"] > 0, method
-    assert data["methods"]["intl"]["synced_metrics_per_step"] == 5  # loss, probe loss, probe top-1, mse, trace
+    assert data["methods"]["intl"]["step_metrics_per_step"] == 5  # loss, probe loss, probe top-1, mse, trace
     overhead = data["overhead"]
     assert overhead["method"] == "intl" and overhead["bare"]["probe"] == 0 and overhead["bare"]["logging"] == 0
+
+
+def test_step_time_as_solo_learn_prints_one_result_line_per_method():
+    out = run("step_time.py", "--as-solo-learn", "--methods", "barlow_twins", "wmse", "--steps", "1", "--warmup", "1",
+              "--batch", "8", "--size", "16", "--threads", "1", "--overhead-method", "none")
+    results = [json.loads(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("step_result ")]
+    assert [r["method"] for r in results] == ["barlow_twins", "wmse"] and {r["driver"] for r in results} == {"zoo"}
+    for result in results:
+        assert result["timed_steps"] == 1 and result["threads"] == 1
+        assert 0 < result["compute_s_per_step"] <= result["s_per_step"]
+        assert result["img_per_s"] == pytest.approx(8 / result["s_per_step"], rel=1e-2)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("solo") is not None, reason="solo-learn is installed here")
+def test_solo_learn_driver_without_solo_learn_says_where_to_run_it():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "step_time_solo_learn.py"), "--methods", "vicreg"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("error: solo-learn is not importable")
 
 
 def test_gpu_check_cpu_mode_writes_a_row_per_item(tmp_path):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from zoo.report import COLUMNS, load_targets, main, report
@@ -115,7 +116,7 @@ def test_command_line(tmp_path):
     make_run(tmp_path / "run", "vicreg", "imagenet100", 400, 2, 256, online={"linear_top1": 0.79})
     result = subprocess.run([sys.executable, "-m", "zoo.report", str(tmp_path)], check=False, capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
-    assert "| run | vicreg | imagenet100 | 400 | 2 | 256 | online (probe, 20-nn) | – | 79.00 |" in result.stdout
+    assert "| run | vicreg | imagenet100 | 400 | 2 | 256 | online (probe, 20-nn) | 1 | – | 79.00 |" in result.stdout
 
 
 def test_a_recipe_run_takes_its_own_recipes_targets(tmp_path):
@@ -130,3 +131,50 @@ def test_a_recipe_run_takes_its_own_recipes_targets(tmp_path):
     add_evaluation(run, "LP-SMALL", linear_top1=0.9, knn5_top1=0.88)
     small = rows(report(tmp_path))[1]
     assert (small["target top-1"], small["target k-NN"], small["target source"]) == ("91.00", "89.00", "its recipe")
+
+
+def seeded_runs(root, seeds, top1s, **config):
+    """Runs of one recipe that differ in their seed (and folder), each with a linear evaluation."""
+    runs = []
+    for seed, top1 in zip(seeds, top1s):
+        provenance = {"wall_seconds": 60.0 * (seed + 1), "peak_host_rss_mib": 1024.0 * (seed + 1), "peak_cuda_mib": None}
+        run = make_run(root / f"wmse-{seed}", "wmse", "cifar10", 1000, 2, 256, online={"linear_top1": top1, "provenance": provenance},
+                       config={"seed": seed, "run_dir": str(root / f"wmse-{seed}"), "optimizer.scale_lr": False, **config})
+        add_evaluation(run, "LP-SMALL", linear_top1=top1 + 0.01, knn5_top1=top1, provenance={**provenance, "wall_seconds": 6.0})
+        runs.append(run)
+    return runs
+
+
+def test_runs_differing_only_in_seed_are_one_row_with_mean_and_std(tmp_path):
+    seeded_runs(tmp_path, [0, 1, 2], [0.90, 0.91, 0.92])
+    online, small = rows(report(tmp_path))
+    assert online["run"] == "wmse-0 (+2)" and online["n"] == "3" and online["seeds"] == "0,1,2"
+    assert online["top-1"] == "91.00 ± 1.00"  # sample standard deviation
+    assert online["minutes"] == "2.0" and online["peak memory"] == "3.00 GiB host"  # mean time, largest peak
+    assert small["n"] == "3" and small["top-1"] == "92.00 ± 1.00" and small["k-NN"] == "91.00 ± 1.00"
+    assert small["target top-1"] == "91.55" and small["Δ top-1"] == "+0.45" and small["minutes"] == "0.1"
+
+
+def test_any_other_difference_is_another_row(tmp_path):
+    seeded_runs(tmp_path / "a", [0, 1], [0.90, 0.92])
+    seeded_runs(tmp_path / "b", [0], [0.80], **{"optimizer.lr": 0.5})
+    table = rows(report(tmp_path))
+    assert [(r["run"], r["n"], r["top-1"]) for r in table if r["protocol"].startswith("online")] == [
+        ("a/wmse-0 (+1)", "2", "91.00 ± 1.41"), ("b/wmse-0", "1", "80.00")]
+
+
+def test_three_digits_seeds_are_one_row_of_the_report(tmp_path):
+    """Real runs: main_pretrain.py with seed=0/1/2, then `python -m zoo.report`."""
+    from test_pretrain import TINY, run
+
+    for seed in range(3):
+        run("main_pretrain.py", *TINY, "trainer.max_epochs=1", f"seed={seed}", f"run_dir={tmp_path / f'seed{seed}'}")
+    result = subprocess.run([sys.executable, "-m", "zoo.report", str(tmp_path)], check=True, capture_output=True, text=True,
+                            cwd=REPO)
+    (online,) = rows(result.stdout.strip())
+    assert online["run"] == "seed0 (+2)" and online["n"] == "3" and online["seeds"] == "0,1,2"
+    ranks = [json.loads((tmp_path / f"seed{seed}" / "summary.json").read_text())["effective_rank"] for seed in range(3)]
+    assert len(set(ranks)) == 3  # the seeds gave different runs
+    mean, std = (float(part) for part in online["k-NN"].split(" ± "))
+    assert 0 <= mean <= 100 and std >= 0 and online["top-1"].count("±") == 1
+    assert float(online["minutes"]) > 0 and online["peak memory"].endswith("GiB host" if not torch.cuda.is_available() else "GiB GPU")

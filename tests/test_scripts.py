@@ -1,6 +1,6 @@
 """The recipe scripts under scripts/: each resolves to its paper recipe, value for value; the data
-check and the device split of scripts/_common.sh; the ImageNet INTL recipe and its linear probe end
-to end on a tiny image folder.
+check and the device split; the ImageNet INTL recipe and its linear probe end to end on a tiny
+image folder.
 
 Resolving a script: it runs under bash with PYTHON pointing at a shim that records the command
 line, and the recorded overrides are composed here, as `--cfg job` would (one process for every
@@ -8,6 +8,7 @@ script instead of one Python start-up each); test_cfg_job_prints_the_resolved_co
 real thing.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -118,22 +119,35 @@ def resolved(recorded, script, data_dir, **env):
     if entry == "main_pretrain.py":
         return compose_recipe(overrides, DATA_DIR=data_dir, **env)
     assert entry == "main_linear.py"
-    return build_config(None, overrides)
+    return compose_linear(overrides, DATA_DIR=data_dir, **env)
 
 
-def compose_recipe(overrides, **env):
-    """Pretraining config of `overrides`, resolved under `env` (the recipe configs read it with oc.env)."""
+@contextlib.contextmanager
+def recipe_environment(**env):
+    """Only `env` of the variables the recipe configs read (oc.env) and main_linear reads (DATA_DIR)."""
     saved = {k: os.environ.get(k) for k in ("DATA_DIR", "NUM_GPUS", "NUM_NODES", "RUN_DIR")}
     try:
         for key in saved:
             os.environ.pop(key, None)
         os.environ.update({k: str(v) for k, v in env.items()})
-        return OmegaConf.create(OmegaConf.to_container(resolve_pretrain(overrides), resolve=True))
+        yield
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None)
             if value is not None:
                 os.environ[key] = value
+
+
+def compose_recipe(overrides, **env):
+    """Pretraining config of `overrides`, resolved under `env`."""
+    with recipe_environment(**env):
+        return OmegaConf.create(OmegaConf.to_container(resolve_pretrain(overrides), resolve=True))
+
+
+def compose_linear(overrides, **env):
+    """main_linear.py's config of `overrides` without a checkpoint, resolved under `env`."""
+    with recipe_environment(**env):
+        return OmegaConf.create(OmegaConf.to_container(build_config(None, overrides), resolve=True))
 
 
 def recipe_value(cfg, key):
@@ -197,7 +211,7 @@ def test_recipe_config_resolves_as_the_script_did_before_the_move(recipe, record
     crops = lambda data: [dataclasses.asdict(group) for group in resolved_views(data)]
     assert crops(cfg.data) == crops(OmegaConf.create({**before["data"], "num_views": None}))
     actual = OmegaConf.to_container(cfg)
-    for key in ("recipe", "run_dir"):
+    for key in ("recipe", "run_dir", "logger", "wandb"):  # the last two: trackers, added since
         actual.pop(key)
     for key in ("global_batch_size", "num_views", "views"):
         actual["data"].pop(key)
@@ -212,8 +226,27 @@ def test_recipes_state_source_protocol_and_target_once():
         script = (SCRIPTS / "pretrain" / f"{recipe}.sh").read_text()
         assert len(script.splitlines()) <= 5 and f"_launch.sh\" pretrain {recipe} \"$@\"" in script, recipe
     for script in RECIPES:
-        header = (SCRIPTS / f"{script}.sh").read_text().split("set -euo pipefail")[0]
-        assert "# Source: " in header and "# Target: " in header, script
+        recipe = script.removeprefix("linear/")
+        cfg = compose_linear([f"experiment={recipe}"])
+        assert cfg.recipe.name == recipe and cfg.recipe.source and cfg.recipe.title, recipe
+        text = (SCRIPTS / f"{script}.sh").read_text()
+        assert len(text.splitlines()) <= 5 and f"_launch.sh\" linear {recipe} \"$@\"" in text, recipe
+
+
+@pytest.mark.parametrize("script", sorted(RECIPES))
+def test_linear_recipe_resolves_as_the_script_did_before_the_move(script, recorded):
+    """tests/data/recipe_snapshot.json holds each linear script's config before the protocols became
+    Hydra configs (DATA_DIR=/data, one device, as the scripts defaulted to)."""
+    cfg = OmegaConf.to_container(resolved(recorded, script, "/data", NUM_GPUS=1))
+    assert cfg.pop("recipe")["name"] == script.removeprefix("linear/")
+    cfg["linear"].pop("data")  # the protocol's data values, now merged into cfg.data
+    assert cfg.pop("run_dir") is None  # <checkpoint's run>/linear, as before
+    for key in ("global_batch_size", "num_views"):  # pretraining keys added since (None without a checkpoint)
+        assert cfg["data"].pop(key) is None
+    before = SNAPSHOT[script]
+    assert before["trainer"]["max_epochs"] == "${linear.epochs}"  # kept unresolved then
+    before["trainer"]["max_epochs"] = before["linear"]["epochs"]
+    assert cfg == before
 
 
 def test_cfg_job_prints_the_recipe_config(tmp_path):
@@ -256,8 +289,9 @@ def test_linear_scripts_take_the_checkpoint_first():
 
 def test_linear_scripts_pass_ckpt_and_keep_the_checkpoint_data(recorded):
     entry, argv = recorded("linear/imagenet/intl", "--ckpt", "some/run/last.ckpt", "linear.epochs=7")
-    assert entry == "main_linear.py" and argv[:2] == ["--ckpt", "some/run/last.ckpt"]
-    assert argv[-1] == "linear.epochs=7" and not any(a.startswith("data.root=") for a in argv)
+    assert entry == "main_linear.py" and argv == ["experiment=imagenet/intl", "--ckpt", "some/run/last.ckpt", "linear.epochs=7"]
+    cfg = compose_linear([a for a in argv if a.startswith(("experiment=", "linear."))])
+    assert cfg.linear.epochs == 7 and cfg.data.root is None  # no DATA_DIR: the checkpoint's own data (none here)
 
 
 @pytest.mark.parametrize("gpus, nodes, per_device", [(None, None, 2048), (8, 4, 64), (1, 1, 2048), (2, 1, 1024)])
@@ -304,10 +338,11 @@ def test_a_variant_inherits_its_base_and_states_what_differs(recorded, tmp_path)
     assert cfg.run_dir.startswith("runs/cifar100/cwrgp_2views-") and cfg.data.root == f"{tmp_path}/cifar100"
     assert cfg.data.global_batch_size == 512 and cfg.data.num_views == 2 and cfg.method.name == "cwrgp"
 
-    (tmp_path / "cifar100").mkdir()
-    entry, args = recorded("linear/cifar100/intl", "--ckpt", "run/last.ckpt", "linear.lr=5", DATA_DIR=tmp_path)
-    assert entry == "main_linear.py" and args[:2] == ["--ckpt", "run/last.ckpt"] and args[-1] == "linear.lr=5"
-    assert next(a for a in args if a.startswith("data.root=")) == f"data.root={tmp_path}/cifar100"
+    # linear, two levels: cifar100/intl -> cifar10/intl (CIFAR-10 statistics) -> cifar10/wmse (LP-SMALL)
+    linear = compose_linear(["experiment=cifar100/intl", "linear.lr=5"], DATA_DIR=tmp_path)
+    assert linear.recipe.name == "cifar100/intl" and linear.data.root == f"{tmp_path}/cifar100"
+    assert linear.linear.name == "LP-SMALL" and linear.linear.lr == 5 and linear.data.mean == [0.4914, 0.4822, 0.4465]
+    assert "defaults: [/experiment/cifar10/intl, _self_]" in (REPO / "zoo/configs/linear/experiment/cifar100/intl.yaml").read_text()
     result = bash("linear/cifar100/intl", "linear.epochs=1")
     assert result.returncode == 2 and "usage: bash " in result.stderr and "linear/cifar100/intl.sh --ckpt PATH" in result.stderr
 
@@ -400,7 +435,7 @@ def test_every_imagenet_recipe_runs_two_steps_on_this_machine(recipe, tiny_image
 
 
 def test_scripts_are_valid_bash():
-    for script in [*ALL_SCRIPTS, "_common", "_launch"]:
+    for script in [*ALL_SCRIPTS, "_launch"]:
         path = SCRIPTS / f"{script}.sh"
         result = subprocess.run(["bash", "-n", str(path)], check=False, capture_output=True, text=True)
         assert result.returncode == 0, f"{path}: {result.stderr}"

@@ -94,12 +94,56 @@ class SpectrumPlot(L.Callback):
         self.history.append((trainer.current_epoch, entry))
         if trainer.is_global_zero:
             plot_spectra(self.history, self.path, title=f"{pl_module.name}: covariance eigenvalues")
+            from zoo.loggers import log_spectra  # the trackers' copies (zoo.loggers imports this module)
+
+            log_spectra(trainer.loggers, entry, self.path, trainer.global_step)
 
     def state_dict(self):
         return {"history": self.history}
 
     def load_state_dict(self, state):
         self.history = [tuple(item) for item in state.get("history", [])]
+
+
+class EmbeddingPlot(L.Callback):
+    """At the end of a run, draws `embedding.png`: a 2-D t-SNE of the backbone's validation features
+    coloured by class (zoo/eval/embedding.py), from the validation that evaluated the final weights.
+
+    The features are the ones the online k-NN gathers: this callback's on_validation_epoch_end runs
+    before the module's, which concatenates and then frees them. Each validation keeps a random
+    subset of this process's share on the CPU; the picture is drawn once, when fit ends on weights
+    that validation saw, or after the separate validation of the final weights (`trainer.validate`)."""
+
+    def __init__(self, path, max_points=None):
+        from zoo.eval.embedding import MAX_POINTS
+
+        self.path = Path(path)
+        self.max_points = max_points or MAX_POINTS
+        self.latest = None  # (global step, features, labels) of the latest validation
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        from zoo.eval.embedding import subsample
+
+        store = getattr(pl_module, "_val_outputs", {}).get(1)  # dataloader 1: the validation images
+        if trainer.sanity_checking or not store or not store["features"]:
+            return
+        features, labels = subsample(torch.cat(store["features"]), torch.cat(store["labels"]), self.max_points)
+        self.latest = (trainer.global_step, features, labels)
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.state.fn == "validate":  # the run's separate evaluation of its final weights
+            self.draw(trainer, pl_module)
+
+    def on_fit_end(self, trainer, pl_module):
+        if self.latest is not None and self.latest[0] == trainer.global_step:
+            self.draw(trainer, pl_module)
+
+    def draw(self, trainer, pl_module):
+        from zoo.eval.embedding import plot_embedding
+
+        if trainer.is_global_zero and self.latest is not None:
+            step, features, labels = self.latest
+            plot_embedding(features, labels, self.path, f"{pl_module.name}, backbone features at step {step}")
 
 
 def plot_spectra(history, path, title):

@@ -110,6 +110,15 @@ class EvalConfig:
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases, with logger=wandb (WANDB_MODE=offline: no network; `wandb sync` uploads later)."""
+
+    project: str | None = None  # None = $WANDB_PROJECT, else lightning_logs
+    entity: str | None = None  # team or user; None = the account's default
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RecipeConfig:
     """A published recipe (zoo/configs/experiment/<dataset>/<recipe>.yaml): where its values come from."""
 
@@ -138,6 +147,12 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint_every_n_steps: int = 200
+    # metrics.csv always; wandb and / or tensorboard beside it: logger=wandb, logger=[wandb,tensorboard] (zoo/loggers.py)
+    logger: Any = "csv"
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    # Seeds Python, NumPy, torch and the loader workers (lightning.seed_everything); recorded in summary.json.
+    # Runs that differ only in it are one row of zoo.report (mean +- std). trainer.deterministic=true
+    # also makes torch pick deterministic kernels.
     seed: int = 0
     # The same command gives the same folder (so re-running it resumes); other overrides, another folder.
     run_dir: str = "runs/${method.name}-${data.name}-${zoo.overrides_id:}"
@@ -166,13 +181,19 @@ class LinearConfig:
     knn_k: int = 5  # k-NN on the features (Euclidean, majority vote); 0 = none
     label_fraction: int | None = None  # finetune on 1 or 10 (% of ImageNet labels, SimCLR's lists)
     subset_dir: str = "~/.cache/zoo/imagenet_subsets"  # where those lists are downloaded to
+    # The protocol's changes to the checkpoint's data config (e.g. evaluation statistics), checked
+    # against DataConfig when merged; `data.KEY=VALUE` overrides still win.
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class LinearRunConfig:
-    """main_linear.py; its data config is the checkpoint's own, with `data.*` overrides on top."""
+    """main_linear.py; its data config is the checkpoint's own, with the protocol's `data` and the
+    `data.*` overrides on top."""
 
     linear: LinearConfig = field(default_factory=LinearConfig)
+    # A published protocol (zoo/configs/linear/experiment/<dataset>/<recipe>.yaml): where its values come from.
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
     # frozen / finetune run under Lightning (devices, precision, ...); max_epochs follows linear.epochs.
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = 0
@@ -200,6 +221,9 @@ def check_pretrain_config(cfg):
                        "use trainer.accelerator=auto (or cpu)")
     if cfg.recipe.name and cfg.data.root and not cfg.data.download and not Path(cfg.data.root).exists():
         raise ZooError(f"data not found at {cfg.data.root} (set DATA_DIR or pass data.root=PATH)")
+    from zoo.loggers import chosen_trackers
+
+    chosen_trackers(cfg.logger)
     if not timm.is_model(cfg.backbone.name):
         raise ZooError(f"unknown timm backbone '{cfg.backbone.name}' (see timm.list_models(), e.g. resnet18, resnet50)")
 

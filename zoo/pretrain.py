@@ -11,13 +11,15 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
-from zoo.callbacks import AtomicCheckpointIO, ResumableCSVLogger, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
+from zoo.callbacks import AtomicCheckpointIO, EmbeddingPlot, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import build_trainer, write_json
+from zoo.loggers import run_loggers
 from zoo.methods.base import batch_scaled
+from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
 
 
@@ -59,11 +61,11 @@ def quiet_lightning():
 
 
 def pretraining_trainer(cfg, run_dir):
-    """The shared trainer with pretraining's outputs: a metrics.csv that survives a resume, atomic
-    periodic checkpoints and the spectrum plot."""
+    """The shared trainer with pretraining's outputs: a metrics.csv that survives a resume (and the
+    trackers `cfg.logger` names), atomic periodic checkpoints, the spectrum and embedding plots and the training meter."""
     callbacks = checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)
-    callbacks.append(SpectrumPlot(run_dir / "spectrum.png"))
-    return build_trainer(cfg.trainer, run_dir, logger=ResumableCSVLogger, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
+    callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter()]
+    return build_trainer(cfg.trainer, run_dir, logger=run_loggers(cfg, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()])
 
 
 def newest_checkpoint(run_dir, last_ckpt):
@@ -119,6 +121,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started):
         "global_batch_size": model.global_batch_size,
         "lr": cfg.optimizer.lr_scaled,
         "seconds": round(time.time() - started, 1),
+        "provenance": provenance(started, cfg.seed, next(c for c in trainer.callbacks if isinstance(c, TrainingMeter))),
     }
 
 

@@ -5,11 +5,18 @@ evaluations is a row: the online probe and k-NN of pretraining (protocol `online
 `summary.json` of main_linear.py / main_knn.py found under RUNS_DIR (they name their checkpoint,
 hence their run). A row's target is the first entry of zoo/targets.yaml with the row's protocol
 and the run's method, dataset, planned epochs, views and global batch; Δ = run - target, in points.
+
+Runs whose resolved configs differ only in `seed` (and where they wrote and logged: run_dir,
+logger, wandb) are one recipe: each of their evaluations is one row with mean ± std (sample
+standard deviation) over its n runs and the seeds. Beside the accuracies: minutes (mean wall
+time of the runs that produced the row's result) and peak memory (the largest over those runs:
+CUDA when they ran on GPUs, else host RSS), from each summary's provenance.
 """
 
 import argparse
 import json
 import re
+import statistics
 import sys
 from importlib import resources
 from pathlib import Path
@@ -19,8 +26,10 @@ import yaml
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import run_folder
 
-COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "k-NN", "top-1", "top-5", "eff. rank",
-           "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "target source"]
+COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "n", "k-NN", "top-1", "top-5", "eff. rank",
+           "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "minutes", "peak memory", "seeds", "target source"]
+# Config keys that do not change what a run computes: runs differing only in them are one recipe.
+NOT_THE_RECIPE = ("seed", "run_dir", "logger", "wandb")
 
 
 def load_targets():
@@ -64,12 +73,16 @@ class Run:
             "views": sum(group.get("count", 1) for group in self.config["data"]["views"]),
             "batch": self.summary.get("global_batch_size"),
         }
+        self.seed = self.config.get("seed")
+        recipe = {key: value for key, value in self.config.items() if key not in NOT_THE_RECIPE}
+        self.recipe = json.dumps([recipe, self.summary.get("epochs")], sort_keys=True, default=str)
         self.evaluations = [self.online_evaluation()]
 
     def online_evaluation(self):
         k = config_value(self.config, "eval.knn_k")
         return {"protocol": "online", "label": f"online (probe, {k}-nn)", "top1": self.summary.get("linear_top1"),
-                "top5": self.summary.get("linear_top5"), "knn": self.summary.get("knn_top1")}
+                "top5": self.summary.get("linear_top5"), "knn": self.summary.get("knn_top1"),
+                "provenance": self.summary.get("provenance") or {"wall_seconds": self.summary.get("seconds")}}
 
     def add_evaluation(self, summary):
         knn_keys = [key for key in summary if re.fullmatch(r"knn\d+_top1", key)]
@@ -81,7 +94,8 @@ class Run:
         if summary.get("label_fraction"):
             label += f", {summary['label_fraction']}% labels"
         self.evaluations.append({"protocol": summary["protocol"], "label": label, "top1": summary.get("linear_top1"),
-                                 "top5": summary.get("linear_top5"), "knn": summary.get(knn_key), "knn_key": knn_key})
+                                 "top5": summary.get("linear_top5"), "knn": summary.get(knn_key), "knn_key": knn_key,
+                                 "provenance": summary.get("provenance")})
 
     def target(self, targets, protocol):
         """The first target of this run's recipe (config.yaml's recipe.targets), or for another run
@@ -121,32 +135,74 @@ def find_runs(root):
     return sorted(runs.values(), key=lambda run: (run.key["dataset"], run.key["method"], str(run.folder)))
 
 
-def percent(value):
-    return "–" if value is None else f"{100 * value:.2f}"
+def mean(values):
+    values = [value for value in values if value is not None]
+    return statistics.fmean(values) if values else None
+
+
+def percent(values):
+    """Fractions of the runs as a percentage: one value, or mean ± std over several."""
+    values = [100 * value for value in values if value is not None]
+    if len(values) < 2:
+        return f"{values[0]:.2f}" if values else "–"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
 def difference(value, target):
     return "–" if value is None or target is None else f"{100 * value - target:+.2f}"
 
 
+def minutes(records):
+    seconds = mean(record.get("wall_seconds") for record in records)
+    return "–" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def peak_memory(records):
+    """The largest peak of the runs: CUDA if they ran on GPUs, else host RSS."""
+    cuda = [record["peak_cuda_mib"] for record in records if record.get("peak_cuda_mib")]
+    host = [record["peak_host_rss_mib"] for record in records if record.get("peak_host_rss_mib")]
+    if cuda:
+        return f"{max(cuda) / 1024:.2f} GiB GPU"
+    return f"{max(host) / 1024:.2f} GiB host" if host else "–"
+
+
+def recipes(runs):
+    """The runs grouped by recipe (what `Run.recipe` says), in the order of their first run."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(run.recipe, []).append(run)
+    return list(groups.values())
+
+
 def report_rows(runs, targets, root):
     rows = []
-    for run in runs:
-        done = run.summary.get("epochs")
-        planned = run.key["epochs"]
+    for group in recipes(runs):
+        first = group[0]
+        done = first.summary.get("epochs")
+        planned = first.key["epochs"]
         epochs = f"{planned}" if done == planned else f"{done}/{planned}"
-        rank = run.summary.get("effective_rank")
-        for evaluation in run.evaluations:
-            target = run.target(targets, evaluation["protocol"]) or {}
+        folder = str(first.folder.relative_to(root) if first.folder.is_relative_to(root) else first.folder)
+        rank = mean(run.summary.get("effective_rank") for run in group)
+        labels = list(dict.fromkeys(evaluation["label"] for run in group for evaluation in run.evaluations))
+        for label in labels:
+            # this evaluation of every run of the recipe that has it, with that run's seed
+            found = [(run, evaluation) for run in group for evaluation in run.evaluations if evaluation["label"] == label]
+            evaluations = [evaluation for _, evaluation in found]
+            evaluation = evaluations[0]
+            top1, knn = mean(e["top1"] for e in evaluations), mean(e["knn"] for e in evaluations)
+            records = [e["provenance"] or {} for e in evaluations]
+            target = first.target(targets, evaluation["protocol"]) or {}
             # A target's k-NN is the 5-nn: compared with a 5-nn only.
             target_knn = target.get("knn") if evaluation.get("knn_key") == "knn5_top1" else None
             rows.append([
-                str(run.folder.relative_to(root) if run.folder.is_relative_to(root) else run.folder),
-                run.key["method"], run.key["dataset"], epochs, str(run.key["views"]), str(run.key["batch"] or "–"),
-                evaluation["label"], percent(evaluation["knn"]), percent(evaluation["top1"]), percent(evaluation["top5"]),
+                folder + (f" (+{len(group) - 1})" if len(group) > 1 else ""),
+                first.key["method"], first.key["dataset"], epochs, str(first.key["views"]), str(first.key["batch"] or "–"),
+                label, str(len(evaluations)), percent(e["knn"] for e in evaluations),
+                percent(e["top1"] for e in evaluations), percent(e["top5"] for e in evaluations),
                 "–" if rank is None else f"{rank:.1f}",
-                "–" if "top1" not in target else f"{target['top1']:.2f}", difference(evaluation["top1"], target.get("top1")),
-                "–" if target_knn is None else f"{target_knn:.2f}", difference(evaluation["knn"], target_knn),
+                "–" if "top1" not in target else f"{target['top1']:.2f}", difference(top1, target.get("top1")),
+                "–" if target_knn is None else f"{target_knn:.2f}", difference(knn, target_knn),
+                minutes(records), peak_memory(records), ",".join("–" if run.seed is None else str(run.seed) for run, _ in found),
                 target.get("source", "–"),
             ])
     return rows

@@ -7,6 +7,9 @@ Two formats:
   (stem.conv1, res2..res5, convN.norm, shortcut; numpy arrays; matching_heuristics=True
   so detectron2 finds `res5.*` under `roi_heads.res5` of the C4 model by suffix).
 
+The key checks and the detectron2 renaming are zoo.export's (`python -m zoo.export` writes the
+same files for any ResNet, as safetensors for timm / torchvision).
+
 Every backbone key must map to one ResNet-50 key of the same shape: a missing, unexpected or
 misshapen key is an error, never a silent strict=False.
 
@@ -23,42 +26,17 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch
-import torchvision
 
 from zoo.checkpoint import read_checkpoint
 from zoo.errors import ZooError, exit_on_user_error
+from zoo.export import architecture, check_state_dict, float32, shapes, to_detectron2, torchvision_model
 
 REQUIRED_BACKBONE = "resnet50"
 
 
-def resnet50_shapes():
-    """Key -> shape of torchvision's ResNet-50 without the classifier (built on the meta device: no memory)."""
-    with torch.device("meta"):
-        model = torchvision.models.resnet50(weights=None)
-    return {key: tuple(value.shape) for key, value in model.state_dict().items() if not key.startswith("fc.")}
-
-
-def _preview(keys, limit=3):
-    shown = ", ".join(keys[:limit])
-    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
-
-
 def check_resnet50_state_dict(state_dict, source):
-    """Raise ZooError unless `state_dict` has exactly torchvision's ResNet-50 keys and shapes."""
-    expected = resnet50_shapes()
-    missing = sorted(expected.keys() - state_dict.keys())
-    unexpected = sorted(state_dict.keys() - expected.keys())
-    if missing or unexpected:
-        raise ZooError(
-            f"{source}: backbone keys do not match torchvision's ResNet-50: "
-            f"missing {_preview(missing)}; unexpected {_preview(unexpected)}"
-        )
-    for key, shape in expected.items():
-        if tuple(state_dict[key].shape) != shape:
-            raise ZooError(
-                f"{source}: backbone {key} has shape {tuple(state_dict[key].shape)}, torchvision's ResNet-50 "
-                f"has {shape} (a small-image stem or another architecture?)"
-            )
+    """Raise ZooError unless `state_dict` has exactly torchvision's ResNet-50 keys and shapes (no fc)."""
+    check_state_dict(state_dict, shapes(torchvision_model(REQUIRED_BACKBONE)[0]), source, "torchvision's ResNet-50")
 
 
 def resnet50_state_dict(checkpoint_path):
@@ -66,35 +44,18 @@ def resnet50_state_dict(checkpoint_path):
     checkpoint = read_checkpoint(checkpoint_path)
     backbone_cfg = checkpoint["config"].get("backbone")
     name = backbone_cfg.get("name") if isinstance(backbone_cfg, dict) else None
-    # timm names may carry a pretrained tag ("resnet50.a1_in1k"); the architecture is the part before it.
-    if not isinstance(name, str) or name.split(".")[0] != REQUIRED_BACKBONE:
+    if not isinstance(name, str) or architecture(name) != REQUIRED_BACKBONE:
         raise ZooError(
             f"{checkpoint_path}: backbone is {name!r}; R50-C4 detection transfer needs a {REQUIRED_BACKBONE} checkpoint"
         )
-    state_dict = {key: value.float() if value.is_floating_point() else value for key, value in checkpoint["backbone"].items()}
+    state_dict = float32(checkpoint["backbone"])
     check_resnet50_state_dict(state_dict, checkpoint_path)
     return state_dict
 
 
-def detectron2_key(torchvision_key):
-    """MoCo's renaming: 'bn1.weight' -> 'stem.conv1.norm.weight',
-    'layer1.0.downsample.1.bias' -> 'res2.0.shortcut.norm.bias'."""
-    key = torchvision_key if torchvision_key.startswith("layer") else "stem." + torchvision_key
-    for stage in (1, 2, 3, 4):
-        key = key.replace(f"layer{stage}.", f"res{stage + 1}.")
-    for conv in (1, 2, 3):
-        key = key.replace(f"bn{conv}.", f"conv{conv}.norm.")
-    return key.replace("downsample.0.", "shortcut.").replace("downsample.1.", "shortcut.norm.")
-
-
-def to_detectron2(state_dict):
-    """The pickled object detectron2's DetectionCheckpointer reads (MoCo's format)."""
-    model = {detectron2_key(key): value.numpy() for key, value in state_dict.items()}
-    return {"model": model, "__author__": "zoo", "matching_heuristics": True}
-
-
 def atomic_write(path, write):
-    """Call write(file) on a temporary file next to `path`, then rename it into place."""
+    """Call write(file) on a temporary file next to `path`, then rename it into place (streamed:
+    train_coco.py writes its large training checkpoints through it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")

@@ -11,7 +11,8 @@ for testing, BN statistics recomputed on 200 batches before testing (PreciseBN).
 DIR (default: next to CKPT, named CKPT-stem_CONFIG) receives config.json, log.jsonl (losses,
 lr), last.pth (every checkpoint_period iterations, written atomically; running the same
 command again resumes from it), model_final.pth and metrics.json with bbox_AP, bbox_AP50,
-bbox_AP75, segm_AP, segm_AP50, segm_AP75 (percent).
+bbox_AP75, segm_AP, segm_AP50, segm_AP75 (percent) and the run's provenance (zoo/provenance.py:
+wall time, iterations/s and images/s, peak memory, machine, lr per group, seed, code versions).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,7 @@ from downstream.detection.data import (
 from downstream.detection.evaluation import check_test_images, evaluate
 from downstream.detection.model import TRAINABLE_NORMS, build_mask_rcnn_c4
 from zoo.errors import ZooError, exit_on_user_error
+from zoo.provenance import TrainingMeter, every_process_memory, provenance
 
 DEFAULT_CONFIG = "coco_R_50_C4_2x"
 # Config fields a resumed run may change without changing what it computes.
@@ -216,7 +219,7 @@ class RunCheckpoint:
         return state["iteration"]
 
 
-def train(model, optimizer, scheduler, batches, start_iter, cfg, runtime, output, checkpoint, model_to_save):
+def train(model, optimizer, scheduler, batches, start_iter, cfg, runtime, output, checkpoint, model_to_save, meter):
     model.train()
     progress = tqdm(
         range(start_iter, cfg.max_iter),
@@ -239,6 +242,7 @@ def train(model, optimizer, scheduler, batches, start_iter, cfg, runtime, output
             loss.backward()
             optimizer.step()
             scheduler.step()
+            meter.step(len(images), runtime.world_size)
 
             done = iteration + 1
             if log and (done % cfg.log_period == 0 or done == cfg.max_iter):
@@ -278,6 +282,7 @@ def default_output(ckpt, config_name):
 
 @exit_on_user_error
 def main(argv=None):
+    started = time.time()
     args = parse_args(argv)
     cfg = resolve_config(args)
     splits = coco_splits(args.coco_root)
@@ -318,14 +323,19 @@ def main(argv=None):
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.num_workers, collate_fn=as_list)
     batches = iter(loader)
     ddp_model = DistributedDataParallel(model) if runtime.world_size > 1 else model
-    train(ddp_model, optimizer, scheduler, batches, start_iter, cfg, runtime, output, checkpoint, model)
+    meter = TrainingMeter()
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    meter.start(optimizer, runtime.device, devices=local_processes, nodes=runtime.world_size // local_processes)
+    train(ddp_model, optimizer, scheduler, batches, start_iter, cfg, runtime, output, checkpoint, model, meter)
+    meter.memory = every_process_memory()  # every rank takes part
 
     recompute_bn_statistics(model, batches, cfg.precise_bn_iters, runtime)
     if runtime.is_main:
         atomic_write(output / "model_final.pth", lambda file: torch.save(model.state_dict(), file))
     metrics = evaluate(model, val_set, runtime.device, runtime.rank, runtime.world_size, cfg.num_workers)
     if runtime.is_main:
-        report = {**metrics, "iteration": max(start_iter, cfg.max_iter), "config": args.config, "ckpt": args.ckpt}
+        report = {**metrics, "iteration": max(start_iter, cfg.max_iter), "config": args.config, "ckpt": args.ckpt,
+                  "provenance": provenance(started, cfg.seed, meter)}
         atomic_write(output / "metrics.json", lambda file: file.write(json.dumps(report, indent=2).encode()))
         print(json.dumps(metrics, indent=2))
     if runtime.world_size > 1:

@@ -2,19 +2,22 @@
 
 - `python main_linear.py --ckpt PATH [overrides]`: the linear probe (precomputed / frozen:
   zoo/eval/linear.py) or semi-supervised finetuning (zoo/eval/finetune.py); the config is
-  zoo/configs/linear.yaml with the overrides, the data config the checkpoint's own with `data.*`
+  zoo/configs/linear/linear.yaml (a published protocol: experiment=<dataset>/<recipe>) with the
+  overrides, the data config the checkpoint's own with the protocol's `linear.data` and `data.*`
   overrides on top; writes <run>/linear (finetune on a label subset: <run>/semi-<fraction>pct)/summary.json.
 - `python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline k-NN sweep (zoo/eval/knn.py)
   of a checkpoint's frozen features (validation images against the labelled training images,
   both with the evaluation transform) over k, temperature and distance, for backbone and
   projector features, as solo-learn's scripts/knn. Prints one markdown table of top-1
   accuracies (rows: features, distance, T; columns: k) and writes every result with its top-5
-  to <run>/knn/summary.json.
+  to <run>/knn/summary.json, with a t-SNE of the validation features beside it (embedding.png).
 """
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -24,10 +27,12 @@ from zoo.checkpoint import load_method, read_checkpoint
 from zoo.config import LinearRunConfig
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
+from zoo.eval.embedding import plot_embedding
 from zoo.eval.features import FEATURES, default_device, encoder, labelled_features
 from zoo.eval.finetune import LABEL_FRACTIONS, finetune_eval, run_name
 from zoo.eval.knn import DISTANCES, markdown_table, sweep
 from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_eval
+from zoo.provenance import provenance
 
 PROTOCOLS = ("precomputed", "frozen", "finetune")
 DEFAULT_K = "1,2,5,10,20,50,100,200"
@@ -43,22 +48,48 @@ def parse_linear_args(argv):
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. linear.epochs=100 data.root=PATH")
     args = parser.parse_intermixed_args(argv)
     if args.ckpt is None and args.cfg is None:
+        recipe = override_value(args.overrides, "experiment")
+        if recipe:  # run by scripts/linear/<recipe>.sh
+            raise ZooError(f"usage: bash scripts/linear/{recipe}.sh --ckpt PATH [overrides] (PATH: a checkpoint written by main_pretrain.py)")
         raise ZooError("--ckpt PATH is required (a checkpoint written by main_pretrain.py)")
     return args
 
 
+def override_value(overrides, key):
+    """The value of KEY=VALUE among the overrides (the last one, as Hydra takes it), or None."""
+    values = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")]
+    return values[-1] if values else None
+
+
+def data_overrides(overrides):
+    """The `data.*` overrides, led by data.root=$DATA_DIR/<dataset> for a recipe (experiment=<dataset>/
+    <recipe>) when DATA_DIR is set and no data.root is given; else the data is the checkpoint's own."""
+    given = [o for o in overrides if o.startswith("data.")]
+    recipe = override_value(overrides, "experiment")
+    if recipe and os.environ.get("DATA_DIR") and override_value(given, "data.root") is None:
+        given.insert(0, f"data.root={os.environ['DATA_DIR']}/{recipe.split('/')[0]}")
+    return given
+
+
+def check_data_root(overrides):
+    root = override_value(data_overrides(overrides), "data.root")
+    if root and not Path(root).expanduser().exists():
+        raise ZooError(f"data not found at {root} (set DATA_DIR or pass data.root=PATH)")
+
+
 def build_config(pretrain_cfg, overrides):
-    """The evaluation config: linear.yaml with the overrides, and `data` as `data_config` gives it."""
+    """The evaluation config: linear/linear.yaml (a recipe: experiment=<dataset>/<recipe>) with the
+    overrides; `data` is the checkpoint's, then the recipe's, then the `data.*` overrides."""
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="linear_schema", node=LinearRunConfig)
     try:
-        with initialize_config_module("zoo.configs", version_base="1.3"):
+        with initialize_config_module("zoo.configs.linear", version_base="1.3"):
             cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
     except CONFIG_ERRORS as err:
         raise ZooError(str(err).splitlines()[0]) from None
     OmegaConf.set_struct(cfg, False)
-    cfg.data = data_config(pretrain_cfg, [o for o in overrides if o.startswith("data.")])
+    cfg.data = data_config(pretrain_cfg, data_overrides(overrides), protocol_data=cfg.linear.data)
     check_linear_config(cfg.linear)
     return cfg
 
@@ -72,6 +103,9 @@ def check_linear_config(cfg):
 
 
 def linear_eval(ckpt_path, overrides, print_config=False):
+    started = time.time()
+    if not print_config:
+        check_data_root(overrides)
     checkpoint = read_checkpoint(ckpt_path) if ckpt_path else None
     cfg = build_config(checkpoint["config"] if checkpoint else None, overrides)
     if print_config:
@@ -85,6 +119,7 @@ def linear_eval(ckpt_path, overrides, print_config=False):
         result, reporting = (finetune_eval if cfg.linear.protocol == "finetune" else lightning_eval)(backbone, cfg, run_dir)
     if not reporting:
         return result
+    meter = result.pop("training_meter")  # how the evaluation trained, for the provenance
     summary = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "method": checkpoint["config"]["method"]["name"],
@@ -94,6 +129,7 @@ def linear_eval(ckpt_path, overrides, print_config=False):
         **result,
         "epochs": cfg.linear.epochs,
         "label_fraction": cfg.linear.label_fraction,
+        "provenance": provenance(started, cfg.seed, meter),
     }
     write_json(run_dir / "summary.json", summary)
     print(json.dumps(summary))
@@ -137,6 +173,7 @@ def parse_knn_args(argv):
 
 
 def knn_sweep(args):
+    started = time.time()
     method, cfg = load_method(args.ckpt)
     device = default_device()
     method.to(device)
@@ -149,9 +186,13 @@ def knn_sweep(args):
     out = Path(args.out) if args.out else run_folder(args.ckpt) / "knn"
     summary = {"checkpoint": str(Path(args.ckpt).resolve()), "method": cfg["method"]["name"], "dataset": data.name,
                "protocol": "kNN-sweep", "knn_top1": best["top1"], "best": best, "bank_size": len(features.train_labels),
-               "results": results}
+               "results": results, "provenance": provenance(started, seed=0, device=device)}  # the bank subset's seed
     write_json(out / "summary.json", summary)
     print(f"k-NN sweep written to {out / 'summary.json'}")
+    kind = "backbone" if "backbone" in args.features else args.features[0]
+    plot_embedding(features.val[args.features.index(kind)], features.val_labels, out / "embedding.png",
+                   f"{cfg['method']['name']} on {data.name}, {kind} features")
+    print(f"embedding of the validation features written to {out / 'embedding.png'}")
     return summary
 
 

@@ -22,12 +22,13 @@ CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
 
 
 def build_trainer(trainer_cfg, run_dir, logger=CSVLogger, **arguments):
-    """A Lightning Trainer that writes to `run_dir` (metrics.csv there, through `logger`), from a
-    `trainer.*` config (None = Lightning's default) and further Trainer `arguments` (callbacks, ...)."""
+    """A Lightning Trainer that writes to `run_dir` (metrics.csv there, through `logger`: a logger class,
+    or a list of loggers), from a `trainer.*` config (None = Lightning's default) and further Trainer
+    `arguments` (callbacks, ...)."""
     trainer_args = OmegaConf.to_container(trainer_cfg, resolve=True)
     return L.Trainer(
         default_root_dir=run_dir,
-        logger=logger(run_dir, name="", version=""),
+        logger=logger(run_dir, name="", version="") if isinstance(logger, type) else logger,
         **arguments,
         **{k: v for k, v in trainer_args.items() if v is not None},
     )
@@ -53,10 +54,12 @@ def load_backbone(checkpoint):
     return backbone
 
 
-def data_config(pretrain_cfg, overrides):
-    """The checkpoint's data config (or the defaults without one), with `data.KEY=VALUE` overrides on top."""
+def data_config(pretrain_cfg, overrides, protocol_data=None):
+    """The checkpoint's data config (or the defaults without one), with an evaluation protocol's
+    values (`protocol_data`, a mapping) and then `data.KEY=VALUE` overrides on top."""
     try:
-        data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {})
+        data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {},
+                               protocol_data or {})
         data.merge_with_dotlist([o[len("data.") :] for o in overrides])
     except CONFIG_ERRORS as err:
         raise ZooError(str(err).splitlines()[0]) from None

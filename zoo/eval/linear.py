@@ -30,6 +30,7 @@ from zoo.errors import ZooError
 from zoo.eval.common import build_trainer
 from zoo.eval.features import default_device, encoder, labelled_features
 from zoo.eval.knn import knn_result, topk_accuracy
+from zoo.provenance import TrainingMeter
 
 OPTIMIZERS = ("adam", "sgd", "lars")
 SCHEDULES = ("exponential", "step", "cosine", "constant")
@@ -61,12 +62,14 @@ def epoch_lr_factor(cfg):
 
 
 # ---- the precomputed protocol -------------------------------------------------------------
-def train_precomputed(train_x, train_y, num_classes, cfg, seed):
-    """A linear layer on fixed features, a fresh random order each epoch."""
+def train_precomputed(train_x, train_y, num_classes, cfg, seed, meter=None):
+    """A linear layer on fixed features, a fresh random order each epoch (timed by `meter`, a TrainingMeter)."""
     torch.manual_seed(seed)
     classifier = nn.Linear(train_x.shape[1], num_classes).to(train_x.device)
     optimizer = make_optimizer(classifier.parameters(), cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, epoch_lr_factor(cfg))
+    if meter:
+        meter.start(optimizer, train_x.device)
     for _ in range(cfg.epochs):
         order = torch.randperm(len(train_x), device=train_x.device)
         for start in range(0, len(order), cfg.batch_size):
@@ -75,6 +78,8 @@ def train_precomputed(train_x, train_y, num_classes, cfg, seed):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if meter:
+                meter.step(len(index))
         scheduler.step()
     return classifier
 
@@ -84,10 +89,11 @@ def precomputed_eval(backbone, cfg):
     backbone.to(device).eval()
     features = labelled_features(encoder(backbone), cfg.data, device)
     classes = features.num_classes
-    classifier = train_precomputed(features.train[0], features.train_labels, classes, cfg.linear, cfg.seed)
+    meter = TrainingMeter()
+    classifier = train_precomputed(features.train[0], features.train_labels, classes, cfg.linear, cfg.seed, meter)
     with torch.no_grad():
         top1, top5 = topk_accuracy(classifier(features.val[0]), features.val_labels, (1, min(5, classes)))
-    return {"linear_top1": top1, "linear_top5": top5, **knn_result(features, cfg.linear.knn_k)}
+    return {"linear_top1": top1, "linear_top5": top5, **knn_result(features, cfg.linear.knn_k), "training_meter": meter}
 
 
 # ---- the frozen protocol (and finetune's training) under Lightning ------------------------------
@@ -159,7 +165,8 @@ def lightning_eval(backbone, cfg, run_dir, select_images=None):
     the process that reports)."""
     data = cfg.data
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    trainer = build_trainer(cfg.trainer, run_dir, enable_checkpointing=False)
+    meter = TrainingMeter()
+    trainer = build_trainer(cfg.trainer, run_dir, enable_checkpointing=False, callbacks=[meter])
     if cfg.linear.batch_size % trainer.world_size:
         raise ZooError(f"linear.batch_size={cfg.linear.batch_size} does not split over {trainer.world_size} devices")
     train_set = build_dataset(data, "train_labeled", probe_train_transform(data, cfg.linear))
@@ -176,7 +183,7 @@ def lightning_eval(backbone, cfg, run_dir, select_images=None):
         raise ZooError("no validation ran: give linear.epochs >= 1 (and trainer.limit_val_batches > 0)")
     best = max(model.history, key=lambda h: h["top1"])
     result = {"linear_top1": best["top1"], "linear_top5": best["top5"], "best_epoch": best["epoch"],
-              "linear_top1_last": model.history[-1]["top1"], "train_images": len(train_set)}
+              "linear_top1_last": model.history[-1]["top1"], "train_images": len(train_set), "training_meter": meter}
     if trainer.is_global_zero and cfg.linear.knn_k > 0:
         backbone.eval()
         result.update(knn_result(labelled_features(encoder(backbone), data, model.device), cfg.linear.knn_k))

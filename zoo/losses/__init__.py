@@ -38,9 +38,12 @@ from zoo.spectral import (
 
 __all__ = [
     "barlow_twins_loss",
+    "byol_loss",
     "cwrgp_loss",
+    "info_nce_loss",
     "intl_loss",
     "normalized_mse",
+    "nt_xent_loss",
     "off_diagonal",
     "simsiam_loss",
     "st_loss",
@@ -304,3 +307,7 @@ def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
     cos1 = gather(F.cosine_similarity(p1, z2.detach(), dim=1))
     cos2 = gather(F.cosine_similarity(p2, z1.detach(), dim=1))
     return -0.5 * (cos1.mean() + cos2.mean())
+
+
+# The contrastive and bootstrap baselines (SimCLR, MoCo, BYOL) in their own module, which uses the helpers above.
+from zoo.losses.contrastive import byol_loss, info_nce_loss, nt_xent_loss

@@ -1,8 +1,8 @@
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from zoo.losses import barlow_twins_loss
-from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig
+from zoo.methods.base import SOLO_LARS, BaseMethod, NarrowProjectorConfig
 from zoo.registry import register_method
 
 
@@ -18,9 +18,7 @@ class BarlowTwins(BaseMethod):
     optimizer_defaults: ClassVar[dict] = SOLO_LARS  # solo-learn's CIFAR optimizer
 
     @dataclass
-    class Config(MethodConfig):
-        proj_hidden: list[int] = field(default_factory=lambda: [512])
-        proj_out: int = 512
+    class Config(NarrowProjectorConfig):
         lambd: float = 0.0051
         scale_loss: float = 0.1
         # true: standardise each device's local batch and average the devices' cross-correlations

@@ -1,37 +1,29 @@
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
 
 import torch
 
 from zoo.losses import cwrgp_loss, off_diagonal
-from zoo.methods.base import WMSE_ADAM, BaseMethod, MethodConfig
+from zoo.methods.wmse import WMSE
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, covariance, whiten
 
 
 @register_method("cwrgp")
-class CWRGP(BaseMethod):
+class CWRGP(WMSE):
     """CW-RGP (Weng et al., NeurIPS 2022): ZCA whitening over the channels of each
     sub-batch, with the channels split into random groups per view; normalised MSE
     over all view pairs. The ImageNet recipe adds a covariance penalty on the
     un-whitened projector output (`cov_w`) for the first `cov_stop` epochs
-    (official ImageNet/methods/cwrgp.py). Defaults: the official CIFAR recipe.
+    (official ImageNet/methods/cwrgp.py). Defaults: the official CIFAR recipe. Built on
+    W-MSE's training as the official code is (views, joint projector, Adam, sub-batches).
     Loss parts (logged as train/loss/<part>) when cov_w is set: mse (the whitened nMSE) and
     covariance (cov_w x the penalty, 0 from epoch cov_stop on); without cov_w the loss is one term."""
 
-    num_views = None
-    joint_projector = True
-
-    optimizer_defaults: ClassVar[dict] = WMSE_ADAM
-
     @dataclass
-    class Config(MethodConfig):
-        proj_hidden: list[int] = field(default_factory=lambda: [1024])
+    class Config(WMSE.Config):
         proj_out: int = 512
         groups: int = 4
         w_size: int | None = 64
-        w_iter: int = 1
-        eps: float = 0.0
         cov_w: float = 0.0
         cov_stop: int = 0  # epoch from which cov_w is 0
 

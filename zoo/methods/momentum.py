@@ -1,4 +1,4 @@
-"""The momentum (EMA) target, a mixin: BYOL-style methods (INTL-M; BYOL, MoCo, DINO to come).
+"""The momentum (EMA) target, a mixin: INTL-M, BYOL, MoCo v2+ (DINO to come); its schedule and crop pairing.
 
     @register_method("intl_m")
     class INTLMomentum(MomentumTargetMixin, INTL):
@@ -17,14 +17,49 @@ reads are declared (and Hydra-typed) in the method's config.
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 
 from zoo.methods.base import BaseMethod, MethodConfig
 
 
-class MomentumTargetMixin:
+class ConfiguredMixin:
+    """Base of a method mixin with config fields of its own (its nested `Config` dataclass): a method
+    using the mixin must list that Config among its Config's bases, beside a method Config, so the
+    fields the mixin reads are declared (and Hydra-typed) in the method's config; TypeError otherwise."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not issubclass(cls, BaseMethod):
+            return
+        for mixin in cls.__mro__:
+            if mixin is ConfiguredMixin or not issubclass(mixin, ConfiguredMixin) or issubclass(mixin, BaseMethod):
+                continue
+            if not (issubclass(cls.Config, mixin.Config) and issubclass(cls.Config, MethodConfig)):
+                names = " / ".join(f.name for f in fields(mixin.Config))
+                raise TypeError(
+                    f"{cls.__name__}.Config must subclass {mixin.__name__}.Config and a method Config, e.g. "
+                    f"`class Config({mixin.__name__}.Config, BaseMethod.Config)`, so that {names} are declared"
+                )
+
+
+def cosine_ramp(base, final, progress):
+    """`base` at progress 0 to `final` at progress >= 1 on a half cosine: the EMA momentum schedule of BYOL,
+    MoCo v2+ (solo-learn's MomentumUpdater) and INTL-M; a schedule of any other value (a temperature) too."""
+    progress = min(max(progress, 0.0), 1.0)
+    return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
+
+
+def target_pairs(crop_sizes):
+    """Multi-crop pairing of an EMA-target method: every (target crop, online crop) pair of two different
+    crops, the target crops being those of the largest size; two crops give [(0, 1), (1, 0)].
+    vturrisi/solo-learn solo/methods/byol.py (its large crops as targets, every other crop online)."""
+    largest = max(crop_sizes)
+    return [(t, v) for t, size in enumerate(crop_sizes) if size == largest for v in range(len(crop_sizes)) if v != t]
+
+
+class MomentumTargetMixin(ConfiguredMixin):
     """An EMA copy of backbone + projector (`target_backbone`, `target_projector`), without gradients,
     updated before every training step with momentum rising from `momentum_base` to `momentum_final`
     on a cosine schedule over training. Parameters only: BN buffers are not averaged (official INTL_M)."""
@@ -39,17 +74,6 @@ class MomentumTargetMixin:
         momentum_base: float = 0.996
         momentum_final: float = 1.0
 
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if issubclass(cls, BaseMethod) and not (
-            issubclass(cls.Config, MomentumTargetMixin.Config) and issubclass(cls.Config, MethodConfig)
-        ):
-            raise TypeError(
-                f"{cls.__name__}.Config must subclass MomentumTargetMixin.Config and a method Config, e.g. "
-                f"`class Config(MomentumTargetMixin.Config, BaseMethod.Config)`, so that momentum_base / "
-                "momentum_final are declared"
-            )
-
     def build_modules(self):
         super().build_modules()
         self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
@@ -60,9 +84,7 @@ class MomentumTargetMixin:
         momentum_base to momentum_final over training (BYOL, INTL-M)."""
         step = self.global_step if step is None else step
         total = max(self.trainer.estimated_stepping_batches if total_steps is None else total_steps, 1)
-        progress = min(step / total, 1.0)
-        base, final = self.mcfg.momentum_base, self.mcfg.momentum_final
-        return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
+        return cosine_ramp(self.mcfg.momentum_base, self.mcfg.momentum_final, step / total)
 
     @torch.no_grad()
     def update_target(self, tau):

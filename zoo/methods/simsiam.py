@@ -1,9 +1,9 @@
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from zoo.backbones import build_mlp
 from zoo.losses import simsiam_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import BaseMethod, NarrowProjectorConfig
 from zoo.registry import register_method
 
 
@@ -19,9 +19,7 @@ class SimSiam(BaseMethod):
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
 
     @dataclass
-    class Config(MethodConfig):
-        proj_hidden: list[int] = field(default_factory=lambda: [512])
-        proj_out: int = 512
+    class Config(NarrowProjectorConfig):
         proj_hidden_bias: bool = False
         proj_last_bn: bool = True
         pred_hidden: int = 128  # the paper's 4x bottleneck

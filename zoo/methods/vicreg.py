@@ -1,8 +1,8 @@
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from zoo.losses import vicreg_loss
-from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig
+from zoo.methods.base import SOLO_LARS, BaseMethod, NarrowProjectorConfig
 from zoo.registry import register_method
 
 
@@ -18,9 +18,7 @@ class VICReg(BaseMethod):
     optimizer_defaults: ClassVar[dict] = SOLO_LARS  # solo-learn's CIFAR optimizer
 
     @dataclass
-    class Config(MethodConfig):
-        proj_hidden: list[int] = field(default_factory=lambda: [512])
-        proj_out: int = 512
+    class Config(NarrowProjectorConfig):
         sim: float = 25.0
         var: float = 25.0
         cov: float = 1.0

@@ -1,10 +1,5 @@
 #!/usr/bin/env bash
 # LP-SMALL for VICReg on CIFAR-10: linear layer on precomputed features (Adam, 500 epochs) and 5-nn.
-# Source: the W-MSE protocol, htdt/self-supervised eval/{sgd,knn}.py (= CW-RGP base/eval, INTL cifar/eval) (recipes.md §6); [P] for solo-learn's recipes, which publish no offline CIFAR probe.
-# Target: 90.32 / 88.41 top-1 / 5-nn (CW-RGP table copy, recipe unpublished).
-# Evaluation images are normalised with CIFAR-10 statistics, as INTL and solo-learn do (also on CIFAR-100).
-# Variant: LP-SMALL with CIFAR-10 statistics, as in intl.sh.
+# The protocol, its source and notes: zoo/configs/linear/experiment/cifar10/vicreg.yaml
 # Usage: bash scripts/linear/cifar10/vicreg.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-linear_variant intl.sh -- "$@"
+exec bash "$(dirname "$0")/../../_launch.sh" linear cifar10/vicreg "$@"

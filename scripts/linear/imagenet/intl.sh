@@ -1,13 +1,5 @@
 #!/usr/bin/env bash
 # LP-INTL for the 2-view INTL checkpoint (scripts/pretrain/imagenet/intl.sh): frozen backbone, SGD lr 0.2, batch 256, 100 epochs, steps at 60 / 80.
-# Source: winci-ai/INTL evaluate.py + scripts/ep800.sh (recipes.md §6).
-# Target: 73.1 top-1 (INTL README).
+# The protocol, its source and notes: zoo/configs/linear/experiment/imagenet/intl.yaml
 # Usage: bash scripts/linear/imagenet/intl.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-setup_linear "$@"
-exec "$PYTHON" "$ZOO_ROOT/main_linear.py" "${ZOO_ARGS[@]}" \
-  linear.name=LP-INTL linear.protocol=frozen linear.epochs=100 linear.batch_size=256 \
-  linear.optimizer=sgd linear.lr=0.2 linear.momentum=0.9 linear.weight_decay=0 linear.schedule=step 'linear.milestones=[60,80]' linear.gamma=0.1 \
-  'linear.crop_scale=[0.08,1.0]' linear.crop_interpolation=bilinear linear.knn_k=0 \
-  "${USER_ARGS[@]}"
+exec bash "$(dirname "$0")/../../_launch.sh" linear imagenet/intl "$@"

@@ -1,10 +1,5 @@
 #!/usr/bin/env bash
 # SS-INTL: semi-supervised finetuning on 10% of ImageNet's labels, for scripts/pretrain/imagenet/intl.sh checkpoints.
-# Source: winci-ai/INTL evaluate.py --weights finetune (recipes.md §6); SimCLR's subset lists, downloaded on first use.
-# Target: none in the reference tables.
-# Constant lr: INTL's step milestones (60, 80) are never reached in 20 epochs.
-# Variant: SS-INTL as in intl_semi_1pct.sh, on 10% of the labels.
+# The protocol, its source and notes: zoo/configs/linear/experiment/imagenet/intl_semi_10pct.yaml
 # Usage: bash scripts/linear/imagenet/intl_semi_10pct.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-linear_variant intl_semi_1pct.sh linear.name=SS-INTL-10pct linear.label_fraction=10 -- "$@"
+exec bash "$(dirname "$0")/../../_launch.sh" linear imagenet/intl_semi_10pct "$@"

@@ -1,13 +1,5 @@
 #!/usr/bin/env bash
 # LP-FB-VIC for VICReg on ImageNet: frozen backbone, SGD lr 0.02, wd 1e-6, batch 256, 100 epochs, cosine.
-# Source: facebookresearch/vicreg evaluate.py + README (--lr-head 0.02) (recipes.md §6).
-# Target: 73.2 top-1 (vicreg README).
+# The protocol, its source and notes: zoo/configs/linear/experiment/imagenet/vicreg.yaml
 # Usage: bash scripts/linear/imagenet/vicreg.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
-set -euo pipefail
-source "$(dirname "$0")/../../_common.sh"
-setup_linear "$@"
-exec "$PYTHON" "$ZOO_ROOT/main_linear.py" "${ZOO_ARGS[@]}" \
-  linear.name=LP-FB-VIC linear.protocol=frozen linear.epochs=100 linear.batch_size=256 \
-  linear.optimizer=sgd linear.lr=0.02 linear.momentum=0.9 linear.weight_decay=1e-6 linear.schedule=cosine \
-  'linear.crop_scale=[0.08,1.0]' linear.crop_interpolation=bilinear linear.knn_k=0 \
-  "${USER_ARGS[@]}"
+exec bash "$(dirname "$0")/../../_launch.sh" linear imagenet/vicreg "$@"

@@ -1,0 +1,41 @@
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from torch import nn
+
+from zoo.backbones import build_mlp
+from zoo.losses import nt_xent_loss
+from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig
+from zoo.registry import register_method
+
+
+def mlp_with_optional_bn(in_dim, hidden, out_dim, hidden_bn):
+    """`build_mlp`'s projector, without its hidden BatchNorm unless `hidden_bn`: solo-learn's SimCLR and
+    MoCo v2+ projectors are Linear-ReLU-Linear."""
+    layers = build_mlp(in_dim, hidden, out_dim)
+    return layers if hidden_bn else nn.Sequential(*(layer for layer in layers if not isinstance(layer, nn.BatchNorm1d)))
+
+
+@register_method("simclr")
+class SimCLR(BaseMethod):
+    """SimCLR (Chen et al., ICML 2020): NT-Xent over the global batch, every other crop of the
+    batch a negative; more than two crops (multi-crop) sum their positives inside the log.
+    Defaults: solo-learn's CIFAR recipe (scripts/pretrain/cifar/simclr.yaml): projector
+    2048 -> 256 without BN, temperature 0.2, LARS lr 0.4 x batch/256."""
+
+    num_views = None  # two crops or more (multi-crop)
+    # solo-learn's CIFAR optimizer: LARS lr 0.4, weight decay 1e-4, eta 0.02, clipped, no LARS / decay on 1-D params.
+    optimizer_defaults: ClassVar[dict] = {**SOLO_LARS, "lr": 0.4}
+
+    @dataclass
+    class Config(MethodConfig):
+        proj_hidden: list[int] = field(default_factory=lambda: [2048])
+        proj_out: int = 256
+        proj_hidden_bn: bool = False  # solo-learn: Linear-ReLU-Linear
+        temperature: float = 0.2
+
+    def build_projector(self):
+        return mlp_with_optional_bn(self.feature_dim, self.mcfg.proj_hidden, self.mcfg.proj_out, self.mcfg.proj_hidden_bn)
+
+    def loss(self, views):
+        return nt_xent_loss(*views, temperature=self.mcfg.temperature)

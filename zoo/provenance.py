@@ -169,7 +169,7 @@ class TrainingMeter(L.Callback):
         if not self.images:
             return None
         rate = (lambda count: round(count / self.seconds, 3)) if self.seconds > 0 else (lambda count: None)
-        return {"steps": self.steps, "images": self.images, "seconds": round(self.seconds, 3),
+        return {"steps": self.steps, "images": self.images, "seconds": float(f"{self.seconds:.4g}"),
                 "steps_per_second": rate(self.steps), "images_per_second": rate(self.images)}
 
 

@@ -3,13 +3,11 @@ global batch, the loss is the single-process loss and each rank's input gradient
 the single-process gradient of its half (what DDP's mean turns into the single-process parameter
 gradient), as tests/test_losses_ddp.py checks for the other losses."""
 
-import socket
 from types import SimpleNamespace
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from gloo_ranks import run_on_gloo_ranks
 
 from zoo.losses import byol_loss, info_nce_loss, nt_xent_loss
 from zoo.methods.queue import FeatureQueueMixin
@@ -76,24 +74,18 @@ def _check_queue(rank, q, k):
     assert torch.equal(holder.queue[:, untouched], QUEUE[untouched].expand(2, -1, -1)), rank
 
 
-def _worker(rank, port):
+def _cases_and_references():
     cases = [(name, loss, _inputs(seed, views, n, d)) for seed, (name, (loss, views, n, d)) in enumerate(CASES.items())]
     cases.append(("info_nce", _moco_loss, _moco_inputs()))
-    expected = [_single_process(loss, inputs) for _, loss, inputs in cases]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
-    try:
-        for (name, loss, inputs), truth in zip(cases, expected):
-            _check(rank, name, loss, inputs, truth)
-        _check_queue(rank, *(t.detach() for t in _moco_inputs()))
-    finally:
-        dist.destroy_process_group()
+    return cases, [_single_process(loss, inputs) for _, loss, inputs in cases]
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _worker(rank, cases_and_references):
+    cases, expected = cases_and_references
+    for (name, loss, inputs), truth in zip(cases, expected):
+        _check(rank, name, loss, inputs, truth)
+    _check_queue(rank, *(t.detach() for t in _moco_inputs()))
 
 
 def test_two_gloo_ranks_reproduce_the_single_process_loss_gradient_and_queue():
-    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD_SIZE, join=True)
+    run_on_gloo_ranks(_worker, WORLD_SIZE, before=_cases_and_references)

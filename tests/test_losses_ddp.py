@@ -10,13 +10,11 @@ single-process truth: each half standardised alone, the two cross-correlations
 averaged.
 """
 
-import socket
 
 import reference_losses as reference
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from gloo_ranks import run_on_gloo_ranks
 
 from zoo import losses
 from zoo.spectral import is_distributed
@@ -96,24 +94,14 @@ def _run_barlow_per_device(rank):
     assert abs(global_form.item() - value.item()) > 1e-2 * value.item(), rank  # the two forms differ here
 
 
-def _worker(rank, port):
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
-    try:
-        for name in CASES:
-            _run_case(rank, name)
-        _run_barlow_per_device(rank)
-    finally:
-        dist.destroy_process_group()
-
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _worker(rank):
+    for name in CASES:
+        _run_case(rank, name)
+    _run_barlow_per_device(rank)
 
 
 def test_two_gloo_ranks_reproduce_the_single_process_loss_and_gradient():
-    mp.spawn(_worker, args=(_free_port(),), nprocs=WORLD_SIZE, join=True)
+    run_on_gloo_ranks(_worker, WORLD_SIZE)
 
 
 def test_barlow_per_device_form_is_the_global_form_on_one_process():

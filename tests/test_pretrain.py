@@ -121,28 +121,57 @@ def test_kill_minus_nine_then_resume(tmp_path):
     assert summary["epochs"] == 3 and summary["steps"] == 9
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        (["method=nosuch"], "unknown method 'nosuch' (registered: "),
-        (["data.name=cifar10", "data.root=/nonexistent/cifar"], "cifar10 not found under data.root=/nonexistent/cifar"),
-        (["data.name=folder", "data.root=/nonexistent/images"], "data root not found: /nonexistent/images"),
-        (["data.batch_size=5000"], "fewer than data.batch_size=5000"),
-        (["data.views=[{size: 16}]"], "takes at least 2 views"),
-        (["backbone.name=nosuchnet"], "unknown timm backbone 'nosuchnet'"),
-        (["data.batch_size=0"], "data.batch_size=0 must be at least 1"),
-        (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be positive"),
-        pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu but this machine has no CUDA GPU",
-                     marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
-    ],
-)
-def test_bad_input_is_one_clear_line(args, expected, tmp_path):
-    """With the default data.num_workers, on one CPU: the config is checked before any loader exists."""
+BAD_INPUTS = [
+    (["method=nosuch"], "unknown method 'nosuch' (registered: "),
+    (["data.name=cifar10", "data.root=/nonexistent/cifar"], "cifar10 not found under data.root=/nonexistent/cifar"),
+    (["data.name=folder", "data.root=/nonexistent/images"], "data root not found: /nonexistent/images"),
+    (["data.batch_size=5000"], "fewer than data.batch_size=5000"),
+    (["data.views=[{size: 16}]"], "takes at least 2 views"),
+    (["backbone.name=nosuchnet"], "unknown timm backbone 'nosuchnet'"),
+    (["data.batch_size=0"], "data.batch_size=0 must be at least 1"),
+    (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be positive"),
+    (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5 must be a number of batches"),
+    pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu but this machine has no CUDA GPU",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
+]
+
+
+def assert_one_error_line(stderr, expected):
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], stderr
+
+
+def pretrain_in_process(monkeypatch, capsys, *args):
+    """main_pretrain.py's own entry point called in this process (a new process per call would spend most
+    of its seconds importing torch) -> (exit status, stdout, stderr)."""
+    from zoo.pretrain import main
+
+    monkeypatch.setattr(sys, "argv", ["main_pretrain.py", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as stopped:
+        code = stopped.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("args, expected", BAD_INPUTS)
+def test_bad_input_is_one_clear_line(args, expected, tmp_path, monkeypatch, capsys):
+    """The one `error:` line on stderr and exit status 2."""
+    code, _, err = pretrain_in_process(monkeypatch, capsys, *args, f"run_dir={tmp_path / 'run'}")
+    assert code == 2
+    assert_one_error_line(err, expected)
+
+
+@pytest.mark.parametrize("args, expected", [BAD_INPUTS[3], BAD_INPUTS[6]])
+def test_bad_input_stops_a_real_process_on_one_cpu(args, expected, tmp_path):
+    """As a user runs it, with the default data.num_workers on one CPU: the config is checked before any
+    loader (and its workers) exists."""
     result = run("main_pretrain.py", *args, f"run_dir={tmp_path / 'run'}", check=False, timeout=120, one_cpu=True)
     assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert_one_error_line(result.stderr, expected)
 
 
 def test_misspelled_key_fails_with_hydras_message(tmp_path):

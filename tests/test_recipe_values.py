@@ -103,6 +103,7 @@ class Official:
     roles: dict
     lars: tuple | None = None  # (trust coefficient, clipped)
     momentum: tuple | None = None  # EMA target: (start, end), cosine per step
+    momentum_per_epoch: bool = False  # the source's cosine moves once an epoch (htdt: progress = epoch / epochs)
     eval_interpolation: T.InterpolationMode = T.InterpolationMode.BILINEAR
     notes: list = field(default_factory=list)
 
@@ -210,6 +211,45 @@ BLUR_P |= {"imagenet-100/intl": (1.0, 0.1), "imagenet-100/barlow_twins": (1.0, 0
            "imagenet/barlow_twins_ep100": (1.0, 0.1), "imagenet/vicreg": (1.0, 0.1), "imagenet/simsiam": (0.5, 0.5),
            "imagenet/cwrgp": (0.5,) * 4, "imagenet/cwrgp_ep200": (0.5,) * 4, "imagenet/wmse": (0.5,) * 4}
 BLUR_P |= {f"imagenet/intl_m_ep{epochs}": (0.5,) * 6 for epochs in (100, 200, 400, 800)}
+
+# ---- the baselines: SimCLR, MoCo v2+, BYOL (what they see beyond lr and weight decay: test_baseline_recipes.py) ----
+for ds in ("cifar10", "cifar100"):
+    solo = f"solo-learn scripts/pretrain/cifar/{{}}.yaml ({ds})"
+    OFFICIAL |= {
+        f"{ds}/simclr": Official(solo.format("simclr"), 256, 1, 1000, "Lars",
+                                 excluded(solo_lr(0.4), 1e-4, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True)),
+        f"{ds}/mocov2plus": Official(solo.format("mocov2plus"), 256, 1, 1000, "SGD",
+                                     sgd_all(solo_lr(0.3), 1e-4) | solo_probe(256, solo_lr, classifier_lr=0.3), momentum=(0.99, 0.999)),
+        f"{ds}/byol": Official(solo.format("byol"), 256, 1, 1000, "Lars",
+                               excluded(solo_lr(1.0), 1e-5, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True),
+                               momentum=(0.99, 1.0)),
+    }
+    BLUR_P |= {f"{ds}/simclr": (0.5, 0.5), f"{ds}/mocov2plus": (0.5, 0.5), f"{ds}/byol": (0.0, 0.0)}
+OFFICIAL |= {
+    "imagenet-100/simclr": Official(solo100.format("simclr"), 256, 2, 400, "Lars",
+                                    excluded(solo_lr(0.3), 1e-4, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True)),
+    "imagenet-100/mocov2plus": Official(solo100.format("mocov2plus"), 256, 2, 400, "SGD",
+                                        sgd_all(solo_lr(0.3), 1e-4) | solo_probe(256, solo_lr, classifier_lr=0.3), momentum=(0.99, 0.999)),
+    "imagenet-100/byol": Official(solo100.format("byol"), 256, 2, 400, "Lars",
+                                  excluded(solo_lr(0.5), 1e-6, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True),
+                                  momentum=(0.99, 1.0)),
+    # google-research/simclr: 0.075 x sqrt(batch) with --learning_rate_scaling=sqrt, warmup step/W from 0, cosine to 0.
+    "imagenet/simclr": Official("google-research/simclr README + model_util.py (32 TPU v3 cores)", 4096, 32, 100, "Lars",
+                                excluded(fb_lr(0.075 * math.sqrt(4096), end=0.0), 1e-4, lars=True), lars=(0.001, False)),
+    # deepmind-research byol: the 100-epoch preset (lr 0.45 x batch/256, wd 1e-6, EMA 0.99), schedules.py's warmup and cosine.
+    "imagenet/byol": Official("deepmind-research byol/configs/byol.py, main_loop.py (512 TPU v3 cores)", 4096, 512, 100, "Lars",
+                              excluded(fb_lr(0.45 * 4096 / 256, end=0.0), 1e-6, lars=True), lars=(0.001, False), momentum=(0.99, 1.0)),
+}
+BLUR_P |= {"imagenet-100/simclr": (0.5, 0.5), "imagenet-100/mocov2plus": (0.5, 0.5), "imagenet-100/byol": (1.0, 0.1),
+           "imagenet/simclr": (0.5, 0.5), "imagenet/byol": (1.0, 0.1)}
+# htdt/self-supervised (the W-MSE protocol): Adam on every parameter, batch 512 (cfg.py's default), its 500-step warmup and drops.
+for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl10", 2000, 2e-3), ("tiny-imagenet", 1000, 2e-3)):
+    for method, code, momentum in (("simclr", "contrastive", None), ("byol", "byol", (0.99, 1.0))):
+        OFFICIAL[f"{ds}/{method}_wmse_protocol"] = Official(
+            f"htdt/self-supervised README + cfg.py, train.py, methods/{code}.py", 512, 1, epochs, "Adam",
+            sgd_all(wmse_lr(lr, epochs), 1e-6), momentum=momentum, momentum_per_epoch=True,
+            eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10" else T.InterpolationMode.BILINEAR)
+        BLUR_P[f"{ds}/{method}_wmse_protocol"] = (0.0, 0.0)
 PRETRAIN_SCRIPTS = sorted(s for s in ALL_SCRIPTS if s.startswith("pretrain/"))
 
 
@@ -290,7 +330,10 @@ def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # 
     if official.momentum:
         start, end = official.momentum
         for s in (0, total // 3, total // 2, total - 1):
-            expected = end - (end - start) * (math.cos(math.pi * s / total) + 1) / 2  # INTL-M: 1 - (1-m0) (1+cos(pi t/T))/2
+            if official.momentum_per_epoch:  # compared at the start of an epoch, where the per-step cosine meets it
+                s -= s % spe
+            progress = (s // spe) / official.epochs if official.momentum_per_epoch else s / total
+            expected = end - (end - start) * (math.cos(math.pi * progress) + 1) / 2  # INTL-M: 1 - (1-m0) (1+cos(pi t/T))/2
             assert model.momentum(s, total) == pytest.approx(expected, rel=1e-12)
     else:
         assert not model.momentum_target

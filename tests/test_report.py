@@ -123,8 +123,9 @@ def test_a_recipe_run_takes_its_own_recipes_targets(tmp_path):
     """Every paper number lives once: in its recipe's config (recipe.targets) or, without a recipe, in
     zoo/targets.yaml; a recipe run's config.yaml carries its recipe's targets."""
     targets = load_targets()
-    assert len(targets) == 60  # all of the reference tables' rows, none lost or repeated in the move
-    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 60
+    # all of the reference tables' rows, none lost or repeated in the move: 60, + 21 of SimCLR, MoCo v2+ and BYOL
+    assert len(targets) == 81
+    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 81
     own = [{"method": "cwrgp", "protocol": "LP-SMALL", "top1": 91.0, "knn": 89.0, "source": "its recipe"}]
     run = make_run(tmp_path / "cifar10/cwrgp", "cwrgp", "cifar10", 1000, 4, 256,
                    config={"recipe.name": "cifar10/cwrgp", "recipe.targets": own})
@@ -167,13 +168,17 @@ def test_three_digits_seeds_are_one_row_of_the_report(tmp_path):
     """Real runs: main_pretrain.py with seed=0/1/2, then `python -m zoo.report`."""
     from test_pretrain import TINY, run
 
+    one_step = [o for o in TINY if not o.startswith(("trainer.limit_", "data.batch_size="))]
+    one_step += ["data.batch_size=16", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "trainer.max_epochs=1"]
     for seed in range(3):
-        run("main_pretrain.py", *TINY, "trainer.max_epochs=1", f"seed={seed}", f"run_dir={tmp_path / f'seed{seed}'}")
+        run("main_pretrain.py", *one_step, f"seed={seed}", f"run_dir={tmp_path / f'seed{seed}'}")
     result = subprocess.run([sys.executable, "-m", "zoo.report", str(tmp_path)], check=True, capture_output=True, text=True,
                             cwd=REPO)
     (online,) = rows(result.stdout.strip())
     assert online["run"] == "seed0 (+2)" and online["n"] == "3" and online["seeds"] == "0,1,2"
-    ranks = [json.loads((tmp_path / f"seed{seed}" / "summary.json").read_text())["effective_rank"] for seed in range(3)]
+    summaries = [json.loads((tmp_path / f"seed{seed}" / "summary.json").read_text()) for seed in range(3)]
+    assert [s["steps"] for s in summaries] == [1, 1, 1]  # trainer.limit_train_batches=1 is one batch, not all of them
+    ranks = [s["effective_rank"] for s in summaries]
     assert len(set(ranks)) == 3  # the seeds gave different runs
     mean, std = (float(part) for part in online["k-NN"].split(" ± "))
     assert 0 <= mean <= 100 and std >= 0 and online["top-1"].count("±") == 1

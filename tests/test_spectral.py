@@ -196,6 +196,16 @@ def test_whitening_runs_without_tf32_when_the_run_allows_it(kind, monkeypatch):
     assert seen == ["highest"]
 
 
+def test_whitening_leaves_the_precision_alone_when_it_is_already_float32(monkeypatch):
+    """On the CPU the run keeps "highest"; setting it anyway (even to the same value) around every
+    whitening made oneDNN rebuild the backbone's kernels each step."""
+    calls = []
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", lambda value: calls.append(value))
+    assert torch.get_float32_matmul_precision() == "highest"
+    whiten(torch.randn(64, 16), "cholesky", "batch")
+    assert calls == []
+
+
 def _gather_worker(rank, port):
     import torch.distributed as dist
 

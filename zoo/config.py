@@ -96,8 +96,10 @@ class TrainerConfig:
     check_val_every_n_epoch: int = 1
     num_sanity_val_steps: int = 0
     gradient_clip_val: float | None = None
-    limit_train_batches: float | None = None
-    limit_val_batches: float | None = None
+    # Lightning's meaning: an int is that many batches, a float in [0, 1] that fraction. Typed Any, not float:
+    # a float field would turn `=1` (one batch) into 1.0 (every batch).
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
     deterministic: bool = False
     enable_progress_bar: bool = True
 
@@ -200,6 +202,17 @@ class LinearRunConfig:
     run_dir: str | None = None  # None = <checkpoint's run>/linear (finetune: semi-<fraction>pct)
 
 
+def check_batch_limits(trainer):
+    """trainer.limit_*_batches: None, a count of batches (an int >= 0) or a fraction (a float in [0, 1])."""
+    for key in ("limit_train_batches", "limit_val_batches"):
+        value = trainer[key]
+        count = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        fraction = isinstance(value, float) and 0.0 <= value <= 1.0
+        if not (value is None or count or fraction):
+            raise ZooError(f"trainer.{key}={value} must be a number of batches (an integer >= 0) or a fraction "
+                           "of them (a float between 0.0 and 1.0)")
+
+
 def check_pretrain_config(cfg):
     """One `error:` line for a value the schema's types let through but training cannot use,
     before any trainer, data loader or worker exists."""
@@ -216,6 +229,7 @@ def check_pretrain_config(cfg):
             raise ZooError(f"{key}={OmegaConf.select(cfg, key)} must be positive")
     if cfg.optimizer.weight_decay < 0:
         raise ZooError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} must be >= 0")
+    check_batch_limits(cfg.trainer)
     if str(cfg.trainer.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ZooError(f"trainer.accelerator={cfg.trainer.accelerator} but this machine has no CUDA GPU: "
                        "use trainer.accelerator=auto (or cpu)")

@@ -216,7 +216,8 @@ def main():
     @hydra.main(config_path="configs", config_name="pretrain", version_base="1.3")
     @exit_on_user_error
     def run(cfg):
-        torch.set_float32_matmul_precision("high")
+        if torch.cuda.is_available():  # TF32 for the backbone; a CUDA feature (the whitening stays float32)
+            torch.set_float32_matmul_precision("high")
         check_batch_overrides(cfg)
         pretrain(cfg)
 

@@ -82,13 +82,17 @@ def float32_math(fn):
     def wrapper(*args, **kwargs):
         device_type = next((a.device.type for a in args if isinstance(a, Tensor)), "cpu")
         precision = torch.get_float32_matmul_precision()
-        torch.set_float32_matmul_precision("highest")
+        # set only when it differs: on the CPU every change makes oneDNN rebuild the backbone's kernels
+        # (a W-MSE step 2-4% slower when the run flipped it around each whitening)
+        if precision != "highest":
+            torch.set_float32_matmul_precision("highest")
         try:
             with torch.autocast(device_type, enabled=False):
                 args = [upcast(a) if isinstance(a, Tensor) else a for a in args]
                 return fn(*args, **kwargs)
         finally:
-            torch.set_float32_matmul_precision(precision)
+            if precision != "highest":
+                torch.set_float32_matmul_precision(precision)
 
     return wrapper
 

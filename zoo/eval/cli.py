@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from zoo.checkpoint import load_method, read_checkpoint
-from zoo.config import LinearRunConfig
+from zoo.config import LinearRunConfig, check_batch_limits
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
 from zoo.eval.embedding import plot_embedding
@@ -91,6 +91,7 @@ def build_config(pretrain_cfg, overrides):
     OmegaConf.set_struct(cfg, False)
     cfg.data = data_config(pretrain_cfg, data_overrides(overrides), protocol_data=cfg.linear.data)
     check_linear_config(cfg.linear)
+    check_batch_limits(cfg.trainer)
     return cfg
 
 

@@ -22,7 +22,8 @@ from zoo.pretrain import build_method
 from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
+METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam", "swav", "dino",
+           "zero_cl", "shuffled_dbn", "mocov2"]
 # Small projector settings every method can whiten with a batch of 32.
 SMALL = {
     "intl": ["method.proj_hidden=[128]", "method.proj_out=64"],
@@ -33,6 +34,11 @@ SMALL = {
     "wmse": ["method.proj_hidden=[128]", "method.proj_out=8", "method.w_size=16"],
     "cwrgp": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=2", "method.w_size=16"],
     "simsiam": ["method.proj_hidden=[128]", "method.proj_out=64", "method.pred_hidden=32"],
+    "swav": ["method.proj_hidden=[128]", "method.proj_out=64", "method.num_prototypes=100", "method.queue_size=64"],
+    "dino": ["method.proj_hidden=[128,128]", "method.proj_out=64", "method.num_prototypes=100"],
+    "zero_cl": ["method.proj_hidden=[128]", "method.proj_out=64"],
+    "shuffled_dbn": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=8"],
+    "mocov2": ["method.proj_hidden=[128]", "method.proj_out=64", "method.queue_size=64"],
 }
 # The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses.
 LOSS_PARTS = {
@@ -44,6 +50,11 @@ LOSS_PARTS = {
     "wmse": set(),
     "cwrgp": set(),
     "simsiam": set(),
+    "swav": set(),
+    "dino": set(),
+    "zero_cl": set(),
+    "shuffled_dbn": set(),
+    "mocov2": set(),
 }
 
 

@@ -183,6 +183,14 @@ def variance(x: Tensor, axis: Axis, *, ddof: int = 1, assume_centered: bool = Fa
     return obs.pow(2).sum(dim=-2) / (obs.shape[-2] - ddof)
 
 
+def standardize(x: Tensor, axis: Axis, *, ddof: int = 1) -> Tensor:
+    """`center` (x) divided by its standard deviation (/(m - ddof)) on the same axis: per feature over
+    the samples ("batch") or per sample over its features ("channel", Zero-CL's standardisation)."""
+    x = center(x, axis)
+    std = variance(x, axis, ddof=ddof, assume_centered=True).sqrt()
+    return x / (std.unsqueeze(-2) if axis == "batch" else std.unsqueeze(-1))
+
+
 def iternorm_matrix(sigma: Tensor, iters: int) -> Tensor:
     """IterNorm's approximation of Sigma^-1/2 by ``iters`` Newton-Schulz steps (INTL).
 
@@ -244,7 +252,9 @@ def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float 
 # ---------------------------------------------------------------------------
 
 
-def check_whitening(kind: str, axis: str, batch_size: int, dim: int, groups: int = 1, w_size: int | None = None) -> None:
+def check_whitening(
+    kind: str, axis: str, batch_size: int, dim: int, groups: int = 1, w_size: int | None = None, shrinkage: float = 0.0
+) -> None:
     """Raise a one-line `ZooError` (a ValueError) for a whitening that cannot work.
 
     ``batch_size`` is the global batch (what gets whitened). An inverting
@@ -252,7 +262,8 @@ def check_whitening(kind: str, axis: str, batch_size: int, dim: int, groups: int
     batch axis a sub-batch of w_size centred samples spans at most w_size - 1
     dimensions, so it needs w_size > D/groups; on the channel axis a sample
     centred over its D/groups channels spans at most D/groups - 1, so it needs
-    w_size <= D/groups - 1. IterNorm never inverts and is exempt.
+    w_size <= D/groups - 1. IterNorm never inverts and is exempt, and so is a covariance
+    shrunk towards the identity (``shrinkage`` = eps + ridge of `whiten` > 0), full rank at any shape.
     """
     if kind not in KINDS:
         raise ZooError(f"kind={kind!r} is not a whitening; use one of {KINDS}")
@@ -269,7 +280,7 @@ def check_whitening(kind: str, axis: str, batch_size: int, dim: int, groups: int
             f"w_size={w_size} does not divide the (global) batch of {batch_size} samples; "
             f"use a divisor of {batch_size} such as {divisors}"
         )
-    if kind not in INVERTING_KINDS:
+    if kind not in INVERTING_KINDS or shrinkage > 0:
         return
     per_group = dim // groups
     if axis == "batch" and w_size <= per_group:
@@ -347,6 +358,8 @@ def whiten(
     shuffle_groups: bool = True,
     generator: torch.Generator | None = None,
     distributed: bool = True,
+    ridge: float = 0.0,
+    detach_matrix: bool = False,
 ) -> Tensor:
     """Whiten ``x`` of shape (..., N, D) (leading dims: views); returns (w_iter, ..., N_global, D).
 
@@ -356,7 +369,10 @@ def whiten(
     * ``w_size``: the global batch is split into random sub-batches of w_size
       samples (shared by all views, as W-MSE), whitened independently;
       None = the whole batch. ``w_iter`` repeats this with fresh permutations.
-    * ``eps``: shrinkage Sigma <- (1 - eps) Sigma + eps I.
+    * ``eps``: shrinkage Sigma <- (1 - eps) Sigma + eps I; ``ridge``: then Sigma <- Sigma + ridge I
+      (every eigenvalue raised by ridge, as Zero-CL's official ``1 / sqrt(S + 1e-5)``).
+    * ``detach_matrix``: W(Sigma) is a constant in the backward, the gradient flows through
+      ``obs @ W`` only (Zero-CL's official code detaches its ZCA matrix).
     * ``iters``: Newton steps of IterNorm; ``power``: p of the power transform.
 
     Each sample keeps its position in the output. Under torch.distributed the
@@ -371,7 +387,7 @@ def whiten(
     lead_shape = x.shape[:-2]
     # Checked before the collective so that every rank fails alike instead of hanging.
     ranks = world_size() if distributed else 1
-    check_whitening(kind, axis, x.shape[-2] * ranks, x.shape[-1], groups, w_size)
+    check_whitening(kind, axis, x.shape[-2] * ranks, x.shape[-1], groups, w_size, shrinkage=eps + ridge)
     if distributed:
         x = gather(x, dim=-2)
     n_samples, dim = x.shape[-2:]
@@ -401,7 +417,11 @@ def whiten(
     if eps:
         eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
         sigma = (1 - eps) * sigma + eps * eye
+    if ridge:
+        sigma = sigma + ridge * torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
     matrix = whitening_matrix(sigma, kind, iters=iters, power=power)
+    if detach_matrix:
+        matrix = matrix.detach()
     # obs @ W with obs = features^T (batch axis) or features (channel axis), kept as features x samples
     white = matrix.mT @ features if axis == "batch" else features @ matrix
     white = rearrange(white, "i s v g c m -> i s v (g c) m")

@@ -31,6 +31,7 @@ from zoo.spectral import (
     float32_math,
     gather,
     is_distributed,
+    standardize,
     variance,
     whiten,
     world_size,
@@ -40,17 +41,23 @@ __all__ = [
     "barlow_twins_loss",
     "byol_loss",
     "cwrgp_loss",
+    "dino_center",
+    "dino_loss",
     "info_nce_loss",
     "intl_loss",
     "normalized_mse",
     "nt_xent_loss",
     "off_diagonal",
+    "shuffled_dbn_loss",
     "simsiam_loss",
+    "sinkhorn_knopp",
     "st_loss",
+    "swav_loss",
     "trace_loss",
     "vicreg_loss",
     "view_cosines",
     "wmse_loss",
+    "zero_cl_loss",
 ]
 
 
@@ -212,6 +219,44 @@ def cwrgp_loss(*views: Tensor, groups: int = 1, w_size: int | None = None, w_ite
     return _pair_losses(white, *_view_pairs(len(views))).mean()
 
 
+@float32_math
+def shuffled_dbn_loss(*views: Tensor, groups: int = 16, w_size: int | None = None, w_iter: int = 1, eps: float = 0.0) -> Tensor:
+    """Shuffled-DBN (Hua et al., 2021) as CW-RGP's code runs it: ZCA batch whitening in random groups.
+
+    Like `cwrgp_loss` on the other axis: each sub-batch of w_size samples (None = the whole
+    batch) is whitened per group of D/groups features (their covariance over the sub-batch,
+    /(m - 1)) by U diag(lambda^-1/2) U^T, the features split into ``groups`` by a fresh random
+    permutation per (sub-batch, view); then the nMSE of every pair of views::
+
+        L = 1/(w_iter P) sum_{iter} sum_{i<j} nMSE(Z_i, Z_j)
+
+    winci-ai/CW-RGP base/methods/cwrgp.py and base/methods/whitening.py with axis=1 (batch).
+    """
+    _check_views(views, "shuffled_dbn_loss")
+    white = whiten(torch.stack(views), "zca", "batch", eps=eps, groups=groups, w_size=w_size, w_iter=w_iter)
+    return _pair_losses(white, *_view_pairs(len(views))).mean()
+
+
+@float32_math
+def zero_cl_loss(z1: Tensor, z2: Tensor, eps: float = 0.1, ridge: float = 1e-5) -> Tensor:
+    """Zero-CL's instance-wise loss (Zhang et al., 2022) as CW-RGP's code runs it.
+
+    Each sample is standardised over its D features (mean 0, unbiased std 1), then the N
+    samples of each view are ZCA-whitened over the features (the N x N covariance / (D - 1),
+    shrunk to (1 - eps) Sigma + eps I, eigenvalues + ridge; the whitening matrix a constant in
+    the backward, as the official code detaches it), and with C = Z1 Z2^T / D::
+
+        L = sum_i (C_ii - 1)^2      (over the global batch)
+
+    winci-ai/CW-RGP base/methods/zero_icl.py ``ZeroICL.ins_loss``, ``standardization``,
+    ``WhitenTran.zca_forward`` (its shrinkage 0.9 / 0.1 and offset 1e-5 written in).
+    """
+    _check_views((z1, z2), "zero_cl_loss")
+    white = whiten(standardize(torch.stack([z1, z2]), "channel"), "zca", "channel", eps=eps, ridge=ridge, detach_matrix=True)[0]
+    agreement = (white[0] * white[1]).sum(dim=-1) / white.shape[-1]
+    return (agreement - 1).pow(2).sum()
+
+
 def off_diagonal(matrix: Tensor) -> Tensor:
     """The off-diagonal entries of a square matrix, flattened."""
     n = matrix.shape[-1]
@@ -309,5 +354,7 @@ def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
     return -0.5 * (cos1.mean() + cos2.mean())
 
 
-# The contrastive and bootstrap baselines (SimCLR, MoCo, BYOL) in their own module, which uses the helpers above.
+# The contrastive and bootstrap baselines (SimCLR, MoCo, BYOL) and the clustering ones (SwAV, DINO) in their own
+# modules, which use the helpers above.
+from zoo.losses.clustering import dino_center, dino_loss, sinkhorn_knopp, swav_loss
 from zoo.losses.contrastive import byol_loss, info_nce_loss, nt_xent_loss

@@ -49,6 +49,7 @@ class MethodConfig:
     proj_hidden_bias: bool = True
     proj_last_bias: bool = True
     proj_last_bn: bool = False  # BatchNorm without affine after the last layer (SimSiam)
+    proj_hidden_bn: bool = True  # BatchNorm after each hidden Linear (SimCLR's and MoCo's projectors have none)
 
 
 @dataclass
@@ -164,7 +165,8 @@ class BaseMethod(L.LightningModule):
     # ---- what a method may override -------------------------------------------------
     def build_projector(self):
         m = self.mcfg
-        return build_mlp(self.feature_dim, m.proj_hidden, m.proj_out, m.proj_hidden_bias, m.proj_last_bias, m.proj_last_bn)
+        return build_mlp(self.feature_dim, m.proj_hidden, m.proj_out, m.proj_hidden_bias, m.proj_last_bias, m.proj_last_bn,
+                         m.proj_hidden_bn)
 
     def build_modules(self):
         """Modules beyond backbone, projector and probe (a predictor, an EMA target), built once those

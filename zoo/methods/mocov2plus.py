@@ -7,7 +7,6 @@ from zoo.losses import info_nce_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
 from zoo.methods.momentum import MomentumTargetMixin
 from zoo.methods.queue import FeatureQueueMixin
-from zoo.methods.simclr import mlp_with_optional_bn
 from zoo.registry import register_method
 
 
@@ -35,9 +34,6 @@ class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
         queue_size: int = 1024
         momentum_base: float = 0.99
         momentum_final: float = 0.999
-
-    def build_projector(self):
-        return mlp_with_optional_bn(self.feature_dim, self.mcfg.proj_hidden, self.mcfg.proj_out, self.mcfg.proj_hidden_bn)
 
     def compute_loss(self, crops):
         features = [self.backbone(crop) for crop in crops]

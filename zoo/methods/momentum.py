@@ -1,4 +1,4 @@
-"""The momentum (EMA) target, a mixin: INTL-M, BYOL, MoCo v2+ (DINO to come); its schedule and crop pairing.
+"""The momentum (EMA) target, a mixin: INTL-M, BYOL, MoCo v2+, DINO; its schedules and crop pairing.
 
     @register_method("intl_m")
     class INTLMomentum(MomentumTargetMixin, INTL):
@@ -51,12 +51,27 @@ def cosine_ramp(base, final, progress):
     return final - (final - base) * (math.cos(math.pi * progress) + 1) / 2
 
 
+def linear_ramp(base, final, progress):
+    """`base` at progress 0 to `final` at progress >= 1 on a straight line: DINO's teacher-temperature warm-up."""
+    progress = min(max(progress, 0.0), 1.0)
+    return base + (final - base) * progress
+
+
 def target_pairs(crop_sizes):
     """Multi-crop pairing of an EMA-target method: every (target crop, online crop) pair of two different
     crops, the target crops being those of the largest size; two crops give [(0, 1), (1, 0)].
     vturrisi/solo-learn solo/methods/byol.py (its large crops as targets, every other crop online)."""
     largest = max(crop_sizes)
     return [(t, v) for t, size in enumerate(crop_sizes) if size == largest for v in range(len(crop_sizes)) if v != t]
+
+
+def targets_first(crop_sizes):
+    """(crop indices with the target crops first, number of target crops): the target crops are those of the
+    largest size, as in `target_pairs`, in crop order, then the other crops; the order of SwAV's and DINO's
+    losses, whose targets (codes, teacher outputs) belong to their first crops. (16, 8, 16) gives ([0, 2, 1], 2)."""
+    largest = max(crop_sizes)
+    targets = [i for i, size in enumerate(crop_sizes) if size == largest]
+    return targets + [i for i, size in enumerate(crop_sizes) if size != largest], len(targets)
 
 
 class MomentumTargetMixin(ConfiguredMixin):

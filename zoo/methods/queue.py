@@ -1,4 +1,5 @@
-"""A queue of past keys, a mixin: MoCo-style negatives (MoCo v2+, MoCo v2; NNCLR-style support sets).
+"""A queue of past keys, a mixin: MoCo-style negatives (MoCo v2+, MoCo v2; NNCLR-style support sets),
+SwAV's extra samples for its Sinkhorn codes.
 
     @register_method("mocov2plus")
     class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
@@ -22,11 +23,12 @@ run's seed_everything, the same seed on every rank).
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from zoo.errors import ZooError
 from zoo.methods.momentum import ConfiguredMixin
-from zoo.spectral import gather
+from zoo.spectral import gather, is_distributed, world_size
 
 
 class FeatureQueueMixin(ConfiguredMixin):
@@ -36,6 +38,9 @@ class FeatureQueueMixin(ConfiguredMixin):
     Initially unit-norm random keys, as the official MoCo and solo-learn queues."""
 
     queue_count = 1
+    # True: the queue starts as zero rows, told apart from keys by `queue_filled()` (SwAV uses its queue only
+    # once every row holds a key, as the official code); False: unit-norm random keys (MoCo).
+    queue_starts_empty = False
 
     @dataclass
     class Config:
@@ -48,6 +53,20 @@ class FeatureQueueMixin(ConfiguredMixin):
         keys = torch.randn(self.queue_count, self.mcfg.queue_size, self.mcfg.proj_out)
         self.register_buffer("queue", F.normalize(keys, dim=-1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        if self.queue_starts_empty:
+            self.queue.zero_()
+
+    def queue_filled(self):
+        """Whether every row holds a key: rows are written in order, so the last row is written last (the
+        official SwAV test); always True for a queue of random initial keys."""
+        return bool(self.queue[:, -1].any())
+
+    def queue_share(self):
+        """This rank's share of the queue rows, (queue_count, ~queue_size / world_size, D): every world_size-th
+        row, so that a computation summed over the ranks (SwAV's Sinkhorn) sees each key once, as it would in
+        one process; all rows when not distributed."""
+        rank = dist.get_rank() if is_distributed() else 0
+        return self.queue[:, rank :: world_size()]
 
     def check_batch(self, global_batch_size):
         super().check_batch(global_batch_size)

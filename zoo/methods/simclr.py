@@ -1,19 +1,9 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from torch import nn
-
-from zoo.backbones import build_mlp
 from zoo.losses import nt_xent_loss
 from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig
 from zoo.registry import register_method
-
-
-def mlp_with_optional_bn(in_dim, hidden, out_dim, hidden_bn):
-    """`build_mlp`'s projector, without its hidden BatchNorm unless `hidden_bn`: solo-learn's SimCLR and
-    MoCo v2+ projectors are Linear-ReLU-Linear."""
-    layers = build_mlp(in_dim, hidden, out_dim)
-    return layers if hidden_bn else nn.Sequential(*(layer for layer in layers if not isinstance(layer, nn.BatchNorm1d)))
 
 
 @register_method("simclr")
@@ -33,9 +23,6 @@ class SimCLR(BaseMethod):
         proj_out: int = 256
         proj_hidden_bn: bool = False  # solo-learn: Linear-ReLU-Linear
         temperature: float = 0.2
-
-    def build_projector(self):
-        return mlp_with_optional_bn(self.feature_dim, self.mcfg.proj_hidden, self.mcfg.proj_out, self.mcfg.proj_hidden_bn)
 
     def loss(self, views):
         return nt_xent_loss(*views, temperature=self.mcfg.temperature)

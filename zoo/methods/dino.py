@@ -1,0 +1,114 @@
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from zoo.losses import dino_center, dino_loss
+from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig, largest_crops
+from zoo.methods.freeze import FrozenEarlyMixin
+from zoo.methods.momentum import MomentumTargetMixin, linear_ramp, targets_first
+from zoo.registry import register_method
+
+
+class DINOHead(nn.Module):
+    """DINO's head: an MLP with GELUs (BatchNorm optional) down to a bottleneck, then, on the L2-normalised
+    bottleneck, a weight-normalised linear layer without bias (`last_layer`, rows of norm 1, a learnt norm
+    unless `norm_last_layer`) giving the logits over the prototypes. Linear layers of the MLP start from a
+    truncated normal (std 0.02) with zero biases. `forward` returns the bottleneck embedding (what the
+    spectrum diagnostics see of a projector), `logits` the prototype logits of one.
+    facebookresearch/dino vision_transformer.py ``DINOHead``; solo-learn solo/methods/dino.py."""
+
+    def __init__(self, in_dim, hidden, bottleneck, num_prototypes, hidden_bn=False, norm_last_layer=True):
+        super().__init__()
+        layers = []
+        for width in hidden:
+            layers += [nn.Linear(in_dim, width), *([nn.BatchNorm1d(width)] if hidden_bn else []), nn.GELU()]
+            in_dim = width
+        self.mlp = nn.Sequential(*layers, nn.Linear(in_dim, bottleneck))
+        for layer in self.mlp:
+            if isinstance(layer, nn.Linear):
+                nn.init.trunc_normal_(layer.weight, std=0.02)
+                nn.init.zeros_(layer.bias)
+        self.last_layer = weight_norm(nn.Linear(bottleneck, num_prototypes, bias=False))
+        norm = self.last_layer.parametrizations.weight.original0
+        norm.data.fill_(1.0)
+        norm.requires_grad = not norm_last_layer
+
+    def forward(self, features):
+        return self.mlp(features)
+
+    def logits(self, embedding):
+        return self.last_layer(F.normalize(embedding, dim=-1))
+
+
+@register_method("dino")
+class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
+    """DINO (Caron et al., ICCV 2021) with a ResNet: the student (backbone + `DINOHead`) matches, for every
+    crop, the softmax over the prototypes that its EMA teacher gives for every other global (largest) crop,
+    centred and sharpened: the teacher's logits minus a centre (an EMA, `center_momentum`, of their mean
+    over the global batch; a buffer, so checkpoints keep it) at a temperature rising linearly from
+    `warmup_teacher_temperature` to `teacher_temperature` over `warmup_teacher_temperature_epochs` epochs;
+    the student's at `student_temperature`. The head's last layer gets no gradient during the first
+    `freeze_epochs` epochs (`FrozenEarlyMixin`). Defaults: solo-learn's CIFAR recipe
+    (scripts/pretrain/cifar/dino.yaml and solo-learn's DINO defaults: head 2048 -> 2048 -> 256 without BN,
+    4096 prototypes, teacher temperature 0.07 without warm-up, student 0.1, centre momentum 0.9, last layer
+    frozen for 1 epoch, LARS lr 0.3 x batch/256, weight decay 1e-6, momentum 0.9995 -> 1.0)."""
+
+    num_views = None  # two crops or more (multi-crop)
+    # solo-learn's CIFAR optimizer: LARS lr 0.3, weight decay 1e-6, eta 0.02, clipped, no LARS / decay on 1-D params.
+    optimizer_defaults: ClassVar[dict] = {**SOLO_LARS, "lr": 0.3, "weight_decay": 1e-6}
+
+    @dataclass
+    class Config(FrozenEarlyMixin.Config, MomentumTargetMixin.Config, MethodConfig):
+        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
+        proj_out: int = 256  # the bottleneck
+        proj_hidden_bn: bool = False
+        num_prototypes: int = 4096
+        norm_last_layer: bool = True
+        student_temperature: float = 0.1
+        teacher_temperature: float = 0.07
+        warmup_teacher_temperature: float = 0.04
+        warmup_teacher_temperature_epochs: int = 0
+        center_momentum: float = 0.9
+        momentum_base: float = 0.9995
+        momentum_final: float = 1.0
+        freeze_epochs: int = 1  # the last layer's
+
+    def build_projector(self):
+        m = self.mcfg
+        return DINOHead(self.feature_dim, m.proj_hidden, m.proj_out, m.num_prototypes, m.proj_hidden_bn, m.norm_last_layer)
+
+    def build_modules(self):
+        super().build_modules()
+        self.register_buffer("center", torch.zeros(1, self.mcfg.num_prototypes))
+
+    def frozen_early_parameters(self):
+        return self.projector.last_layer.parameters()
+
+    def teacher_temperature(self, epoch=None):
+        """The teacher's temperature at `epoch` (default: the current one): the official np.linspace warm-up,
+        warmup_teacher_temperature at epoch 0 to teacher_temperature at epoch W - 1, then constant."""
+        m = self.mcfg
+        epoch = self.current_epoch if epoch is None else epoch
+        warmup = m.warmup_teacher_temperature_epochs
+        if epoch >= warmup:
+            return m.teacher_temperature
+        return linear_ramp(m.warmup_teacher_temperature, m.teacher_temperature, epoch / max(warmup - 1, 1))
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self.log("train/teacher_temperature", self.teacher_temperature())
+        return super().on_train_batch_start(batch, batch_idx)
+
+    def compute_loss(self, crops):
+        features = [self.backbone(crop) for crop in crops]
+        student = [self.projector.logits(z) for z in self.project(features)]
+        order, teacher_count = targets_first(self.crop_sizes)
+        with torch.no_grad():
+            teacher = [self.target_projector.logits(self.target_forward(crops[t])) for t in order[:teacher_count]]
+        loss = dino_loss(*(student[v] for v in order), teacher=teacher, center=self.center,
+                         teacher_temperature=self.teacher_temperature(), student_temperature=self.mcfg.student_temperature)
+        self.center.copy_(dino_center(*teacher, center=self.center, momentum=self.mcfg.center_momentum))
+        return loss, largest_crops(features, crops)

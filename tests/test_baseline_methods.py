@@ -2,11 +2,6 @@
 in checkpoints (also across kill -9 and resume), and short digits runs through the entry point."""
 
 import csv
-import os
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_module
+from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
 
 from zoo.config import register_configs
@@ -174,25 +170,12 @@ def test_the_queue_survives_kill_minus_nine_and_resume(tmp_path):
     batch, steps, queue_size = 32, 9, 320  # the queue holds all 9 steps' keys: nothing written is overwritten
     args = ["method=mocov2plus", *RUN, f"method.queue_size={queue_size}", "trainer.max_epochs=3",
             "checkpoint_every_n_steps=1", f"run_dir={run_dir}"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while time.time() < deadline and not last.exists() and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # into the next steps, likely mid-write
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed = torch.load(last, map_location="cpu", weights_only=False)
+    killed = killed_after_first_checkpoint(args, run_dir, settle=1.0)
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
     assert killed["state_dict"]["queue_ptr"].item() == written
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Resuming from" in result.stdout
-    final = torch.load(last, map_location="cpu", weights_only=False)
+    final = resumed(args, run_dir)
     assert final["global_step"] == steps
     assert final["state_dict"]["queue_ptr"].item() == batch * steps
     assert torch.equal(final["state_dict"]["queue"][:, :written], killed["state_dict"]["queue"][:, :written])

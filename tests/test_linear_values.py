@@ -43,6 +43,17 @@ def constant_lr(base):
 LP_SMALL = ("Adam", exponential_lr(), None, 5e-6, 1000, 500, None)
 OFFICIAL = {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("intl", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam")}
 OFFICIAL |= {f"{ds}/{m}": LP_SMALL for ds in ("stl10", "tiny-imagenet", "imagenet-100") for m in ("wmse", "cwrgp")}
+# The baselines: solo-learn publishes no offline CIFAR probe, so its recipes take LP-SMALL; htdt's rows are LP-SMALL.
+OFFICIAL |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("simclr", "mocov2plus", "byol")}
+OFFICIAL |= {f"{ds}/{m}_wmse_protocol": LP_SMALL for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet") for m in ("simclr", "byol")}
+OFFICIAL |= {
+    "imagenet-100/simclr": ("SGD", step_lr(1.0), None, 0.0, 256, 100, None),  # solo-learn scripts/linear/imagenet-100/*.yaml
+    "imagenet-100/mocov2plus": ("SGD", step_lr(3.0), None, 0.0, 256, 100, None),
+    "imagenet-100/byol": ("SGD", step_lr(0.3), None, 0.0, 256, 100, None),
+    # the SimSiam paper's Table 4 evaluates every row with its LARS probe (FB SimSiam main_lincls.py --lars)
+    "imagenet/simclr": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
+    "imagenet/byol": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
+}
 OFFICIAL |= {
     "imagenet-100/intl": ("SGD", step_lr(0.2), None, 0.0, 256, 100, None),  # INTL evaluate.py --lr-classifier 0.2
     "imagenet-100/barlow_twins": ("SGD", step_lr(0.1 * 256 / 256), None, 0.0, 256, 100, None),  # solo-learn linear yamls

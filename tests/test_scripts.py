@@ -226,6 +226,7 @@ def test_recipe_config_resolves_as_the_script_did_before_the_move(recipe, record
     for key in ("global_batch_size", "num_views", "views"):
         actual["data"].pop(key)
     before["data"].pop("views")
+    assert actual["method"].pop("proj_hidden_bn")  # a field added since, true: the BatchNorm every hidden layer had
     for config in (actual, before):  # warmup_epochs is unused under an iteration count of warmup (W-MSE's 500 steps)
         if config["scheduler"]["warmup_steps"] > 0:
             config["scheduler"].pop("warmup_epochs")

@@ -9,11 +9,6 @@ iterations, crop counts and centre momenta other than the tests' and the default
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
+from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -317,27 +313,14 @@ def test_the_swav_queue_survives_kill_minus_nine_and_resume(tmp_path):
     run_dir = tmp_path / "run"
     batch, steps, queue_size = 16, 9, 144  # full after the 9 steps: nothing written is overwritten
     args = [*RUN, f"method.queue_size={queue_size}", f"run_dir={run_dir}"]
-    proc = subprocess.Popen([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    last = run_dir / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
-    while time.time() < deadline and not last.exists() and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(0.5)  # into the next steps, likely mid-write
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed = torch.load(last, map_location="cpu", weights_only=False)
+    killed = killed_after_first_checkpoint(args, run_dir)
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
     killed_queue = killed["state_dict"]["queue"]
     assert killed["state_dict"]["queue_ptr"].item() == written
     assert killed_queue[:, :written].any(dim=-1).all() and not killed_queue[:, written:].any()
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Resuming from" in result.stdout
-    final = torch.load(last, map_location="cpu", weights_only=False)
+    final = resumed(args, run_dir)
     assert final["global_step"] == steps and final["state_dict"]["queue_ptr"].item() == 0  # 144 rows: wrapped once
     assert torch.equal(final["state_dict"]["queue"][:, :written], killed_queue[:, :written])
     assert final["state_dict"]["queue"].any(dim=-1).all()

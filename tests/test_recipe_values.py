@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from test_scripts import ALL_SCRIPTS, recorded, resolved  # noqa: F401 (recorded: the fixture)
+from test_scripts import ALL_SCRIPTS, compose_recipe, recorded, resolved  # noqa: F401 (recorded: the fixture)
 from torchvision.transforms import v2 as T
 
 from zoo.data import eval_pipeline, resolved_views
@@ -290,6 +290,20 @@ def probe_steps(spe, total, milestones_epochs=()):
     for epoch in milestones_epochs:
         steps |= {epoch * spe - 1, epoch * spe}
     return sorted(s for s in steps if 0 <= s < total)
+
+
+def test_the_default_run_warms_up_for_one_of_its_five_epochs():
+    """README command 1 (no overrides): INTL's SGD lr 0.3 x 64/256 on INTL's own schedule (main.py
+    adjust_learning_rate) with one warmup epoch of the 21 steps an epoch of the 1,347 training digits gives."""
+    cfg = compose_recipe([], NUM_GPUS="1")
+    spe, epochs = 1347 // cfg.data.batch_size, cfg.trainer.max_epochs
+    assert (spe, epochs) == (21, 5)
+    _, optimizer, scheduler, roles = trained_with(cfg, spe)
+    (index,) = roles["weights"]
+    expected = intl_lr(0.3 * 64 / 256, warmup_epochs=1)
+    for s in (0, 1, spe - 2, spe - 1, spe, 2 * spe, spe * epochs - 1):
+        zoo_lr = optimizer.param_groups[index]["initial_lr"] * scheduler.lr_lambdas[index](s)
+        assert zoo_lr == pytest.approx(expected(s, spe, spe * epochs), rel=1e-9), s
 
 
 @pytest.mark.parametrize("script", PRETRAIN_SCRIPTS)

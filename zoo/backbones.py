@@ -43,13 +43,14 @@ def create_backbone(cfg, crop_size):
     return model
 
 
-def build_mlp(in_dim, hidden, out_dim, hidden_bias=True, last_bias=True, last_bn=False, hidden_bn=True):
-    """Projector / predictor: [Linear, BN, ReLU] per hidden width ([Linear, ReLU] without `hidden_bn`),
-    then Linear (and BN without affine)."""
+def build_mlp(in_dim, hidden, out_dim, hidden_bias=True, last_bias=True, last_bn=False, hidden_bn=True, activation=None):
+    """Projector / predictor: [Linear, BN, activation] per hidden width ([Linear, activation] without `hidden_bn`;
+    `activation()` makes one, default ReLU), then Linear (and BN without affine)."""
+    activation = activation or (lambda: nn.ReLU(inplace=True))
     layers = []
     for width in hidden:
         norm = [nn.BatchNorm1d(width)] if hidden_bn else []
-        layers += [nn.Linear(in_dim, width, bias=hidden_bias), *norm, nn.ReLU(inplace=True)]
+        layers += [nn.Linear(in_dim, width, bias=hidden_bias), *norm, activation()]
         in_dim = width
     layers.append(nn.Linear(in_dim, out_dim, bias=last_bias))
     if last_bn:

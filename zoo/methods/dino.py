@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from zoo.backbones import build_mlp
 from zoo.losses import dino_center, dino_loss
 from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig, largest_crops
 from zoo.methods.freeze import FrozenEarlyMixin
@@ -23,11 +24,7 @@ class DINOHead(nn.Module):
 
     def __init__(self, in_dim, hidden, bottleneck, num_prototypes, hidden_bn=False, norm_last_layer=True):
         super().__init__()
-        layers = []
-        for width in hidden:
-            layers += [nn.Linear(in_dim, width), *([nn.BatchNorm1d(width)] if hidden_bn else []), nn.GELU()]
-            in_dim = width
-        self.mlp = nn.Sequential(*layers, nn.Linear(in_dim, bottleneck))
+        self.mlp = build_mlp(in_dim, hidden, bottleneck, hidden_bn=hidden_bn, activation=nn.GELU)
         for layer in self.mlp:
             if isinstance(layer, nn.Linear):
                 nn.init.trunc_normal_(layer.weight, std=0.02)

@@ -146,6 +146,13 @@ def seeded_runs(root, seeds, top1s, **config):
     return runs
 
 
+def test_minutes_of_a_run_of_seconds_keep_two_significant_digits():
+    from zoo.report import minutes
+
+    assert minutes([{"wall_seconds": 2.4}]) == "0.04" and minutes([{"wall_seconds": 6.0}]) == "0.1"
+    assert minutes([{"wall_seconds": 150.0}]) == "2.5" and minutes([{}]) == "–"
+
+
 def test_runs_differing_only_in_seed_are_one_row_with_mean_and_std(tmp_path):
     seeded_runs(tmp_path, [0, 1, 2], [0.90, 0.91, 0.92])
     online, small = rows(report(tmp_path))

@@ -154,7 +154,10 @@ def difference(value, target):
 
 def minutes(records):
     seconds = mean(record.get("wall_seconds") for record in records)
-    return "–" if seconds is None else f"{seconds / 60:.1f}"
+    if seconds is None:
+        return "–"
+    # a run of seconds (a smoke test, a quick probe) keeps two significant digits instead of showing 0.0
+    return f"{seconds / 60:.1f}" if seconds >= 6 else f"{seconds / 60:.2g}"
 
 
 def peak_memory(records):

@@ -1,22 +1,29 @@
-"""The baseline recipes (SimCLR, MoCo v2+, BYOL): what each method is built with, against its source.
+"""The baseline recipes (SimCLR, MoCo v2+, BYOL, SwAV, DINO, MoCo v2, Zero-CL, Shuffled-DBN): what each method is
+built with, against its source.
 
 test_recipe_values checks every recipe's lr per parameter group, weight decay, schedule, EMA momentum,
 global batch and blur; test_scripts its linear protocol and two training steps per method on a tiny
 image folder. Here, on the method built as training builds it (`zoo.pretrain.build_method`, on the
 meta device), what only these methods have: the temperature and the queue the loss reads, the
-projector and predictor layers, the crops and their augmentation pipeline, the stem, precision and
-SyncBN, and that each recipe overrides the method's digits defaults where the source differs.
+projector and predictor layers, SwAV's prototypes and DINO's head (and the epochs or steps they are held
+fixed), DINO's teacher temperature per epoch, the other loss settings (Sinkhorn, whitening), the crops and
+their augmentation pipeline, the stem, precision and SyncBN, and that each recipe overrides the method's
+digits defaults where the source differs.
 
 The expectations are written from the official code: solo-learn's scripts/pretrain/{cifar,imagenet-100}/
 <method>.yaml with their augmentations/*.yaml and solo/methods/<method>.py; htdt/self-supervised's README
 commands, cfg.py, model.py (get_head), methods/{contrastive,byol}.py and datasets/transforms.py;
 google-research/simclr's README command with run.py, model_util.py and data_util.py; deepmind-research
-byol/configs/byol.py with utils/{networks,augmentations}.py.
+byol/configs/byol.py with utils/{networks,augmentations}.py; facebookresearch/moco main_moco.py with moco/
+{builder,loader}.py; facebookresearch/swav main_swav.py, scripts/swav_*_pretrain.sh, src/{multicropdataset,resnet50}.py;
+solo-learn's solo/losses/dino.py; winci-ai/CW-RGP base/{cfg,model}.py, base/datasets/transforms.py and
+base/methods/{zero_icl,cwrgp,whitening}.py.
 """
 
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 from test_scripts import PRETRAIN_RECIPES, compose_recipe
@@ -45,6 +52,11 @@ def solo_mlp(d_in, d_hidden, d_out, bn):
     return (hidden(d_in, d_hidden) if bn else [linear(d_in, d_hidden), "ReLU"]) + [linear(d_hidden, d_out)]
 
 
+def dino_mlp(d_in, d_hidden, d_out):
+    """solo-learn's DINOHead MLP (num_layers 3, use_bn_in_head False): Linear (bias) + GELU twice, then Linear (bias)."""
+    return [linear(d_in, d_hidden), "GELU", linear(d_hidden, d_hidden), "GELU", linear(d_hidden, d_out)]
+
+
 @dataclass
 class Augment:
     """One crop as the source builds it; `ops` the order of the operations that can fire."""
@@ -56,6 +68,7 @@ class Augment:
     jitter_p: float = 0.8
     flip_p: float = 0.5
     ops: tuple = ("crop", "jitter", "gray", "blur", "flip")  # solo-learn's pipeline (solo/data/pretrain_dataloader.py)
+    interpolation: T.InterpolationMode = T.InterpolationMode.BICUBIC  # of the crop: PIL bicubic / TF resize_bicubic
 
 
 SOLO_SYMMETRIC = Augment((0.8, 0.8, 0.8, 0.2), 0.2)  # augmentations/symmetric.yaml
@@ -69,6 +82,10 @@ HTDT = Augment((0.4, 0.4, 0.4, 0.1), 0.1, scale=(0.2, 1.0), ops=("jitter", "gray
 SIMCLR_TF = Augment((0.8, 0.8, 0.8, 0.2), 0.2, ops=("crop", "flip", "jitter", "gray", "blur"))  # data_util.py, strength 1.0
 BYOL_JAX = (Augment(ASYM_JITTER, 0.2, ops=("crop", "flip", "jitter", "gray", "blur")),  # augmentations.py, dataset.py's crop
             Augment(ASYM_JITTER, 0.2, solarize_p=0.2, ops=("crop", "flip", "jitter", "gray", "blur", "solarize")))
+BILINEAR = T.InterpolationMode.BILINEAR  # torchvision's RandomResizedCrop default (MoCo, SwAV)
+MOCO_V2 = Augment((0.4, 0.4, 0.4, 0.1), 0.2, scale=(0.2, 1.0), interpolation=BILINEAR)  # main_moco.py --aug-plus
+# multicropdataset.py (colour distortion of strength 1) at swav_400ep_2x224_pretrain.sh's crops: 2 x 224, scale 0.08 - 1.
+SWAV_2X224 = Augment((0.8, 0.8, 0.8, 0.2), 0.2, ops=("crop", "flip", "jitter", "gray", "blur"), interpolation=BILINEAR)
 
 
 @dataclass
@@ -83,7 +100,13 @@ class Source:
     sync_bn: bool
     predictor: list | None = None
     temperature: float | None = None
-    queue: int | None = None
+    queue: int | None = None  # rows of each queue the loss uses
+    queues: int = 2  # one queue per view (solo-learn's MoCo v2+) or per coded crop (SwAV); MoCo v2: one
+    queue_from: int | None = None  # SwAV: the epoch its queue joins the Sinkhorn codes
+    prototypes: int | None = None  # SwAV's prototypes / DINO's last layer: a Linear from proj_out without bias
+    frozen: tuple | None = None  # (epochs, steps) during which the prototypes / DINO's last layer get no update
+    teacher_temperature: tuple | None = None  # DINO: (warm-up start, final, warm-up epochs), np.linspace per epoch
+    loss_values: dict | None = None  # the other method fields the loss reads, as the source sets them
     # What the zoo builds where the recipe states a deviation from `projector` / `predictor`.
     projector_in_zoo: list | None = None
     predictor_in_zoo: list | None = None
@@ -125,12 +148,58 @@ SOURCES |= {
                             predictor=hidden(256, 4096) + [linear(4096, 256, bias=False)],
                             predictor_in_zoo=hidden(256, 4096) + [linear(4096, 256)]),
 }
+# solo-learn's SwAV and DINO: projector / DINOHead, 3000 / 4096 prototypes, symmetric / asymmetric views.
+SWAV_SOLO = {"prototypes": 3000, "temperature": 0.1, "queue": 3840, "queue_from": 50, "frozen": (2, 0),
+             "loss_values": {"sk_epsilon": 0.05, "sk_iters": 3}}  # freeze_prototypes_epochs 2; SinkhornKnopp defaults
+DINO_SOLO = {"prototypes": 4096, "frozen": (1, 0),  # freeze_last_layer 1
+             "loss_values": {"student_temperature": 0.1, "center_momentum": 0.9, "norm_last_layer": True}}
+for ds in ("cifar10", "cifar100"):
+    solo_cifar = {"crop": 32, "stem": "small-p2", "maxpool": False, "zero_init": False, "precision": "16-mixed", "sync_bn": True}
+    SOURCES |= {
+        f"{ds}/swav": Source((SOLO_SYMMETRIC,) * 2, projector=solo_mlp(512, 2048, 128, bn=True), **SWAV_SOLO, **solo_cifar),
+        f"{ds}/dino": Source(SOLO_ASYM_CIFAR, projector=dino_mlp(512, 2048, 256), teacher_temperature=(0.04, 0.07, 0), **DINO_SOLO,
+                             **solo_cifar),
+    }
+SOURCES |= {
+    "imagenet-100/swav": Source((SOLO_SYMMETRIC,) * 2, projector=solo_mlp(512, 2048, 128, bn=True), **SWAV_SOLO, **solo_in100),
+    "imagenet-100/dino": Source(SOLO_ASYM, projector=dino_mlp(512, 2048, 256), teacher_temperature=(0.04, 0.07, 50), **DINO_SOLO,
+                                **solo_in100),
+}
+# The official ImageNet codes: torchvision ResNet-50 without zero-init; MoCo fp32 with shuffling BN (no SyncBN), SwAV apex
+# O1 with apex SyncBN.
+fb_imagenet = {"crop": 224, "stem": "imagenet", "maxpool": True, "zero_init": False}
+SOURCES |= {
+    # builder.py --mlp: fc replaced by Linear(2048, 2048) + ReLU + the 128-d fc, both with bias; queue of 65536 keys, T 0.2.
+    "imagenet/mocov2": Source((MOCO_V2,) * 2, projector=[linear(2048, 2048), "ReLU", linear(2048, 128)], temperature=0.2,
+                              queue=65536, queues=1, loss_values={"shuffle_bn": True}, precision="32-true", sync_bn=False,
+                              **fb_imagenet),
+    # resnet50.py projection_head (hidden_mlp 2048, feat_dim 128), nmb_prototypes 3000, freeze_prototypes_niters 313, no queue.
+    "imagenet/swav": Source((SWAV_2X224,) * 2, projector=hidden(2048, 2048) + [linear(2048, 128)], temperature=0.1, prototypes=3000,
+                            frozen=(0, 313), loss_values={"sk_epsilon": 0.05, "sk_iters": 3}, precision="16-mixed", sync_bn=True,
+                            **fb_imagenet),
+}
+# CW-RGP base/: get_head (Linear + BN + ReLU to head_size 1024, Linear to emb), torchvision resnet18(zero_init_residual=True)
+# with a 3x3 p1 conv1, the max-pool dropped on CIFAR only; cfg.py's views (= htdt's); fp32 under DataParallel.
+for ds, crop in (("cifar10", 32), ("cifar100", 32), ("stl10", 64), ("tiny-imagenet", 64)):
+    cw = {"crop": crop, "stem": "small-p1", "maxpool": ds.startswith(("stl", "tiny")), "zero_init": True,
+          "precision": "32-true", "sync_bn": False}
+    # zero_icl.py: 0.9 Sigma + 0.1 I, eigenvalues + 1e-5; cfg.py emb 512.
+    SOURCES[f"{ds}/zero_cl"] = Source((HTDT,) * 2, projector=hidden(512, 1024) + [linear(1024, 512)],
+                                      loss_values={"eps": 0.1, "ridge": 1e-5}, **cw)
+    # cwrgp.py with axis 1: cfg.py's w_size 128, w_iter 1, w_eps 0, on 128 features in 16 groups (see the recipe's notes).
+    SOURCES[f"{ds}/shuffled_dbn"] = Source((HTDT,) * 2, projector=hidden(512, 1024) + [linear(1024, 128)],
+                                           loss_values={"groups": 16, "w_size": 128, "w_iter": 1, "eps": 0.0}, **cw)
 RECIPES = sorted(SOURCES)
+BASELINE_METHODS = ("simclr", "mocov2plus", "byol", "swav", "dino", "mocov2", "zero_cl", "shuffled_dbn")
 
 
 def test_every_baseline_recipe_has_its_source():
-    baselines = [r for r in PRETRAIN_RECIPES if r.split("/")[1].split("_")[0] in ("simclr", "mocov2plus", "byol")]
-    assert RECIPES == baselines and len(RECIPES) == 19
+    def method_of(recipe):  # a recipe is named after its method, maybe with a suffix (byol_wmse_protocol)
+        name = recipe.split("/")[1]
+        return next((m for m in BASELINE_METHODS if name == m or name.startswith(f"{m}_")), None)
+
+    baselines = [r for r in PRETRAIN_RECIPES if method_of(r)]
+    assert RECIPES == baselines and len(RECIPES) == 35
 
 
 # ---- what training builds -----------------------------------------------------------------------------
@@ -144,8 +213,8 @@ def layers(mlp):
             described.append(linear(module.in_features, module.out_features, module.bias is not None and not before_bn))
         elif isinstance(module, nn.BatchNorm1d):
             described.append(f"BN {module.num_features}" + ("" if module.affine else " no affine"))
-        elif isinstance(module, nn.ReLU):
-            described.append("ReLU")
+        elif isinstance(module, (nn.ReLU, nn.GELU)):
+            described.append(type(module).__name__)
         else:
             raise TypeError(f"a head layer this test cannot describe: {module}")
     return described
@@ -195,7 +264,8 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
     cfg = compose_recipe([f"experiment={recipe}"], DATA_DIR=tmp_path)
     model = built(cfg)
 
-    assert layers(model.projector) == (source.projector_in_zoo or source.projector)
+    mlp = model.projector.mlp if hasattr(model.projector, "last_layer") else model.projector  # DINO: the head's MLP
+    assert layers(mlp) == (source.projector_in_zoo or source.projector)
     if source.projector_in_zoo or source.predictor_in_zoo:
         assert cfg.recipe.deviation, "a head that differs from the source's is the recipe's stated deviation"
     if source.predictor:
@@ -211,9 +281,28 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
         assert "bn_last" in cfg.recipe.deviation  # htdt's affine BN after the head, over both views: not built here
     assert model.mcfg.get("temperature") == source.temperature  # what the loss divides by
     if source.queue:
-        assert tuple(model.queue.shape) == (2, source.queue, model.mcfg.proj_out)  # one queue of keys per view, as solo-learn's
+        assert tuple(model.queue.shape) == (source.queues, source.queue, model.mcfg.proj_out)
+        if source.queue_from is not None:
+            assert model.mcfg.epoch_queue_starts == source.queue_from
+    elif hasattr(model, "queue"):  # SwAV without a queue (the official queue_length 0): it never joins the codes
+        assert model.mcfg.epoch_queue_starts >= cfg.trainer.max_epochs
     else:
         assert not hasattr(model, "queue")
+    assert {key: model.mcfg[key] for key in source.loss_values or {}} == (source.loss_values or {})
+    if source.prototypes:
+        last = model.projector.last_layer if hasattr(model.projector, "last_layer") else model.prototypes
+        assert (last.in_features, last.out_features, last.bias) == (model.mcfg.proj_out, source.prototypes, None)
+        assert {id(p) for p in model.frozen_early_parameters()} == {id(p) for p in last.parameters()}
+        epochs, steps = source.frozen  # the official `epoch < freeze_epochs` / `iteration < niters`
+        assert model.frozen_early(epoch=max(epochs - 1, 0), step=max(steps - 1, 0)) and not model.frozen_early(epochs, steps)
+    if hasattr(model.projector, "last_layer"):  # DINO: rows of norm 1 (a fixed norm with norm_last_layer)
+        assert not model.projector.last_layer.parametrizations.weight.original0.requires_grad
+    if source.teacher_temperature:
+        start, final, warmup = source.teacher_temperature
+        epochs = cfg.trainer.max_epochs
+        schedule = np.concatenate((np.linspace(start, final, warmup), np.ones(epochs - warmup) * final))  # solo-learn's DINOLoss
+        for epoch in sorted({0, 1, warmup - 1, warmup, epochs - 1} - {-1}):
+            assert model.teacher_temperature(epoch) == pytest.approx(schedule[epoch], rel=1e-12), epoch
 
     # The crops the method trains on and each crop's pipeline at its size.
     assert tuple(model.crop_sizes) == (source.crop,) * len(source.views)
@@ -223,7 +312,7 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
         assert tuple(name for name, _ in ops) == expected.ops
         step = dict(ops)
         assert (step["crop"].size, step["crop"].scale, step["crop"].ratio) == ((source.crop,) * 2, expected.scale, (3 / 4, 4 / 3))
-        assert step["crop"].interpolation == T.InterpolationMode.BICUBIC  # PIL bicubic / TF resize_bicubic in every source
+        assert step["crop"].interpolation == expected.interpolation
         jitter = step["jitter"].transforms[0]
         b, c, s, h = expected.jitter
         assert [*jitter.brightness, *jitter.contrast, *jitter.saturation, *jitter.hue] == pytest.approx(
@@ -246,7 +335,10 @@ def test_the_recipes_override_the_methods_digits_defaults(tmp_path):
     def recipe(name):
         return built(compose_recipe([f"experiment={name}"], DATA_DIR=tmp_path))
 
-    mocov2plus, byol = (built(compose_recipe([f"method={name}", "data.batch_size=256"])) for name in ("mocov2plus", "byol"))
+    mocov2plus, byol, mocov2, swav = (built(compose_recipe([f"method={name}", "data.batch_size=256"]))
+                                      for name in ("mocov2plus", "byol", "mocov2", "swav"))
     assert mocov2plus.queue.shape[1] == 1024 and weights_lr(byol) == pytest.approx(0.5)  # the digits defaults, at batch 256
+    assert mocov2.queue.shape[1] == 1024 and swav.prototypes.out_features == 100
     assert recipe("cifar10/mocov2plus").queue.shape[1] == 32768 and recipe("imagenet-100/mocov2plus").queue.shape[1] == 65536
     assert weights_lr(recipe("cifar10/byol")) == pytest.approx(1.0)  # solo-learn's lr 1.0 x 256 / 256
+    assert recipe("imagenet/mocov2").queue.shape[1] == 65536 and recipe("cifar10/swav").prototypes.out_features == 3000

@@ -54,6 +54,16 @@ OFFICIAL |= {
     "imagenet/simclr": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
     "imagenet/byol": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
 }
+# SwAV and DINO (solo-learn: LP-SMALL on CIFAR, scripts/linear/imagenet-100/{swav,dino}.yaml at lr x 256/256),
+# MoCo v2 and SwAV on ImageNet (Table 4's LARS probe), Zero-CL and Shuffled-DBN (the CW-RGP table's LP-SMALL).
+OFFICIAL |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("swav", "dino")}
+OFFICIAL |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet") for m in ("zero_cl", "shuffled_dbn")}
+OFFICIAL |= {
+    "imagenet-100/swav": ("SGD", step_lr(0.15 * 256 / 256), None, 0.0, 256, 100, None),
+    "imagenet-100/dino": ("SGD", step_lr(0.3 * 256 / 256), None, 0.0, 256, 100, None),
+    "imagenet/mocov2": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
+    "imagenet/swav": ("Lars", cosine_lr(0.1 * 4096 / 256, 90), None, 0.0, 4096, 90, 0.001),
+}
 OFFICIAL |= {
     "imagenet-100/intl": ("SGD", step_lr(0.2), None, 0.0, 256, 100, None),  # INTL evaluate.py --lr-classifier 0.2
     "imagenet-100/barlow_twins": ("SGD", step_lr(0.1 * 256 / 256), None, 0.0, 256, 100, None),  # solo-learn linear yamls

@@ -17,6 +17,7 @@ decay, warmup, epochs) and the formula of its own lr function, e.g. INTL main.py
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 import torch
 from test_scripts import ALL_SCRIPTS, compose_recipe, recorded, resolved  # noqa: F401 (recorded: the fixture)
@@ -83,8 +84,20 @@ def cw_imagenet_lr(base, epochs, warmup_iters=500):
 
 
 def simsiam_lr(base, epochs):
-    """FB SimSiam main_simsiam.py adjust_learning_rate: per-epoch cosine, no warmup."""
+    """FB SimSiam main_simsiam.py adjust_learning_rate, as FB MoCo main_moco.py's with --cos: per-epoch cosine
+    base 1/2 (1 + cos(pi e/E)), no warmup."""
     return lambda s, spe, total: base * 0.5 * (1 + math.cos(math.pi * (s // spe) / epochs))
+
+
+def swav_lr(base, start, final, warmup_epochs=10):
+    """FB SwAV main_swav.py lr_schedule per step: np.linspace(start, base, W) over the warmup (both ends
+    included), then final + (base - final) 1/2 (1 + cos(pi t/(T - W))) for step t after it."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return float(np.linspace(start, base, w)[s])
+        return final + 0.5 * (base - final) * (1 + math.cos(math.pi * (s - w) / (total - w)))
+    return lr
 
 
 def constant_lr(base):
@@ -111,6 +124,11 @@ class Official:
 def sgd_all(lr_fn, wd):
     """Every parameter in one group (INTL CIFAR, SimSiam, CW-RGP ImageNet): same lr, same weight decay."""
     return {"weights": (lr_fn, wd, None), "norms": (lr_fn, wd, None)}
+
+
+def larc_all(lr_fn, wd):
+    """Every parameter in one group under apex LARC (SwAV): same lr and weight decay, every one adapted."""
+    return {"weights": (lr_fn, wd, True), "norms": (lr_fn, wd, True)}
 
 
 def excluded(lr_fn, wd, norms_lr_fn=None, lars=False):
@@ -250,6 +268,39 @@ for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl1
             sgd_all(wmse_lr(lr, epochs), 1e-6), momentum=momentum, momentum_per_epoch=True,
             eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10" else T.InterpolationMode.BILINEAR)
         BLUR_P[f"{ds}/{method}_wmse_protocol"] = (0.0, 0.0)
+# ---- SwAV and DINO (solo-learn), MoCo v2 and SwAV on ImageNet, Zero-CL and Shuffled-DBN (the CW-RGP code) ----
+for ds in ("cifar10", "cifar100"):
+    solo = f"solo-learn scripts/pretrain/cifar/{{}}.yaml ({ds})"
+    OFFICIAL |= {
+        f"{ds}/swav": Official(solo.format("swav"), 256, 1, 1000, "Lars",
+                               excluded(solo_lr(0.6), 1e-6, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True)),
+        f"{ds}/dino": Official(solo.format("dino"), 256, 1, 1000, "Lars",
+                               excluded(solo_lr(0.3), 1e-6, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True),
+                               momentum=(0.9995, 1.0)),
+    }
+    BLUR_P |= {f"{ds}/swav": (0.5, 0.5), f"{ds}/dino": (0.0, 0.0)}  # symmetric.yaml blurs at 32 px too; asymmetric's CIFAR copy does not
+OFFICIAL |= {
+    "imagenet-100/swav": Official(solo100.format("swav"), 256, 2, 400, "Lars",
+                                  excluded(solo_lr(0.6), 1e-6, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True)),
+    "imagenet-100/dino": Official(solo100.format("dino"), 256, 2, 400, "Lars",
+                                  excluded(solo_lr(0.3), 1e-6, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True),
+                                  momentum=(0.9995, 1.0)),
+    # facebookresearch/moco README (MoCo v2 flags, 8 GPUs x 32): SGD over model.parameters(), --cos per epoch, key encoder 0.999.
+    "imagenet/mocov2": Official("facebookresearch/moco README + main_moco.py (8 GPUs)", 256, 8, 100, "SGD",
+                                sgd_all(simsiam_lr(0.03 * 256 / 256, 100), 1e-4), momentum=(0.999, 0.999)),
+    # facebookresearch/swav scripts/swav_100ep_pretrain.sh (64 GPUs x 64): base_lr 4.8, start_warmup 0.3, final_lr 0.0048.
+    "imagenet/swav": Official("facebookresearch/swav scripts/swav_100ep_pretrain.sh, main_swav.py (64 GPUs)", 4096, 64, 100, "Lars",
+                              larc_all(swav_lr(4.8, start=0.3, final=0.0048), 1e-6), lars=(0.001, False)),
+}
+BLUR_P |= {"imagenet-100/swav": (0.5, 0.5), "imagenet-100/dino": (1.0, 0.1), "imagenet/mocov2": (0.5, 0.5), "imagenet/swav": (0.5, 0.5)}
+# CW-RGP base/train.py (no published command for these rows): cfg.py's batch 512 and 2 views on the W-MSE protocol's schedule.
+for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl10", 2000, 2e-3), ("tiny-imagenet", 1000, 2e-3)):
+    for method in ("zero_cl", "shuffled_dbn"):
+        OFFICIAL[f"{ds}/{method}"] = Official("CW-RGP base/cfg.py, base/train.py; the W-MSE protocol", 512, 1, epochs, "Adam",
+                                              sgd_all(wmse_lr(lr, epochs), 1e-6),
+                                              eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10"
+                                              else T.InterpolationMode.BILINEAR)
+        BLUR_P[f"{ds}/{method}"] = (0.0, 0.0)
 PRETRAIN_SCRIPTS = sorted(s for s in ALL_SCRIPTS if s.startswith("pretrain/"))
 
 

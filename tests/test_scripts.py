@@ -72,6 +72,13 @@ LINEAR |= {f"{ds}/{m}_wmse_protocol": LP_SMALL for ds in ("cifar10", "cifar100",
 LINEAR |= {f"imagenet-100/{m}": probe("LP-SOLO", "frozen", 100, 256, "sgd", lr, 0, "step", milestones=[60, 80])
            for m, lr in (("simclr", 1.0), ("mocov2plus", 3.0), ("byol", 0.3))}
 LINEAR |= {f"imagenet/{m}": LINEAR["imagenet/simsiam"] for m in ("simclr", "byol")}
+# SwAV and DINO as solo-learn runs them (LP-SMALL on CIFAR, its LP-SOLO lrs on ImageNet-100), MoCo v2 and SwAV on
+# ImageNet under Table 4's probe, Zero-CL and Shuffled-DBN as the CW-RGP table's rows (LP-SMALL).
+LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("swav", "dino")}
+LINEAR |= {f"imagenet-100/{m}": probe("LP-SOLO", "frozen", 100, 256, "sgd", lr, 0, "step", milestones=[60, 80])
+           for m, lr in (("swav", 0.15), ("dino", 0.3))}
+LINEAR |= {f"imagenet/{m}": LINEAR["imagenet/simsiam"] for m in ("mocov2", "swav")}
+LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet") for m in ("zero_cl", "shuffled_dbn")}
 for pct in (1, 10):
     for variant, backbone_lr in (("intl", 0.006), ("intl_m", 0.004)):
         LINEAR[f"imagenet/{variant}_semi_{pct}pct"] = probe(f"SS-INTL-{pct}pct", "finetune", 20, 256, "sgd", 0.2, 0, "constant",
@@ -373,7 +380,7 @@ def test_augmentation_presets_compose_and_keep_their_op_order():
 
     presets = sorted(p.stem for p in (REPO / "zoo/configs/augment").glob("*.yaml"))
     assert {"intl_cifar", "intl_imagenet", "intl_multicrop", "wmse_small", "wmse_in100", "mocov2", "fb_asym", "solo_asym",
-            "solo_vic", "solo_symw"} <= set(presets)
+            "solo_vic", "solo_symw", "solo_sym", "swav"} <= set(presets)
     groups = {}
     for preset in presets:
         cfg = resolve_pretrain([f"augment={preset}", "method=intl"])
@@ -386,6 +393,8 @@ def test_augmentation_presets_compose_and_keep_their_op_order():
     assert groups["fb_asym"][0].order[:2] == ["crop", "flip"]
     assert groups["mocov2"][0].interpolation == "bilinear" and groups["mocov2"][0].saturation == 0.4
     assert [g.solarize_p for g in groups["intl_imagenet"]] == [0.0, 0.2] and [g.blur_p for g in groups["intl_imagenet"]] == [1.0, 0.1]
+    assert groups["swav"][0].order == ["crop", "flip", "jitter", "gray", "blur"] and groups["swav"][0].interpolation == "bilinear"
+    assert (groups["solo_sym"][0].count, groups["solo_sym"][0].saturation, groups["solo_sym"][0].blur_p) == (2, 0.8, 0.5)
 
 
 # ---- end to end: the ImageNet INTL recipe and its linear probe on a tiny folder ----------------------
@@ -434,8 +443,8 @@ def test_imagenet_intl_recipe_and_its_linear_probe_run_end_to_end(tiny_imagenet,
 
 
 # One run per baseline method: their ImageNet-100 recipes differ from a run already here only in values
-# (widths, lrs, queue size) that test_recipe_values and test_baseline_recipes check on the built method.
-COVERED_BY_ANOTHER_RUN = {"imagenet-100/simclr", "imagenet-100/byol"}
+# (widths, lrs, queue size, freezing) that test_recipe_values and test_baseline_recipes check on the built method.
+COVERED_BY_ANOTHER_RUN = {"imagenet-100/simclr", "imagenet-100/byol", "imagenet-100/swav"}
 FOLDER_RECIPES = [r for r in PRETRAIN_RECIPES if r.startswith(("imagenet/", "imagenet-100/")) and r not in COVERED_BY_ANOTHER_RUN]
 
 

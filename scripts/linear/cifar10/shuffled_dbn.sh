@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# LP-SMALL for Shuffled-DBN on CIFAR-10: linear layer on precomputed features (Adam, 500 epochs) and 5-nn.
+# The protocol, its source and notes: zoo/configs/linear/experiment/cifar10/shuffled_dbn.yaml
+# Usage: bash scripts/linear/cifar10/shuffled_dbn.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
+exec bash "$(dirname "$0")/../../_launch.sh" linear cifar10/shuffled_dbn "$@"

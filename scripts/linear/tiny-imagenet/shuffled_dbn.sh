@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# LP-SMALL for Shuffled-DBN on Tiny-ImageNet: linear layer on precomputed features (Adam, 500 epochs) and 5-nn.
+# The protocol, its source and notes: zoo/configs/linear/experiment/tiny-imagenet/shuffled_dbn.yaml
+# Usage: bash scripts/linear/tiny-imagenet/shuffled_dbn.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
+exec bash "$(dirname "$0")/../../_launch.sh" linear tiny-imagenet/shuffled_dbn "$@"

@@ -23,7 +23,7 @@ from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
 METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam", "swav", "dino",
-           "zero_cl", "shuffled_dbn", "mocov2"]
+           "zero_cl", "shuffled_dbn", "mocov2", "corinfomax", "mmcr", "frossl", "mec", "lejepa"]
 # Small projector settings every method can whiten with a batch of 32.
 SMALL = {
     "intl": ["method.proj_hidden=[128]", "method.proj_out=64"],
@@ -39,6 +39,11 @@ SMALL = {
     "zero_cl": ["method.proj_hidden=[128]", "method.proj_out=64"],
     "shuffled_dbn": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=8"],
     "mocov2": ["method.proj_hidden=[128]", "method.proj_out=64", "method.queue_size=64"],
+    "corinfomax": ["method.proj_hidden=[64]", "method.proj_out=16"],
+    "mmcr": ["method.proj_hidden=[64]", "method.proj_out=32"],
+    "frossl": ["method.proj_hidden=[64]", "method.proj_out=32"],
+    "mec": ["method.proj_hidden=[64,64]", "method.proj_out=32", "method.pred_hidden=16"],
+    "lejepa": ["method.proj_hidden=[64]", "method.proj_out=16"],
 }
 # The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses.
 LOSS_PARTS = {
@@ -55,6 +60,11 @@ LOSS_PARTS = {
     "zero_cl": set(),
     "shuffled_dbn": set(),
     "mocov2": set(),
+    "corinfomax": {"invariance", "log_det"},
+    "mmcr": {"centroid_nuclear", "view_nuclear"},
+    "frossl": {"invariance", "log_frobenius"},
+    "mec": set(),
+    "lejepa": {"prediction", "sigreg"},
 }
 
 

@@ -248,6 +248,65 @@ def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float 
 
 
 # ---------------------------------------------------------------------------
+# Spectral objectives: running covariance, log-determinant, nuclear and Frobenius norms
+# (CorInfoMax, MMCR, FroSSL). Each is batched over leading dimensions (views).
+# ---------------------------------------------------------------------------
+
+
+@float32_math
+def running_covariance(
+    x: Tensor, mean: Tensor, cov: Tensor, *, mean_forgetting: float, cov_forgetting: float
+) -> tuple[Tensor, Tensor]:
+    """Exponentially weighted mean and covariance of the D features of x (..., N, D), with gradients to x.
+
+    With the forgetting factors (the weight of the past estimate)::
+
+        mu <- mean_forgetting mu + (1 - mean_forgetting) mean_n x_n
+        R  <- cov_forgetting R + (1 - cov_forgetting) 1/N sum_n (x_n - mu)(x_n - mu)^T   (the new mu)
+
+    Returns the new (mean (..., D), cov (..., D, D)), in the dtype of the state when that is wider;
+    detach them to carry them to the next step. CorInfoMax's estimates
+    (serdarozsoy/corinfomax-ssl cifars-tiny/loss.py ``CovarianceLoss``).
+    """
+    new_mean = mean_forgetting * mean + (1 - mean_forgetting) * x.mean(dim=-2)
+    batch_cov = covariance(x - new_mean.unsqueeze(-2), "batch", ddof=0, assume_centered=True)
+    return new_mean, cov_forgetting * cov + (1 - cov_forgetting) * batch_cov
+
+
+@float32_math
+def log_det(matrix: Tensor, eps: float = 0.0) -> Tensor:
+    """``log det(matrix + eps I)`` of symmetric positive-definite matrices (..., K, K) -> (...); NaN when not."""
+    if eps:
+        matrix = matrix + eps * torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    return torch.logdet(matrix)
+
+
+@float32_math
+def nuclear_norm(x: Tensor) -> Tensor:
+    """The sum of the singular values of each matrix of x (..., M, K) -> (...)."""
+    return torch.linalg.svdvals(x).sum(dim=-1)
+
+
+@float32_math
+def trace_normalized_gram(x: Tensor) -> Tensor:
+    """``x^T x`` (D x D) when N > D, else ``x x^T`` (N x N), divided by its trace, for x (..., N, D).
+
+    Both have the same non-zero eigenvalues, so the same trace and every spectral norm; the
+    smaller is cheaper (FroSSL's choice). Centre x first for a covariance.
+    """
+    gram = x.mT @ x if x.shape[-2] > x.shape[-1] else x @ x.mT
+    trace = gram.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
+    return gram / trace[..., None, None]
+
+
+@float32_math
+def log_squared_frobenius(matrix: Tensor) -> Tensor:
+    """``log ||matrix||_F^2`` of each matrix (..., M, K) -> (...); of a trace-normalised covariance it is
+    minus its order-2 Renyi entropy."""
+    return matrix.pow(2).sum(dim=(-2, -1)).log()
+
+
+# ---------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------
 
@@ -440,3 +499,26 @@ def default_trade_off(axis: Axis, batch_size: int, dim: int) -> float:
     """
     _check_axis(axis)
     return (math.log2(batch_size if axis == "channel" else dim) - 3) * 0.01
+
+
+# ---------------------------------------------------------------------------
+# Log-determinant series (MEC)
+# ---------------------------------------------------------------------------
+
+
+@float32_math
+def log_det_series(a: Tensor, b: Tensor, order: int = 4) -> Tensor:
+    """``tr sum_{k=1}^{order} (-1)^(k+1) (a b^T)^k / k`` for a, b (..., N, D) -> (...): the order-``order``
+    Taylor series of ``log det(I + a b^T)``, which converges when the spectral radius of a b^T is below 1.
+
+    tr((a b^T)^k) = tr((b^T a)^k), so the powers are taken of the smaller of the N x N and D x D products
+    (MEC's official code forms the N x N one; the traces are the same).
+    """
+    if order < 1:
+        raise ZooError(f"log_det_series needs order >= 1, got {order}; MEC's official order is 4")
+    product = a @ b.mT if a.shape[-2] <= a.shape[-1] else b.mT @ a
+    power, total = product, product.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
+    for k in range(2, order + 1):
+        power = power @ product
+        total = total + (-1) ** (k + 1) * power.diagonal(dim1=-2, dim2=-1).sum(dim=-1) / k
+    return total

@@ -1,0 +1,122 @@
+"""The spectral-objective family's losses: CorInfoMax (log-determinant), MMCR (nuclear norm), FroSSL
+(Frobenius norm).
+
+Projector outputs of shape (N, D) in, a scalar out, with `zoo.losses`' conventions: float32 maths also
+inside autocast (float64 stays float64), and under torch.distributed every rank passes its local batch
+and gets the loss of the global batch, its input gradient world_size x the single-process one, which
+DDP's gradient mean turns into exactly the single-process parameter gradient (see `zoo.spectral.gather`).
+The spectral maths itself is `zoo.spectral`'s; these functions compose it into the papers' formulas.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from zoo.errors import ZooError
+from zoo.losses import _check_views, _total_or_parts
+from zoo.spectral import (
+    float32_math,
+    gather,
+    log_det,
+    log_squared_frobenius,
+    nuclear_norm,
+    running_covariance,
+    trace_normalized_gram,
+)
+
+__all__ = ["corinfomax_loss", "frossl_loss", "mmcr_loss"]
+
+
+@float32_math
+def corinfomax_loss(
+    z1: Tensor,
+    z2: Tensor,
+    mean: Tensor,
+    cov: Tensor,
+    *,
+    mean_forgetting: float = 0.01,
+    cov_forgetting: float = 0.01,
+    eps: float = 1e-8,
+    sim_weight: float = 250.0,
+    cov_weight: float = 1.0,
+    return_parts: bool = False,
+) -> tuple[Tensor | tuple[Tensor, dict[str, Tensor]], tuple[Tensor, Tensor]]:
+    """CorInfoMax (Ozsoy et al., NeurIPS 2022): log-determinant of running covariances + alignment.
+
+    ``mean`` (2, D) and ``cov`` (2, D, D) are each view's running estimates before this step. With
+    mu_v, R_v their update by the global batch (`zoo.spectral.running_covariance`: forgetting factors
+    ``mean_forgetting``, ``cov_forgetting``; the covariance around the updated mean, /N)::
+
+        L = sim_weight MSE(z1, z2) - cov_weight [log det(R_1 + eps I) + log det(R_2 + eps I)] / D
+
+    Returns ``(L, (mu, R))`` with the new estimates detached (the caller keeps them for the next step;
+    the gradient flows through this step's batch only, as the official code detaches its state).
+    ``return_parts=True``: L is ``(total, {"invariance", "log_det"})``, the two terms as weighted in L.
+    serdarozsoy/corinfomax-ssl cifars-tiny/loss.py ``CovarianceLoss`` (one estimate per view, as its
+    ImageNet code's ``CovarianceLossv2``), ``invariance_loss``, pretrain_base.py.
+    """
+    _check_views((z1, z2), "corinfomax_loss")
+    dim = z1.shape[-1]
+    if mean.shape != (2, dim) or cov.shape != (2, dim, dim):
+        raise ZooError(
+            f"corinfomax_loss needs the running state of 2 views of {dim} features, mean (2, {dim}) and cov "
+            f"(2, {dim}, {dim}), got {tuple(mean.shape)} and {tuple(cov.shape)}"
+        )
+    z = gather(torch.stack([z1, z2]), dim=1)  # (views, N_global, D)
+    new_mean, new_cov = running_covariance(z, mean, cov, mean_forgetting=mean_forgetting, cov_forgetting=cov_forgetting)
+    invariance = sim_weight * F.mse_loss(z[0], z[1])
+    spread = -cov_weight * log_det(new_cov, eps).sum() / dim
+    loss = _total_or_parts((invariance + spread, {"invariance": invariance, "log_det": spread}), return_parts)
+    return loss, (new_mean.detach(), new_cov.detach())
+
+
+@float32_math
+def mmcr_loss(
+    *views: Tensor, lambd: float = 0.0, return_parts: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """MMCR (Yerxa et al., NeurIPS 2023): minus the nuclear norm of the matrix of view centroids.
+
+    With z the L2-normalised views and c_i = mean_v z_{v,i} the centroid of image i (N_global x D)::
+
+        L = -||C||_* + lambd / N sum_i ||[z_{1,i} ... z_{V,i}]||_*
+
+    (the second, local term only when lambd != 0; the official default is 0). ``return_parts=True``:
+    also ``{"centroid_nuclear": -||C||_*, "view_nuclear": the lambd term}`` (they sum to L).
+    ThomasYerxa/mmcr mmcr/cifar_stl/loss_mmcr.py ``MMCR_Loss``.
+    """
+    _check_views(views, "mmcr_loss")
+    z = gather(F.normalize(torch.stack(views), dim=-1), dim=1)  # (views, N_global, D)
+    per_image = z.permute(1, 2, 0)  # (N, D, views): each image's views as columns
+    centroid_term = -nuclear_norm(per_image.mean(dim=-1))
+    view_term = lambd * nuclear_norm(per_image).sum() / per_image.shape[0] if lambd else centroid_term.new_zeros(())
+    parts = {"centroid_nuclear": centroid_term, "view_nuclear": view_term}
+    return _total_or_parts((centroid_term + view_term, parts), return_parts)
+
+
+@float32_math
+def frossl_loss(
+    *views: Tensor, invariance_weight: float = 1.0, return_parts: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """FroSSL (Skean et al., ECCV 2024): multi-view alignment + log squared Frobenius norm per view.
+
+    Each feature of each view is L2-normalised over the global batch (Z_v, N x D, unit columns), Zbar is
+    the mean of the V views and C_v = Z_v^T Z_v / tr(Z_v^T Z_v) (or the N x N Gram matrix, which has the
+    same Frobenius norm)::
+
+        L = sum_v [ log ||C_v||_F^2 + V D invariance_weight MSE(Z_v, Zbar) ]
+
+    The sign is the official code's (where the paper's text and the code disagree, the zoo follows the
+    code): log ||C_v||_F^2, minus the order-2 Renyi entropy of C_v, is minimised, i.e. the entropy is
+    maximised and the spectrum spread; the other sign would collapse it. ``return_parts=True``: also
+    ``{"invariance", "log_frobenius"}`` (summed over views; they sum to L). OFSkean/FroSSL
+    solo/losses/frossl.py ``multiview_frossl_loss_func`` (the trace is the constant D there, the columns
+    being unit-norm, so its ``.item()`` changes nothing). Under DDP the official loss sees each GPU's
+    own batch; the zoo's the global batch (on one process the two agree).
+    """
+    _check_views(views, "frossl_loss")
+    z = F.normalize(gather(torch.stack(views), dim=1), dim=-2)  # (views, N_global, D), unit columns
+    n_views, _, dim = z.shape
+    invariance = n_views * dim * invariance_weight * (z - z.mean(dim=0)).pow(2).mean(dim=(-2, -1))
+    regularizer = log_squared_frobenius(trace_normalized_gram(z))
+    parts = {"invariance": invariance.sum(), "log_frobenius": regularizer.sum()}
+    return _total_or_parts((parts["invariance"] + parts["log_frobenius"], parts), return_parts)

@@ -40,7 +40,8 @@ def check_provenance(record, trained=True):
     training = record["training"]
     assert training["steps"] > 0 and training["images"] > 0 and training["seconds"] > 0
     assert training["images_per_second"] > 0 and training["steps_per_second"] > 0
-    assert training["images_per_second"] == pytest.approx(training["images"] / training["seconds"], rel=1e-3)  # seconds kept to 4 significant digits
+    # both kept to 4 significant digits: at most 5e-4 relative each
+    assert training["images_per_second"] == pytest.approx(training["images"] / training["seconds"], rel=1.1e-3)
     assert record["batch"]["global"] == record["batch"]["per_device"] > 0
     assert record["lr_per_group"] and all(group["lr"] > 0 and group["parameters"] > 0 for group in record["lr_per_group"])
 

@@ -248,8 +248,8 @@ def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float 
 
 
 # ---------------------------------------------------------------------------
-# Spectral objectives: running covariance, log-determinant, nuclear and Frobenius norms
-# (CorInfoMax, MMCR, FroSSL). Each is batched over leading dimensions (views).
+# Spectral objectives: running covariance, log-determinant and its series, nuclear and Frobenius norms
+# (CorInfoMax, MEC, MMCR, FroSSL). Each is batched over leading dimensions (views).
 # ---------------------------------------------------------------------------
 
 
@@ -304,6 +304,24 @@ def log_squared_frobenius(matrix: Tensor) -> Tensor:
     """``log ||matrix||_F^2`` of each matrix (..., M, K) -> (...); of a trace-normalised covariance it is
     minus its order-2 Renyi entropy."""
     return matrix.pow(2).sum(dim=(-2, -1)).log()
+
+
+@float32_math
+def log_det_series(a: Tensor, b: Tensor, order: int = 4) -> Tensor:
+    """``tr sum_{k=1}^{order} (-1)^(k+1) (a b^T)^k / k`` for a, b (..., N, D) -> (...): the order-``order``
+    Taylor series of ``log det(I + a b^T)``, which converges when the spectral radius of a b^T is below 1.
+
+    tr((a b^T)^k) = tr((b^T a)^k), so the powers are taken of the smaller of the N x N and D x D products
+    (MEC's official code forms the N x N one; the traces are the same).
+    """
+    if order < 1:
+        raise ZooError(f"log_det_series needs order >= 1, got {order}; MEC's official order is 4")
+    product = a @ b.mT if a.shape[-2] <= a.shape[-1] else b.mT @ a
+    power, total = product, product.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
+    for k in range(2, order + 1):
+        power = power @ product
+        total = total + (-1) ** (k + 1) * power.diagonal(dim1=-2, dim2=-1).sum(dim=-1) / k
+    return total
 
 
 # ---------------------------------------------------------------------------
@@ -500,25 +518,3 @@ def default_trade_off(axis: Axis, batch_size: int, dim: int) -> float:
     _check_axis(axis)
     return (math.log2(batch_size if axis == "channel" else dim) - 3) * 0.01
 
-
-# ---------------------------------------------------------------------------
-# Log-determinant series (MEC)
-# ---------------------------------------------------------------------------
-
-
-@float32_math
-def log_det_series(a: Tensor, b: Tensor, order: int = 4) -> Tensor:
-    """``tr sum_{k=1}^{order} (-1)^(k+1) (a b^T)^k / k`` for a, b (..., N, D) -> (...): the order-``order``
-    Taylor series of ``log det(I + a b^T)``, which converges when the spectral radius of a b^T is below 1.
-
-    tr((a b^T)^k) = tr((b^T a)^k), so the powers are taken of the smaller of the N x N and D x D products
-    (MEC's official code forms the N x N one; the traces are the same).
-    """
-    if order < 1:
-        raise ZooError(f"log_det_series needs order >= 1, got {order}; MEC's official order is 4")
-    product = a @ b.mT if a.shape[-2] <= a.shape[-1] else b.mT @ a
-    power, total = product, product.diagonal(dim1=-2, dim2=-1).sum(dim=-1)
-    for k in range(2, order + 1):
-        power = power @ product
-        total = total + (-1) ** (k + 1) * power.diagonal(dim1=-2, dim2=-1).sum(dim=-1) / k
-    return total

@@ -16,7 +16,7 @@ steps after `--warmup` ones; every number is the median over those steps. Per st
   loss       the rest of `compute_loss`: the loss with its whitening (and concatenations)
   probe      `probe_step`: the online linear probe's forward, cross-entropy and top-1 (torchmetrics)
   backward   loss.backward() (the probe's backward included)
-  optimiser  optimizer.step() after the backward (INTL-M: with the EMA target update)
+  optimiser  optimizer.step() after the backward, with the EMA target update of the methods that have one
   logging    `self.log` calls (`log_train_metrics`: step values + epoch means), Lightning's per-step
              metric update / CSV rows, the progress bar
   other      the rest: Lightning's loop, zero_grad, the lr scheduler, the finite-loss check, callbacks
@@ -227,7 +227,7 @@ def channels_last_prepare(crop):
 
 class BareSteps:
     """The step without Lightning: loader, compute_loss, backward, optimizer + scheduler step (the zoo's own
-    optimiser and schedule, `build_optimizer`), INTL-M's EMA update; no probe, no logging."""
+    optimiser and schedule, `build_optimizer`), the EMA update where the method has one; no probe, no logging."""
 
     def __init__(self, cfg, num_classes, channels_last, total_steps, threads=None):
         self.threads = threads  # torch intra-op threads during this loop's steps (None: as set)
@@ -259,7 +259,8 @@ class BareSteps:
         crops, _labels = next(self.stream)
         if self.channels_last:
             crops = [channels_last_prepare(crop) for crop in crops]
-        if getattr(model, "momentum_target", False):
+        ema = getattr(model, "ema_timing", None) if getattr(model, "momentum_target", False) else None
+        if ema == "before_forward":
             with phases.phase("optimiser"):
                 model.update_target(model.momentum(self.done, self.total))
         loss, _ = model.split_loss(model.compute_loss(crops)[0])
@@ -269,6 +270,9 @@ class BareSteps:
             loss.backward()
         phases.enter("optimiser")
         self.optimizer.step()  # the post-hook leaves "optimiser"
+        if ema == "after_step":
+            with phases.phase("optimiser"):
+                model.update_target(model.momentum(self.done, self.total))
         with phases.phase("other"):
             self.scheduler.step()
         self.done += 1
@@ -296,8 +300,8 @@ def fit_profile(args, cfg, loader, num_classes, channels_last, companions=()):
             return _log(*a, **kw)
 
     model.log = log
-    if getattr(model, "momentum_target", False):  # the EMA update runs in on_train_batch_start
-        model.on_train_batch_start = timed(phases, "optimiser", model.on_train_batch_start)
+    if getattr(model, "momentum_target", False):  # the EMA update: after the optimiser step, INTL-M's before the forward
+        model._move_target = timed(phases, "optimiser", model._move_target)
     model.channels_last = channels_last  # the model converts itself in setup("fit")
 
     windows = []

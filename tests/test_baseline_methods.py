@@ -70,6 +70,119 @@ def test_projectors_are_solo_learns(name, hidden_bn):
         assert any(isinstance(layer, nn.BatchNorm1d) for layer in with_bn.projector)
 
 
+# ---- htdt/self-supervised's SimCLR (the W-MSE protocol): bn_last and the head on both views at once ----------------
+HTDT_SIMCLR = {"proj_hidden": [24], "proj_out": 8, "proj_hidden_bn": True, "proj_bn_last": True, "joint_projector": True,
+               "temperature": 0.5}
+
+
+def batch_norm(x, weight, bias, eps=1e-5):
+    """BatchNorm1d in training mode: the batch's mean and biased variance."""
+    return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps) * weight + bias
+
+
+def htdt_simclr_loss(views, head, tau):
+    """htdt methods/contrastive.py Contrastive.forward after the encoder, written from its description: the views'
+    features concatenated go once through get_head (Linear, BatchNorm1d, ReLU, Linear) and bn_last (an affine
+    BatchNorm1d), then split back; every pair of views (i < j) gives contrastive_loss, averaged over the pairs.
+    contrastive_loss (norm=True, cfg.py's default): latents L2-normalised; for view 0 the logits against view 1 and
+    against view 0 itself with its own sample pushed out by -1e9, cross-entropy to the sample's index in view 1;
+    the same for view 1; the two averaged."""
+    w1, b1, g1, beta1, w2, b2, g2, beta2 = head
+    h = batch_norm(torch.cat(views) @ w1.T + b1, g1, beta1).relu()
+    h = batch_norm(h @ w2.T + b2, g2, beta2)
+    n = len(views[0])
+    parts = [F.normalize(h[i * n:(i + 1) * n], dim=1) for i in range(len(views))]
+    mask = torch.eye(n, dtype=h.dtype) * 1e9
+    index = torch.arange(n)
+    loss, pairs = 0.0, 0
+    for i in range(len(parts)):
+        for j in range(i + 1, len(parts)):
+            x0, x1 = parts[i], parts[j]
+            logits0 = torch.cat([x0 @ x1.T / tau, x0 @ x0.T / tau - mask], dim=1)
+            logits1 = torch.cat([x1 @ x0.T / tau, x1 @ x1.T / tau - mask], dim=1)
+            loss = loss + (F.cross_entropy(logits0, index) + F.cross_entropy(logits1, index)) / 2
+            pairs += 1
+    return loss / pairs
+
+
+def test_simclr_with_htdts_head_equals_htdts_computation_in_value_and_gradient():
+    torch.manual_seed(0)
+    model = create_method("simclr", HTDT_SIMCLR, **TINY).double().train()
+    assert [type(layer) for layer in model.projector] == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]
+    last_bn = model.projector[4]
+    assert last_bn.affine and last_bn.num_features == 8 and model.projector[3].bias is not None
+    with torch.no_grad():  # BatchNorm affine parameters away from 1 / 0, so that they matter
+        for bn in (model.projector[1], last_bn):
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    gen = torch.Generator().manual_seed(1)
+    views = [torch.randn(16, model.feature_dim, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    loss = model.loss(model.project(views))
+    loss.backward()
+    params = [model.projector[0].weight, model.projector[0].bias, model.projector[1].weight, model.projector[1].bias,
+              model.projector[3].weight, model.projector[3].bias, last_bn.weight, last_bn.bias]
+    head = [p.detach().clone().requires_grad_() for p in params]
+    inputs = [v.detach().clone().requires_grad_() for v in views]
+    expected = htdt_simclr_loss(inputs, head, tau=0.5)
+    expected.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    for zoo, ref in zip(views + params, inputs + head):
+        assert torch.allclose(zoo.grad, ref.grad, rtol=1e-9, atol=1e-13)
+    # Each view through the head on its own (solo-learn's way) is a different computation.
+    model.mcfg.joint_projector = False
+    assert abs(model.loss(model.project(views)).item() - loss.item()) > 1e-3
+
+
+def test_simclr_has_neither_htdt_option_by_default():
+    config = get_method("simclr").Config()
+    assert not config.proj_bn_last and not config.joint_projector
+    model = create_method("simclr", SMALL["simclr"], **TINY)
+    assert not model.joint_projector and not isinstance(model.projector[-1], nn.BatchNorm1d)
+
+
+# ---- SwAV: the official multi-resolution forward -----------------------------------------------------------
+def official_sinkhorn(scores, epsilon=0.05, iterations=3):
+    """facebookresearch/swav main_swav.py distributed_sinkhorn on one process, from its description: Q = exp(s / eps)
+    as prototypes x samples, scaled to sum 1; each iteration makes every prototype's row sum 1 / K, then every
+    sample's column sum 1 / B; the columns scaled back to sum 1."""
+    q = torch.exp(scores / epsilon).T
+    q = q / q.sum()
+    k, b = q.shape
+    for _ in range(iterations):
+        q = q / q.sum(dim=1, keepdim=True) / k
+        q = q / q.sum(dim=0, keepdim=True) / b
+    return (q * b).T
+
+
+def test_swav_joint_forward_batches_the_crops_as_the_official_resnet():
+    """main_swav.py with src/resnet50.py: the backbone once on the two large crops concatenated and once on the small
+    ones, the head and the prototypes on all crops at once; codes of crops 0 and 1, each predicted by every other
+    crop, averaged over the other crops (total - 1) and over the coded crops."""
+    torch.manual_seed(0)
+    small = {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 24, "temperature": 0.1}
+    model = create_method("swav", {**small, "joint_forward": True},
+                          **{**TINY, "crop_sizes": (16, 16, 8, 8, 8), "global_batch_size": 8}).double().train()
+    batch = [c.double() for c in crops(2, batch=8) + crops(3, size=8, batch=8, seed=1)]
+    loss, features = model.compute_loss(batch)
+    with torch.no_grad():
+        backbone = torch.cat([model.backbone(torch.cat(batch[:2])), model.backbone(torch.cat(batch[2:]))])
+        output = F.normalize(model.projector(backbone), dim=1) @ model.prototypes.weight.T
+        n, total = 8, 5
+        expected = 0.0
+        for crop in (0, 1):
+            q = official_sinkhorn(output[crop * n:(crop + 1) * n])
+            sub = sum(-(q * F.log_softmax(output[v * n:(v + 1) * n] / 0.1, dim=1)).sum(dim=1).mean()
+                      for v in range(total) if v != crop)
+            expected += sub / (total - 1)
+        expected /= 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
+    assert len(features) == 2 and torch.allclose(torch.cat(features), backbone[:16], rtol=1e-12, atol=1e-12)
+    per_crop = create_method("swav", small, **{**TINY, "crop_sizes": (16, 16, 8, 8, 8), "global_batch_size": 8}).double()
+    per_crop.load_state_dict(model.state_dict())
+    assert not per_crop.mcfg.joint_forward and not per_crop.joint_projector
+    assert abs(per_crop.compute_loss(batch)[0].item() - loss.item()) > 1e-6  # per-crop BatchNorm statistics differ
+
+
 @pytest.mark.parametrize("name", ["simclr", "byol"])
 def test_multi_crop_methods_take_small_crops_too(name):
     model = create_method(name, SMALL[name], **{**TINY, "crop_sizes": (16, 16, 8, 8)})

@@ -12,7 +12,10 @@ class INTLMomentum(MomentumTargetMixin, INTL):
     """INTL with an EMA target and multi-crop (the official ImageNet INTL_M): the target
     encodes crop 0, the online branch every other crop; each online crop is matched to
     the target, with the trace loss on the online branch only. The target's momentum
-    rises from `momentum_base` to `momentum_final` on a cosine schedule (parameters only)."""
+    rises from `momentum_base` to `momentum_final` on a cosine schedule (parameters only), and the target
+    moves before each forward, as INTL's main.py (adjust_momentum before the step) does."""
+
+    ema_timing = "before_forward"
 
     @dataclass
     class Config(MomentumTargetMixin.Config, INTL.Config):  # momentum_base 0.996, momentum_final 1.0

@@ -26,8 +26,8 @@ class MEC(MomentumTargetMixin, BaseMethod):
     frozen), predictor 512 with BN; eps 64; the lambda warm-up over 10 epochs from 8 / lambda; SGD lr
     0.5 x batch/256, momentum 0.9, weight decay 1e-5, 10 warm-up epochs, cosine to 0). The official hidden
     widths are the backbone's feature width (2048 on its ResNet-50), and its ResNet zero-initialises each
-    block's last BN (`backbone.zero_init_residual=true`, a run setting). The teacher is updated before each
-    step with that step's momentum (the mixin), the official code after it with the same schedule."""
+    block's last BN (`backbone.zero_init_residual=true`, a run setting). The teacher moves after each
+    optimiser step with that step's momentum, as the official code (and the mixin's default) does."""
 
     num_views = None  # two crops or more (multi-crop pairs as BYOL's)
     # The official SGD: lr 0.5 x batch/256, weight decay 1e-5 on every parameter, the predictor scheduled too.

@@ -18,6 +18,7 @@ reads are declared (and Hydra-typed) in the method's config.
 import copy
 import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import torch
 
@@ -76,10 +77,25 @@ def targets_first(crop_sizes):
 
 class MomentumTargetMixin(ConfiguredMixin):
     """An EMA copy of backbone + projector (`target_backbone`, `target_projector`), without gradients,
-    updated before every training step with momentum rising from `momentum_base` to `momentum_final`
-    on a cosine schedule over training. Parameters only: BN buffers are not averaged (official INTL_M)."""
+    moved once per optimiser step with momentum rising from `momentum_base` to `momentum_final` on a
+    cosine schedule over training. Parameters only: BN buffers are not averaged (official INTL_M).
+
+    When (`ema_timing`):
+      "after_step" (default): solo-learn's order (solo/methods/base.py BaseMomentumMethod.on_train_batch_end),
+        which the official BYOL (byol_experiment.py: the target after the optimiser update, at the step's
+        tau), DINO (main_dino.py: the teacher after optimizer.step(), momentum_schedule[it]) and MEC share:
+        right after optimiser step k (0-based), target <- tau(k) target + (1 - tau(k)) online, with the online
+        parameters step k produced. The forward of step k + 1 sees it, and the final target includes the last
+        step. It runs inside `optimizer_step`, so only on batches that step (not while accumulating, as
+        solo-learn's `global_step > last_step`) and before any callback of the batch (a checkpoint saved every
+        n steps holds the updated target).
+      "before_forward": the official INTL_M order (INTL main.py adjust_momentum(step) before the forward,
+        methods/intl_m.py updating at the start of it): before the forward of step k, at tau(k), with the
+        online parameters after k steps (a no-op at step 0); once per optimiser step.
+    MoCo's constant momentum makes the two orders give the same target at every forward."""
 
     momentum_target = True
+    ema_timing: ClassVar[str] = "after_step"
 
     @dataclass
     class Config:
@@ -91,12 +107,15 @@ class MomentumTargetMixin(ConfiguredMixin):
 
     def build_modules(self):
         super().build_modules()
+        if self.ema_timing not in ("after_step", "before_forward"):
+            raise ValueError(f"{type(self).__name__}.ema_timing must be 'after_step' or 'before_forward', not {self.ema_timing!r}")
         self.target_backbone = copy.deepcopy(self.backbone).requires_grad_(False)
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
     def momentum(self, step=None, total_steps=None):
-        """EMA momentum at `step` of `total_steps` (default: this trainer's): a cosine schedule from
-        momentum_base to momentum_final over training (BYOL, INTL-M)."""
+        """EMA momentum of optimiser step `step` (0-based) of `total_steps` (default: this trainer's current
+        step and total): a cosine schedule from momentum_base at step 0 to momentum_final (BYOL, INTL-M;
+        solo-learn's MomentumUpdater.update_tau at cur_step = step)."""
         step = self.global_step if step is None else step
         total = max(self.trainer.estimated_stepping_batches if total_steps is None else total_steps, 1)
         return cosine_ramp(self.mcfg.momentum_base, self.mcfg.momentum_final, step / total)
@@ -107,11 +126,24 @@ class MomentumTargetMixin(ConfiguredMixin):
         for online, target in ((self.backbone, self.target_backbone), (self.projector, self.target_projector)):
             torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1 - tau)
 
-    def on_train_batch_start(self, batch, batch_idx):
-        tau = self.momentum()
+    def _move_target(self, step=None):
+        tau = self.momentum() if step is None else self.momentum(step)  # None: the current step's
         self.update_target(tau)
         self.log("train/momentum", tau)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        step = self.global_step
+        if self.ema_timing == "before_forward" and step != getattr(self, "_target_moved_at", None):
+            self._target_moved_at = step  # the first batch of this optimiser step (under accumulation)
+            self._move_target()
         return super().on_train_batch_start(batch, batch_idx)
+
+    def optimizer_step(self, *args, **kwargs):
+        step = self.global_step  # optimiser steps completed before this one (Lightning counts it after the hook)
+        result = super().optimizer_step(*args, **kwargs)  # the closure inside runs training_step and backward
+        if self.ema_timing == "after_step":
+            self._move_target(step)
+        return result
 
     def target_forward(self, crop):
         """The target branch's projector output of `crop`, without gradient."""

@@ -1,3 +1,4 @@
+import itertools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -29,7 +30,12 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
     weight decay 1e-6) but 100 prototypes instead of 3000: in the 105 steps of the digits default run
     (batch 64, 10 classes) 3000 prototypes reach k-NN 0.893, 300 reach 0.898 and 100 reach 0.936 (3000 with
     the prototypes frozen for 1 epoch instead of 2: 0.880; 2-core AMD EPYC); a CIFAR recipe passes 3000. The
-    queue never starts in the 5 epochs of that run."""
+    queue never starts in the 5 epochs of that run.
+
+    `joint_forward` (default off, as solo-learn) runs the crops as the official ResNet does (facebookresearch/swav
+    src/resnet50.py `forward`): the backbone once on each run of consecutive crops of one size, concatenated,
+    and the projector once on every crop's features concatenated, so each BatchNorm's statistics cover those
+    crops together (2 x 224 in one backbone call, 6 x 96 in another, all 8 in the projector's)."""
 
     num_views = None  # two crops or more (multi-crop)
     queue_starts_empty = True  # the official queue is zeros, used once every row holds an embedding
@@ -47,6 +53,7 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
         queue_size: int = 3840
         epoch_queue_starts: int = 50  # an epoch past the last one: no queue (the official queue_length=0)
         freeze_epochs: int = 2  # the prototypes' (official ImageNet: freeze_steps=313)
+        joint_forward: bool = False  # the official multi-resolution forward (see above); solo-learn: one call per crop
 
     @property
     def queue_count(self):
@@ -64,6 +71,21 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
     def frozen_early_parameters(self):
         return self.prototypes.parameters()
 
+    @property
+    def joint_projector(self):  # BaseMethod.project reads it: one projector call on every crop
+        return bool(self.mcfg.joint_forward)
+
+    def encode(self, crops):
+        """Backbone features of every crop, in crop order: one backbone call per crop, or with `joint_forward`
+        one per run of consecutive same-size crops, concatenated (the official multi-resolution forward)."""
+        if not self.mcfg.joint_forward:
+            return [self.backbone(crop) for crop in crops]
+        features = []
+        for _, run in itertools.groupby(crops, key=lambda crop: tuple(crop.shape[-2:])):
+            run = list(run)
+            features += self.backbone(torch.cat(run)).split([len(crop) for crop in run])
+        return features
+
     def uses_queue(self):
         return self.current_epoch >= self.mcfg.epoch_queue_starts and self.queue_filled()
 
@@ -80,7 +102,7 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
 
     def compute_loss(self, crops):
         self.normalize_prototypes()  # unit prototypes in every step, as the official code at each iteration
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         embeddings = [F.normalize(z, dim=-1) for z in self.project(features)]
         order, coded = targets_first(self.crop_sizes)
         scores = [self.prototypes(embeddings[v]) for v in order]

@@ -69,6 +69,7 @@ class Augment:
     flip_p: float = 0.5
     ops: tuple = ("crop", "jitter", "gray", "blur", "flip")  # solo-learn's pipeline (solo/data/pretrain_dataloader.py)
     interpolation: T.InterpolationMode = T.InterpolationMode.BICUBIC  # of the crop: PIL bicubic / TF resize_bicubic
+    size: int | None = None  # the crop's size; None = the source's `crop` (multi-crop: the small crops give theirs)
 
 
 SOLO_SYMMETRIC = Augment((0.8, 0.8, 0.8, 0.2), 0.2)  # augmentations/symmetric.yaml
@@ -86,6 +87,10 @@ BILINEAR = T.InterpolationMode.BILINEAR  # torchvision's RandomResizedCrop defau
 MOCO_V2 = Augment((0.4, 0.4, 0.4, 0.1), 0.2, scale=(0.2, 1.0), interpolation=BILINEAR)  # main_moco.py --aug-plus
 # multicropdataset.py (colour distortion of strength 1) at swav_400ep_2x224_pretrain.sh's crops: 2 x 224, scale 0.08 - 1.
 SWAV_2X224 = Augment((0.8, 0.8, 0.8, 0.2), 0.2, ops=("crop", "flip", "jitter", "gray", "blur"), interpolation=BILINEAR)
+# ... at swav_100ep_pretrain.sh's crops: --size_crops 224 96, --min_scale_crops 0.14 0.05, --max_scale_crops 1. 0.14.
+SWAV_MC_224 = Augment((0.8, 0.8, 0.8, 0.2), 0.2, scale=(0.14, 1.0), ops=("crop", "flip", "jitter", "gray", "blur"), interpolation=BILINEAR)
+SWAV_MC_96 = Augment((0.8, 0.8, 0.8, 0.2), 0.2, scale=(0.05, 0.14), ops=("crop", "flip", "jitter", "gray", "blur"),
+                     interpolation=BILINEAR, size=96)
 
 
 @dataclass
@@ -107,6 +112,10 @@ class Source:
     frozen: tuple | None = None  # (epochs, steps) during which the prototypes / DINO's last layer get no update
     teacher_temperature: tuple | None = None  # DINO: (warm-up start, final, warm-up epochs), np.linspace per epoch
     loss_values: dict | None = None  # the other method fields the loss reads, as the source sets them
+    # The crops' batching in the training loss: the backbone calls, each a tuple of the crops concatenated into it, and
+    # whether the projector runs once on every crop (its BatchNorms' statistics over all views); None: not checked here.
+    backbone_calls: tuple | None = None
+    joint_projector: bool | None = None
     # What the zoo builds where the recipe states a deviation from `projector` / `predictor`.
     projector_in_zoo: list | None = None
     predictor_in_zoo: list | None = None
@@ -132,11 +141,17 @@ SOURCES |= {
 }
 # htdt: get_head (Linear + BN + ReLU, then Linear to --emb), torchvision resnet18 with a 3x3 p1 conv1,
 # the max-pool dropped on CIFAR only; fp32 on one GPU.
+# Contrastive (methods/contrastive.py) adds bn_last, an affine BatchNorm1d(emb), and runs head + bn_last once on both
+# views concatenated, the encoder once per view; BYOL (methods/byol.py) runs encoder, head and predictor once per view.
 for ds, crop, emb in (("cifar10", 32, 64), ("cifar100", 32, 64), ("stl10", 64, 128), ("tiny-imagenet", 64, 128)):
     htdt = {"crop": crop, "stem": "small-p1", "maxpool": ds.startswith(("stl", "tiny")), "zero_init": False,
-            "precision": "32-true", "sync_bn": False, "projector": hidden(512, 1024) + [linear(1024, emb)]}
-    SOURCES[f"{ds}/simclr_wmse_protocol"] = Source((HTDT,) * 2, temperature=0.5, **htdt)  # --tau 0.5; bn_last: the deviation
-    SOURCES[f"{ds}/byol_wmse_protocol"] = Source((HTDT,) * 2, predictor=hidden(emb, 1024) + [linear(1024, emb)], **htdt)
+            "precision": "32-true", "sync_bn": False, "backbone_calls": ((0,), (1,))}
+    head = hidden(512, 1024) + [linear(1024, emb)]
+    # --tau 0.5; the last Linear's bias comes before bn_last (cancelled by it, so `layers` leaves it out)
+    SOURCES[f"{ds}/simclr_wmse_protocol"] = Source((HTDT,) * 2, temperature=0.5, projector=head[:-1] + hidden(1024, emb)[:2],
+                                                   joint_projector=True, **htdt)
+    SOURCES[f"{ds}/byol_wmse_protocol"] = Source((HTDT,) * 2, projector=head, predictor=hidden(emb, 1024) + [linear(1024, emb)],
+                                                 joint_projector=False, **htdt)
 imagenet = {"crop": 224, "stem": "imagenet", "maxpool": True, "zero_init": True, "precision": "32-true", "sync_bn": True}
 SOURCES |= {
     # model_util.projection_head, num_proj_layers 3: Linear (no bias) + BN (+ReLU) twice at the feature width, then to 128 + BN.
@@ -177,6 +192,12 @@ SOURCES |= {
     "imagenet/swav": Source((SWAV_2X224,) * 2, projector=hidden(2048, 2048) + [linear(2048, 128)], temperature=0.1, prototypes=3000,
                             frozen=(0, 313), loss_values={"sk_epsilon": 0.05, "sk_iters": 3}, precision="16-mixed", sync_bn=True,
                             **fb_imagenet),
+    # swav_100ep_pretrain.sh itself: 2 x 224 + 6 x 96 crops, codes of crops 0 and 1 (--crops_for_assign 0 1), --queue_length 0;
+    # resnet50.py forward: the backbone on each run of same-size crops concatenated, the head on all crops at once.
+    "imagenet/swav_multicrop_ep100": Source((SWAV_MC_224,) * 2 + (SWAV_MC_96,) * 6, projector=hidden(2048, 2048) + [linear(2048, 128)],
+                                            temperature=0.1, prototypes=3000, frozen=(0, 313),
+                                            loss_values={"sk_epsilon": 0.05, "sk_iters": 3}, precision="16-mixed", sync_bn=True,
+                                            backbone_calls=((0, 1), (2, 3, 4, 5, 6, 7)), joint_projector=True, **fb_imagenet),
 }
 # CW-RGP base/: get_head (Linear + BN + ReLU to head_size 1024, Linear to emb), torchvision resnet18(zero_init_residual=True)
 # with a 3x3 p1 conv1, the max-pool dropped on CIFAR only; cfg.py's views (= htdt's); fp32 under DataParallel.
@@ -199,7 +220,7 @@ def test_every_baseline_recipe_has_its_source():
         return next((m for m in BASELINE_METHODS if name == m or name.startswith(f"{m}_")), None)
 
     baselines = [r for r in PRETRAIN_RECIPES if method_of(r)]
-    assert RECIPES == baselines and len(RECIPES) == 35
+    assert RECIPES == baselines and len(RECIPES) == 36
 
 
 # ---- what training builds -----------------------------------------------------------------------------
@@ -230,6 +251,22 @@ def built(cfg):
         return build_method(cfg, num_classes=10, world_size=gpus)
 
 
+def check_crop(crop, expected, size):
+    """One crop's torchvision pipeline (its operations in order, the random-resized crop, jitter, grey, flip,
+    solarize) against the source's `Augment`."""
+    ops = pipeline_ops(torchvision_view(crop, [0.5] * 3, [0.5] * 3))
+    assert tuple(name for name, _ in ops) == expected.ops
+    step = dict(ops)
+    assert (step["crop"].size, step["crop"].scale, step["crop"].ratio) == ((size,) * 2, expected.scale, (3 / 4, 4 / 3))
+    assert step["crop"].interpolation == expected.interpolation
+    jitter = step["jitter"].transforms[0]
+    b, c, s, h = expected.jitter
+    assert [*jitter.brightness, *jitter.contrast, *jitter.saturation, *jitter.hue] == pytest.approx(
+        [1 - b, 1 + b, 1 - c, 1 + c, 1 - s, 1 + s, -h, h])
+    assert (step["jitter"].p, step["gray"].p, step["flip"].p) == (expected.jitter_p, expected.gray_p, expected.flip_p)
+    assert (step["solarize"].p if "solarize" in step else 0.0) == expected.solarize_p
+
+
 def pipeline_ops(pipeline):
     """(name, transform) of each operation of a torchvision_view pipeline that can fire."""
     names = {T.RandomResizedCrop: "crop", T.RandomGrayscale: "gray", T.RandomSolarize: "solarize", T.RandomHorizontalFlip: "flip"}
@@ -242,6 +279,42 @@ def pipeline_ops(pipeline):
         if name and getattr(step, "p", 1.0) > 0:
             ops.append((name, step))
     return ops
+
+
+class _EveryCropProjected(Exception):
+    """forward_calls: the projector has seen every crop; the loss itself is not needed."""
+
+
+def forward_calls(model, rows=2):
+    """(the crops of each backbone call, in call order; the crops of each projector call) of one training loss
+    (`compute_loss`) on the meta device, read from the rows each call gets: every crop has `rows` rows, and a call
+    on k crops in crop order gets k x rows. Stops once the projector has seen every crop."""
+    calls = {"backbone": [], "projector": []}
+
+    def record(name, args):
+        calls[name].append(len(args[0]))
+        if name == "projector" and sum(calls[name]) == rows * len(model.crop_sizes):
+            raise _EveryCropProjected
+
+    hooks = [getattr(model, name).register_forward_pre_hook(lambda _, args, name=name: record(name, args)) for name in calls]
+    try:
+        model.compute_loss([torch.empty(rows, 3, size, size, device="meta") for size in model.crop_sizes])
+    except _EveryCropProjected:
+        pass
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    def crops_of(counts):
+        groups, first = [], 0
+        for count in counts:
+            assert count % rows == 0
+            groups.append(tuple(range(first, first + count // rows)))
+            first += count // rows
+        assert first == len(model.crop_sizes), "every crop once"
+        return tuple(groups)
+
+    return crops_of(calls["backbone"]), crops_of(calls["projector"])
 
 
 @functools.cache
@@ -277,8 +350,10 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
         assert all(group_of[id(p)] == backbone_group[p.ndim > 1] for p in model.predictor.parameters())
     else:
         assert not hasattr(model, "predictor")
-    if recipe.endswith("/simclr_wmse_protocol"):
-        assert "bn_last" in cfg.recipe.deviation  # htdt's affine BN after the head, over both views: not built here
+    if source.backbone_calls is not None:  # both stated together
+        crops = tuple(range(len(model.crop_sizes)))
+        projector_calls = (crops,) if source.joint_projector else tuple((i,) for i in crops)
+        assert forward_calls(model) == (source.backbone_calls, projector_calls)
     assert model.mcfg.get("temperature") == source.temperature  # what the loss divides by
     if source.queue:
         assert tuple(model.queue.shape) == (source.queues, source.queue, model.mcfg.proj_out)
@@ -305,20 +380,10 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
             assert model.teacher_temperature(epoch) == pytest.approx(schedule[epoch], rel=1e-12), epoch
 
     # The crops the method trains on and each crop's pipeline at its size.
-    assert tuple(model.crop_sizes) == (source.crop,) * len(source.views)
+    assert tuple(model.crop_sizes) == tuple(view.size or source.crop for view in source.views)
     crops = expand_crops(resolved_views(cfg.data))
     for crop, expected in zip(crops, source.views, strict=True):
-        ops = pipeline_ops(torchvision_view(crop, [0.5] * 3, [0.5] * 3))
-        assert tuple(name for name, _ in ops) == expected.ops
-        step = dict(ops)
-        assert (step["crop"].size, step["crop"].scale, step["crop"].ratio) == ((source.crop,) * 2, expected.scale, (3 / 4, 4 / 3))
-        assert step["crop"].interpolation == expected.interpolation
-        jitter = step["jitter"].transforms[0]
-        b, c, s, h = expected.jitter
-        assert [*jitter.brightness, *jitter.contrast, *jitter.saturation, *jitter.hue] == pytest.approx(
-            [1 - b, 1 + b, 1 - c, 1 + c, 1 - s, 1 + s, -h, h])
-        assert (step["jitter"].p, step["gray"].p, step["flip"].p) == (expected.jitter_p, expected.gray_p, expected.flip_p)
-        assert (step["solarize"].p if "solarize" in step else 0.0) == expected.solarize_p
+        check_crop(crop, expected, expected.size or source.crop)
 
     kernel, stride, padding, maxpool, zero_init = stem(tuple(cfg.backbone.items()), source.crop)
     assert (kernel, stride, padding) == {"small-p2": (3, 1, 2), "small-p1": (3, 1, 1), "imagenet": (7, 2, 3)}[source.stem]

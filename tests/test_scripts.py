@@ -78,11 +78,45 @@ LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("sw
 LINEAR |= {f"imagenet-100/{m}": probe("LP-SOLO", "frozen", 100, 256, "sgd", lr, 0, "step", milestones=[60, 80])
            for m, lr in (("swav", 0.15), ("dino", 0.3))}
 LINEAR |= {f"imagenet/{m}": LINEAR["imagenet/simsiam"] for m in ("mocov2", "swav")}
+# SwAV's own probe (eval_linear.py defaults) for its multi-crop recipe.
+LINEAR["imagenet/swav_multicrop_ep100"] = probe("LP-SWAV", "frozen", 100, 256, "sgd", 0.3, 1e-6, "cosine")
 LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet") for m in ("zero_cl", "shuffled_dbn")}
 for pct in (1, 10):
     for variant, backbone_lr in (("intl", 0.006), ("intl_m", 0.004)):
         LINEAR[f"imagenet/{variant}_semi_{pct}pct"] = probe(f"SS-INTL-{pct}pct", "finetune", 20, 256, "sgd", 0.2, 0, "constant",
                                                             backbone_lr=backbone_lr, label_fraction=pct)
+# The whitening / spectral family: each official repository's probe (CorInfoMax's, MMCR's, MEC's, FroSSL's fork
+# of solo-learn after its lr x batch x devices / 256, LeJEPA's README); tests/test_family_recipes_{a,b}.py say where.
+# corinfomax main_linear*.py + the README commands: SGD 0.2 (momentum 0.9, no decay), CosineAnnealingLR(100) per epoch,
+# batch 256, bicubic RandomResizedCrop(size) + flip; CIFAR evaluation Resize(int(32 x 8/7) = 36) + CenterCrop(32).
+LP_CIM = probe("LP-CIM", "frozen", 100, 256, "sgd", 0.2, 0, "cosine", crop_interpolation="bicubic", crop_scale=[0.08, 1.0],
+               momentum=0.9, knn_k=0)
+LINEAR |= {f"{ds}/corinfomax": LP_CIM for ds in ("cifar10", "cifar100", "tiny-imagenet", "imagenet-100")}
+LINEAR["imagenet-100/corinfomax_resnet50"] = LP_CIM
+# imagenet1k README: --lin_learning_rate 25 --lin_scheduler step --lin_step_size 20 (StepLR gamma 0.1), batch 256.
+LINEAR["imagenet/corinfomax"] = probe("LP-CIM-IN", "frozen", 100, 256, "sgd", 25.0, 0, "step", milestones=[20, 40, 60, 80],
+                                        gamma=0.1, crop_interpolation="bicubic", knn_k=0)
+# mmcr model_select_cifar_stl.py defaults (batch 1024, lr 0.1, 50 epochs) into train_classifier: Adam, wd 1e-6, cosine.
+for ds, interpolation, scale in (("cifar10", "bilinear", [0.08, 1.0]), ("cifar100", "bilinear", [0.08, 1.0]),
+                                 ("stl10", "bicubic", [0.2, 1.0])):
+    LINEAR[f"{ds}/mmcr"] = probe("LP-MMCR", "frozen", 50, 1024, "adam", 0.1, 1e-6, "cosine", crop_interpolation=interpolation,
+                                   crop_scale=scale, knn_k=0)
+# mmcr linear_classifier_imagenet.py defaults: batch 2048, lr 0.3, 100 epochs; SGD momentum 0.9, wd 1e-6, cosine.
+LINEAR["imagenet/mmcr"] = probe("LP-MMCR-IN", "frozen", 100, 2048, "sgd", 0.3, 1e-6, "cosine", crop_interpolation="bicubic",
+                                  momentum=0.9, knn_k=0)
+# MEC main_lincls.py --lars: lr 0.03 x 4096 / 256, wd 0, LARC trust 0.001, cosine per epoch over 100 epochs.
+LINEAR["imagenet/mec"] = probe("LP-MEC-LARS", "frozen", 100, 4096, "lars", 0.03 * 4096 / 256, 0, "cosine", lars_eta=0.001,
+                                 crop_interpolation="bilinear", knn_k=0)
+LINEAR |= {
+    "imagenet-100/frossl": probe("LP-SOLO", "frozen", 100, 1024, "sgd", 0.1 * 512 * 2 / 256, 0, "step", milestones=[60, 80],
+                                 crop_interpolation="bicubic"),
+    "cifar10/frossl": probe("LP-FROSSL", "frozen", 100, 256, "adam", 1e-3, 0, "step", milestones=[40, 80]),
+    "cifar100/frossl": probe("LP-FROSSL", "frozen", 100, 256, "adam", 1e-3, 0, "step", milestones=[40, 80]),
+    "stl10/frossl": probe("LP-FROSSL", "frozen", 100, 256, "sgd", 0.01, 0, "step", milestones=[40, 80]),
+    "tiny-imagenet/frossl": probe("LP-FROSSL", "frozen", 100, 256, "sgd", 0.1, 0, "step", milestones=[60, 80]),
+    "imagenet-100/lejepa": probe("LP-LEJEPA", "frozen", 100, 256, "adam", 1e-3, 1e-6, "cosine"),
+    "imagenet-100/lejepa_vit_small": probe("LP-LEJEPA", "frozen", 100, 256, "adam", 1e-3, 1e-6, "cosine"),
+}
 RECIPES = {f"linear/{k}": v for k, v in LINEAR.items()}
 EXPERIMENTS = REPO / "zoo" / "configs" / "experiment"
 PRETRAIN_RECIPES = sorted(str(p.relative_to(EXPERIMENTS))[:-5] for p in EXPERIMENTS.rglob("*.yaml"))

@@ -18,13 +18,29 @@ def wants_small_stem(setting, crop_size):
     raise ZooError(f"backbone.small_stem must be auto, true or false, not '{setting}'")
 
 
+VIT_PREFIXES = ("vit_", "deit_", "deit3_")  # timm's VisionTransformer family
+
+
+def is_vit(name):
+    return name.startswith(VIT_PREFIXES)
+
+
+def vit_kwargs(crop_size):
+    """A timm ViT for multi-crop: position embeddings laid out for the largest training crop (`img_size`), and
+    any smaller crop accepted (`dynamic_img_size`: the embeddings interpolated to its patch grid;
+    `dynamic_img_pad`: a crop that is not a whole number of patches is zero-padded to one, e.g. 98 px -> 7 x 16)."""
+    return {"img_size": crop_size, "dynamic_img_size": True, "dynamic_img_pad": True}
+
+
 def create_backbone(cfg, crop_size):
     """A timm model without classifier head (features after global pooling).
 
-    `cfg` is the `backbone` config node; `crop_size` is the largest training crop.
+    `cfg` is the `backbone` config node; `crop_size` is the largest training crop (a ViT's `img_size`).
     """
     try:
         kwargs = {"zero_init_last": cfg.zero_init_residual} if cfg.name.startswith(("resnet", "resnext", "wide_resnet")) else {}
+        if is_vit(cfg.name):
+            kwargs = vit_kwargs(crop_size)
         model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
     except RuntimeError as err:
         if "Unknown model" in str(err):

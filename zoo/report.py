@@ -38,7 +38,7 @@ def load_targets():
     experiments = resources.files("zoo").joinpath("configs", "experiment")
     recipe_targets = [target for folder in sorted(experiments.iterdir(), key=lambda f: f.name) if folder.is_dir()
                       for path in sorted(folder.iterdir(), key=lambda f: f.name) if path.name.endswith(".yaml")
-                      for target in yaml.safe_load(path.read_text())["recipe"]["targets"]]
+                      for target in yaml.safe_load(path.read_text())["recipe"].get("targets", [])]
     return recipe_targets + yaml.safe_load(resources.files("zoo").joinpath("targets.yaml").read_text())["targets"]
 
 

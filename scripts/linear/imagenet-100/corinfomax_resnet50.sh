@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# LP-CIM for CorInfoMax on ImageNet-100 (ResNet-50): frozen backbone, SGD lr 0.2, batch 256, 100 epochs, cosine.
+# The protocol, its source and notes: zoo/configs/linear/experiment/imagenet-100/corinfomax_resnet50.yaml
+# Usage: bash scripts/linear/imagenet-100/corinfomax_resnet50.sh --ckpt RUN/checkpoints/last.ckpt [overrides]
+exec bash "$(dirname "$0")/../../_launch.sh" linear imagenet-100/corinfomax_resnet50 "$@"

@@ -110,3 +110,28 @@ def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):
     for loss, entry in data.items():
         measured = [t for t in entry["batch"]["seconds"].values() if isinstance(t, float)]
         assert measured and all(t > 0 for t in measured), loss
+
+
+def test_digits_all_methods_trains_and_evaluates_each_method(tmp_path):
+    """Two methods at one epoch of two steps: a row each, with the condition number of the whitened output for
+    INTL (it has a transform) and none for Barlow Twins; the JSON holds what the table shows."""
+    out = run("digits_all_methods.py", "--methods", "intl", "barlow_twins", "--out", str(tmp_path / "runs"),
+              "--json", str(tmp_path / "rows.json"), "--linear-override", "linear.epochs=5",
+              "trainer.max_epochs=1", "trainer.limit_train_batches=2", timeout=600)
+    assert out.startswith("digits_all_methods: ")
+    (intl,), (barlow,) = rows_starting(out, "intl"), rows_starting(out, "barlow_twins")
+    rows = {row["method"]: row for row in json.loads((tmp_path / "rows.json").read_text())["rows"]}
+    assert rows["intl"]["steps"] == 2 and 0 < rows["intl"]["knn_top1"] <= 1 and 0 < rows["barlow_twins"]["linear_top1"] <= 1
+    assert rows["intl"]["transformed_condition_number"] >= 1 and rows["barlow_twins"]["transformed_condition_number"] is None
+    assert intl.split(" | ")[4] == f"{rows['intl']['transformed_condition_number']:.3g}" and barlow.split(" | ")[4] == "-"
+
+
+def test_digits_family_selection_names_registered_methods():
+    """`--family` runs the whitening / spectral family of docs/spectral_family.md: every name a registered method."""
+    spec = importlib.util.spec_from_file_location("digits_all_methods", BENCHMARKS / "digits_all_methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from zoo.registry import method_names
+
+    assert set(module.FAMILY) <= set(method_names()) and len(module.FAMILY) == 14
+    assert all(f"({m})" in (REPO / "docs" / "spectral_family.md").read_text().replace("`", "") for m in module.FAMILY)

@@ -377,15 +377,18 @@ class BaseMethod(L.LightningModule):
         """The optimiser and per-step lr schedule training uses (Lightning's configure_optimizers format)."""
         opt = self.optimizer_cfg
         groups = self.param_groups()
+        # torch's fused kernels: one pass over all parameters (on a CPU 2.6x faster than the per-tensor loop for
+        # SGD, 3.3x for Adam: benchmarks/step_time.py's optimiser column); not on the meta device of the tests.
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
         if opt.name == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum)
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum, fused=fused)
         elif opt.name == "lars":
             from timm.optim import Lars
 
             optimizer = Lars(groups, lr=self.lr, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
         elif opt.name in ("adam", "adamw"):
             cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
-            optimizer = cls(groups, lr=self.lr, betas=tuple(opt.betas))
+            optimizer = cls(groups, lr=self.lr, betas=tuple(opt.betas), fused=fused)
         else:
             raise ZooError(f"optimizer.name must be sgd, lars, adam or adamw, not '{opt.name}'")
         lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.scheduler_cfg, steps_per_epoch, total_steps, g["lr"])

@@ -224,7 +224,8 @@ def test_the_defaults_are_the_official_ones():
     assert {k: mmcr.optimizer_defaults[k] for k in ("name", "lr", "scale_lr", "weight_decay")} == \
         {"name": "adam", "lr": 1e-3, "scale_lr": False, "weight_decay": 1e-6}
     c = frossl.Config()
-    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.invariance_weight) == ([2048, 2048], 1024, True, 1.0)
+    # the digits default (the official 2048-2048-1024 with weight 1 collapses in 105 steps; the recipes pass it)
+    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.invariance_weight) == ([512], 512, True, 0.1)
     assert {k: frossl.optimizer_defaults[k] for k in ("name", "lr", "weight_decay", "lars_eta", "exclude_bias_and_norm")} == \
         {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "exclude_bias_and_norm": True}
     assert corinfomax.num_views == 2 and mmcr.num_views is None and frossl.num_views is None

@@ -244,6 +244,7 @@ class BareSteps:
         self.model.train()
         self.stream = iter(TimedLoader(endless(loader), self.phases))
         self.total, self.done, self.windows = total_steps, 0, []
+        self.ema_timing = self.model.ema_timing if getattr(self.model, "momentum_target", False) else None
 
     def step(self):
         threads = torch.get_num_threads()
@@ -259,8 +260,7 @@ class BareSteps:
         crops, _labels = next(self.stream)
         if self.channels_last:
             crops = [channels_last_prepare(crop) for crop in crops]
-        ema = getattr(model, "ema_timing", None) if getattr(model, "momentum_target", False) else None
-        if ema == "before_forward":
+        if self.ema_timing == "before_forward":
             with phases.phase("optimiser"):
                 model.update_target(model.momentum(self.done, self.total))
         loss, _ = model.split_loss(model.compute_loss(crops)[0])
@@ -270,7 +270,7 @@ class BareSteps:
             loss.backward()
         phases.enter("optimiser")
         self.optimizer.step()  # the post-hook leaves "optimiser"
-        if ema == "after_step":
+        if self.ema_timing == "after_step":
             with phases.phase("optimiser"):
                 model.update_target(model.momentum(self.done, self.total))
         with phases.phase("other"):

@@ -5,19 +5,16 @@ rules (solo/args/pretrain.py: lr and classifier_lr x batch_size x devices / 256;
 warmup_cosine with 10 warmup epochs from 3e-5, per step, to 0; LARS with exclude_bias_n_norm).
 LeJEPA: rbalestr-lab/lejepa README.md ("GOTO hyperparameters") and MINIMAL.md (the runnable code).
 
-`FAMILY_B_OFFICIAL` / `FAMILY_B_BLUR_P` are written in test_recipe_values' format and checked by its test.
+Their per-group lr, weight decay, LARS, batch split, evaluation resize and blur: test_recipe_values' OFFICIAL / BLUR_P.
 """
 
 import json
-import math
 
 import pytest
-import test_recipe_values
 import torch
 from omegaconf import OmegaConf
-from test_recipe_values import Official, excluded, sgd_all, solo_lr, solo_probe
+from test_recipe_values import minimal_lejepa_lr
 from test_scripts import TINY_RUN, compose_linear, compose_recipe, probe, recorded, same_value, tiny_imagenet  # noqa: F401 (fixtures)
-from torchvision.transforms import v2 as T
 
 from zoo.backbones import create_backbone
 from zoo.config import BackboneConfig
@@ -27,64 +24,6 @@ from zoo.pretrain import build_method, pretrain
 
 FROSSL = ["cifar10/frossl", "cifar100/frossl", "stl10/frossl", "tiny-imagenet/frossl", "imagenet-100/frossl"]
 LEJEPA = ["imagenet-100/lejepa", "imagenet-100/lejepa_vit_small"]
-
-
-# ---- the official lr functions -------------------------------------------------------------------------
-def minimal_lejepa_lr(base, warmup_epochs=1, start_factor=0.01, end=1e-3):
-    """MINIMAL.md: SequentialLR(LinearLR(start_factor=0.01, total_iters=W), cosine) with W = one epoch of steps,
-    stepped every batch; LinearLR's factor is start + (1 - start) s / W. README: the cosine ends at lr / 1000."""
-    def lr(s, spe, total):
-        w = warmup_epochs * spe
-        if s < w:
-            return base * (start_factor + (1 - start_factor) * s / w)
-        return base * end + (base - base * end) * 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
-    return lr
-
-
-def frossl_official(yaml, batch, gpus, epochs, lr):
-    """solo-learn's LARS recipe: lr x global batch / 256 on a 10-epoch warmup from 3e-5, weight decay 1e-4 off the
-    1-D params (exclude_bias_n_norm, also no LARS adaptation there); classifier_lr 0.1 x batch / 256."""
-    return Official(f"OFSkean/FroSSL scripts/pretrain/{yaml}/frossl.yaml", batch, gpus, epochs, "Lars",
-                    excluded(solo_lr(lr * batch / 256), 1e-4, lars=True) | solo_probe(batch, solo_lr, lars=True),
-                    lars=(0.02, True))
-
-
-FAMILY_B_OFFICIAL = {
-    # cifar/frossl.yaml: batch_size 256, devices [0] (one GPU), lr 0.3, max_epochs 1000
-    "cifar10/frossl": frossl_official("cifar", 256, 1, 1000, 0.3),
-    "cifar100/frossl": frossl_official("cifar", 256, 1, 1000, 0.3),
-    # stl10/frossl.yaml: batch_size 256, one GPU, lr 0.1, 500 epochs; the zoo's STL-10 evaluation resize is bicubic
-    "stl10/frossl": Official(**{**frossl_official("stl10", 256, 1, 500, 0.1).__dict__,
-                                "eval_interpolation": T.InterpolationMode.BICUBIC}),
-    # tiny-imagenet/frossl.yaml: batch_size 512 on one GPU, lr 0.3 (-> 0.6), 800 epochs
-    "tiny-imagenet/frossl": frossl_official("tiny-imagenet", 512, 1, 800, 0.3),
-    # imagenet100/frossl.yaml: batch_size 256 per GPU, devices [0, 1] -> 512, lr 0.3 (-> 0.6), 400 epochs
-    "imagenet-100/frossl": frossl_official("imagenet100", 512, 2, 400, 0.3),
-    # README: AdamW lr 5e-4, weight decay 5e-4 (ResNets) / 5e-2 (ViTs); MINIMAL.md: one param group without
-    # exclusions, no batch scaling, batch 256 on one GPU. Epochs (400) are the recipe's own (none stated).
-    # The probe group (MINIMAL lr 1e-3) is checked in test_lejepa_probe_lr: its warm-up start differs (see notes).
-    "imagenet-100/lejepa": Official("rbalestr-lab/lejepa README + MINIMAL.md", 256, 1, 400, "AdamW",
-                                    sgd_all(minimal_lejepa_lr(5e-4), 5e-4)),
-    "imagenet-100/lejepa_vit_small": Official("rbalestr-lab/lejepa README + MINIMAL.md", 256, 1, 400, "AdamW",
-                                              sgd_all(minimal_lejepa_lr(5e-4), 5e-2)),
-}
-# blur probability of each crop: FroSSL symmetric(.yaml) 0.5 (CIFAR too), tiny asymmetric 1.0 / 0.1; LeJEPA 0.5 on all 8
-FAMILY_B_BLUR_P = {"cifar10/frossl": (0.5, 0.5), "cifar100/frossl": (0.5, 0.5), "stl10/frossl": (0.5, 0.5),
-                   "tiny-imagenet/frossl": (1.0, 0.1), "imagenet-100/frossl": (0.5,) * 8,
-                   "imagenet-100/lejepa": (0.5,) * 8, "imagenet-100/lejepa_vit_small": (0.5,) * 8}
-
-# The probes (the fork's scripts/linear/<dataset>/frossl.yaml after solo/args/linear.py's lr x batch_size x devices
-# / 256; LeJEPA's README: AdamW-style, weight decay 1e-6, cosine, MINIMAL.md's lr 1e-3) are test_scripts.LINEAR's.
-FAMILY_B_SCRIPTS = [f"pretrain/{r}" for r in FAMILY_B_OFFICIAL]
-
-
-@pytest.mark.parametrize("script", FAMILY_B_SCRIPTS)
-def test_recipe_trains_with_its_official_values(script, recorded, tmp_path, monkeypatch):  # noqa: F811
-    """test_recipe_values' check (per-group lr at the schedule's turning points, weight decay, LARS, the global
-    batch and its split, the evaluation resize, the blur) on these recipes."""
-    monkeypatch.setattr(test_recipe_values, "OFFICIAL", FAMILY_B_OFFICIAL)
-    monkeypatch.setattr(test_recipe_values, "BLUR_P", FAMILY_B_BLUR_P)
-    test_recipe_values.test_recipe_trains_with_its_official_values(script, recorded, tmp_path)
 
 
 def test_lejepa_probe_lr():

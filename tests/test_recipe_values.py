@@ -306,9 +306,53 @@ for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl1
                                               eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10"
                                               else T.InterpolationMode.BILINEAR)
         BLUR_P[f"{ds}/{method}"] = (0.0, 0.0)
-# The family's recipes are checked in tests/test_family_recipes_{a,b}.py (CorInfoMax's per-epoch schedule cannot
-# meet this file's per-step comparison; FroSSL's and LeJEPA's tables run this file's check there).
-FAMILY = ("corinfomax", "mmcr", "mec", "frossl", "lejepa")
+# FroSSL (OFSkean/FroSSL, a solo-learn fork: scripts/pretrain/<dataset>/frossl.yaml with solo-learn's lr rules) and
+# LeJEPA (rbalestr-lab/lejepa README + MINIMAL.md); tests/test_family_recipes_b.py checks the rest of these recipes.
+def minimal_lejepa_lr(base, warmup_epochs=1, start_factor=0.01, end=1e-3):
+    """MINIMAL.md: SequentialLR(LinearLR(start_factor=0.01, total_iters=W), cosine) with W = one epoch of steps,
+    stepped every batch; LinearLR's factor is start + (1 - start) s / W. README: the cosine ends at lr / 1000."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return base * (start_factor + (1 - start_factor) * s / w)
+        return base * end + (base - base * end) * 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
+    return lr
+
+
+def frossl_official(yaml, batch, gpus, epochs, lr):
+    """solo-learn's LARS recipe: lr x global batch / 256 on a 10-epoch warmup from 3e-5, weight decay 1e-4 off the
+    1-D params (exclude_bias_n_norm, also no LARS adaptation there); classifier_lr 0.1 x batch / 256."""
+    return Official(f"OFSkean/FroSSL scripts/pretrain/{yaml}/frossl.yaml", batch, gpus, epochs, "Lars",
+                    excluded(solo_lr(lr * batch / 256), 1e-4, lars=True) | solo_probe(batch, solo_lr, lars=True),
+                    lars=(0.02, True))
+
+
+OFFICIAL |= {
+    # cifar/frossl.yaml: batch_size 256, devices [0] (one GPU), lr 0.3, max_epochs 1000
+    "cifar10/frossl": frossl_official("cifar", 256, 1, 1000, 0.3),
+    "cifar100/frossl": frossl_official("cifar", 256, 1, 1000, 0.3),
+    # stl10/frossl.yaml: batch_size 256, one GPU, lr 0.1, 500 epochs; the zoo's STL-10 evaluation resize is bicubic
+    "stl10/frossl": Official(**{**frossl_official("stl10", 256, 1, 500, 0.1).__dict__,
+                                "eval_interpolation": T.InterpolationMode.BICUBIC}),
+    # tiny-imagenet/frossl.yaml: batch_size 512 on one GPU, lr 0.3 (-> 0.6), 800 epochs
+    "tiny-imagenet/frossl": frossl_official("tiny-imagenet", 512, 1, 800, 0.3),
+    # imagenet100/frossl.yaml: batch_size 256 per GPU, devices [0, 1] -> 512, lr 0.3 (-> 0.6), 400 epochs
+    "imagenet-100/frossl": frossl_official("imagenet100", 512, 2, 400, 0.3),
+    # README: AdamW lr 5e-4, weight decay 5e-4 (ResNets) / 5e-2 (ViTs); MINIMAL.md: one param group without
+    # exclusions, no batch scaling, batch 256 on one GPU. Epochs (400) are the recipe's own (none stated).
+    # The probe group (MINIMAL lr 1e-3) is checked in test_lejepa_probe_lr: its warm-up start differs (see notes).
+    "imagenet-100/lejepa": Official("rbalestr-lab/lejepa README + MINIMAL.md", 256, 1, 400, "AdamW",
+                                    sgd_all(minimal_lejepa_lr(5e-4), 5e-4)),
+    "imagenet-100/lejepa_vit_small": Official("rbalestr-lab/lejepa README + MINIMAL.md", 256, 1, 400, "AdamW",
+                                              sgd_all(minimal_lejepa_lr(5e-4), 5e-2)),
+}
+# blur probability of each crop: FroSSL symmetric(.yaml) 0.5 (CIFAR too), tiny asymmetric 1.0 / 0.1; LeJEPA 0.5 on all 8
+BLUR_P |= {"cifar10/frossl": (0.5, 0.5), "cifar100/frossl": (0.5, 0.5), "stl10/frossl": (0.5, 0.5),
+                   "tiny-imagenet/frossl": (1.0, 0.1), "imagenet-100/frossl": (0.5,) * 8,
+                   "imagenet-100/lejepa": (0.5,) * 8, "imagenet-100/lejepa_vit_small": (0.5,) * 8}
+# CorInfoMax's, MMCR's and MEC's recipes are checked in tests/test_family_recipes_a.py (CorInfoMax's per-epoch
+# schedule cannot meet this file's per-step comparison).
+FAMILY = ("corinfomax", "mmcr", "mec")
 PRETRAIN_SCRIPTS = sorted(s for s in ALL_SCRIPTS if s.startswith("pretrain/") and s.split("/")[-1].split("_")[0] not in FAMILY)
 
 

@@ -127,7 +127,7 @@ class MomentumTargetMixin(ConfiguredMixin):
             torch._foreach_lerp_(list(target.parameters()), list(online.parameters()), 1 - tau)
 
     def _move_target(self, step=None):
-        tau = self.momentum() if step is None else self.momentum(step)  # None: the current step's
+        tau = self.momentum(step)  # None: the current step's
         self.update_target(tau)
         self.log("train/momentum", tau)
 

@@ -469,8 +469,9 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=None, help="crop size in px (default 32; --tiny 16)")
     parser.add_argument("--views", type=int, default=2, help="crops per image for every method")
     parser.add_argument("--paper-views", action="store_true", help="W-MSE / CW-RGP with their recipes' 4 crops")
-    parser.add_argument("--channels-last", choices=["on", "off"], default="on",
-                        help="NHWC model and crops (the zoo's default, `BaseMethod.channels_last`); off: NCHW")
+    parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                        help="NHWC model and crops; auto: as the zoo decides (`zoo.backbones.wants_channels_last`: "
+                             "CUDA, or CPU crops from 32 px); off: NCHW")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"torch intra-op threads (default: torch's, {torch.get_num_threads()} here; --tiny 1)")
     parser.add_argument("--workers", type=int, default=None, help="data.num_workers (default: the zoo's, the cores up to 8)")
@@ -490,15 +491,20 @@ def main(argv=None):
     args.threads = args.threads or (1 if args.tiny else torch.get_num_threads())
     torch.set_num_threads(args.threads)
 
+    from zoo.backbones import wants_channels_last
     from zoo.pretrain import quiet_lightning
 
     quiet_lightning()
-    channels_last = args.channels_last == "on"
+    if args.channels_last == "auto":
+        channels_last = wants_channels_last("cuda" if torch.cuda.is_available() else "cpu", args.size)
+    else:
+        channels_last = args.channels_last == "on"
+    layout = "on" if channels_last else "off"
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU {cpu_model()}"
     print(
         f"step_time: {device}, {cores()} cores, {args.threads} torch threads, load average {load_average():.1f}; "
         f"ResNet-18 (small stem), {args.size} px, batch {args.batch}, {args.views} views"
-        f"{' (W-MSE / CW-RGP 4)' if args.paper_views else ''}, channels_last {args.channels_last}; "
+        f"{' (W-MSE / CW-RGP 4)' if args.paper_views else ''}, channels_last {layout}; "
         f"median of {args.steps} steps after {args.warmup} warm-up, trainer.fit with the zoo's trainer, validation off"
     )
     started = time.perf_counter()
@@ -551,8 +557,8 @@ def main(argv=None):
 
         cl_name = f"bare loop, channels_last {'off' if channels_last else 'on'}"
         rows = [
-            fmt_row(f"trainer.fit (the zoo), channels_last {args.channels_last}", views, fit, args.batch),
-            fmt_row(f"bare loop, channels_last {args.channels_last}", views, bare, args.batch),
+            fmt_row(f"trainer.fit (the zoo), channels_last {layout}", views, fit, args.batch),
+            fmt_row(f"bare loop, channels_last {layout}", views, bare, args.batch),
             fmt_row(cl_name, views, other_format, args.batch),
             fmt_row(f"bare loop, {other_threads} torch thread(s)", views, other_threading, args.batch),
         ]

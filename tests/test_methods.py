@@ -420,3 +420,17 @@ def test_the_online_probe_accuracy_ignores_unlabelled_samples():
     assert top_k_accuracy(scores, labels, 3).item() == pytest.approx(1 / 3)
     assert top_k_accuracy(scores, labels, 3, k=2).item() == pytest.approx(2 / 3)
     assert top_k_accuracy(scores, torch.full((4,), -1), 3).item() == 0.0
+
+
+@pytest.mark.parametrize("device, size, nhwc", [("cpu", 16, False), ("cpu", 32, True), ("cuda", 16, True)])
+def test_the_model_trains_channels_last_where_that_is_faster(device, size, nhwc):
+    model = build("intl", [f"data.views=[{{size: {size}, count: 2}}]"])
+    forced = build("intl", [f"data.views=[{{size: {size}, count: 2}}]"])
+    forced.channels_last = not nhwc  # a fixed setting wins over the device and crop size
+    for model, expected in ((model, nhwc), (forced, not nhwc)):
+        model.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
+        model.setup("fit")
+        conv = model.backbone.conv1.weight
+        assert conv.is_contiguous(memory_format=torch.channels_last) == expected and conv.shape[-1] > 1
+        crop = model._prepare(torch.randn(4, 3, size, size))
+        assert crop.is_contiguous(memory_format=torch.channels_last) == expected

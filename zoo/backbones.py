@@ -6,6 +6,9 @@ from torch import nn
 from zoo.errors import ZooError
 
 SMALL_IMAGE_MAX = 64  # crops at or below this size get the small-image stem when small_stem=auto
+# oneDNN's NHWC convolutions beat NCHW on the CPU from this crop size on (ResNet-18, batch 64, AVX2 kernels,
+# 2 threads: 0.91x the NCHW step at 32 px, 1.08x at 16 px; benchmarks/step_time.py --channels-last on/off)
+CPU_CHANNELS_LAST_MIN = 32
 
 
 def wants_small_stem(setting, crop_size):
@@ -16,6 +19,11 @@ def wants_small_stem(setting, crop_size):
     if str(setting).lower() in ("true", "false"):
         return str(setting).lower() == "true"
     raise ZooError(f"backbone.small_stem must be auto, true or false, not '{setting}'")
+
+
+def wants_channels_last(device_type, crop_size):
+    """NHWC model and crops: always on CUDA (tensor cores), on the CPU only where oneDNN gains from it."""
+    return device_type == "cuda" or crop_size >= CPU_CHANNELS_LAST_MIN
 
 
 VIT_PREFIXES = ("vit_", "deit_", "deit3_")  # timm's VisionTransformer family

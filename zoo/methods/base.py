@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
-from zoo.backbones import build_mlp, create_backbone
+from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
 from zoo.eval.knn import knn_predict
@@ -132,6 +132,7 @@ class BaseMethod(L.LightningModule):
         self.scheduler_cfg = typed_config(SchedulerConfig, scheduler)
         self.num_classes = int(num_classes)
         self.crop_sizes = tuple(int(size) for size in crop_sizes)
+        self._nhwc = False  # NHWC during fit: decided in setup("fit") from `channels_last`
         self.global_batch_size = int(global_batch_size)
         opt = self.optimizer_cfg
         self.lr = float(batch_scaled(opt.lr, opt.scale_lr, self.global_batch_size) if lr is None else lr)
@@ -213,18 +214,23 @@ class BaseMethod(L.LightningModule):
                 f"{num_crops} crops: change data.views (or pick a multi-crop method)"
             )
 
-    # NHWC (channels_last) model and crops during fit: tensor cores prefer it on CUDA, and so does oneDNN on the
-    # CPU (ResNet-18 at 32 px, one thread: 0.84-0.89x the NCHW step, benchmarks/step_time.py); False keeps NCHW.
-    channels_last = True
+    # NHWC (channels_last) model and crops during fit; None: where it is faster (`wants_channels_last`: CUDA,
+    # or CPU crops from 32 px), True / False force it.
+    channels_last: bool | None = None
 
     def setup(self, stage):
         # before the strategy moves (strides kept) and wraps the model: DDP's gradient buckets follow the
         # parameters' strides, so converting after the wrap would copy every gradient each step
-        if stage == "fit" and self.channels_last:
-            self.to(memory_format=torch.channels_last)
+        if stage == "fit":
+            nhwc = self.channels_last
+            if nhwc is None:
+                nhwc = wants_channels_last(self.trainer.strategy.root_device.type, max(self.crop_sizes))
+            self._nhwc = nhwc
+            if nhwc:
+                self.to(memory_format=torch.channels_last)
 
     def _prepare(self, crop):
-        return crop.contiguous(memory_format=torch.channels_last) if self.channels_last else crop
+        return crop.contiguous(memory_format=torch.channels_last) if self._nhwc else crop
 
     def training_step(self, batch, batch_idx):
         crops, labels = batch

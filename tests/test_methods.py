@@ -424,10 +424,9 @@ def test_the_online_probe_accuracy_ignores_unlabelled_samples():
 
 @pytest.mark.parametrize("device, size, nhwc", [("cpu", 16, False), ("cpu", 32, True), ("cuda", 16, True)])
 def test_the_model_trains_channels_last_where_that_is_faster(device, size, nhwc):
-    model = build("intl", [f"data.views=[{{size: {size}, count: 2}}]"])
-    forced = build("intl", [f"data.views=[{{size: {size}, count: 2}}]"])
+    decided, forced = (build("intl", [f"data.views=[{{size: {size}, count: 2}}]"]) for _ in range(2))
     forced.channels_last = not nhwc  # a fixed setting wins over the device and crop size
-    for model, expected in ((model, nhwc), (forced, not nhwc)):
+    for model, expected in ((decided, nhwc), (forced, not nhwc)):
         model.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
         model.setup("fit")
         conv = model.backbone.conv1.weight

@@ -51,9 +51,11 @@ def train(name, overrides, run_dir, epochs, extra):
         return json.loads(summary_path.read_text()), False
     if diverged_path.exists():
         return {}, True
-    # batch 128: the study's published setting (docs/spectral_study.md), not the default run's 64
+    # batch 128 and the small stem's padding 1: the study's published setting (docs/spectral_study.md), not the
+    # default run's 64 and 0
     cmd = [sys.executable, str(REPO / "main_pretrain.py"), *overrides, f"run_dir={run_dir}", f"trainer.max_epochs={epochs}",
-           "data.batch_size=128", "trainer.check_val_every_n_epoch=1", "trainer.enable_progress_bar=false", *extra]
+           "data.batch_size=128", "backbone.small_stem_padding=1", "trainer.check_val_every_n_epoch=1",
+           "trainer.enable_progress_bar=false", *extra]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
     if result.returncode != 0 and "the loss became" not in result.stderr:
         raise SystemExit(f"{name} failed:\n{result.stderr[-2000:]}")

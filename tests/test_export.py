@@ -26,7 +26,7 @@ from zoo.pretrain import build_method
 BACKBONES = {
     "resnet18": (["backbone.name=resnet18", "backbone.small_stem=false"], 32),
     "resnet50": (["backbone.name=resnet50", "backbone.small_stem=false"], 64),
-    "resnet18_small_stem": (["backbone.name=resnet18"], 16),
+    "resnet18_small_stem": (["backbone.name=resnet18", "backbone.small_stem_padding=0"], 16),
     "resnet18d": (["backbone.name=resnet18d", "backbone.small_stem=false"], 32),  # timm only
     "efficientnet_b0": (["backbone.name=efficientnet_b0"], 32),  # both libraries, different layouts
 }
@@ -117,7 +117,7 @@ def test_export_loads_strictly_and_gives_the_zoo_features(name, target, checkpoi
 def test_a_small_stem_backbone_says_which_stem_it_needs(target, checkpoints, tmp_path, capsys, monkeypatch):
     ckpt = checkpoints("resnet18_small_stem")
     printed = export(ckpt, target, tmp_path, capsys)
-    conv1 = "model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)"
+    conv1 = "model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=(3, 3), stride=(1, 1), bias=False)"  # padding 0: the repr omits it
     assert f"note: the backbone has the small-image stem; set {conv1}; model.maxpool = torch.nn.Identity()" in printed
     record = json.loads((tmp_path / f"resnet18-{target}.json").read_text())
     assert record["stem"] == "small-image" and record["stem_changes"] == [conv1, "model.maxpool = torch.nn.Identity()"]

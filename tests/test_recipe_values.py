@@ -409,6 +409,21 @@ def test_the_default_run_warms_up_for_one_of_its_five_epochs():
         assert zoo_lr == pytest.approx(expected(s, spe, spe * epochs), rel=1e-9), s
 
 
+def test_the_default_run_convolves_14x14_maps_of_its_16_px_crops():
+    """README command 1's backbone as pretraining builds it: two 16 px crops into the small stem without
+    padding, whose 14x14 maps cost 0.77x the convolution work of padding 1's 16x16."""
+    cfg = compose_recipe([], NUM_GPUS="1")
+    model = build_method(cfg, num_classes=10, world_size=1)
+    assert model.crop_sizes == (16, 16)
+    stem = model.backbone.conv1
+    assert (stem.kernel_size, stem.stride, stem.padding) == ((3, 3), (1, 1), (0, 0))
+    sizes = {}
+    model.backbone.layer1.register_forward_hook(lambda module, inputs, output: sizes.update(layer1=output.shape[-2:]))
+    with torch.no_grad():
+        model.backbone(torch.zeros(1, 3, 16, 16))
+    assert sizes["layer1"] == (14, 14)
+
+
 @pytest.mark.parametrize("script", PRETRAIN_SCRIPTS)
 def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # noqa: F811 (the fixture)
     official = OFFICIAL[script.removeprefix("pretrain/")]

@@ -39,6 +39,23 @@ def test_separated_classes_stay_separated_in_two_dimensions(projection):
     assert (labels[distances.argmin(dim=1)] == labels).float().mean() > 0.95  # each point's neighbour is of its class
 
 
+def test_tsne_runs_its_500_iterations(monkeypatch):
+    """The iterations scikit-learn's fit ran (`n_iter_`), not the constant: half its default of 1,000."""
+    import sklearn.manifold
+
+    fits = []
+
+    class RecordingTSNE(sklearn.manifold.TSNE):
+        def fit_transform(self, X, y=None):
+            fits.append(self)
+            return super().fit_transform(X)
+
+    monkeypatch.setattr(sklearn.manifold, "TSNE", RecordingTSNE)
+    features, _ = clustered_features()
+    project_2d(features.double().numpy(), "tsne")
+    assert len(fits) == 1 and fits[0].max_iter == 500 and fits[0].n_iter_ in (499, 500)
+
+
 def test_subsample_is_seeded_random_and_drops_non_finite_rows():
     features, labels = torch.arange(100.0).unsqueeze(1).repeat(1, 3), torch.arange(100) // 10  # ordered by class
     features[3, 1] = float("nan")

@@ -15,6 +15,9 @@ PCA_BEFORE_TSNE = 50
 # Up to this many points the exact t-SNE gradient (O(N^2) in numpy) is the cheaper one: scikit-learn's
 # Barnes-Hut took 3-4x as long on the 450 digits (2-core AMD EPYC, loaded: 28 s against 8 s).
 EXACT_TSNE_MAX_POINTS = 1000
+# Half scikit-learn's 1,000 iterations (its first 250 are the early exaggeration): the 450 digits' picture is
+# the same to the eye and t-SNE takes 3.7 s instead of 7.7 s (2-core AMD EPYC), 2% of the default run.
+TSNE_ITERATIONS = 500
 
 
 def subsample(features, labels, max_points=MAX_POINTS, seed=0):
@@ -41,7 +44,8 @@ def project_2d(features, projection="tsne", seed=0):
     reduced = PCA(n_components=min(PCA_BEFORE_TSNE, *features.shape), random_state=seed).fit_transform(features)
     perplexity = min(30.0, (len(features) - 1) / 3)
     method = "exact" if len(features) <= EXACT_TSNE_MAX_POINTS else "barnes_hut"
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, random_state=seed).fit_transform(reduced)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", method=method, max_iter=TSNE_ITERATIONS, random_state=seed)
+    return tsne.fit_transform(reduced)
 
 
 def plot_embedding(features, labels, path, title, projection="tsne", max_points=MAX_POINTS, seed=0):

@@ -14,6 +14,9 @@ virtual environment, with the same torch and torchvision as the zoo's):
         --steps 10 --warmup 3 --threads 1 --overhead-method none
     # both, alternating method by method on one core, with the ratios:
     taskset -c 1 solo-venv/bin/python benchmarks/step_time_solo_learn.py --zoo-python venv/bin/python --repeats 3
+    # or both sides of each pair at once, one per core, swapping cores every repeat (a shared host whose speed
+    # drifts between processes then moves both sides alike):
+    solo-venv/bin/python benchmarks/step_time_solo_learn.py --zoo-python venv/bin/python --repeats 4 --concurrent 0 1
 
 solo-learn's own code paths build and train each method: `solo.args.pretrain.parse_cfg` on its CIFAR recipe's
 settings (method_kwargs, optimizer, scheduler), `METHODS[name](cfg)`, `make_contiguous` and the conversion of
@@ -28,6 +31,7 @@ method on stdout (the same keys as step_time.py's); with --zoo-python, the table
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -157,15 +161,40 @@ def results_of(text):
     return [json.loads(line.split(" ", 1)[1]) for line in text.splitlines() if line.startswith("step_result ")]
 
 
-def run_side(command):
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise SystemExit(f"error: {' '.join(command[:3])} ... failed:\n{result.stderr[-3000:]}")
-    return results_of(result.stdout)
+def start_side(command, files, core=None):
+    """One side's process, pinned to `core` when given (from its first milliseconds, long before its first step);
+    its output goes to temporary files that `files` (an ExitStack) closes, read when it ends."""
+    out = files.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115 (files closes it)
+    err = files.enter_context(tempfile.TemporaryFile("w+"))  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=out, stderr=err, text=True)
+    if core is not None:
+        os.sched_setaffinity(process.pid, {core})
+    process.output_files = out, err
+    return process
+
+
+def side_results(process, command):
+    process.wait()
+    out, err = process.output_files
+    out.seek(0), err.seek(0)
+    if process.returncode != 0:
+        raise SystemExit(f"error: {' '.join(command[:3])} ... failed:\n{err.read()[-3000:]}")
+    return results_of(out.read())
+
+
+def measure_pair(zoo, solo, repeat, concurrent=None):
+    """{zoo: result, solo: result}: one after the other (the order alternating with `repeat`); with `concurrent`
+    both at once, each on its own core, the cores swapped every repeat."""
+    sides = [("zoo", zoo), ("solo", solo)] if repeat % 2 == 0 else [("solo", solo), ("zoo", zoo)]
+    with contextlib.ExitStack() as files:
+        if concurrent:
+            running = [(side, command, start_side(command, files, core)) for core, (side, command) in zip(concurrent, sides)]
+            return {side: side_results(process, command)[0] for side, command, process in running}
+        return {side: side_results(start_side(command, files), command)[0] for side, command in sides}
 
 
 def side_by_side(args):
-    """Method by method, the zoo's driver then this one (then the other order), each a fresh process."""
+    """Method by method, the zoo's driver and this one, each a fresh process (see measure_pair)."""
     here = Path(__file__).resolve().parent
     common = ["--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
               "--size", str(args.size), "--views", str(args.views), "--threads", str(args.threads)]
@@ -175,10 +204,7 @@ def side_by_side(args):
             zoo = [args.zoo_python, str(here / "step_time.py"), "--as-solo-learn", "--methods", method,
                    "--overhead-method", "none", *common, *args.zoo_args.split()]
             solo = [sys.executable, str(Path(__file__).resolve()), "--methods", method, *common]
-            order = [("zoo", zoo), ("solo", solo)] if repeat % 2 == 0 else [("solo", solo), ("zoo", zoo)]
-            measured = {}
-            for side, command in order:
-                (measured[side],) = run_side(command)
+            measured = measure_pair(zoo, solo, repeat, args.concurrent)
             pairs[method].append(measured)
             zoo, solo = measured["zoo"], measured["solo"]
             print(f"  run {repeat + 1} {method}: zoo {zoo['s_per_step']:.3f} s ({zoo['cpu_s_per_step']:.3f} CPU s), "
@@ -216,11 +242,19 @@ def main(argv=None):
                         "'--channels-last off'")
     parser.add_argument("--repeats", type=int, default=3, help="with --zoo-python: paired runs per method")
     parser.add_argument("--json", type=Path, help="with --zoo-python: every pair's numbers")
+    parser.add_argument("--concurrent", nargs=2, type=int, metavar=("CORE", "CORE"),
+                        help="with --zoo-python: run the two sides of a pair at once, one on each of these cores "
+                             "(swapped every repeat), instead of one after the other")
     args = parser.parse_args(argv)
+    if args.concurrent:
+        usable = os.sched_getaffinity(0)
+        if not args.zoo_python or len(set(args.concurrent)) != 2 or not set(args.concurrent) <= usable:
+            parser.error(f"--concurrent takes --zoo-python and two different cores among {sorted(usable)}")
     if args.zoo_python:
         print(f"step_time_solo_learn: CPU {cpu_model()}, {cores()} cores, {args.threads} torch threads; ResNet-18 "
               f"(CIFAR stem), {args.size} px, batch {args.batch}, {args.views} views; median of {args.steps} steps after "
-              f"{args.warmup} warm-up per process, {args.repeats} paired processes per method")
+              f"{args.warmup} warm-up per process, {args.repeats} paired processes per method"
+              + (f", the two of a pair at once on cores {args.concurrent[0]} and {args.concurrent[1]}" if args.concurrent else ""))
         side_by_side(args)
         return
     try:

@@ -1,10 +1,11 @@
 """The committed benchmarks run end to end at their CI sizes (subprocesses, as a user runs them) and print
 a table row per method / item: benchmarks/step_time.py --tiny (and its solo-learn setting), benchmarks/gpu_check.py
 in its CPU mode, benchmarks/loss_scaling.py --tiny. benchmarks/step_time_solo_learn.py needs solo-learn, which is
-not a dependency: here only its message when solo-learn is missing."""
+not a dependency: here only its message when solo-learn is missing, and its pairing of the two sides."""
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,21 @@ def test_solo_learn_driver_without_solo_learn_says_where_to_run_it():
     result = subprocess.run([sys.executable, str(BENCHMARKS / "step_time_solo_learn.py"), "--methods", "vicreg"],
                             cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("error: solo-learn is not importable")
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_solo_learn_pairs_run_at_once_on_two_cores_swapped_every_repeat():
+    sys.path.insert(0, str(BENCHMARKS))
+    from step_time_solo_learn import measure_pair
+
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    report = ("import json, os, time; start = time.time(); time.sleep(1); "
+              "print('step_result', json.dumps({'cores': sorted(os.sched_getaffinity(0)), 'start': start}))")
+    side = [sys.executable, "-c", report]
+    for repeat, (zoo_core, solo_core) in enumerate([cores, cores[::-1]]):
+        pair = measure_pair(side, side, repeat, cores)
+        assert pair["zoo"]["cores"] == [zoo_core] and pair["solo"]["cores"] == [solo_core]
+        assert abs(pair["zoo"]["start"] - pair["solo"]["start"]) < 0.9  # at once, not one after the other
 
 
 def test_gpu_check_cpu_mode_writes_a_row_per_item(tmp_path):

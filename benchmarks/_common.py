@@ -7,7 +7,6 @@ Not a benchmark itself (the leading underscore keeps it out of `ls benchmarks/*.
 import itertools
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -171,14 +170,10 @@ def fit_whitening(cfg, global_batch):
 
 
 def cpu_model():
-    """The CPU's model name (lscpu's "Model name"), e.g. "AMD EPYC"."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (lscpu's "Model name"), e.g. "AMD EPYC": the one the zoo records in summary.json."""
+    from zoo.provenance import cpu_model
+
+    return cpu_model()
 
 
 def cores():

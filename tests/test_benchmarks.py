@@ -1,7 +1,8 @@
 """The committed benchmarks run end to end at their CI sizes (subprocesses, as a user runs them) and print
 a table row per method / item: benchmarks/step_time.py --tiny (and its solo-learn setting), benchmarks/gpu_check.py
-in its CPU mode, benchmarks/loss_scaling.py --tiny. benchmarks/step_time_solo_learn.py needs solo-learn, which is
-not a dependency: here only its message when solo-learn is missing, and its pairing of the two sides."""
+in its CPU mode (and its GPU path's one-line errors for a missing piece), benchmarks/loss_scaling.py --tiny.
+benchmarks/step_time_solo_learn.py needs solo-learn, which is not a dependency: here only its message when
+solo-learn is missing, and its pairing of the two sides."""
 
 import importlib.util
 import json
@@ -113,6 +114,37 @@ def test_gpu_check_cpu_mode_writes_a_row_per_item(tmp_path):
         assert len(rows_starting(markdown, loader)) == len(AUGMENTS)
     for method in CHECK_METHODS:
         assert len(rows_starting(markdown, method)) == 4
+
+
+# gpu_check.py's GPU path on a machine that claims one GPU (torch.cuda patched) but lacks a piece that run needs:
+# here each piece is really missing (DALI hidden from the import, no GPU for nvJPEG or NCCL to run on).
+GPU_PATH = """
+import sys
+import torch
+sys.path.insert(0, {benchmarks!r})
+torch.cuda.is_available = lambda: True
+torch.cuda.get_device_name = lambda *args: "a pretend GPU"
+{hide}
+import gpu_check
+{patch}
+gpu_check.exit_on_user_error(gpu_check.main)(["--out", {out!r}, "--images", "2", "--no-compile"])
+"""
+MISSING_PIECES = {
+    "dali": ("sys.modules['nvidia.dali'] = None", "", "error: NVIDIA DALI is not installed"),
+    "nvjpeg": ("", "", "error: DALI's GPU JPEG decoder (nvJPEG"),
+    "nccl": ("", "gpu_check.check_nvjpeg = lambda jpeg: (375, 500, 3)",
+             ("error: NCCL does not run on this GPU: ", "error: this torch has no NCCL backend")),  # CUDA / CPU wheel
+}
+
+
+@pytest.mark.parametrize("piece", MISSING_PIECES)
+def test_gpu_check_gpu_path_stops_with_one_line_naming_the_missing_piece(tmp_path, piece):
+    pytest.importorskip("nvidia.dali")
+    hide, patch, message = MISSING_PIECES[piece]
+    code = GPU_PATH.format(benchmarks=str(BENCHMARKS), hide=hide, patch=patch, out=str(tmp_path))
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:") or "Traceback" in line]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), result.stderr[-3000:]
 
 
 def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):

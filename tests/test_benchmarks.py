@@ -7,6 +7,7 @@ solo-learn is missing, and its pairing of the two sides."""
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -161,23 +162,48 @@ def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):
         assert measured and all(t > 0 for t in measured), loss
 
 
-def test_digits_all_methods_trains_and_evaluates_each_method(tmp_path):
-    """Two methods at one epoch of two steps: a row each, with the condition number of the whitened output for
-    INTL (it has a transform) and none for Barlow Twins; the JSON holds what the table shows."""
-    out = run("digits_all_methods.py", "--methods", "intl", "barlow_twins", "--out", str(tmp_path / "runs"),
-              "--json", str(tmp_path / "rows.json"), "--linear-override", "linear.epochs=5",
-              "trainer.max_epochs=1", "trainer.limit_train_batches=2", timeout=600)
-    assert out.startswith("digits_all_methods: ")
-    (intl,), (barlow,) = rows_starting(out, "intl"), rows_starting(out, "barlow_twins")
-    rows = {row["method"]: row for row in json.loads((tmp_path / "rows.json").read_text())["rows"]}
-    assert rows["intl"]["steps"] == 2 and 0 < rows["intl"]["knn_top1"] <= 1 and 0 < rows["barlow_twins"]["linear_top1"] <= 1
-    assert rows["intl"]["transformed_condition_number"] >= 1 and rows["barlow_twins"]["transformed_condition_number"] is None
-    assert intl.split(" | ")[4] == f"{rows['intl']['transformed_condition_number']:.3g}" and barlow.split(" | ")[4] == "-"
+def test_digits_m_all_methods_has_its_controls_seeds_and_the_gap(tmp_path):
+    """INTL at two steps, two seeds, on digits_m: the raw-pixel and untrained (3 steps) rows, a row each with
+    mean +- std over the seeds, the condition number of the whitened output for INTL (it has a transform) and
+    none for the pixels, the gap of INTL over the untrained control computed from the JSON rows; a second call
+    reads every finished run instead of training it again."""
+    args = ["--methods", "intl", "--seeds", "0", "1", "--out", str(tmp_path / "runs"),
+            "--json", str(tmp_path / "rows.json"), "--linear-override", "linear.epochs=5", "--reference-steps", "1",
+            "trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
+    out = run("digits_m_all_methods.py", *args, timeout=900)
+    assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0 1" in out.splitlines()[0]
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [(r["row"], r["seed"]) for r in rows] == [(row, seed) for seed in (0, 1) for row in
+                                                     ("raw pixels", "untrained", "intl")]
+    by_row = {}
+    for r in rows:
+        by_row.setdefault(r["row"], []).append(r)
+    assert all(r["steps"] == 3 for r in by_row["untrained"]) and all(r["steps"] == 2 for r in by_row["intl"])
+    assert by_row["raw pixels"][0]["knn_top1"] == by_row["raw pixels"][1]["knn_top1"]  # pixels have no seed but the probe's
+    assert by_row["intl"][0]["transformed_condition_number"] >= 1
+    (intl,), (pixels,), (untrained,) = rows_starting(out, "intl"), rows_starting(out, "raw pixels"), rows_starting(out, "untrained")
+    knn = [r["knn_top1"] for r in by_row["intl"]]
+    assert intl.split(" | ")[1] == f"{statistics.mean(knn):.3f} +- {statistics.stdev(knn):.3f}"
+    assert pixels.split(" | ")[4] == "-" and intl.split(" | ")[-1].rstrip(" |") == "0,1"
+    for key, name in (("knn_top1", "k-NN"), ("linear_top1", "linear")):
+        gap = 100 * (statistics.mean(r[key] for r in by_row["intl"]) - statistics.mean(r[key] for r in by_row["untrained"]))
+        assert f"intl over the untrained control, {name} top-1: {gap:+.1f} points" in out
+    reference = next(line for line in out.splitlines() if line.startswith("reference step (ResNet-18, 256 crops of 16 px"))
+    seconds = float(reference.split(": ")[1].split(" s")[0])
+    budget = next(line for line in out.splitlines() if line.startswith("intl: pretraining "))
+    intl_seconds = statistics.median(r["pretrain_seconds"] for r in by_row["intl"])
+    assert budget.startswith(f"intl: pretraining {intl_seconds:.0f} s = ") and budget.endswith(" reference steps")
+    assert abs(int(budget.split(" = ")[1].split()[0]) - intl_seconds / seconds) <= 1  # the printed seconds are rounded
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
+    assert len(stamps) == 4
+    again = run("digits_m_all_methods.py", *args, timeout=300)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == stamps
+    assert rows_starting(again, "intl") == [intl] and rows_starting(again, "untrained") == [untrained]
 
 
 def test_digits_family_selection_names_registered_methods():
     """`--family` runs the whitening / spectral family of docs/spectral_family.md: every name a registered method."""
-    spec = importlib.util.spec_from_file_location("digits_all_methods", BENCHMARKS / "digits_all_methods.py")
+    spec = importlib.util.spec_from_file_location("digits_m_all_methods", BENCHMARKS / "digits_m_all_methods.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     from zoo.registry import method_names

@@ -16,6 +16,7 @@ from test_detection import detectron2_match, detectron2_r50_c4_pretrained_keys
 from test_methods import compose_config
 
 from downstream.detection import convert
+from zoo.data.datasets import dataset_info
 from zoo.checkpoint import read_checkpoint
 from zoo.eval.common import load_backbone
 from zoo.export import main as export_main
@@ -107,9 +108,9 @@ def test_export_loads_strictly_and_gives_the_zoo_features(name, target, checkpoi
     assert record["sha256"] == digest and record["file"] == weights_path.name
     assert (tmp_path / f"{weights_path.name}.sha256").read_text() == f"{digest}  {weights_path.name}\n"
     assert record["stem"] == "standard" and record["stem_changes"] == [] and record["tensors"] == len(model.state_dict())
-    assert record["feature_dim"] == expected.shape[1] and record["input"]["mean"] == [0.5, 0.5, 0.5]
     trained = record["trained"]
-    assert trained["method"]["name"] == "intl" and trained["dataset"] == "digits" and trained["global_batch_size"] == 8
+    assert record["feature_dim"] == expected.shape[1] and record["input"]["mean"] == list(dataset_info(trained["dataset"]).mean)
+    assert trained["method"]["name"] == "intl" and trained["dataset"] == "digits_m" and trained["global_batch_size"] == 8
     assert trained["checkpoint"] == str(ckpt.resolve())
 
 

@@ -13,8 +13,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 # Small enough for a few seconds per epoch on 2 CPU cores, but the real stack:
-# resnet18, digits, two views, online probe, k-NN, spectrum, checkpoints.
+# resnet18, digits, two views, online probe, k-NN, spectrum, checkpoints. The plain digits (not the
+# default digits_m): a few steps already separate them, which the evaluation tests below rely on.
 TINY = [
+    "data.name=digits",
+    "augment=digits",
     "data.batch_size=32",
     "data.num_workers=0",
     "data.image_size=16",

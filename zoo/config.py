@@ -30,7 +30,7 @@ class BackboneConfig:
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits, cifar10, cifar100, stl10, imagenet100, imagenet, folder
+    name: str = "digits"  # digits, digits_m, cifar10, cifar100, stl10, imagenet100, imagenet, folder
     root: str | None = None
     download: bool = False  # torchvision datasets only: fetch into data.root when missing
     batch_size: int = 128  # per device; derived from global_batch_size when that is set

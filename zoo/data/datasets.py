@@ -15,7 +15,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    kind: str  # digits | cifar10 | cifar100 | stl10 | folder
+    kind: str  # digits | digits_m | cifar10 | cifar100 | stl10 | folder
     image_size: int  # default crop size
     mean: tuple
     std: tuple
@@ -27,6 +27,8 @@ class DatasetInfo:
 
 DATASETS = {
     "digits": DatasetInfo("digits", 16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 10),
+    # The training images' channel statistics (tests/test_digits_m.py computes them from the build).
+    "digits_m": DatasetInfo("digits_m", 16, (0.399, 0.320, 0.303), (0.261, 0.211, 0.209), 10),
     "cifar10": DatasetInfo("cifar10", 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
     "cifar100": DatasetInfo("cifar100", 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100),
     "stl10": DatasetInfo("stl10", 64, (0.43, 0.42, 0.39), (0.27, 0.26, 0.27), 10, 70 / 64, "bicubic"),
@@ -115,6 +117,14 @@ def build_dataset(data_cfg, split, transform):
         train, test = load_digits_split(32, data_cfg.digits_test_fraction)
         images, labels = test if split == "val" else train
         return ImageTensors(images, labels, transform)
+    if info.kind == "digits_m":
+        from zoo.data import digits_m
+
+        arrays = digits_m.load(data_cfg.root, test_fraction=data_cfg.digits_test_fraction)
+        if split == "train":
+            return digits_m.FreshBackgrounds(arrays, transform)
+        prefix = "val" if split == "val" else "train"
+        return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)
     if info.kind == "folder":
         return _folder_dataset(data_cfg.root, "val" if split == "val" else "train", transform)
     if info.kind == "stl10":

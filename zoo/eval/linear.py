@@ -23,13 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from zoo.config import EvalConfig
 from zoo.data import eval_pipeline, normalisation, worker_count
 from zoo.data.augment import CropGroup, torchvision_view
 from zoo.data.datasets import build_dataset, dataset_info, num_classes
 from zoo.errors import ZooError
 from zoo.eval.common import build_trainer
 from zoo.eval.features import default_device, encoder, labelled_features
-from zoo.eval.knn import knn_result, topk_accuracy
+from zoo.eval.knn import knn_predict, knn_result, topk_accuracy
 from zoo.provenance import TrainingMeter
 
 OPTIMIZERS = ("adam", "sgd", "lars")
@@ -94,6 +95,16 @@ def precomputed_eval(backbone, cfg):
     with torch.no_grad():
         top1, top5 = topk_accuracy(classifier(features.val[0]), features.val_labels, (1, min(5, classes)))
     return {"linear_top1": top1, "linear_top5": top5, **knn_result(features, cfg.linear.knn_k), "training_meter": meter}
+
+
+def pixel_control(cfg, knn_k=EvalConfig.knn_k, knn_temperature=EvalConfig.knn_temperature):
+    """The raw-pixel control of a data set: the precomputed protocol (LP-SMALL: linear layer and
+    `linear.knn_k`-nn) on the flattened evaluation images, plus the online k-NN of pretraining (cosine,
+    `knn_k` neighbours weighted by exp(similarity / `knn_temperature`)) as `knn_top1`."""
+    result = precomputed_eval(nn.Flatten(), cfg)
+    features = labelled_features(encoder(nn.Flatten()), cfg.data, default_device())
+    scores = knn_predict(features.train[0], features.train_labels, features.val[0], features.num_classes, knn_k, knn_temperature)
+    return {**result, "knn_top1": topk_accuracy(scores, features.val_labels)[0]}
 
 
 # ---- the frozen protocol (and finetune's training) under Lightning ------------------------------

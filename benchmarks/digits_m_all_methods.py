@@ -53,22 +53,21 @@ def run(script, *args):
 
 
 def measure(row, method, seed, run_dir, data, pretrain_overrides, linear_overrides):
-    """One pretraining run and its linear evaluation; read from run_dir when both summaries exist."""
-    linear_summary = run_dir / "linear" / "summary.json"
-    load, seconds = None, None
-    if not linear_summary.exists():
+    """One pretraining run and its linear evaluation; read from run_dir when both summaries exist (the wall
+    time and load of the first measurement are kept beside them, in benchmark.json)."""
+    linear_summary, timing = run_dir / "linear" / "summary.json", run_dir / "benchmark.json"
+    if not (linear_summary.exists() and timing.exists()):
         load, start = load_average(), time.time()
-        run("main_pretrain.py", f"method={method}", f"data.name={data}", f"seed={seed}", f"run_dir={run_dir}",
+        run("main_pretrain.py", f"method={method}", f"data.name={data}", f"augment={data}", f"seed={seed}", f"run_dir={run_dir}",
             "trainer.enable_progress_bar=false", *pretrain_overrides)
         seconds = time.time() - start
         run("main_linear.py", "--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), *linear_overrides)
+        timing.write_text(json.dumps({"pretrain_seconds": seconds, "load_average": load}))
     pretrain = json.loads((run_dir / "summary.json").read_text())
     linear = json.loads(linear_summary.read_text())
     return {"row": row, "method": method, "seed": seed, "steps": pretrain["steps"], "knn_top1": pretrain["knn_top1"],
             "linear_top1": linear["linear_top1"], "effective_rank": pretrain["effective_rank"],
-            "transformed_condition_number": pretrain.get("transformed_condition_number"),
-            "pretrain_seconds": seconds if seconds is not None else pretrain["provenance"]["wall_seconds"],
-            "load_average": load}
+            "transformed_condition_number": pretrain.get("transformed_condition_number"), **json.loads(timing.read_text())}
 
 
 def measure_pixels(data, seed, linear_overrides):
@@ -144,7 +143,8 @@ def reference_step_seconds(steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/digits_m-bench")
-    parser.add_argument("--data", default="digits_m", help="data.name of every run (digits: the plain digits)")
+    parser.add_argument("--data", default="digits_m", choices=["digits_m", "digits"],
+                        help="the embedded data set (and its augmentation preset) of every run; digits: the plain digits")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     selection = parser.add_mutually_exclusive_group()
     selection.add_argument("--methods", nargs="+", help="default: every registered method")

@@ -7,7 +7,6 @@ solo-learn is missing, and its pairing of the two sides."""
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -162,50 +161,62 @@ def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):
         assert measured and all(t > 0 for t in measured), loss
 
 
-def test_digits_m_all_methods_has_its_controls_seeds_and_the_gap(tmp_path):
-    """INTL at two steps, two seeds, on digits_m: the raw-pixel and untrained (3 steps) rows, a row each with
-    mean +- std over the seeds, the condition number of the whitened output for INTL (it has a transform) and
-    none for the pixels, the gap of INTL over the untrained control computed from the JSON rows; a second call
-    reads every finished run instead of training it again."""
-    args = ["--methods", "intl", "--seeds", "0", "1", "--out", str(tmp_path / "runs"),
-            "--json", str(tmp_path / "rows.json"), "--linear-override", "linear.epochs=5", "--reference-steps", "1",
+def digits_m_benchmark():
+    spec = importlib.util.spec_from_file_location("digits_m_all_methods", BENCHMARKS / "digits_m_all_methods.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
+    """INTL at two steps on digits_m: the raw-pixel and untrained (3 steps) rows, INTL's row with the condition
+    number of its whitened output (none for the pixels), the gap over the untrained control, the time in
+    reference steps; a second call reads every finished run instead of training it again."""
+    args = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
+            "--linear-override", "linear.epochs=5", "--reference-steps", "1",
             "trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
     out = run("digits_m_all_methods.py", *args, timeout=900)
-    assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0 1" in out.splitlines()[0]
+    assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
-    assert [(r["row"], r["seed"]) for r in rows] == [(row, seed) for seed in (0, 1) for row in
-                                                     ("raw pixels", "untrained", "intl")]
-    by_row = {}
-    for r in rows:
-        by_row.setdefault(r["row"], []).append(r)
-    assert all(r["steps"] == 3 for r in by_row["untrained"]) and all(r["steps"] == 2 for r in by_row["intl"])
-    assert by_row["raw pixels"][0]["knn_top1"] == by_row["raw pixels"][1]["knn_top1"]  # pixels have no seed but the probe's
-    assert by_row["intl"][0]["transformed_condition_number"] >= 1
-    (intl,), (pixels,), (untrained,) = rows_starting(out, "intl"), rows_starting(out, "raw pixels"), rows_starting(out, "untrained")
-    knn = [r["knn_top1"] for r in by_row["intl"]]
-    assert intl.split(" | ")[1] == f"{statistics.mean(knn):.3f} +- {statistics.stdev(knn):.3f}"
-    assert pixels.split(" | ")[4] == "-" and intl.split(" | ")[-1].rstrip(" |") == "0,1"
+    assert [r["row"] for r in rows] == ["raw pixels", "untrained", "intl"]
+    pixels, untrained, intl = rows
+    assert untrained["steps"] == 3 and intl["steps"] == 2 and intl["transformed_condition_number"] >= 1
+    assert rows_starting(out, "raw pixels")[0].split(" | ")[4] == "-"
+    assert rows_starting(out, "intl") == [f"| {' | '.join(digits_m_benchmark().cells('intl', [intl]))} |"]
     for key, name in (("knn_top1", "k-NN"), ("linear_top1", "linear")):
-        gap = 100 * (statistics.mean(r[key] for r in by_row["intl"]) - statistics.mean(r[key] for r in by_row["untrained"]))
-        assert f"intl over the untrained control, {name} top-1: {gap:+.1f} points" in out
+        assert f"intl over the untrained control, {name} top-1: {100 * (intl[key] - untrained[key]):+.1f} points" in out
     reference = next(line for line in out.splitlines() if line.startswith("reference step (ResNet-18, 256 crops of 16 px"))
     seconds = float(reference.split(": ")[1].split(" s")[0])
     budget = next(line for line in out.splitlines() if line.startswith("intl: pretraining "))
-    intl_seconds = statistics.median(r["pretrain_seconds"] for r in by_row["intl"])
-    assert budget.startswith(f"intl: pretraining {intl_seconds:.0f} s = ") and budget.endswith(" reference steps")
-    assert abs(int(budget.split(" = ")[1].split()[0]) - intl_seconds / seconds) <= 1  # the printed seconds are rounded
+    assert budget.startswith(f"intl: pretraining {intl['pretrain_seconds']:.0f} s = ") and budget.endswith(" reference steps")
+    assert abs(int(budget.split(" = ")[1].split()[0]) - intl["pretrain_seconds"] / seconds) <= 1  # printed seconds are rounded
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
-    assert len(stamps) == 4
-    again = run("digits_m_all_methods.py", *args, timeout=300)
+    assert len(stamps) == 2
+    again = run("digits_m_all_methods.py", *args[:-5], "--", *args[-3:], timeout=300)  # no reference steps this time
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == stamps
-    assert rows_starting(again, "intl") == [intl] and rows_starting(again, "untrained") == [untrained]
+    assert rows_starting(again, "intl") == rows_starting(out, "intl")
+    assert rows_starting(again, "untrained") == rows_starting(out, "untrained")
+
+
+def test_digits_m_rows_pool_seeds_as_mean_and_std_and_the_gap_uses_the_means():
+    bench = digits_m_benchmark()
+    rows = [{"row": name, "seed": seed, "knn_top1": knn, "linear_top1": linear, "effective_rank": 10.0 + seed,
+             "transformed_condition_number": None, "pretrain_seconds": 100.0 + seed, "load_average": 1.0}
+            for name, knn, linear, seed in [("untrained", 0.2, 0.1, 0), ("intl", 0.5, 0.4, 0),
+                                            ("untrained", 0.3, 0.2, 1), ("intl", 0.6, 0.6, 1)]]
+    pooled = bench.summarise(rows)
+    assert list(pooled) == ["untrained", "intl"]
+    assert bench.cells("intl", pooled["intl"]) == ["intl", "0.550 +- 0.071", "0.500 +- 0.141", "10.5 +- 0.7", "-",
+                                                   "100 +- 1", "1.0 +- 0.0", "0,1"]
+    assert bench.gap_lines(pooled, "intl") == [
+        "intl over the untrained control, k-NN top-1: +30.0 points (0.550 against 0.250)",
+        "intl over the untrained control, linear top-1: +35.0 points (0.500 against 0.150)"]
+    assert bench.gap_lines(pooled, "vicreg") == []
 
 
 def test_digits_family_selection_names_registered_methods():
     """`--family` runs the whitening / spectral family of docs/spectral_family.md: every name a registered method."""
-    spec = importlib.util.spec_from_file_location("digits_m_all_methods", BENCHMARKS / "digits_m_all_methods.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = digits_m_benchmark()
     from zoo.registry import method_names
 
     assert set(module.FAMILY) <= set(method_names()) and len(module.FAMILY) == 14

@@ -49,25 +49,38 @@ HEADERS = ["method", "k-NN top-1", "linear top-1 (LP-SMALL)", "backbone effectiv
 
 
 def run(script, *args):
-    subprocess.run([sys.executable, str(REPO / script), *args], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    """Run an entry point; its last `error:` line (or exit status) as the failure, None when it succeeds."""
+    done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+    if done.returncode == 0:
+        return None
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    return errors[-1] if errors else f"{script} exited with status {done.returncode}"
 
 
 def measure(row, method, seed, run_dir, data, pretrain_overrides, linear_overrides):
-    """One pretraining run and its linear evaluation; read from run_dir when both summaries exist (the wall
-    time and load of the first measurement are kept beside them, in benchmark.json)."""
-    linear_summary, timing = run_dir / "linear" / "summary.json", run_dir / "benchmark.json"
-    if not (linear_summary.exists() and timing.exists()):
+    """One pretraining run and its linear evaluation; read from run_dir when done before (the wall time and
+    load of the first measurement, or why it failed, are kept in run_dir/benchmark.json: delete the folder
+    to run it again)."""
+    timing = run_dir / "benchmark.json"
+    if not timing.exists():
         load, start = load_average(), time.time()
-        run("main_pretrain.py", f"method={method}", f"data.name={data}", f"augment={data}", f"seed={seed}", f"run_dir={run_dir}",
-            "trainer.enable_progress_bar=false", *pretrain_overrides)
+        failed = run("main_pretrain.py", f"method={method}", f"data.name={data}", f"augment={data}", f"seed={seed}",
+                     f"run_dir={run_dir}", "trainer.enable_progress_bar=false", *pretrain_overrides)
         seconds = time.time() - start
-        run("main_linear.py", "--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), *linear_overrides)
-        timing.write_text(json.dumps({"pretrain_seconds": seconds, "load_average": load}))
+        failed = failed or run("main_linear.py", "--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), *linear_overrides)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        timing.write_text(json.dumps({"pretrain_seconds": seconds, "load_average": load, "failed": failed}))
+    measured = json.loads(timing.read_text())
+    result = {"row": row, "method": method, "seed": seed, "steps": None, "knn_top1": None, "linear_top1": None,
+              "effective_rank": None, "transformed_condition_number": None, **measured}
+    if measured["failed"]:
+        return result
     pretrain = json.loads((run_dir / "summary.json").read_text())
-    linear = json.loads(linear_summary.read_text())
-    return {"row": row, "method": method, "seed": seed, "steps": pretrain["steps"], "knn_top1": pretrain["knn_top1"],
-            "linear_top1": linear["linear_top1"], "effective_rank": pretrain["effective_rank"],
-            "transformed_condition_number": pretrain.get("transformed_condition_number"), **json.loads(timing.read_text())}
+    linear = json.loads((run_dir / "linear" / "summary.json").read_text())
+    return {**result, "steps": pretrain["steps"], "knn_top1": pretrain["knn_top1"], "linear_top1": linear["linear_top1"],
+            "effective_rank": pretrain["effective_rank"],
+            "transformed_condition_number": pretrain.get("transformed_condition_number")}
 
 
 def measure_pixels(data, seed, linear_overrides):
@@ -79,7 +92,7 @@ def measure_pixels(data, seed, linear_overrides):
     result = pixel_control(cfg)
     return {"row": PIXELS, "method": None, "seed": seed, "knn_top1": result["knn_top1"],
             "linear_top1": result["linear_top1"], "effective_rank": None, "transformed_condition_number": None,
-            "pretrain_seconds": None, "load_average": None}
+            "pretrain_seconds": None, "load_average": None, "failed": None}
 
 
 def spread(values, digits):
@@ -100,12 +113,13 @@ def summarise(rows):
 
 
 def cells(name, runs):
-    condition = [r["transformed_condition_number"] for r in runs]
-    return [name, spread([r["knn_top1"] for r in runs], 3), spread([r["linear_top1"] for r in runs], 3),
-            spread([r["effective_rank"] for r in runs], 1),
-            "-" if all(c is None for c in condition) else f"{statistics.median(c for c in condition if c is not None):.3g}",
-            spread([r["pretrain_seconds"] for r in runs], 0), spread([r["load_average"] for r in runs], 1),
-            ",".join(str(r["seed"]) for r in runs)]
+    """A row's cells over its finished seeds; the seeds column names the failed ones too."""
+    ok = [r for r in runs if not r["failed"]]
+    condition = [r["transformed_condition_number"] for r in ok if r["transformed_condition_number"] is not None]
+    return [name, spread([r["knn_top1"] for r in ok], 3), spread([r["linear_top1"] for r in ok], 3),
+            spread([r["effective_rank"] for r in ok], 1), f"{statistics.median(condition):.3g}" if condition else "-",
+            spread([r["pretrain_seconds"] for r in ok], 0), spread([r["load_average"] for r in ok], 1),
+            ",".join(str(r["seed"]) + (" failed" if r["failed"] else "") for r in runs)]
 
 
 def gap_lines(pooled, method):
@@ -114,8 +128,11 @@ def gap_lines(pooled, method):
         return []
     lines = []
     for key, name in (("knn_top1", "k-NN"), ("linear_top1", "linear")):
-        trained = statistics.mean(r[key] for r in pooled[method])
-        control = statistics.mean(r[key] for r in pooled[UNTRAINED])
+        trained = [r[key] for r in pooled[method] if not r["failed"]]
+        control = [r[key] for r in pooled[UNTRAINED] if not r["failed"]]
+        if not trained or not control:
+            return []
+        trained, control = statistics.mean(trained), statistics.mean(control)
         lines.append(f"{method} over the untrained control, {name} top-1: {100 * (trained - control):+.1f} points "
                      f"({trained:.3f} against {control:.3f})")
     return lines
@@ -174,19 +191,24 @@ def main():
                 extra = UNTRAINED_OVERRIDES if row == UNTRAINED else []
                 run_dir = out / f"{row}-seed{seed}"
                 rows.append(measure(row, method, seed, run_dir, args.data, [*args.overrides, *extra], args.linear_override))
-            print(f"{row} seed {seed}: k-NN {rows[-1]['knn_top1']:.3f}, linear {rows[-1]['linear_top1']:.3f}", file=sys.stderr)
+            done = rows[-1]
+            print(f"{row} seed {seed}: " + (done["failed"] or f"k-NN {done['knn_top1']:.3f}, linear {done['linear_top1']:.3f}"),
+                  file=sys.stderr)
             if args.json:  # after every run: a cut benchmark keeps what it measured
                 args.json.write_text(json.dumps({"cpu": cpu_model(), "cores": cores(), "data": args.data, "rows": rows}, indent=1))
     pooled = summarise(rows)
     print(markdown_table(HEADERS, [cells(name, runs) for name, runs in pooled.items()]))
     for line in gap_lines(pooled, args.gap_method):
         print(line)
+    for r in rows:
+        if r["failed"]:
+            print(f"{r['row']} seed {r['seed']} failed: {r['failed']}")
     if args.reference_steps:
         seconds = reference_step_seconds(args.reference_steps)
         print(f"reference step (ResNet-18, 256 crops of 16 px, forward + backward + SGD): {seconds:.3f} s, "
               f"median of {args.reference_steps}")
         for name, runs in pooled.items():
-            times = [r["pretrain_seconds"] for r in runs if r["pretrain_seconds"] is not None]
+            times = [r["pretrain_seconds"] for r in runs if r["pretrain_seconds"] is not None and not r["failed"]]
             if times:
                 print(f"{name}: pretraining {statistics.median(times):.0f} s = {statistics.median(times) / seconds:.0f} reference steps")
 

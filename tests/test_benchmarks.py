@@ -198,16 +198,28 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
     assert rows_starting(again, "untrained") == rows_starting(out, "untrained")
 
 
+def test_a_failed_run_is_a_row_that_says_why_and_the_benchmark_goes_on(tmp_path):
+    out = run("digits_m_all_methods.py", "--methods", "intl", "--no-controls", "--out", str(tmp_path / "runs"),
+              "--", "optimizer.lr=-1", timeout=300)
+    assert rows_starting(out, "intl")[0].endswith("| - | - | 0 failed |")
+    assert "intl seed 0 failed: error: optimizer.lr=-1.0 must be positive" in out
+    assert json.loads((tmp_path / "runs" / "intl-seed0" / "benchmark.json").read_text())["failed"].startswith("error: ")
+
+
 def test_digits_m_rows_pool_seeds_as_mean_and_std_and_the_gap_uses_the_means():
+    """Seeds pooled per row as mean +- std; a failed seed is named in the seeds column and left out of every
+    number, the gap included."""
     bench = digits_m_benchmark()
     rows = [{"row": name, "seed": seed, "knn_top1": knn, "linear_top1": linear, "effective_rank": 10.0 + seed,
-             "transformed_condition_number": None, "pretrain_seconds": 100.0 + seed, "load_average": 1.0}
+             "transformed_condition_number": None, "pretrain_seconds": 100.0 + seed, "load_average": 1.0, "failed": None}
             for name, knn, linear, seed in [("untrained", 0.2, 0.1, 0), ("intl", 0.5, 0.4, 0),
                                             ("untrained", 0.3, 0.2, 1), ("intl", 0.6, 0.6, 1)]]
+    rows.append({**rows[-1], "seed": 2, "knn_top1": None, "linear_top1": None, "effective_rank": None,
+                 "pretrain_seconds": 40.0, "failed": "error: the loss became nan at step 45"})
     pooled = bench.summarise(rows)
     assert list(pooled) == ["untrained", "intl"]
     assert bench.cells("intl", pooled["intl"]) == ["intl", "0.550 +- 0.071", "0.500 +- 0.141", "10.5 +- 0.7", "-",
-                                                   "100 +- 1", "1.0 +- 0.0", "0,1"]
+                                                   "100 +- 1", "1.0 +- 0.0", "0,1,2 failed"]
     assert bench.gap_lines(pooled, "intl") == [
         "intl over the untrained control, k-NN top-1: +30.0 points (0.550 against 0.250)",
         "intl over the untrained control, linear top-1: +35.0 points (0.500 against 0.150)"]

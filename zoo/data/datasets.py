@@ -1,9 +1,10 @@
-"""Datasets by name: scikit-learn's digits (embedded), torchvision's CIFAR / STL,
+"""Datasets by name: scikit-learn's digits and digits_m (embedded), torchvision's CIFAR / STL,
 and the ImageFolder layout (ImageNet, ImageNet-100, any `folder`)."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -57,19 +58,24 @@ class ImageTensors(Dataset):
         return self.transform(self.images[index]), int(self.labels[index])
 
 
-def load_digits_split(image_size, test_fraction, seed=0):
-    """scikit-learn's 8x8 digits as RGB uint8 images of `image_size`, split with a fixed seed."""
+def digits_split(test_fraction, seed=0):
+    """scikit-learn's digits and their fixed stratified split: (the digits, train indices, test indices)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
+    train_idx, test_idx = train_test_split(np.arange(len(digits.target)), test_size=test_fraction, random_state=seed,
+                                           stratify=digits.target)
+    return digits, train_idx, test_idx
+
+
+def load_digits_split(image_size, test_fraction, seed=0):
+    """scikit-learn's 8x8 digits as RGB uint8 images of `image_size`, split with a fixed seed."""
+    digits, train_idx, test_idx = digits_split(test_fraction, seed)
     images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # values are 0..16
     images = torch.nn.functional.interpolate(images, size=image_size, mode="bilinear", align_corners=False)
     images = (images.clamp(0, 1) * 255).round().to(torch.uint8).expand(-1, 3, -1, -1).contiguous()
     labels = torch.tensor(digits.target)
-    train_idx, test_idx = train_test_split(
-        torch.arange(len(labels)).numpy(), test_size=test_fraction, random_state=seed, stratify=labels.numpy()
-    )
     return (images[train_idx], labels[train_idx]), (images[test_idx], labels[test_idx])
 
 

@@ -44,9 +44,9 @@ TRAIN_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "hub
                 "grass.png", "brick.png", "camera.png", "moon.png")
 VAL_PHOTOS = ("motorcycle_left.png", "ihc.png", "gravel.png", "coins.png")
 PATCH_SIDE = (8, 32)  # side of the square cut from a photograph, resized to IMAGE_SIZE: smooth to sharp backgrounds
-ARRAYS = ("train_images", "train_masks", "train_colours", "train_labels", "val_images", "val_labels")  # what a build holds
 DIGIT_SIDE = (20, 30)  # side of the digit inside the image
 COLOUR = (128.0, 255.0)  # range of each channel of the digit's colour: at least half-bright, so the digit shows
+ARRAYS = ("train_images", "train_masks", "train_colours", "train_labels", "val_images", "val_labels")  # what a build holds
 
 
 def photo_folder():
@@ -103,22 +103,16 @@ def blend(background, mask, colour):
 def compose(digits, photos, rng):
     """Each digit placed and blended into a photo patch: (images uint8 (N, 3, 32, 32), masks, colours)."""
     placed = [place_digit(digit, rng) for digit in digits]
-    masks = np.stack([mask for mask, _ in placed]) if placed else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-    colours = np.stack([colour for _, colour in placed]) if placed else np.zeros((0, 3), np.float32)
-    images = np.stack([blend(photo_patch(photos, rng), mask, colour) for mask, colour in zip(masks, colours)]) \
-        if placed else np.zeros((0, 3, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    return images, masks, colours
+    images = np.stack([blend(photo_patch(photos, rng), mask, colour) for mask, colour in placed])
+    return images, np.stack([mask for mask, _ in placed]), np.stack([colour for _, colour in placed])
 
 
 def build(seed=0, test_fraction=0.25):
     """The data set as numpy arrays: train_images, train_masks, train_colours, train_labels, val_images,
     val_labels (images uint8 N x 3 x 32 x 32; a training digit's mask and colour recompose it on other patches)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    from zoo.data.datasets import digits_split
 
-    digits = load_digits()
-    train_idx, val_idx = train_test_split(np.arange(len(digits.target)), test_size=test_fraction, random_state=0,
-                                          stratify=digits.target)
+    digits, train_idx, val_idx = digits_split(test_fraction)
     rng = np.random.default_rng(seed)
     train, masks, colours = compose(digits.images[train_idx], [load_photo(name) for name in TRAIN_PHOTOS], rng)
     val, _, _ = compose(digits.images[val_idx], [load_photo(name) for name in VAL_PHOTOS], rng)

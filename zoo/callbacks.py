@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from zoo.errors import ZooError
@@ -250,9 +251,9 @@ class DivergenceGuard(L.Callback):
 
     A non-finite step stops the run with one `error:` line (Diverged: the step, the loss parts and the
     optimiser groups), before any checkpoint of it, and writes `capture_path`: a checkpoint-shaped file
-    (zoo.checkpoint.load_method reads it) with the weights before the step (BatchNorm statistics after its forward), the step's batch (its crops and
-    labels: the sample indices alone would not reproduce the random crops), the losses and the latest
-    validation's spectra. With `skip_nonfinite_steps` > 0, that many isolated non-finite steps (the step
+    (zoo.checkpoint.load_method reads it) with the weights before the step (BatchNorm statistics after its
+    forward), the step's batch (its crops and labels: the sample indices alone would not reproduce the
+    random crops), the losses and the latest validation's spectra. With `skip_nonfinite_steps` > 0, that many isolated non-finite steps (the step
     before each finite, the model's buffers finite) are skipped instead: no update, a warning, a count in
     summary.json.
 
@@ -396,8 +397,9 @@ class StopOnSignal(L.Callback):
             self.save(trainer)
 
     def on_exception(self, trainer, pl_module, exception):
-        if isinstance(exception, SIGTERMException) and self._saved_step != trainer.global_step:
-            self.save(trainer)  # stopped outside a training step (a validation)
+        # stopped outside a training step (a validation during fit); the final validation has a checkpoint already
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+            self.save(trainer)
 
     def save(self, trainer):
         if self._saved_step != trainer.global_step:

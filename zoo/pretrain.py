@@ -212,14 +212,14 @@ def pretrain(cfg):
 
 def train(cfg, trainer, run_dir, started):
     """Pretraining in `run_dir` (locked by this process); a run stopped by a signal exits 128 + its number."""
-    loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
-                            knn_bank_size=cfg.eval.knn_max_train)
-    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
-    model = build_method(cfg, loaders.num_classes, trainer.world_size, trainer.accumulate_grad_batches)
     last_ckpt = run_dir / "checkpoints" / "last.ckpt"
     resume = newest_checkpoint(run_dir, last_ckpt)
     if resume:
         check_resumable(resume)
+    loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
+                            knn_bank_size=cfg.eval.knn_max_train)
+    global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
+    model = build_method(cfg, loaders.num_classes, trainer.world_size, trainer.accumulate_grad_batches)
     if trainer.is_global_zero:
         atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
         print(
@@ -232,6 +232,8 @@ def train(cfg, trainer, run_dir, started):
     val_loaders = [loaders.knn_bank, loaders.val]
     try:
         trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
+        if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
+            trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
     except (SIGTERMException, Diverged) as stop:
         signalled = callback(trainer, StopOnSignal).received or "SIGTERM"
         why = str(stop).split(";")[0] if isinstance(stop, Diverged) else f"stopped by {signalled}"
@@ -243,8 +245,6 @@ def train(cfg, trainer, run_dir, started):
             print(f"zoo: {why} at step {trainer.global_step}: {last_ckpt} written, summary.json marks the run unfinished; "
                   "run the same command again to resume", file=sys.stderr)
         sys.exit(128 + getattr(signal, signalled))
-    if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
-        trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
     summary_path = run_dir / "summary.json"
     finished = summary_path.exists() and json.loads(summary_path.read_text()).get("finished", True)
     if trainer.is_global_zero and resume and not model.trained_steps and finished:

@@ -367,7 +367,7 @@ class DivergenceGuard(L.Callback):
 
 class StopOnSignal(L.Callback):
     """SIGTERM (a scheduler stopping the job) or SIGINT (Ctrl-C): the step in progress finishes, last.ckpt
-    is written where the periodic checkpoints are (at a batch end, so the resume is as exact as theirs)
+    is written where the periodic checkpoints are (at a batch end, so it resumes as they do)
     and Lightning's loops stop with SIGTERMException, which zoo.pretrain turns into a one-line notice, an
     unfinished summary and a non-zero exit. Lightning's own SIGTERM handling (and SLURM's requeue signal)
     stays as it is: SIGINT is routed through it too, and a second Ctrl-C stops at once."""

@@ -240,7 +240,8 @@ class DaliTrainLoader:
 
     DALI's decode failures do not say which file failed: on one, every file of the list is decoded
     (PIL) to find the ones that fail, each named (data.corrupt_images: stop at the first, or skip them
-    all with a warning each and go on with a pipeline built without them).
+    all with a warning each and go on with a pipeline built without them). Under DDP a process rebuilds its
+    pipeline when its own shard meets the file, so until every process has, the shards may overlap a little.
     """
 
     def __init__(self, make_pipeline, paths, labels, num_crops, batches_per_epoch, root, corrupt_images="stop"):

@@ -1,5 +1,6 @@
 """The DALI training loader (zoo.data.dali) on DALI's CPU backend, on tiny generated image folders."""
 
+import io
 import json
 import pickle
 import subprocess
@@ -34,8 +35,8 @@ def plain(**changes):
     return replace(PLAIN, **changes)
 
 
-def make_loader(root, views, batch_size=4, **kwargs):
-    data_cfg = SimpleNamespace(name="folder", root=str(root), batch_size=batch_size, num_workers=1)
+def make_loader(root, views, batch_size=4, corrupt_images="stop", **kwargs):
+    data_cfg = SimpleNamespace(name="folder", root=str(root), batch_size=batch_size, num_workers=1, corrupt_images=corrupt_images)
     return dali.build_dali_train_loader(data_cfg, views, MEAN, STD, **kwargs)
 
 
@@ -332,8 +333,34 @@ def test_a_bad_file_missed_up_front_stops_with_a_one_line_error(with_bad_files, 
             for _ in loader:
                 pass
     message = str(raised.value)
-    assert "\n" not in message and "corrupt" in message
-    assert name in message or str(with_bad_files) in message  # DALI names a truncated JPEG, not every bad file
+    assert "\n" not in message and message.startswith(f"cannot decode {with_bad_files / 'train' / 'zebra' / name}: ")
+    assert "data.corrupt_images=skip" in message
+
+
+def corrupt_jpeg(path):
+    """A JPEG that passes the up-front check (its first and last bytes are a JPEG's) but whose Huffman
+    tables are zeroed: no decoder can read it."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 48), (30, 60, 90)).save(buffer, format="JPEG", quality=95)
+    data = buffer.getvalue()
+    table = data.index(b"\xff\xc4")
+    path.write_bytes(data[: table + 4] + bytes(40) + data[table + 44 :])
+    assert files.unreadable_reason(path) is None
+    return path
+
+
+def test_a_corrupt_jpeg_is_named_and_skipped_or_stops_the_run(with_bad_files):
+    for name in ("truncated.jpg", "notes.jpg"):
+        (with_bad_files / "train" / "zebra" / name).unlink()
+    bad = corrupt_jpeg(with_bad_files / "train" / "zebra" / "tables.jpg")
+    loader = make_loader(with_bad_files, [PLAIN], corrupt_images="skip")
+    with pytest.warns(UserWarning, match=f"skipping {bad}: cannot decode it"):
+        seen = [index for _ in range(2) for crops, _ in loader for index in file_indices(crops)]
+    assert len(seen) == 2 * len(loader) * 4 and set(seen) <= set(range(16))
+    with pytest.raises(ZooError, match=f"cannot decode {bad}: "):
+        for _ in range(2):
+            for _ in make_loader(with_bad_files, [PLAIN]):
+                pass
 
 
 # ---------------------------------------------------------------- end to end

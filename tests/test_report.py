@@ -195,3 +195,17 @@ def test_three_digits_seeds_are_one_row_of_the_report(tmp_path, monkeypatch, cap
     mean, std = (float(part) for part in online["k-NN"].split(" ± "))
     assert 0 <= mean <= 100 and std >= 0 and online["top-1"].count("±") == 1
     assert float(online["minutes"]) > 0 and online["peak memory"].endswith("GiB host" if not torch.cuda.is_available() else "GiB GPU")
+
+
+def test_collapsed_diverged_and_interrupted_runs_are_flagged(tmp_path):
+    make_run(tmp_path / "fine", "simclr", "cifar10", 100, 2, 256, online={"finished": True, "collapsed": None})
+    make_run(tmp_path / "collapsed", "vicreg", "cifar10", 100, 2, 256,
+             online={"finished": True, "collapsed": "backbone effective rank 1.50 < 2", "skipped_nonfinite_steps": [7, 90]})
+    make_run(tmp_path / "diverged", "intl", "cifar10", 100, 2, 256, done=3,
+             online={"finished": False, "stopped": "method intl diverged at step 1234: non-finite loss (loss=nan)"})
+    make_run(tmp_path / "stopped", "byol", "cifar10", 100, 2, 256, done=40, online={"finished": False, "stopped": "stopped by SIGTERM"})
+    by_run = {row["run"]: row for row in rows(report(tmp_path))}
+    assert by_run["fine"]["flags"] == "–"
+    assert by_run["collapsed"]["flags"] == "collapsed, 2 non-finite steps skipped"
+    assert by_run["diverged"]["flags"] == "diverged" and by_run["diverged"]["epochs"] == "3/100"
+    assert by_run["stopped"]["flags"] == "unfinished (stopped by SIGTERM)"

@@ -1,9 +1,15 @@
 """Run outputs that Lightning does not write the way we need: atomic
-checkpoints, a metrics.csv that survives a resume, and the eigenvalue-spectrum figure."""
+checkpoints, a metrics.csv that survives a resume, and the eigenvalue-spectrum figure;
+and how a run stops: on a non-finite loss or gradient (DivergenceGuard) or a signal (StopOnSignal)."""
 
+import contextlib
 import csv
+import errno
 import io
 import os
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import lightning as L
@@ -12,18 +18,36 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from zoo.errors import ZooError
+
+
+def writing_error(path, err):
+    """The one-line ZooError of an OSError while writing `path` (a full disk, a read-only folder)."""
+    fix = {errno.ENOSPC: "free space there", errno.EDQUOT: "free space there (disk quota exceeded)",
+           errno.EFBIG: "free space there or raise the file-size limit (ulimit -f)"}.get(
+        err.errno, "make it writable")
+    return ZooError(f"cannot write {path}: {err.strerror or err}: {fix}, or pass another run_dir=...")
 
 
 def atomic_write_bytes(path, data):
-    """Write `data` next to `path`, fsync, then rename over it: readers see the old or the new file, never half."""
+    """Write `data` next to `path`, fsync, then rename over it: readers see the old or the new file, never half.
+    A write that fails (a full disk, a read-only folder) removes its temporary file and raises one ZooError line."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise writing_error(path, err) from None
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -173,3 +197,211 @@ def plot_spectra(history, path, title):
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+class Diverged(ZooError):
+    """The run met a non-finite loss or gradient (one `error:` line; the run folder keeps the capture)."""
+
+
+def _parts_text(losses):
+    """The non-finite entries of each micro-batch's {part: 0-d tensor}, e.g. 'loss=nan, invariance=nan'."""
+    texts = []
+    for parts in losses:
+        bad = {name: value.item() for name, value in parts.items() if not torch.isfinite(value).all()}
+        if bad:
+            texts.append(", ".join(f"{name}={value:g}" for name, value in bad.items()))
+    return " | ".join(dict.fromkeys(texts))
+
+
+def _nonfinite_text(named_tensors):
+    """'backbone, projector: 12 tensors, first backbone.conv1.weight' for the non-finite ones of (name, tensor)
+    pairs; '' if all are finite (one host-device sync)."""
+    named_tensors = list(named_tensors)
+    if not named_tensors or torch.stack([torch.isfinite(t).all() for _, t in named_tensors]).all():
+        return ""
+    bad = [name for name, t in named_tensors if not torch.isfinite(t).all()]
+    modules = ", ".join(dict.fromkeys(name.split(".")[0] for name in bad))
+    return f"{modules}: {len(bad)} tensor{'s' * (len(bad) > 1)}, first {bad[0]}"
+
+
+def nonfinite_gradients(pl_module, optimizer):
+    """Which optimiser groups hold non-finite gradients, with their modules and first parameter; '' if none."""
+    names = {id(p): name for name, p in pl_module.named_parameters()}
+    grads = [(index, names.get(id(p), "?"), p.grad) for index, group in enumerate(optimizer.param_groups)
+             for p in group["params"] if p.grad is not None]
+    text = _nonfinite_text((name, grad) for _, name, grad in grads)
+    if not text:
+        return ""
+    groups = list(dict.fromkeys(str(index) for index, _, grad in grads if not torch.isfinite(grad).all()))
+    return f"optimizer group{'s' * (len(groups) > 1)} {', '.join(groups)} ({text})"
+
+
+def _to_cpu(value):
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(item) for item in value)
+    return value
+
+
+class DivergenceGuard(L.Callback):
+    """Checks every optimiser step, before the weights change, that the loss (each of its parts and the
+    online probe's) and the gradients are finite, with one host-device sync per step (the gradients by their
+    total norm; under a 16-bit GradScaler, which skips non-finite gradients itself, the losses only).
+
+    A non-finite step stops the run with one `error:` line (Diverged: the step, the loss parts and the
+    optimiser groups), before any checkpoint of it, and writes `capture_path`: a checkpoint-shaped file
+    (zoo.checkpoint.load_method reads it) with the weights before the step (BatchNorm statistics after its
+    forward), the step's batch (its crops and labels: the sample indices alone would not reproduce the
+    random crops), the losses and the latest validation's spectra. With `skip_nonfinite_steps` > 0, that many isolated non-finite steps (the step
+    before each finite, the model's buffers finite) are skipped instead: no update, a warning, a count in
+    summary.json.
+
+    After each validation it flags a collapsed representation: the backbone's effective rank or the
+    projector output's `output_std` (zoo.methods.base) under the thresholds."""
+
+    def __init__(self, capture_path, skip_nonfinite_steps=0, collapse_effective_rank=2.0, collapse_output_std=0.1):
+        self.capture_path = Path(capture_path)
+        self.skip_limit = skip_nonfinite_steps
+        self.min_rank, self.min_std = collapse_effective_rank, collapse_output_std
+        self.skipped = []  # steps skipped
+        self.collapsed = None  # why the latest validation looks collapsed
+        self._losses, self._batch = [], None  # this optimiser step's micro-batches
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._batch = batch
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self._losses.append(getattr(pl_module, "step_losses", None) or {"loss": loss.detach()})
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        losses, self._losses = self._losses, []
+        checks = [value.float().reshape(-1) for parts in losses for value in parts.values()]
+        if getattr(trainer.precision_plugin, "scaler", None) is None:
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if grads:
+                checks.append(torch.nn.utils.get_total_norm(grads).reshape(1).float())
+        if not checks:
+            return
+        bad = (~torch.isfinite(torch.cat([check.to(checks[0].device) for check in checks]))).any()
+        if trainer.world_size > 1:  # every rank stops (or skips) together
+            bad = trainer.strategy.reduce(bad.float(), reduce_op="sum") > 0
+        if not bad:
+            return
+        parts, groups = _parts_text(losses), nonfinite_gradients(pl_module, optimizer)
+        if not parts and not groups and trainer.world_size == 1:
+            return  # only the total norm overflowed: every gradient is finite
+        step = trainer.global_step
+        what = " and ".join(filter(None, [parts and f"non-finite loss ({parts})", groups and f"non-finite gradients in {groups}"]))
+        what = what or "another process met a non-finite loss or gradient"
+        isolated = not self.skipped or self.skipped[-1] != step - 1
+        buffers_finite = all(torch.isfinite(b).all() for b in pl_module.buffers() if b.is_floating_point())
+        if len(self.skipped) < self.skip_limit and isolated and buffers_finite:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None  # optimisers leave parameters without a gradient as they are
+            self.skipped.append(step)
+            if trainer.is_global_zero:
+                print(f"warning: step {step}: {what}; step skipped ({len(self.skipped)} of divergence.skip_nonfinite_steps="
+                      f"{self.skip_limit})", file=sys.stderr)
+            return
+        if trainer.is_global_zero:
+            self.capture(trainer, pl_module, losses, what)
+        why = "" if not self.skip_limit else (
+            ", not skipped: " + ("the step before it was skipped" if not isolated else "non-finite buffers" if not
+                                 buffers_finite else f"{len(self.skipped)} steps skipped already"))
+        raise Diverged(
+            f"method {pl_module.name} diverged at step {step}: {what}{why}; training stopped, the last checkpoint "
+            f"(before this step) kept, the step's weights and batch in {self.capture_path} for replay; lower "
+            "optimizer.lr (or raise method.eps for whitening methods)"
+            + ("" if self.skip_limit else ", or skip isolated steps with divergence.skip_nonfinite_steps=N")
+        )
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        # finite gradients can still step the weights past float range: such weights never replace a checkpoint
+        bad = _nonfinite_text(pl_module.named_parameters())
+        if bad:
+            raise Diverged(
+                f"method {pl_module.name} diverged by step {trainer.global_step}: non-finite weights ({bad}); training "
+                "stopped before writing them, the last checkpoint kept; lower optimizer.lr (or raise method.eps for "
+                "whitening methods)"
+            )
+
+    def capture(self, trainer, pl_module, losses, what):
+        """The replay capture, in a checkpoint's shape (`hyper_parameters`, `state_dict`)."""
+        result = getattr(pl_module, "last_eval", {})
+        capture = {
+            "hyper_parameters": dict(pl_module.hparams),
+            "state_dict": _to_cpu(pl_module.state_dict()),
+            "batch": _to_cpu(self._batch),
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "reason": what,
+            "losses": [{name: value.item() for name, value in parts.items()} for parts in losses],
+            "spectra": {key: value for key, value in result.items() if key.endswith("_eigenvalues")},
+        }
+        buffer = io.BytesIO()
+        torch.save(capture, buffer)
+        atomic_write_bytes(self.capture_path, buffer.getvalue())
+
+    def on_validation_end(self, trainer, pl_module):
+        result = getattr(pl_module, "last_eval", {})
+        if trainer.sanity_checking or "effective_rank" not in result:
+            return
+        reasons = []
+        if result["effective_rank"] < self.min_rank:
+            reasons.append(f"backbone effective rank {result['effective_rank']:.2f} < {self.min_rank:g}")
+        if result.get("output_std") is not None and result["output_std"] < self.min_std:
+            reasons.append(f"output std x sqrt(dim) {result['output_std']:.3f} < {self.min_std:g}")
+        self.collapsed = "; ".join(reasons) or None
+        if self.collapsed and trainer.is_global_zero:
+            print(f"warning: step {trainer.global_step}: the representation looks collapsed ({self.collapsed}; "
+                  "thresholds: divergence.collapse_*)", file=sys.stderr)
+
+    def state_dict(self):
+        return {"skipped": self.skipped, "collapsed": self.collapsed}
+
+    def load_state_dict(self, state):
+        self.skipped, self.collapsed = list(state.get("skipped", [])), state.get("collapsed")
+
+
+class StopOnSignal(L.Callback):
+    """SIGTERM (a scheduler stopping the job) or SIGINT (Ctrl-C): the step in progress finishes, last.ckpt
+    is written where the periodic checkpoints are (at a batch end, so it resumes as they do)
+    and Lightning's loops stop with SIGTERMException, which zoo.pretrain turns into a one-line notice, an
+    unfinished summary and a non-zero exit. Lightning's own SIGTERM handling (and SLURM's requeue signal)
+    stays as it is: SIGINT is routed through it too, and a second Ctrl-C stops at once."""
+
+    def __init__(self, last_ckpt):
+        self.last_ckpt = Path(last_ckpt)
+        self.received = None  # the signal's name
+        self._saved_step = None
+
+    def on_train_start(self, trainer, pl_module):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        lightning_handler = signal.getsignal(signal.SIGTERM)  # registered by the trainer; restored at its teardown
+
+        def stop(signum, frame):
+            if self.received and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self.received = signal.Signals(signum).name
+            if callable(lightning_handler):
+                lightning_handler(signal.SIGTERM, frame)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.received_sigterm:
+            self.save(trainer)
+
+    def on_exception(self, trainer, pl_module, exception):
+        # stopped outside a training step (a validation during fit); the final validation has a checkpoint already
+        if isinstance(exception, SIGTERMException) and trainer.state.fn == TrainerFn.FITTING:
+            self.save(trainer)
+
+    def save(self, trainer):
+        if self._saved_step != trainer.global_step:
+            trainer.save_checkpoint(self.last_ckpt)
+            self._saved_step = trainer.global_step

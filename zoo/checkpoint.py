@@ -1,10 +1,17 @@
-"""Reading zoo pretraining checkpoints (Lightning `.ckpt` files)."""
+"""Reading zoo pretraining checkpoints (Lightning `.ckpt` files), and the run folder that holds them:
+its lock, and the checks before a run writes into it or resumes from it."""
 
+import fcntl
+import os
+import socket
+import zipfile
 from pathlib import Path
 
 import torch
+import yaml
 from omegaconf import OmegaConf
 
+from zoo.callbacks import writing_error
 from zoo.errors import ZooError
 
 BACKBONE_PREFIX = "backbone."
@@ -61,3 +68,79 @@ def load_method(path):
     method = build_method(config, checkpoint["num_classes"], checkpoint["world_size"])
     method.load_state_dict(checkpoint["state_dict"])
     return method.eval(), config
+
+
+def check_run_folder(run_dir, method, backbone):
+    """A run folder that holds another method's (or backbone's) run is refused before anything in it is
+    overwritten (resuming from it would fail on the weights' shapes)."""
+    config_path = Path(run_dir) / "config.yaml"
+    if not config_path.is_file():
+        return
+    try:
+        stored = yaml.safe_load(config_path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ZooError(f"cannot read {config_path} ({err}): repair or delete it, or pass another run_dir=...") from None
+    theirs = ((stored.get("method") or {}).get("name"), (stored.get("backbone") or {}).get("name"))
+    if theirs != (method, backbone):
+        raise ZooError(
+            f"run folder {run_dir} holds a {theirs[0]} run with backbone {theirs[1]} (its config.yaml), not {method} with "
+            f"{backbone}: pass another run_dir=... (or delete that folder to start over)"
+        )
+
+
+def check_writable_folder(folder):
+    """The folder, or its nearest existing parent, is a folder this process may write: checked from the
+    arguments, before Hydra creates the run folder and its log there."""
+    path = Path(folder).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        raise ZooError(f"cannot write {folder}: {path} is a file, not a folder: pass another run_dir=...")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ZooError(f"cannot write {folder}: {path} is read-only: make it writable, or pass another run_dir=...")
+
+
+class RunFolderLock:
+    """An exclusive lock on a run folder (`run_dir/.lock`, flock): a second process on the folder is refused
+    with one line naming the holder. The kernel drops the lock when its process ends, however it ends, so a
+    lock file left by a dead process is simply taken over. Use as a context manager."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / ".lock"
+        self.file = None
+
+    def __enter__(self):
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.path, "a+")
+        except OSError as err:
+            raise writing_error(self.path.parent, err) from None
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise ZooError(f"run folder {self.path.parent} is in use by {holder}: wait for it to finish, or pass another "
+                           "run_dir=...") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()  # releases the lock (the file stays: removing it would race with a waiting process)
+
+
+def check_resumable(path):
+    """A checkpoint to resume from is a complete archive (torch.save's zip), checked from its directory at the
+    end without reading the weights: a truncated or overwritten file is named with the fix."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            complete = any(name.endswith("data.pkl") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        complete = False
+    if not complete:
+        raise ZooError(f"cannot resume from {path}: the file is truncated or corrupt; delete it to start the run over "
+                       "(or restore it from a copy)")

@@ -38,6 +38,9 @@ class DataConfig:
     eval_batch_size: int = 256
     num_workers: int | None = None  # loader workers (DALI: threads) per process; None = the CPUs this process may use, at most 8
     loader: str = "auto"  # auto | dali | torchvision
+    # An image that passes the up-front check but cannot be decoded: skip (a warning names it; another image takes
+    # its place in the batch) | stop (one error line names it)
+    corrupt_images: str = "skip"
     image_size: int | None = None  # crop size of groups without one; None = the dataset's own
     eval_resize_ratio: float | None = None  # eval: resize to size*ratio, centre-crop; None = dataset's
     mean: list[float] | None = None  # None = the dataset's statistics
@@ -112,6 +115,20 @@ class EvalConfig:
 
 
 @dataclass
+class DivergenceConfig:
+    """What a run does when its numbers go wrong (zoo.callbacks.DivergenceGuard; README, When a run fails)."""
+
+    # Steps with a non-finite loss or gradient that are skipped (no update) instead of stopping the run, each
+    # isolated (the step before it finite) and counted in summary.json; 0 = stop at the first one.
+    skip_nonfinite_steps: int = 0
+    # A validation under either threshold flags the run as collapsed (log, summary.json, zoo.report): the
+    # backbone features' effective rank, and the std of the L2-normalised projector output x sqrt(its width)
+    # (SimSiam's collapse measure: about 1 for outputs spread over the sphere, 0 for one point).
+    collapse_effective_rank: float = 2.0
+    collapse_output_std: float = 0.1
+
+
+@dataclass
 class WandbConfig:
     """Weights & Biases, with logger=wandb (WANDB_MODE=offline: no network; `wandb sync` uploads later)."""
 
@@ -149,6 +166,7 @@ class PretrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint_every_n_steps: int = 200
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
     # metrics.csv always; wandb and / or tensorboard beside it: logger=wandb, logger=[wandb,tensorboard] (zoo/loggers.py)
     logger: Any = "csv"
     wandb: WandbConfig = field(default_factory=WandbConfig)
@@ -219,7 +237,8 @@ def check_pretrain_config(cfg):
     import timm
     import torch
 
-    at_least = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1}
+    at_least = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1,
+                "divergence.skip_nonfinite_steps": 0}
     for key, low in at_least.items():
         value = OmegaConf.select(cfg, key)
         if value is not None and value < low:

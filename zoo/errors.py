@@ -12,6 +12,15 @@ class ZooError(ValueError):
     """A problem with the user's input (paths, config, data), not a bug."""
 
 
+def message(err):
+    """A ZooError's line. One raised in a DataLoader worker arrives with the worker's traceback in its
+    message ("Caught ZooError in DataLoader worker process 0. Original Traceback ..."): its last line holds it."""
+    text = str(err)
+    if "\nOriginal Traceback" in text:
+        text = text.rstrip().splitlines()[-1].split(": ", 1)[-1]
+    return text
+
+
 def exit_on_user_error(main):
     """Wrap an entry point so a `ZooError` prints `error: ...` and exits 2."""
 
@@ -20,7 +29,7 @@ def exit_on_user_error(main):
         try:
             return main(*args, **kwargs)
         except ZooError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {message(err)}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

@@ -1,7 +1,9 @@
 """`python main_pretrain.py [hydra overrides]`: self-supervised pretraining."""
 
+import contextlib
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -9,9 +11,20 @@ from pathlib import Path
 import hydra
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
-from zoo.callbacks import AtomicCheckpointIO, EmbeddingPlot, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
+from zoo.callbacks import (
+    AtomicCheckpointIO,
+    Diverged,
+    DivergenceGuard,
+    EmbeddingPlot,
+    SpectrumPlot,
+    StopOnSignal,
+    atomic_write_bytes,
+    checkpoint_callbacks,
+)
+from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
@@ -28,6 +41,12 @@ def check_method_override(argv):
     for arg in argv:
         if arg.startswith("method="):
             get_method(arg.split("=", 1)[1])
+
+
+def check_run_dir_override(argv):
+    """Fail in one line on a run folder that cannot be written before Hydra creates it (with a traceback)."""
+    given = [arg.split("=", 1)[1] for arg in argv if arg.lstrip("+").startswith("run_dir=")]
+    check_writable_folder(given[-1] if given else "runs")
 
 
 def hydra_flags_first(argv):
@@ -62,9 +81,11 @@ def quiet_lightning():
 
 def pretraining_trainer(cfg, run_dir):
     """The shared trainer with pretraining's outputs: a metrics.csv that survives a resume (and the
-    trackers `cfg.logger` names), atomic periodic checkpoints, the spectrum and embedding plots and the training meter."""
+    trackers `cfg.logger` names), atomic periodic checkpoints, the spectrum and embedding plots, the training meter,
+    and the stops: at a non-finite loss or gradient (DivergenceGuard) and on SIGTERM / SIGINT (StopOnSignal)."""
     callbacks = checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)
-    callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter()]
+    callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter(),
+                  DivergenceGuard(run_dir / "divergence.pt", **cfg.divergence), StopOnSignal(run_dir / "checkpoints" / "last.ckpt")]
     return build_trainer(cfg.trainer, run_dir, logger=run_loggers(cfg, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()])
 
 
@@ -102,26 +123,36 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     return method
 
 
-def summarise(cfg, model, trainer, loader, last_ckpt, started):
+def callback(trainer, kind):
+    return next(c for c in trainer.callbacks if isinstance(c, kind))
+
+
+def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
+    """summary.json; `stopped`: why the run ended before its planned steps (None: it finished)."""
     evaluated = getattr(model, "last_eval", {})
     keys = (
         "knn_top1", "knn_top5", "linear_top1", "linear_top5", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
-        "transformed_condition_number",
+        "transformed_condition_number", "output_std",
     )
+    guard = callback(trainer, DivergenceGuard)
     return {
         "method": cfg.method.name,
         "dataset": cfg.data.name,
         "backbone": cfg.backbone.name,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
+        "finished": stopped is None,
+        "stopped": stopped,
         **{key: evaluated.get(key) for key in keys},
+        "collapsed": guard.collapsed,
+        "skipped_nonfinite_steps": guard.skipped,
         "checkpoint": str(last_ckpt) if last_ckpt.exists() else None,
         "loader": loader,
         "global_batch_size": model.global_batch_size,
         "lr": cfg.optimizer.lr_scaled,
         "seconds": round(time.time() - started, 1),
-        "provenance": provenance(started, cfg.seed, next(c for c in trainer.callbacks if isinstance(c, TrainingMeter))),
+        "provenance": provenance(started, cfg.seed, callback(trainer, TrainingMeter)),
     }
 
 
@@ -172,18 +203,25 @@ def pretrain(cfg):
     method_cls = get_method(cfg.method.name)
     check_pretrain_config(cfg)
     method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
+    check_run_folder(run_dir, cfg.method.name, cfg.backbone.name)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = trainer_for_this_machine(cfg, run_dir)
+    with RunFolderLock(run_dir) if trainer.is_global_zero else contextlib.nullcontext():
+        return train(cfg, trainer, run_dir, started)
+
+
+def train(cfg, trainer, run_dir, started):
+    """Pretraining in `run_dir` (locked by this process); a run stopped by a signal exits 128 + its number."""
+    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
+    resume = newest_checkpoint(run_dir, last_ckpt)
+    if resume:
+        check_resumable(resume)
     loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
                             knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     model = build_method(cfg, loaders.num_classes, trainer.world_size, trainer.accumulate_grad_batches)
     if trainer.is_global_zero:
-        run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True).encode())
-    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
-    resume = newest_checkpoint(run_dir, last_ckpt)
-    if trainer.is_global_zero:
         print(
             f"zoo: {cfg.method.name} on {cfg.data.name} ({loaders.loader} loader), {cfg.backbone.name}, "
             f"{trainer.world_size} x {trainer.strategy.root_device.type}, global batch {global_batch}, "
@@ -192,15 +230,31 @@ def pretrain(cfg):
         if resume:
             print(f"Resuming from {resume}")
     val_loaders = [loaders.knn_bank, loaders.val]
-    trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
-    if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
-        trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
-    if trainer.is_global_zero and resume and not model.trained_steps and (run_dir / "summary.json").exists():
+    try:
+        trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
+        if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
+            trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
+    except (SIGTERMException, Diverged) as stop:
+        signalled = callback(trainer, StopOnSignal).received or "SIGTERM"
+        why = str(stop).split(";")[0] if isinstance(stop, Diverged) else f"stopped by {signalled}"
+        if trainer.is_global_zero:
+            write_json(run_dir / "summary.json", summarise(cfg, model, trainer, loaders.loader, last_ckpt, started, why))
+        if isinstance(stop, Diverged):
+            raise
+        if trainer.is_global_zero:
+            print(f"zoo: {why} at step {trainer.global_step}: {last_ckpt} written, summary.json marks the run unfinished; "
+                  "run the same command again to resume", file=sys.stderr)
+        sys.exit(128 + getattr(signal, signalled))
+    summary_path = run_dir / "summary.json"
+    finished = summary_path.exists() and json.loads(summary_path.read_text()).get("finished", True)
+    if trainer.is_global_zero and resume and not model.trained_steps and finished:
         print(f"the run in {run_dir} is already complete; its summary.json stays as it was (use another run_dir to train anew)")
     elif trainer.is_global_zero:
         summary = summarise(cfg, model, trainer, loaders.loader, last_ckpt, started)
-        write_json(run_dir / "summary.json", summary)
+        write_json(summary_path, summary)
         print(json.dumps({k: summary[k] for k in ("method", "dataset", "epochs", "knn_top1", "linear_top1", "effective_rank")}))
+        if summary["collapsed"]:
+            print(f"warning: the run looks collapsed ({summary['collapsed']}): see summary.json", file=sys.stderr)
         print(f"run written to {run_dir}")
     return model
 
@@ -210,6 +264,7 @@ def main():
     discover_methods()
     quiet_lightning()
     exit_on_user_error(check_method_override)(sys.argv[1:])
+    exit_on_user_error(check_run_dir_override)(sys.argv[1:])
 
     sys.argv[1:] = hydra_flags_first(sys.argv[1:])
 

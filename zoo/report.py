@@ -27,7 +27,7 @@ from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import run_folder
 
 COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "n", "k-NN", "top-1", "top-5", "eff. rank",
-           "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "minutes", "peak memory", "seeds", "target source"]
+           "flags", "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "minutes", "peak memory", "seeds", "target source"]
 # Config keys that do not change what a run computes: runs differing only in them are one recipe.
 NOT_THE_RECIPE = ("seed", "run_dir", "logger", "wandb")
 
@@ -169,6 +169,20 @@ def peak_memory(records):
     return f"{max(host) / 1024:.2f} GiB host" if host else "–"
 
 
+def flags(runs):
+    """What the runs' summaries say went wrong: collapsed, stopped early (a signal, a divergence), skipped steps."""
+    found = []
+    for run in runs:
+        if run.summary.get("collapsed"):
+            found.append("collapsed")
+        if run.summary.get("finished") is False:
+            stopped = run.summary.get("stopped") or ""
+            found.append("diverged" if " diverged " in stopped else f"unfinished ({stopped})" if stopped else "unfinished")
+        if run.summary.get("skipped_nonfinite_steps"):
+            found.append(f"{len(run.summary['skipped_nonfinite_steps'])} non-finite steps skipped")
+    return ", ".join(dict.fromkeys(found)) or "–"
+
+
 def recipes(runs):
     """The runs grouped by recipe (what `Run.recipe` says), in the order of their first run."""
     groups = {}
@@ -202,7 +216,7 @@ def report_rows(runs, targets, root):
                 first.key["method"], first.key["dataset"], epochs, str(first.key["views"]), str(first.key["batch"] or "–"),
                 label, str(len(evaluations)), percent(e["knn"] for e in evaluations),
                 percent(e["top1"] for e in evaluations), percent(e["top5"] for e in evaluations),
-                "–" if rank is None else f"{rank:.1f}",
+                "–" if rank is None else f"{rank:.1f}", flags(group),
                 "–" if "top1" not in target else f"{target['top1']:.2f}", difference(top1, target.get("top1")),
                 "–" if target_knn is None else f"{target_knn:.2f}", difference(knn, target_knn),
                 minutes(records), peak_memory(records), ",".join("–" if run.seed is None else str(run.seed) for run, _ in found),

@@ -30,6 +30,7 @@ from torchvision.transforms import InterpolationMode
 from zoo.data import worker_count
 from zoo.data.augment import blur_sigma_range, box_blur_taps, box_blur_width, check_known_ops, expand_crops, interpolation_mode
 from zoo.data.datasets import build_dataset
+from zoo.data.files import corrupt_image, undecodable
 from zoo.errors import ZooError
 
 _DALI_INTERPOLATION = {
@@ -196,16 +197,14 @@ def _training_pipeline(paths, labels, crops, mean, std, shard_id, num_shards, sh
 
 
 def _decode_error(err, root):
-    """A one-line `ZooError` for a decode failure inside DALI (naming the file when DALI does), else None."""
+    """A one-line `ZooError` for a decode failure inside DALI whose file no search found, else None."""
     text = str(err)
     if "fn.decoders." not in text:
         return None
-    named = re.search(r"Failed to decode sample #\d+ : (.+)", text)
-    if named:
-        return ZooError(f"cannot decode {named.group(1).strip()}: the image is corrupt (delete or replace it)")
     reason = re.search(r"encountered:\s*(.+)", text)
     detail = f" ({reason.group(1).strip()})" if reason else ""
-    return ZooError(f"DALI cannot decode an image under {root}/train{detail}: a file there is corrupt (delete or replace it)")
+    return ZooError(f"DALI cannot decode an image under {root}/train{detail}, and PIL decodes every file there: "
+                    "check the images DALI's decoder rejects (or use data.loader=torchvision)")
 
 
 def _built_pipeline(paths, labels, crops, mean, std, seed, shard_id, num_shards, batch_size, num_threads):
@@ -238,22 +237,33 @@ class DaliTrainLoader:
     limit_train_batches, a resumed run) is simply where the next one starts.
     The pipeline is built on the first `iter()`, once Lightning has picked this
     process's GPU (until then the loader is plain data, so it also pickles).
+
+    DALI's decode failures do not say which file failed: on one, every file of the list is decoded
+    (PIL) to find the ones that fail, each named (data.corrupt_images: stop at the first, or skip them
+    all with a warning each and go on with a pipeline built without them). Under DDP a process rebuilds its
+    pipeline when its own shard meets the file, so until every process has, the shards may overlap a little.
     """
 
-    def __init__(self, make_pipeline, num_crops, batches_per_epoch, root):
-        self.make_pipeline = make_pipeline
+    def __init__(self, make_pipeline, paths, labels, num_crops, batches_per_epoch, root, corrupt_images="stop"):
+        self.make_pipeline = make_pipeline  # (paths, labels) -> a built pipeline
+        self.paths, self.labels = paths, labels
         self.num_crops = num_crops
         self.batches_per_epoch = batches_per_epoch
         self.root = root
+        self.corrupt_images = corrupt_images
         self._stream = None
 
     def __len__(self):
         return self.batches_per_epoch
 
+    def _start(self):
+        outputs = [f"crop{index}" for index in range(self.num_crops)] + ["label"]
+        self._stream = DALIGenericIterator(self.make_pipeline(self.paths, self.labels), output_map=outputs,
+                                           prepare_first_batch=False)
+
     def __iter__(self):
         if self._stream is None:
-            outputs = [f"crop{index}" for index in range(self.num_crops)] + ["label"]
-            self._stream = DALIGenericIterator(self.make_pipeline(), output_map=outputs, prepare_first_batch=False)
+            self._start()
         for _ in range(self.batches_per_epoch):
             batch = self._next_batch()
             crops = [batch[f"crop{index}"] for index in range(self.num_crops)]
@@ -264,9 +274,17 @@ class DaliTrainLoader:
             return next(self._stream)[0]
         except RuntimeError as err:
             user_error = _decode_error(err, self.root)
-            if user_error:
+            if not user_error:
+                raise
+            bad = undecodable(self.paths)
+            if not bad:
                 raise user_error from None
-            raise
+            for path, reason in bad.items():
+                corrupt_image(path, reason, self.corrupt_images)  # stop: raises at the first
+            kept = [index for index, path in enumerate(self.paths) if path not in bad]
+            self.paths, self.labels = [self.paths[i] for i in kept], [self.labels[i] for i in kept]
+            self._start()
+            return self._next_batch()
 
 
 def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_shards=1):
@@ -284,15 +302,14 @@ def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_
     crops = expand_crops(views)
     make_pipeline = partial(
         _built_pipeline,
-        paths,
-        labels,
-        crops,
-        list(mean),
-        list(std),
-        seed,
-        shard_id,
-        num_shards,
+        crops=crops,
+        mean=list(mean),
+        std=list(std),
+        seed=seed,
+        shard_id=shard_id,
+        num_shards=num_shards,
         batch_size=data_cfg.batch_size,
         num_threads=max(1, worker_count(data_cfg)),
     )
-    return DaliTrainLoader(make_pipeline, len(crops), batches_per_epoch, data_cfg.root)
+    return DaliTrainLoader(make_pipeline, paths, labels, len(crops), batches_per_epoch, data_cfg.root,
+                           data_cfg.corrupt_images)

@@ -95,9 +95,12 @@ def _torchvision_dataset(name, root, split, transform, download):
         raise
 
 
-def _folder_dataset(root, split, transform):
-    from torchvision.datasets import ImageFolder
+def _folder_dataset(root, split, transform, corrupt_images="skip"):
+    from zoo.data.files import CORRUPT_IMAGES
+    from zoo.data.folder import NamingImageFolder
 
+    if corrupt_images not in CORRUPT_IMAGES:
+        raise ZooError(f"data.corrupt_images must be {' or '.join(CORRUPT_IMAGES)}, not '{corrupt_images}'")
     if root is None:
         raise ZooError("data.root is not set: pass data.root=PATH to a folder with train/<class>/* and val/<class>/*")
     split_dir = Path(root) / split
@@ -106,7 +109,7 @@ def _folder_dataset(root, split, transform):
     if not split_dir.is_dir():
         raise ZooError(f"wrong folder layout: {split_dir} is missing (expected {root}/train/<class>/* and {root}/val/<class>/*)")
     try:
-        dataset = ImageFolder(str(split_dir), transform=transform)
+        dataset = NamingImageFolder(str(split_dir), transform, corrupt_images)
     except FileNotFoundError as err:
         raise ZooError(f"wrong folder layout under {split_dir}: {err} (expected {split_dir}/<class>/<image>)") from None
     dataset.samples = dataset.imgs = list(readable_folder_samples(tuple(dataset.samples)))
@@ -132,7 +135,7 @@ def build_dataset(data_cfg, split, transform):
         prefix = "val" if split == "val" else "train"
         return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)
     if info.kind == "folder":
-        return _folder_dataset(data_cfg.root, "val" if split == "val" else "train", transform)
+        return _folder_dataset(data_cfg.root, "val" if split == "val" else "train", transform, data_cfg.corrupt_images)
     if info.kind == "stl10":
         stl_split = {"train": "train+unlabeled", "train_labeled": "train", "val": "test"}[split]
         return _torchvision_dataset("stl10", data_cfg.root, stl_split, transform, data_cfg.download)

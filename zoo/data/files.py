@@ -1,11 +1,14 @@
 """Cheap checks that image files are complete, so a bad file is skipped up front
-instead of killing a long run (both loaders use them)."""
+instead of killing a long run, and what a file that passes them but cannot be decoded
+does (data.corrupt_images): both loaders use them."""
 
 import os
 import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+
+from zoo.errors import ZooError
 
 # Leading bytes of the image formats both loaders decode, to reject non-images before the run.
 _IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x00\x0cjP", b"\xff\x4f\xff\x51")
@@ -58,3 +61,44 @@ def readable_samples(samples, threads=16, chunk=256, stacklevel=2):
 def readable_folder_samples(samples):
     """`readable_samples` of an ImageFolder's sample tuple, once per folder and process."""
     return tuple(readable_samples(list(samples), stacklevel=4))
+
+
+# data.corrupt_images: what an image that passes the up-front check but cannot be decoded does
+CORRUPT_IMAGES = ("skip", "stop")
+
+
+def corrupt_image(path, reason, corrupt_images):
+    """The image at `path` failed to decode (`reason`): one ZooError line naming it (stop), or a warning naming it (skip)."""
+    reason = str(reason).replace(f" '{path}'", "")  # PIL names some files itself
+    if corrupt_images == "stop":
+        raise ZooError(f"cannot decode {path}: {reason} (delete or replace the file, or set data.corrupt_images=skip "
+                       "to train without it)")
+    warnings.warn(f"skipping {path}: cannot decode it ({reason}); data.corrupt_images=skip", stacklevel=3)
+
+
+def decoded_rgb(path):
+    """The image at `path` decoded whole (PIL), as RGB."""
+    from PIL import Image
+
+    with open(path, "rb") as file:
+        return Image.open(file).convert("RGB")
+
+
+# What PIL raises for a file it cannot decode (UnidentifiedImageError is an OSError).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError)
+
+
+def undecodable(paths, threads=16):
+    """{path: reason} of the files PIL cannot decode, in their order: the search for the file a DALI decode
+    failure does not name (threads overlap the reads and the decoding, which PIL runs without the GIL)."""
+
+    def reason(path):
+        try:
+            decoded_rgb(path)
+        except DECODE_ERRORS as err:
+            return str(err)
+        return None
+
+    with ThreadPoolExecutor(threads) as pool:
+        reasons = list(pool.map(reason, paths, chunksize=64))
+    return {path: why for path, why in zip(paths, reasons) if why}

@@ -237,12 +237,10 @@ class BaseMethod(L.LightningModule):
         crops = [self._prepare(crop) for crop in crops]
         loss, features = self.compute_loss(crops)
         loss, parts = self.split_loss(loss)
-        if not torch.isfinite(loss):
-            raise ZooError(
-                f"method {self.name}: the loss became {loss.item()} at step {self.global_step}; training stopped "
-                "with the last good checkpoint kept (lower optimizer.lr, or raise method.eps for whitening methods)"
-            )
         probe_loss, probe_acc = self.probe_step(features, labels)
+        # what zoo.callbacks.DivergenceGuard checks (before the optimiser step) and names when one is not finite
+        self.step_losses = {"loss": loss.detach(), **{name: part.detach() for name, part in parts.items()},
+                            "probe": probe_loss.detach()}
         self.trained_steps += 1
         metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}
         metrics |= {f"train/loss/{name}": part for name, part in parts.items()}
@@ -316,6 +314,7 @@ class BaseMethod(L.LightningModule):
             "projector_effective_rank": effective_rank(projector_eigs),
             "backbone_condition_number": condition_number(backbone_eigs),
             "projector_condition_number": condition_number(projector_eigs),
+            "output_std": output_std(projections),
             "backbone_eigenvalues": backbone_eigs.cpu(),
             "projector_eigenvalues": projector_eigs.cpu(),
         }
@@ -407,6 +406,12 @@ class BaseMethod(L.LightningModule):
         if not math.isfinite(batches):
             batches = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs or 1, 1)
         return max(int(batches) // self.trainer.accumulate_grad_batches, 1)
+
+
+def output_std(z):
+    """The std of the L2-normalised outputs over the batch, averaged over dimensions, x sqrt(dimensions): about
+    1 for outputs spread over the sphere, 0 when they collapse to one point (SimSiam, Chen & He 2021, Sec. 4.1)."""
+    return float(F.normalize(z.float(), dim=1).std(dim=0).mean() * z.shape[1] ** 0.5)
 
 
 def top_k_accuracy(scores, labels, num_classes, k=1):

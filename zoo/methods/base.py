@@ -14,6 +14,7 @@ A method is built from its own config plus explicit arguments, like timm's
 a run config into these arguments.
 """
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,9 +98,18 @@ class BaseMethod(L.LightningModule):
     num_views = 2
     # True for methods with an EMA target branch: set by `zoo.methods.momentum.MomentumTargetMixin`.
     momentum_target = False
-    # True: the projector sees all crops as one batch (BN statistics over every view), as the
-    # official W-MSE and CW-RGP code does; False: one projector call per crop.
+    # How the training forward batches the crops, as the method's source does (each call's BatchNorm
+    # statistics cover the crops it holds); `encode` and `project` honour it, and so every method's forward:
+    #   joint_backbone: True = one backbone call per run of consecutive crops of one size, concatenated
+    #     (MMCR, LeJEPA, the official SwAV); False = one backbone call per crop (solo-learn);
+    #   joint_projector: True = one projector call on every crop's features, concatenated (W-MSE, CW-RGP,
+    #     MMCR, LeJEPA, the official SwAV); False = one projector call per crop.
+    # A method whose recipes follow sources that differ makes them properties of its config (SwAV, SimCLR).
+    joint_backbone = False
     joint_projector = False
+    # True where a trained parameter may get its first gradient after other parameters have stepped (a mixin
+    # freezing some early: SwAV's prototypes, DINO's last layer), so that SGD cannot use torch's fused kernel.
+    gradients_start_late = False
     # `optimizer.*` values of the method's paper (applied under the optimizer argument, and by Hydra
     # when `method=<name>` is selected).
     optimizer_defaults: ClassVar[dict] = {}
@@ -188,10 +198,21 @@ class BaseMethod(L.LightningModule):
 
     def compute_loss(self, crops):
         """Loss of one training batch -> (loss, backbone features for the online probe)."""
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         return self.loss(self.project(features)), largest_crops(features, crops)
 
+    def encode(self, crops):
+        """Backbone features of every crop, in crop order, batched as `joint_backbone` declares."""
+        if not self.joint_backbone:
+            return [self.backbone(crop) for crop in crops]
+        features = []
+        for _, run in itertools.groupby(crops, key=lambda crop: tuple(crop.shape[1:])):
+            run = list(run)
+            features += self.backbone(torch.cat(run)).split([len(crop) for crop in run])
+        return features
+
     def project(self, features):
+        """Projector outputs of every crop's features, in crop order, batched as `joint_projector` declares."""
         if self.joint_projector:
             return list(self.projector(torch.cat(features)).split([len(f) for f in features]))
         return [self.projector(f) for f in features]
@@ -387,7 +408,11 @@ class BaseMethod(L.LightningModule):
         # SGD, 3.3x for Adam: benchmarks/step_time.py's optimiser column); not on the meta device of the tests.
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
         if opt.name == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum, fused=fused)
+            # torch's fused SGD creates a group's momentum buffers only while none of its parameters has one, and stops
+            # with a TypeError on a parameter whose first gradient comes later; the per-parameter loop creates each
+            # buffer at its parameter's first gradient, as the official SwAV and DINO optimisers and solo-learn's do.
+            fused_sgd = fused and not self.gradients_start_late
+            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum, fused=fused_sgd)
         elif opt.name == "lars":
             from timm.optim import Lars
 

@@ -31,6 +31,7 @@ from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
 from zoo.eval.knn import knn_predict
+from zoo.optim import make_optimizer
 from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.spectral import covariance
 
@@ -407,21 +408,10 @@ class BaseMethod(L.LightningModule):
         # torch's fused kernels: one pass over all parameters (on a CPU 2.6x faster than the per-tensor loop for
         # SGD, 3.3x for Adam: benchmarks/step_time.py's optimiser column); not on the meta device of the tests.
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
-        if opt.name == "sgd":
-            # torch's fused SGD creates a group's momentum buffers only while none of its parameters has one, and stops
-            # with a TypeError on a parameter whose first gradient comes later; the per-parameter loop creates each
-            # buffer at its parameter's first gradient, as the official SwAV and DINO optimisers and solo-learn's do.
-            fused_sgd = fused and not self.gradients_start_late
-            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum, fused=fused_sgd)
-        elif opt.name == "lars":
-            from timm.optim import Lars
-
-            optimizer = Lars(groups, lr=self.lr, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
-        elif opt.name in ("adam", "adamw"):
-            cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
-            optimizer = cls(groups, lr=self.lr, betas=tuple(opt.betas), fused=fused)
-        else:
-            raise ZooError(f"optimizer.name must be sgd, lars, adam or adamw, not '{opt.name}'")
+        # torch's fused SGD creates a group's momentum buffers only while none of its parameters has one, and stops
+        # with a TypeError on a parameter whose first gradient comes later; the per-parameter loop creates each
+        # buffer at its parameter's first gradient, as the official SwAV and DINO optimisers and solo-learn's do.
+        optimizer = make_optimizer(opt, groups, self.lr, fused_sgd=fused and not self.gradients_start_late, fused=fused)
         lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.scheduler_cfg, steps_per_epoch, total_steps, g["lr"])
                    for g in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

@@ -480,7 +480,9 @@ def batch_norm_state(module):
 def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, options):
     """After one training forward, the running statistics of every BatchNorm of backbone and projector equal
     those of a reference forward written out here with the source's batching (see CROP_BATCHING)."""
-    joint_backbone, joint_projector = CROP_BATCHING_OPTIONS.get((method, options)) or CROP_BATCHING[method]
+    expected = CROP_BATCHING_OPTIONS.get((method, options)) or CROP_BATCHING.get(method)
+    assert expected, f"{method}: add how its source batches the crops to CROP_BATCHING"
+    joint_backbone, joint_projector = expected
     multi_crop = get_method(method).num_views is None
     views = "data.views=[{size: 16, count: 2}, {size: 8, count: 2}]" if multi_crop else "data.views=[{size: 16, count: 2}]"
     extra = [views, *(options.split(",") if options else [])]

@@ -18,7 +18,7 @@ from zoo.data.augment import expand_crops
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import build_trainer, write_json
 from zoo.loggers import run_loggers
-from zoo.methods.base import batch_scaled
+from zoo.methods.base import batch_scaled, typed_config
 from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
 
@@ -66,6 +66,14 @@ def pretraining_trainer(cfg, run_dir):
     callbacks = checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)
     callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter()]
     return build_trainer(cfg.trainer, run_dir, logger=run_loggers(cfg, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()])
+
+
+def check_batch_config(cfg, method_cls, world_size):
+    """The method's batch limits (`BaseMethod.check_global_batch`) on the run config, once the per-device batch and
+    the devices are known and before any data or model exists: one `error:` line instead of a NaN loss or a
+    traceback at the first step."""
+    config = typed_config(method_cls.Config, OmegaConf.to_container(cfg.method, resolve=True))
+    method_cls.check_global_batch(config, cfg.data.batch_size * world_size)
 
 
 def newest_checkpoint(run_dir, last_ckpt):
@@ -174,6 +182,7 @@ def pretrain(cfg):
     method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = trainer_for_this_machine(cfg, run_dir)
+    check_batch_config(cfg, method_cls, trainer.world_size)
     loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
                             knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches

@@ -169,7 +169,7 @@ class BaseMethod(L.LightningModule):
         self.projector = self.build_projector()
         self.classifier = nn.Linear(self.feature_dim, self.num_classes)
         self.build_modules()
-        self.check_batch(self.global_batch_size)
+        self.check_global_batch(self.mcfg, self.global_batch_size)
         self._val_outputs = {}
         self.last_eval = {}
         self.trained_steps = 0  # in this process: 0 after resuming a finished run
@@ -188,8 +188,23 @@ class BaseMethod(L.LightningModule):
         """Projector outputs, one per crop, in crop order -> scalar loss, or (loss, {part name: tensor})."""
         raise NotImplementedError
 
-    def check_batch(self, global_batch_size):
-        """Raise ZooError when the batch cannot serve this method (e.g. a whitening too large for it)."""
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        """Raise ZooError when the global batch cannot serve this method with `config` (its typed Config), beyond
+        the rule every method shares (`check_global_batch`): e.g. a whitening too large for it, a queue smaller."""
+
+    @classmethod
+    def check_global_batch(cls, config, global_batch_size):
+        """Every method's batch limits: run when the run config is composed, before data or model
+        (`zoo.pretrain.check_batch_config`), and at construction. Every loss here takes statistics or negatives
+        over the batch, so one sample serves none (VICReg's variance is NaN, Barlow Twins' standardised batch
+        has no gradient, BatchNorm stops); then the method's own `check_batch`."""
+        if global_batch_size < 2:
+            raise ZooError(
+                f"method {cls.name} needs a global batch of at least 2 samples (its loss and BatchNorm take statistics "
+                f"over the batch), got {global_batch_size}: raise data.batch_size (or data.global_batch_size)"
+            )
+        cls.check_batch(config, global_batch_size)
 
     def transform(self, z):
         """Whitening methods: (output, axis) of their transform applied to one training-sized batch

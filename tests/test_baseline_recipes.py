@@ -122,8 +122,11 @@ class Source:
 
 
 SOURCES = {}
+# solo-learn's training_step: backbone and projector once per crop (base_training_step for each large crop).
+SOLO_CALLS = {"backbone_calls": ((0,), (1,)), "joint_projector": False}
 for ds in ("cifar10", "cifar100"):
-    solo_cifar = {"crop": 32, "stem": "small-p2", "maxpool": False, "zero_init": False, "precision": "16-mixed", "sync_bn": True}
+    solo_cifar = {"crop": 32, "stem": "small-p2", "maxpool": False, "zero_init": False, "precision": "16-mixed", "sync_bn": True,
+                  **SOLO_CALLS}
     SOURCES |= {
         f"{ds}/simclr": Source((SOLO_SYMMETRIC,) * 2, projector=solo_mlp(512, 2048, 256, bn=False), temperature=0.2, **solo_cifar),
         f"{ds}/mocov2plus": Source((SOLO_WEAK,) * 2, projector=solo_mlp(512, 2048, 256, bn=False), temperature=0.2, queue=32768,
@@ -131,7 +134,8 @@ for ds in ("cifar10", "cifar100"):
         f"{ds}/byol": Source(SOLO_ASYM_CIFAR, projector=solo_mlp(512, 4096, 256, bn=True), predictor=solo_mlp(256, 4096, 256, bn=True),
                              **solo_cifar),
     }
-solo_in100 = {"crop": 224, "stem": "imagenet", "maxpool": True, "zero_init": False, "precision": "16-mixed", "sync_bn": True}
+solo_in100 = {"crop": 224, "stem": "imagenet", "maxpool": True, "zero_init": False, "precision": "16-mixed", "sync_bn": True,
+              **SOLO_CALLS}
 SOURCES |= {
     "imagenet-100/simclr": Source((SOLO_SYMMETRIC,) * 2, projector=solo_mlp(512, 4096, 512, bn=False), temperature=0.2, **solo_in100),
     "imagenet-100/mocov2plus": Source((SOLO_WEAK,) * 2, projector=solo_mlp(512, 2048, 256, bn=False), temperature=0.2, queue=65536,
@@ -155,7 +159,8 @@ for ds, crop, emb in (("cifar10", 32, 64), ("cifar100", 32, 64), ("stl10", 64, 1
 imagenet = {"crop": 224, "stem": "imagenet", "maxpool": True, "zero_init": True, "precision": "32-true", "sync_bn": True}
 SOURCES |= {
     # model_util.projection_head, num_proj_layers 3: Linear (no bias) + BN (+ReLU) twice at the feature width, then to 128 + BN.
-    "imagenet/simclr": Source((SIMCLR_TF,) * 2, temperature=0.1, **imagenet,
+    # model.py: the views concatenated along the batch, then the ResNet and the head once on all of them.
+    "imagenet/simclr": Source((SIMCLR_TF,) * 2, temperature=0.1, backbone_calls=((0, 1),), joint_projector=True, **imagenet,
                               projector=hidden(2048, 2048) * 2 + [linear(2048, 128, bias=False), "BN 128"],
                               projector_in_zoo=hidden(2048, 2048) * 2 + [linear(2048, 128)]),
     # networks.MLP: Linear (bias) + BN + ReLU + Linear without bias, for projector and predictor.
@@ -169,7 +174,8 @@ SWAV_SOLO = {"prototypes": 3000, "temperature": 0.1, "queue": 3840, "queue_from"
 DINO_SOLO = {"prototypes": 4096, "frozen": (1, 0),  # freeze_last_layer 1
              "loss_values": {"student_temperature": 0.1, "center_momentum": 0.9, "norm_last_layer": True}}
 for ds in ("cifar10", "cifar100"):
-    solo_cifar = {"crop": 32, "stem": "small-p2", "maxpool": False, "zero_init": False, "precision": "16-mixed", "sync_bn": True}
+    solo_cifar = {"crop": 32, "stem": "small-p2", "maxpool": False, "zero_init": False, "precision": "16-mixed", "sync_bn": True,
+                  **SOLO_CALLS}
     SOURCES |= {
         f"{ds}/swav": Source((SOLO_SYMMETRIC,) * 2, projector=solo_mlp(512, 2048, 128, bn=True), **SWAV_SOLO, **solo_cifar),
         f"{ds}/dino": Source(SOLO_ASYM_CIFAR, projector=dino_mlp(512, 2048, 256), teacher_temperature=(0.04, 0.07, 0), **DINO_SOLO,
@@ -189,9 +195,10 @@ SOURCES |= {
                               queue=65536, queues=1, loss_values={"shuffle_bn": True}, precision="32-true", sync_bn=False,
                               **fb_imagenet),
     # resnet50.py projection_head (hidden_mlp 2048, feat_dim 128), nmb_prototypes 3000, freeze_prototypes_niters 313, no queue.
+    # resnet50.py forward: the backbone once on both 224 crops, the head once on both.
     "imagenet/swav": Source((SWAV_2X224,) * 2, projector=hidden(2048, 2048) + [linear(2048, 128)], temperature=0.1, prototypes=3000,
                             frozen=(0, 313), loss_values={"sk_epsilon": 0.05, "sk_iters": 3}, precision="16-mixed", sync_bn=True,
-                            **fb_imagenet),
+                            backbone_calls=((0, 1),), joint_projector=True, **fb_imagenet),
     # swav_100ep_pretrain.sh itself: 2 x 224 + 6 x 96 crops, codes of crops 0 and 1 (--crops_for_assign 0 1), --queue_length 0;
     # resnet50.py forward: the backbone on each run of same-size crops concatenated, the head on all crops at once.
     "imagenet/swav_multicrop_ep100": Source((SWAV_MC_224,) * 2 + (SWAV_MC_96,) * 6, projector=hidden(2048, 2048) + [linear(2048, 128)],

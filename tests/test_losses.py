@@ -218,3 +218,13 @@ def test_intl_m_parts_leave_out_the_target_trace():
     assert rel_err(total, reference.intl_m_loss(*tensors, **kwargs)) < 1e-7
     assert rel_err(parts["mse"], reference.intl_m_loss(*tensors, **{**kwargs, "trade_off": 0.0})) < 1e-7
     assert rel_err(parts["mse"] + parts["trace"], total) < 1e-12
+
+
+def test_wmse_on_a_batch_of_identical_samples_is_one_clear_error():
+    """Its covariance is 0, which Cholesky cannot factor: a ZooError (one `error:` line), not torch's LinAlgError."""
+    from zoo.errors import ZooError
+
+    constant = torch.ones(16, 4)
+    with pytest.raises(ZooError, match="cholesky whitening failed: a \\(sub-\\)batch's covariance is singular"):
+        losses.wmse_loss(constant, constant.clone())
+    assert torch.isfinite(losses.wmse_loss(constant + torch.randn(16, 4), constant + torch.randn(16, 4), eps=0.0))

@@ -1,5 +1,6 @@
 """Registry, every registered method's training step, the lr schedule, adding a method."""
 
+import copy
 import csv
 import json
 import os
@@ -443,3 +444,84 @@ def test_the_model_trains_channels_last_where_that_is_faster(device, size, nhwc)
         assert conv.is_contiguous(memory_format=torch.channels_last) == expected and conv.shape[-1] > 1
         crop = model._prepare(torch.randn(4, 3, size, size))
         assert crop.is_contiguous(memory_format=torch.channels_last) == expected
+
+
+# ---- how the crops are batched through backbone and projector ---------------------------------------------
+# (joint backbone: one call per run of same-size crops; joint projector: one call on every crop's features), as the
+# code each method's defaults follow batches them: every call's BatchNorm statistics cover the crops it holds.
+CROP_BATCHING = {
+    "mmcr": (True, True),  # mmcr/cifar_stl/train.py: "B N C H W -> (B N) C H W", then model(img_batch)
+    "lejepa": (True, True),  # MINIMAL.md ViTEncoder.forward: backbone(x.flatten(0, 1)), then proj on every view
+    "wmse": (False, True),  # htdt methods/w_mse.py: [model(x) for x in samples], head(torch.cat(h))
+    "cwrgp": (False, True),  # CW-RGP base/methods/cwrgp.py: the same
+    "shuffled_dbn": (False, True),  # the same file (--axis 1)
+    "zero_cl": (False, False),  # CW-RGP base/methods/zero_icl.py: head(model(samples[i])) per view
+    "intl": (False, False),  # INTL methods/intl.py: projection(backbone(x)) for x in samples
+    "intl_m": (False, False),  # INTL methods/intl_m.py: the same on samples[1:]
+    "st": (False, False),  # INTL's forward
+    "barlow_twins": (False, False),  # solo-learn (one base_training_step per crop); FB main.py: projector(backbone(y1)), (y2)
+    "vicreg": (False, False),  # solo-learn; FB main_vicreg.py: projector(backbone(x)), projector(backbone(y))
+    "simsiam": (False, False),  # solo-learn; FB simsiam builder.py: encoder(x1), encoder(x2)
+    "byol": (False, False),  # solo-learn; htdt methods/byol.py: head(model(x)) for x in samples
+    "mocov2plus": (False, False),  # solo-learn
+    "mocov2": (False, False),  # facebookresearch/moco builder.py: encoder_q(im_q), one crop
+    "simclr": (False, False),  # solo-learn
+    "swav": (False, False),  # solo-learn (joint_forward: the official ResNet, below)
+    "dino": (False, False),  # solo-learn
+    "frossl": (False, False),  # FroSSL (solo-learn's training step, one forward per crop)
+    "corinfomax": (False, False),  # corinfomax-ssl model_base_resnet.py: projector(backbone(y1)), then y2
+    "mec": (False, False),  # MEC builder.py: predictor(encoder(x1)), predictor(encoder(x2))
+}
+# Options that switch a method to another source's batching: (method, its config overrides) -> batching.
+CROP_BATCHING_OPTIONS = {
+    ("swav", "method.joint_forward=true"): (True, True),  # facebookresearch/swav src/resnet50.py forward
+    ("simclr", "method.joint_projector=true"): (False, True),  # htdt methods/contrastive.py
+    ("simclr", "method.joint_backbone=true,method.joint_projector=true"): (True, True),  # google-research/simclr model.py
+}
+BATCHING_CASES = [(m, "") for m in METHODS] + list(CROP_BATCHING_OPTIONS)
+
+
+def batch_norm_state(module):
+    return {f"{name}.{key}": value.clone() for name, bn in module.named_modules() if isinstance(bn, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d)
+            for key, value in bn.state_dict().items()}
+
+
+@pytest.mark.parametrize("method, options", BATCHING_CASES, ids=[f"{m}{'-' + o if o else ''}" for m, o in BATCHING_CASES])
+def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, options):
+    """After one training forward, the running statistics of every BatchNorm of backbone and projector equal
+    those of a reference forward written out here with the source's batching (see CROP_BATCHING)."""
+    expected = CROP_BATCHING_OPTIONS.get((method, options)) or CROP_BATCHING.get(method)
+    assert expected, f"{method}: add how its source batches the crops to CROP_BATCHING"
+    joint_backbone, joint_projector = expected
+    multi_crop = get_method(method).num_views is None
+    views = "data.views=[{size: 16, count: 2}, {size: 8, count: 2}]" if multi_crop else "data.views=[{size: 16, count: 2}]"
+    extra = [views, *(options.split(",") if options else [])]
+    if method in ("simclr", "mocov2", "mocov2plus", "dino", "corinfomax"):
+        extra.append("method.proj_hidden_bn=true")  # a projector with BatchNorm, so its batching shows
+    torch.manual_seed(0)
+    model = build(method, extra)
+    backbone, projector = copy.deepcopy(model.backbone), copy.deepcopy(model.projector)
+    crops = [torch.randn(32, 3, size, size) for size in model.crop_sizes]
+    model.compute_loss(crops)
+
+    online = {"mocov2": [0], "intl_m": list(range(1, len(crops)))}.get(method, list(range(len(crops))))  # crops the online branch sees
+    # The reference forward: the backbone on each crop, or on each run of same-size crops concatenated ...
+    if joint_backbone:
+        runs = [[i for i in online if crops[i].shape[-1] == size] for size in dict.fromkeys(crops[i].shape[-1] for i in online)]
+    else:
+        runs = [[i] for i in online]
+    features = [backbone(torch.cat([crops[i] for i in run])) for run in runs]
+    # ... then the projector on each crop's features, or on all of them at once.
+    if joint_projector:
+        projector(torch.cat(features))
+    else:
+        for run, run_features in zip(runs, features):
+            for crop_features in run_features.split(32):
+                projector(crop_features)
+
+    for name, (built, reference) in {"backbone": (model.backbone, backbone), "projector": (model.projector, projector)}.items():
+        stats, expected = batch_norm_state(built), batch_norm_state(reference)
+        assert stats and stats.keys() == expected.keys(), f"the {name} has BatchNorms, so its batching shows"
+        for key in stats:
+            torch.testing.assert_close(stats[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
+    assert (bool(model.joint_backbone), bool(model.joint_projector)) == (joint_backbone, joint_projector)  # as declared

@@ -134,6 +134,7 @@ BAD_INPUTS = [
     (["data.batch_size=0"], "data.batch_size=0 must be at least 1"),
     (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be positive"),
     (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5 must be a number of batches"),
+    (["optimizer.name=lamb"], "optimizer.name must be sgd, lars, lars_fb, adam, adamw, not 'lamb'"),
     pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu but this machine has no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ]
@@ -163,6 +164,26 @@ def pretrain_in_process(monkeypatch, capsys, *args):
 @pytest.mark.parametrize("args, expected", BAD_INPUTS)
 def test_bad_input_is_one_clear_line(args, expected, tmp_path, monkeypatch, capsys):
     """The one `error:` line on stderr and exit status 2."""
+    code, _, err = pretrain_in_process(monkeypatch, capsys, *args, f"run_dir={tmp_path / 'run'}")
+    assert code == 2
+    assert_one_error_line(err, expected)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["method=vicreg", "data.batch_size=1"], "method vicreg needs a global batch of at least 2 samples"),  # NaN loss
+    (["method=barlow_twins", "data.batch_size=1"], "method barlow_twins needs a global batch of at least 2"),  # no gradient
+    (["method=wmse", "data.batch_size=32", "method.w_size=32"], "rank-deficient"),  # 32 samples cannot whiten 32 features
+    (["method=mocov2", "data.batch_size=64", "method.queue_size=32"], "method.queue_size=32 is smaller than the global batch"),
+])
+def test_the_methods_batch_limits_stop_the_run_before_data_or_model(args, expected, tmp_path, monkeypatch, capsys):
+    """Checked on the composed config with the devices known, before any loader or model is built."""
+    import zoo.pretrain
+
+    def built(*_, **__):
+        raise AssertionError("data or model built before the batch was checked")
+
+    monkeypatch.setattr(zoo.pretrain, "build_loaders", built)
+    monkeypatch.setattr(zoo.pretrain, "build_method", built)
     code, _, err = pretrain_in_process(monkeypatch, capsys, *args, f"run_dir={tmp_path / 'run'}")
     assert code == 2
     assert_one_error_line(err, expected)

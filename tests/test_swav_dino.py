@@ -262,13 +262,18 @@ def _random_crops(count, batches):
     return [([torch.randn(3, 16, 16, generator=gen) for _ in range(2)], i % 10) for i in range(count * batches)]
 
 
+@pytest.mark.parametrize("optimizer", ["lars", "sgd"])
 @pytest.mark.parametrize("name, freeze", [("swav", {"freeze_epochs": 0, "freeze_steps": 2}),
                                           ("dino", {"freeze_epochs": 1})])
-def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, freeze):
+def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, freeze, optimizer):
     """Two steps per epoch, through Lightning's hooks: SwAV's prototypes frozen for 2 steps (the official
-    count), DINO's last layer for 1 epoch (solo-learn's); the optimiser steps everything else from the start."""
+    count), DINO's last layer for 1 epoch (solo-learn's); the optimiser steps everything else from the start.
+    Under SGD with momentum the unfrozen parameters get their momentum buffers at their first gradient (torch's
+    fused SGD would stop there with a TypeError)."""
     torch.manual_seed(0)
-    model = create_method(name, {**SMALL[name], **freeze}, **TINY, scheduler={"warmup_epochs": 0})
+    model = create_method(name, {**SMALL[name], **freeze}, **TINY, scheduler={"warmup_epochs": 0},
+                          optimizer={"name": optimizer} if optimizer == "sgd" else None)
+    assert model.optimizer_cfg.name == optimizer and model.optimizer_cfg.momentum > 0
     frozen = model.prototypes.weight if name == "swav" else model.projector.last_layer.parametrizations.weight.original1
     trained = model.projector[0].weight if name == "swav" else model.projector.mlp[0].weight
     seen = []

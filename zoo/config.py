@@ -249,6 +249,9 @@ def check_pretrain_config(cfg):
     if cfg.optimizer.weight_decay < 0:
         raise ZooError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} must be >= 0")
     check_batch_limits(cfg.trainer)
+    from zoo.optim import check_optimizer
+
+    check_optimizer(cfg.optimizer)
     if str(cfg.trainer.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ZooError(f"trainer.accelerator={cfg.trainer.accelerator} but this machine has no CUDA GPU: "
                        "use trainer.accelerator=auto (or cpu)")

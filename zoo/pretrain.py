@@ -31,7 +31,7 @@ from zoo.data.augment import expand_crops
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import build_trainer, write_json
 from zoo.loggers import run_loggers
-from zoo.methods.base import batch_scaled
+from zoo.methods.base import batch_scaled, typed_config
 from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
 
@@ -87,6 +87,14 @@ def pretraining_trainer(cfg, run_dir):
     callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter(),
                   DivergenceGuard(run_dir / "divergence.pt", **cfg.divergence), StopOnSignal(run_dir / "checkpoints" / "last.ckpt")]
     return build_trainer(cfg.trainer, run_dir, logger=run_loggers(cfg, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()])
+
+
+def check_batch_config(cfg, method_cls, world_size):
+    """The method's batch limits (`BaseMethod.check_global_batch`) on the run config, once the per-device batch and
+    the devices are known and before any data or model exists: one `error:` line instead of a NaN loss or a
+    traceback at the first step."""
+    config = typed_config(method_cls.Config, OmegaConf.to_container(cfg.method, resolve=True))
+    method_cls.check_global_batch(config, cfg.data.batch_size * world_size)
 
 
 def newest_checkpoint(run_dir, last_ckpt):
@@ -206,6 +214,7 @@ def pretrain(cfg):
     check_run_folder(run_dir, cfg.method.name, cfg.backbone.name)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = trainer_for_this_machine(cfg, run_dir)
+    check_batch_config(cfg, method_cls, trainer.world_size)
     with RunFolderLock(run_dir) if trainer.is_global_zero else contextlib.nullcontext():
         return train(cfg, trainer, run_dir, started)
 

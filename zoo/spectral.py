@@ -210,7 +210,12 @@ def iternorm_matrix(sigma: Tensor, iters: int) -> Tensor:
 
 def cholesky_matrix(sigma: Tensor) -> Tensor:
     """``L^-T`` with Sigma = L L^T, so that ``obs @ L^-T`` (rows ``L^-1 x_i``) is white (W-MSE)."""
-    lower = torch.linalg.cholesky(sigma)
+    lower, info = torch.linalg.cholesky_ex(sigma)
+    if info.any():  # not positive definite: e.g. a batch of identical (or constant) samples, whose covariance is 0
+        raise ZooError(
+            "cholesky whitening failed: a (sub-)batch's covariance is singular (identical or constant samples, or "
+            "fewer independent samples than features); check the data, or shrink it with method.eps > 0"
+        )
     eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
     return torch.linalg.solve_triangular(lower, eye, upper=False).mT
 

@@ -14,6 +14,7 @@ A method is built from its own config plus explicit arguments, like timm's
 a run config into these arguments.
 """
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
 from zoo.eval.knn import knn_predict
+from zoo.optim import make_optimizer
 from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.spectral import covariance
 
@@ -97,9 +99,18 @@ class BaseMethod(L.LightningModule):
     num_views = 2
     # True for methods with an EMA target branch: set by `zoo.methods.momentum.MomentumTargetMixin`.
     momentum_target = False
-    # True: the projector sees all crops as one batch (BN statistics over every view), as the
-    # official W-MSE and CW-RGP code does; False: one projector call per crop.
+    # How the training forward batches the crops, as the method's source does (each call's BatchNorm
+    # statistics cover the crops it holds); `encode` and `project` honour it, and so every method's forward:
+    #   joint_backbone: True = one backbone call per run of consecutive crops of one size, concatenated
+    #     (MMCR, LeJEPA, the official SwAV); False = one backbone call per crop (solo-learn);
+    #   joint_projector: True = one projector call on every crop's features, concatenated (W-MSE, CW-RGP,
+    #     MMCR, LeJEPA, the official SwAV); False = one projector call per crop.
+    # A method whose recipes follow sources that differ makes them properties of its config (SwAV, SimCLR).
+    joint_backbone = False
     joint_projector = False
+    # True where a trained parameter may get its first gradient after other parameters have stepped (a mixin
+    # freezing some early: SwAV's prototypes, DINO's last layer), so that SGD cannot use torch's fused kernel.
+    gradients_start_late = False
     # `optimizer.*` values of the method's paper (applied under the optimizer argument, and by Hydra
     # when `method=<name>` is selected).
     optimizer_defaults: ClassVar[dict] = {}
@@ -158,7 +169,7 @@ class BaseMethod(L.LightningModule):
         self.projector = self.build_projector()
         self.classifier = nn.Linear(self.feature_dim, self.num_classes)
         self.build_modules()
-        self.check_batch(self.global_batch_size)
+        self.check_global_batch(self.mcfg, self.global_batch_size)
         self._val_outputs = {}
         self.last_eval = {}
         self.trained_steps = 0  # in this process: 0 after resuming a finished run
@@ -177,8 +188,23 @@ class BaseMethod(L.LightningModule):
         """Projector outputs, one per crop, in crop order -> scalar loss, or (loss, {part name: tensor})."""
         raise NotImplementedError
 
-    def check_batch(self, global_batch_size):
-        """Raise ZooError when the batch cannot serve this method (e.g. a whitening too large for it)."""
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        """Raise ZooError when the global batch cannot serve this method with `config` (its typed Config), beyond
+        the rule every method shares (`check_global_batch`): e.g. a whitening too large for it, a queue smaller."""
+
+    @classmethod
+    def check_global_batch(cls, config, global_batch_size):
+        """Every method's batch limits: run when the run config is composed, before data or model
+        (`zoo.pretrain.check_batch_config`), and at construction. Every loss here takes statistics or negatives
+        over the batch, so one sample serves none (VICReg's variance is NaN, Barlow Twins' standardised batch
+        has no gradient, BatchNorm stops); then the method's own `check_batch`."""
+        if global_batch_size < 2:
+            raise ZooError(
+                f"method {cls.name} needs a global batch of at least 2 samples (its loss and BatchNorm take statistics "
+                f"over the batch), got {global_batch_size}: raise data.batch_size (or data.global_batch_size)"
+            )
+        cls.check_batch(config, global_batch_size)
 
     def transform(self, z):
         """Whitening methods: (output, axis) of their transform applied to one training-sized batch
@@ -188,10 +214,21 @@ class BaseMethod(L.LightningModule):
 
     def compute_loss(self, crops):
         """Loss of one training batch -> (loss, backbone features for the online probe)."""
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         return self.loss(self.project(features)), largest_crops(features, crops)
 
+    def encode(self, crops):
+        """Backbone features of every crop, in crop order, batched as `joint_backbone` declares."""
+        if not self.joint_backbone:
+            return [self.backbone(crop) for crop in crops]
+        features = []
+        for _, run in itertools.groupby(crops, key=lambda crop: tuple(crop.shape[1:])):
+            run = list(run)
+            features += self.backbone(torch.cat(run)).split([len(crop) for crop in run])
+        return features
+
     def project(self, features):
+        """Projector outputs of every crop's features, in crop order, batched as `joint_projector` declares."""
         if self.joint_projector:
             return list(self.projector(torch.cat(features)).split([len(f) for f in features]))
         return [self.projector(f) for f in features]
@@ -385,17 +422,10 @@ class BaseMethod(L.LightningModule):
         # torch's fused kernels: one pass over all parameters (on a CPU 2.6x faster than the per-tensor loop for
         # SGD, 3.3x for Adam: benchmarks/step_time.py's optimiser column); not on the meta device of the tests.
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
-        if opt.name == "sgd":
-            optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=opt.momentum, fused=fused)
-        elif opt.name == "lars":
-            from timm.optim import Lars
-
-            optimizer = Lars(groups, lr=self.lr, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
-        elif opt.name in ("adam", "adamw"):
-            cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
-            optimizer = cls(groups, lr=self.lr, betas=tuple(opt.betas), fused=fused)
-        else:
-            raise ZooError(f"optimizer.name must be sgd, lars, adam or adamw, not '{opt.name}'")
+        # torch's fused SGD creates a group's momentum buffers only while none of its parameters has one, and stops
+        # with a TypeError on a parameter whose first gradient comes later; the per-parameter loop creates each
+        # buffer at its parameter's first gradient, as the official SwAV and DINO optimisers and solo-learn's do.
+        optimizer = make_optimizer(opt, groups, self.lr, fused_sgd=fused and not self.gradients_start_late, fused=fused)
         lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.scheduler_cfg, steps_per_epoch, total_steps, g["lr"])
                    for g in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)

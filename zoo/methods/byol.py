@@ -35,7 +35,7 @@ class BYOL(MomentumTargetMixin, BaseMethod):
         self.predictor = build_mlp(self.mcfg.proj_out, [self.mcfg.pred_hidden], self.mcfg.proj_out)
 
     def compute_loss(self, crops):
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)
         targets = {t: self.target_forward(crops[t]) for t in sorted({t for t, _ in pairs})}

@@ -27,8 +27,9 @@ class CWRGP(WMSE):
         cov_w: float = 0.0
         cov_stop: int = 0  # epoch from which cov_w is 0
 
-    def check_batch(self, global_batch_size):
-        m = self.mcfg
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        m = config
         check_whitening("zca", "channel", global_batch_size, m.proj_out, groups=m.groups, w_size=m.w_size)
 
     def transform(self, z):

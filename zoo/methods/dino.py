@@ -100,7 +100,7 @@ class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
         return super().on_train_batch_start(batch, batch_idx)
 
     def compute_loss(self, crops):
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         student = [self.projector.logits(z) for z in self.project(features)]
         order, teacher_count = targets_first(self.crop_sizes)
         with torch.no_grad():

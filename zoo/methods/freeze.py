@@ -26,6 +26,8 @@ class FrozenEarlyMixin(ConfiguredMixin):
     `freeze_steps` optimiser steps (whichever lasts longer): their gradients are set to None before each
     optimiser step of that period. The method names the parameters."""
 
+    gradients_start_late = True  # the frozen parameters' first gradient comes after the others' (BaseMethod's SGD)
+
     @dataclass
     class Config:
         """The mixin's fields; a method's Config lists this class first among its bases and may change the

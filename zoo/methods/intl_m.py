@@ -23,7 +23,7 @@ class INTLMomentum(MomentumTargetMixin, INTL):
 
     def compute_loss(self, crops):
         target = self.target_forward(crops[0])
-        features = [self.backbone(crop) for crop in crops[1:]]
+        features = self.encode(crops[1:])
         m = self.mcfg
         loss = intl_loss(
             target, *self.project(features), iters=m.iters, axis=m.axis, trade_off=m.trade_off, first_view_trace=False,

@@ -26,6 +26,10 @@ class LeJEPA(BaseMethod):
     5e-4, weight decay 5e-4); the README's multi-crop is 2 global + 6 local crops (`data.views`)."""
 
     num_views = None  # two crops or more (multi-crop: the largest are the global ones)
+    # MINIMAL.md's ViTEncoder.forward: the backbone on every view at once (x.flatten(0, 1)), the projector (with
+    # BatchNorm) on every embedding at once; crops of different sizes share the projector's call only.
+    joint_backbone = True
+    joint_projector = True
     # README (ResNets): AdamW lr 5e-4, weight decay 5e-4, no batch scaling; the probe at MINIMAL.md's 1e-3.
     optimizer_defaults: ClassVar[dict] = {"name": "adamw", "lr": 5e-4, "scale_lr": False, "weight_decay": 5e-4,
                                           "probe_lr": 1e-3}

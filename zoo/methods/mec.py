@@ -70,7 +70,7 @@ class MEC(MomentumTargetMixin, BaseMethod):
         return linear_ramp(self.mcfg.lambda_warmup_factor * final, final, step / max(warmup - 1, 1))
 
     def compute_loss(self, crops):
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)
         targets = {t: self.target_forward(crops[t]) for t in sorted({t for t, _ in pairs})}

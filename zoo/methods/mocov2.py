@@ -70,8 +70,9 @@ class MoCoV2(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
 
     def compute_loss(self, crops):
         query_crop, key_crop = crops
-        features = self.backbone(query_crop)
-        query = F.normalize(self.projector(features), dim=-1)
+        (features,) = self.encode([query_crop])
+        (query,) = self.project([features])
+        query = F.normalize(query, dim=-1)
         if self.mcfg.shuffle_bn:
             key = encode_shuffled_across_ranks(self.target_forward, key_crop)
         else:

@@ -36,7 +36,7 @@ class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
         momentum_final: float = 0.999
 
     def compute_loss(self, crops):
-        features = [self.backbone(crop) for crop in crops]
+        features = self.encode(crops)
         q1, q2 = (F.normalize(z, dim=-1) for z in self.project(features))
         k1, k2 = (F.normalize(self.target_forward(crop), dim=-1) for crop in crops)
         queue, t = self.queue.clone(), self.mcfg.temperature  # the negatives of this step, before its keys go in

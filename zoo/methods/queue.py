@@ -68,11 +68,12 @@ class FeatureQueueMixin(ConfiguredMixin):
         rank = dist.get_rank() if is_distributed() else 0
         return self.queue[:, rank :: world_size()]
 
-    def check_batch(self, global_batch_size):
-        super().check_batch(global_batch_size)
-        if self.mcfg.queue_size < global_batch_size:
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        super().check_batch(config, global_batch_size)
+        if config.queue_size < global_batch_size:
             raise ZooError(
-                f"method {self.name}: method.queue_size={self.mcfg.queue_size} is smaller than the global batch of "
+                f"method {cls.name}: method.queue_size={config.queue_size} is smaller than the global batch of "
                 f"{global_batch_size}, whose keys it must hold; raise method.queue_size (or lower the batch)"
             )
 

@@ -33,8 +33,9 @@ class ShuffledDBN(WMSE):
         groups: int = 16
         w_size: int | None = None  # the whole (global) batch
 
-    def check_batch(self, global_batch_size):
-        m = self.mcfg
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        m = config
         check_whitening("zca", "batch", global_batch_size, m.proj_out, groups=m.groups, w_size=m.w_size, shrinkage=m.eps)
 
     def loss(self, views):

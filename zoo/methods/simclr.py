@@ -19,7 +19,9 @@ class SimCLR(BaseMethod):
     (methods/contrastive.py, the W-MSE protocol): `proj_bn_last` appends an affine BatchNorm1d(proj_out)
     after the projector's last Linear (htdt's `bn_last`), and `joint_projector` runs the projector (and
     that BatchNorm) once on all crops concatenated, so each BatchNorm's statistics cover every view; the
-    backbone still sees each crop on its own, as htdt's encoder does."""
+    backbone still sees each crop on its own, as htdt's encoder does. `joint_backbone` (with `joint_projector`)
+    is google-research/simclr's forward (model.py: the views concatenated along the batch before the ResNet,
+    whose BatchNorms and the projection head's then see every view together)."""
 
     num_views = None  # two crops or more (multi-crop)
     # solo-learn's CIFAR optimizer: LARS lr 0.4, weight decay 1e-4, eta 0.02, clipped, no LARS / decay on 1-D params.
@@ -32,11 +34,16 @@ class SimCLR(BaseMethod):
         proj_hidden_bn: bool = False  # solo-learn: Linear-ReLU-Linear
         proj_bn_last: bool = False  # an affine BatchNorm1d(proj_out) after the last Linear (htdt's bn_last)
         joint_projector: bool = False  # the projector on all crops as one batch (htdt's head on torch.cat of the views)
+        joint_backbone: bool = False  # the backbone on all crops of a size as one batch (google-research/simclr)
         temperature: float = 0.2
 
     @property
     def joint_projector(self):  # BaseMethod.project reads it
         return bool(self.mcfg.joint_projector)
+
+    @property
+    def joint_backbone(self):  # BaseMethod.encode reads it
+        return bool(self.mcfg.joint_backbone)
 
     def build_projector(self):
         projector = super().build_projector()

@@ -18,8 +18,9 @@ class SpectralTransform(INTL):
         p: float = 0.5
         eps: float = 0.0  # shrinkage towards the identity before the eigendecomposition
 
-    def check_batch(self, global_batch_size):
-        check_whitening("power", self.mcfg.axis, global_batch_size, self.mcfg.proj_out)
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        check_whitening("power", config.axis, global_batch_size, config.proj_out)
 
     def loss(self, views):
         m = self.mcfg

@@ -1,4 +1,3 @@
-import itertools
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -72,19 +71,12 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
         return self.prototypes.parameters()
 
     @property
-    def joint_projector(self):  # BaseMethod.project reads it: one projector call on every crop
+    def joint_backbone(self):  # BaseMethod.encode reads it: one backbone call per run of same-size crops
         return bool(self.mcfg.joint_forward)
 
-    def encode(self, crops):
-        """Backbone features of every crop, in crop order: one backbone call per crop, or with `joint_forward`
-        one per run of consecutive same-size crops, concatenated (the official multi-resolution forward)."""
-        if not self.mcfg.joint_forward:
-            return [self.backbone(crop) for crop in crops]
-        features = []
-        for _, run in itertools.groupby(crops, key=lambda crop: tuple(crop.shape[-2:])):
-            run = list(run)
-            features += self.backbone(torch.cat(run)).split([len(crop) for crop in run])
-        return features
+    @property
+    def joint_projector(self):  # BaseMethod.project reads it: one projector call on every crop
+        return bool(self.mcfg.joint_forward)
 
     def uses_queue(self):
         return self.current_epoch >= self.mcfg.epoch_queue_starts and self.queue_filled()

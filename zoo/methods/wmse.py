@@ -27,8 +27,9 @@ class WMSE(BaseMethod):
         w_iter: int = 1
         eps: float = 0.0
 
-    def check_batch(self, global_batch_size):
-        check_whitening("cholesky", "batch", global_batch_size, self.mcfg.proj_out, w_size=self.mcfg.w_size)
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        check_whitening("cholesky", "batch", global_batch_size, config.proj_out, w_size=config.w_size)
 
     def loss(self, views):
         return wmse_loss(*views, w_size=self.mcfg.w_size, w_iter=self.mcfg.w_iter, eps=self.mcfg.eps)

@@ -29,8 +29,9 @@ class ZeroCL(BaseMethod):
         eps: float = 0.1  # shrinkage (1 - eps) Sigma + eps I, the official 0.9 / 0.1
         ridge: float = 1e-5  # added to every eigenvalue, the official 1 / sqrt(S + 1e-5)
 
-    def check_batch(self, global_batch_size):
-        m = self.mcfg
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        m = config
         check_whitening("zca", "channel", global_batch_size, m.proj_out, shrinkage=m.eps + m.ridge)
 
     def loss(self, views):

@@ -282,6 +282,17 @@ def resolve(name, root):
                    f"'folder' (transfer.root is one data set) or a folder DIR/<name> laid out as {custom_layout('DIR/<name>')}")
 
 
+def check_present(name, root, download=False):
+    """One `error:` line, before any model or data is built, when data set `name` has no folder under
+    `root` (and is not to be downloaded there)."""
+    spec, folder = resolve(name, root)
+    if download and not spec.downloads:
+        raise ZooError(f"{name} cannot be downloaded by torchvision: put the files in this layout: {layout_of(name, folder)}")
+    if not folder.is_dir() and not download:
+        fetch = " (or add transfer.download=true to fetch it there)" if spec.downloads else ""
+        raise ZooError(f"{name} not found: {folder} is missing; put the files in this layout: {layout_of(name, folder)}{fetch}")
+
+
 def layout_of(name, folder):
     return f"{folder.parent}/{LAYOUTS[name]}" if name in LAYOUTS else custom_layout(folder)
 
@@ -289,9 +300,8 @@ def layout_of(name, folder):
 def open_split(name, root, split, transform, download=False):
     """The `split` (train | val | test) of data set `name` under `root`, or one `error:` line that says
     where to put the files (and that transfer.download=true fetches those torchvision can)."""
+    check_present(name, root, download)
     spec, folder = resolve(name, root)
-    if download and not spec.downloads:
-        raise ZooError(f"{name} cannot be downloaded by torchvision: put the files in this layout: {layout_of(name, folder)}")
     try:
         return spec.read(folder, split, transform, download)
     except (FileNotFoundError, NotADirectoryError, KeyError, IndexError, ValueError) as err:
@@ -329,16 +339,20 @@ SHIFTS = {
 }
 
 
-def shift_dataset(name, root, transform):
-    """An ImageNet shift set as (ImageList labelled with the wnid index in ImageNet's 1000, the wnids
-    its classes are restricted to: ImageNet-R's or -A's 200, or all 1000)."""
+def check_shift_present(name, root, download=False):
     if name not in SHIFTS:
         raise ZooError(f"unknown shift data set '{name}': choose from {', '.join(SHIFTS)}")
     if root is None:
         raise ZooError(f"transfer.root is not set: pass transfer.root=DIR with {SHIFTS[name].layout} under it")
+    if not (Path(root).expanduser() / name).is_dir():
+        raise ZooError(f"{name} not found: put it in this layout: {Path(root).expanduser()}/{SHIFTS[name].layout}")
+
+
+def shift_dataset(name, root, transform):
+    """An ImageNet shift set as (ImageList labelled with the wnid index in ImageNet's 1000, the wnids
+    its classes are restricted to: ImageNet-R's or -A's 200, or all 1000)."""
+    check_shift_present(name, root)
     spec, folder = SHIFTS[name], Path(root).expanduser() / name
-    if not folder.is_dir():
-        raise ZooError(f"{name} not found: put it in this layout: {Path(root).expanduser()}/{spec.layout}")
     from torchvision.datasets import ImageFolder
 
     wnids = list_file("imagenet_wnids.txt")

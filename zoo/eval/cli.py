@@ -273,7 +273,7 @@ def suite_settings(cfg):
 
 
 def transfer_eval(ckpt_path, overrides, print_config=False):
-    from zoo.data.transfer import resolve
+    from zoo.data.transfer import check_present, check_shift_present
     from zoo.eval.transfer import SUITES, FeatureCache, load_head, table
     from zoo.report import load_targets
 
@@ -282,15 +282,14 @@ def transfer_eval(ckpt_path, overrides, print_config=False):
     if print_config:
         print(OmegaConf.to_yaml(cfg), end="")
         return None
-    checkpoint = read_checkpoint(ckpt_path)
     suite = cfg.suite
     datasets = list(cfg.shift.datasets if suite == "shift" else cfg.transfer.datasets)
+    for name in datasets:  # a bad root or name ends here, before the checkpoint, any model or data is read
+        (check_shift_present if suite == "shift" else check_present)(name, cfg.transfer.root, cfg.transfer.download)
+    checkpoint = read_checkpoint(ckpt_path)
     extra = ()
     if suite == "shift":  # the head first: no feature is computed for a run without one
         extra = (load_head(cfg.shift.head or run_folder(ckpt_path) / "linear" / LINEAR_HEAD),)
-    else:
-        for name in datasets:  # a bad root or name ends here, before any model or data is built
-            resolve(name, cfg.transfer.root)
     device = default_device()
     backbone = load_backbone(checkpoint).to(device).eval()
     out = Path(cfg.run_dir) if cfg.run_dir else run_folder(ckpt_path) / "transfer"

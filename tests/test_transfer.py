@@ -14,15 +14,22 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+import transfer_layouts as layouts
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
-import transfer_layouts as layouts
 from zoo.data.transfer import CATALOG, SHIFTS, drawn_validation, list_file, open_split, transfer_transform
 from zoo.errors import ZooError
 from zoo.eval import transfer
-from zoo.eval.transfer import (LogisticProbe, c_grid, few_shot_indices, grid_search, mean_per_class_accuracy, table,
-                               voc11_average_precision)
+from zoo.eval.transfer import (
+    LogisticProbe,
+    c_grid,
+    few_shot_indices,
+    grid_search,
+    mean_per_class_accuracy,
+    table,
+    voc11_average_precision,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((REPO / "tests/data/ssl_transfer_linear.json").read_text())
@@ -109,7 +116,7 @@ def test_two_class_softmax_is_the_binary_fit_at_twice_c():
 
 def test_the_search_keeps_the_first_best_c_and_refits_it_on_train_plus_val():
     generator = np.random.RandomState(1)
-    split = lambda n: (generator.randn(n, 4).astype(np.float32), np.arange(n) % 3)  # noqa: E731
+    split = lambda n: (generator.randn(n, 4).astype(np.float32), np.arange(n) % 3)
     train, val, test = split(12), split(6), split(6)
     trainval = tuple(np.concatenate(pair) for pair in zip(train, val))
     grid = [10.0, 1.0, 0.1, 0.01]
@@ -158,7 +165,7 @@ def test_every_data_set_reads_from_its_layout(fake_root):
             for split in ("train", "val", "test") if spec.has_val else ("train", "test"):
                 dataset = open_split(name, fake_root, split, transform)
                 assert len(dataset) == counts.get(name, expected)[split], (name, split)
-                image, label = dataset[len(dataset) - 1]
+                image, _ = dataset[len(dataset) - 1]
                 assert image.shape == (3, 8, 8) and image.dtype == torch.float32
                 labels = [dataset[i][1] for i in range(len(dataset))]
                 if name == "voc2007":

@@ -93,7 +93,7 @@ def birdsnap(root, classes=3, missing=1):
 
 
 def sun397(root, classes=3):
-    names = ["/a/abbey", "/a/apartment_building/outdoor", "/b/beach", "/c/canyon"][:classes]
+    names = (["/a/abbey", "/a/apartment_building/outdoor", "/b/beach", "/c/canyon"] + [f"/p/place{c}" for c in range(4, classes)])[:classes]
     base = Path(root) / "sun397" / "SUN397"
     base.mkdir(parents=True)
     (base / "ClassName.txt").write_text("\n".join(names) + "\n")
@@ -208,6 +208,6 @@ def image_folder(root, splits=("train", "val"), classes=3):
         image(Path(root) / split / f"class{label}" / f"{i}.jpg", label, i)
 
 
-WRITERS = {"food101": food101, "cifar10": cifar, "cifar100": lambda root: cifar(root, "cifar100"), "birdsnap": birdsnap,
+WRITERS = {"food101": food101, "cifar10": cifar, "cifar100": lambda root, classes=3: cifar(root, "cifar100", classes), "birdsnap": birdsnap,
            "sun397": sun397, "cars": cars, "aircraft": aircraft, "voc2007": voc2007, "dtd": dtd, "pets": pets,
            "caltech101": caltech101, "flowers102": flowers102}

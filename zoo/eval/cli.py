@@ -11,6 +11,9 @@
   projector features, as solo-learn's scripts/knn. Prints one markdown table of top-1
   accuracies (rows: features, distance, T; columns: k) and writes every result with its top-5
   to <run>/knn/summary.json, with a t-SNE of the validation features beside it (embedding.png).
+- `python main_transfer.py --ckpt PATH [suite=many_shot|few_shot|shift] [overrides]`: transfer, few-shot
+  and distribution-shift evaluation (zoo/eval/transfer.py); the config is zoo/configs/transfer/transfer.yaml
+  with the overrides; writes <run>/transfer/summary.json (and a result file per data set, for resuming).
 """
 
 import argparse
@@ -27,8 +30,8 @@ from omegaconf import OmegaConf
 from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import load_method, read_checkpoint
 from zoo.config import LinearRunConfig, check_batch_limits
-from zoo.errors import ZooError, exit_on_user_error
 from zoo.data.datasets import build_dataset
+from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
 from zoo.eval.embedding import plot_embedding
 from zoo.eval.features import FEATURES, default_device, encoder, labelled_features

@@ -196,7 +196,7 @@ class FeatureCache:
             trainval = train
             train, val = tuple(t[train_index] for t in trainval), tuple(t[val_index] for t in trainval)
         test = read("test")
-        as_numpy = lambda pair: (pair[0].numpy(), pair[1].numpy())  # noqa: E731
+        as_numpy = lambda pair: (pair[0].numpy(), pair[1].numpy())
         return {"train": as_numpy(train), "val": as_numpy(val), "trainval": as_numpy(trainval), "test": as_numpy(test),
                 "metric": spec.metric}
 
@@ -247,8 +247,8 @@ def shift(cache, dataset, cfg, head):
     linear, classes, data_cfg = head
     from omegaconf import OmegaConf
 
-    from zoo.data import eval_pipeline
     from zoo.config import DataConfig
+    from zoo.data import eval_pipeline
 
     transform = eval_pipeline(OmegaConf.merge(OmegaConf.structured(DataConfig), data_cfg))
     images, subset = shift_dataset(dataset, cfg.transfer.root, transform)

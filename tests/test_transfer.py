@@ -224,7 +224,7 @@ def digits_checkpoint(tmp_path_factory):
 def test_many_shot_resumes_at_the_next_data_set_after_kill_minus_nine(digits_checkpoint, fake_root, tmp_path):
     """Killed after its first data set, the suite restarts at the second: the first's result and
     features are reused, not computed again; summary.json holds every row and the provenance."""
-    names = ["aircraft", "dtd", "flowers102", "pets", "food101", "sun397", "voc2007"]
+    names = ["aircraft", "pets", "voc2007", "dtd"]
     args = [sys.executable, str(REPO / "main_transfer.py"), "--ckpt", str(digits_checkpoint), f"transfer.root={fake_root}",
             f"transfer.datasets=[{','.join(names)}]", f"run_dir={tmp_path}", *TINY_TRANSFER]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -238,7 +238,7 @@ def test_many_shot_resumes_at_the_next_data_set_after_kill_minus_nine(digits_che
     cached = sorted(digits_checkpoint.parent.glob("last.ckpt.transfer/aircraft-*/*.pt"))
     assert [p.name for p in cached] == ["test.pt", "train.pt", "val.pt"]
     stamps = [p.stat().st_mtime_ns for p in cached]
-    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"aircraft: taken from {first}" in result.stdout
     assert [p.stat().st_mtime_ns for p in cached] == stamps
@@ -257,7 +257,7 @@ def test_many_shot_resumes_at_the_next_data_set_after_kill_minus_nine(digits_che
 def test_few_shot_suite_reports_mean_and_std_over_draws(digits_checkpoint, fake_root, tmp_path):
     from zoo.eval.cli import transfer_eval
 
-    summary = transfer_eval(str(digits_checkpoint), [f"transfer.root={fake_root}", "suite=few_shot", "transfer.datasets=[dtd,cars]",
+    summary = transfer_eval(str(digits_checkpoint), [f"transfer.root={fake_root}", "suite=few_shot", "transfer.datasets=[dtd]",
                                                      "few_shot.shots=[1,2]", "few_shot.draws=3", f"run_dir={tmp_path}", *TINY_TRANSFER])
     rows = summary["suites"]["few_shot"]["datasets"]
     for row in rows:
@@ -308,16 +308,6 @@ def test_shift_maps_folders_to_imagenet_and_predicts_among_the_subset(tmp_path):
     write_shift(tmp_path, "imagenet-v2", [wnids[5], wnids[7]])
     result = transfer.shift(FakeCache([5, 5, 7, 7], [5, 5, 7, 5]), "imagenet-v2", cfg, (head, wnids, data))
     assert result["score"] == 0.75 and result["classes"] == 1000
-
-
-def test_main_linear_leaves_its_head_for_the_shift_suite(digits_checkpoint, tmp_path):
-    from zoo.eval.cli import main_linear
-
-    main_linear(["--ckpt", str(digits_checkpoint), "linear.epochs=2", "data.num_workers=0", f"run_dir={tmp_path}"])
-    head = torch.load(tmp_path / "linear_head.pt", weights_only=False)
-    assert head["weight"].shape == (10, 512) and head["data"]["name"] == "digits" and head["classes"] is None
-    with pytest.raises(ZooError, match="no class names"):
-        transfer.load_head(tmp_path / "linear_head.pt")
 
 
 def test_tables_name_the_metric_and_the_mean():

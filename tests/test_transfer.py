@@ -316,3 +316,20 @@ def test_tables_name_the_metric_and_the_mean():
     assert text.splitlines()[0] == "| dataset | metric | score | C | byol (paper) |"
     assert "| cifar10 | top-1 | 90.00 | 0.1 | 93.26 |" in text and "| pets | mean per-class accuracy | 80.00 | 1 | – |" in text
     assert text.splitlines()[-1] == "| mean |  | 85.00 |  |  |"
+
+
+def test_report_shows_transfer_rows_beside_the_papers_numbers(tmp_path):
+    from test_report import make_run, rows
+
+    from zoo.report import report
+
+    run = make_run(tmp_path / "imagenet/byol", "byol", "imagenet", 300, 2, 4096)
+    summary = {"checkpoint": str(run / "checkpoints/last.ckpt"), "protocol": "transfer", "suites": {
+        "many_shot": {"datasets": [{"dataset": "cifar10", "metric": "top1", "score": 0.9, "C": 0.1}], "provenance": None},
+        "few_shot": {"datasets": [{"dataset": "dtd", "metric": "top1", "shots": {"1": {"mean": 0.3, "std": 0.01}}}]}}}
+    (run / "transfer").mkdir()
+    (run / "transfer" / "summary.json").write_text(json.dumps(summary))
+    table = {row["protocol"]: row for row in rows(report(tmp_path))}
+    cifar = table["transfer-linear/cifar10 (top1)"]
+    assert (cifar["top-1"], cifar["target top-1"], cifar["Δ top-1"]) == ("90.00", "93.26", "-3.26")
+    assert "Ericsson" in cifar["target source"] and table["few-shot/dtd/1-shot (top1)"]["top-1"] == "30.00"

@@ -287,6 +287,9 @@ def transfer_eval(ckpt_path, overrides, print_config=False):
         return None
     suite = cfg.suite
     datasets = list(cfg.shift.datasets if suite == "shift" else cfg.transfer.datasets)
+    if suite == "few_shot" and "voc2007" in datasets:  # k images per class: not defined for multi-label VOC
+        print("notice: voc2007 is multi-label (k images per class is not defined): left out of the few_shot suite")
+        datasets.remove("voc2007")
     for name in datasets:  # a bad root or name ends here, before the checkpoint, any model or data is read
         (check_shift_present if suite == "shift" else check_present)(name, cfg.transfer.root, cfg.transfer.download)
     checkpoint = read_checkpoint(ckpt_path)

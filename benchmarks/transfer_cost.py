@@ -1,4 +1,4 @@
-"""What main_transfer.py's many-shot suite costs: features + fit seconds per data set at the digits scale on
+"""What main_transfer.py's many-shot suite costs: features + fit CPU seconds per data set at the digits scale on
 this machine, and the whole suite's estimate for a ResNet-50 at 224 px from the real data sets' sizes.
 
 Writes each of the 12 data sets in its on-disk layout (tests/transfer_layouts.py) with about the embedded
@@ -54,19 +54,21 @@ def main():
         cache = FeatureCache(backbone, args.ckpt, cfg, "cpu")
         for name in args.datasets:
             layouts.WRITERS[name](root, classes=10)
-            started = time.perf_counter()
+            started = time.process_time()  # CPU seconds of this process: what a busy shared machine does not inflate
             data = cache.splits(name)
-            features = time.perf_counter() - started
-            started = time.perf_counter()
+            features = time.process_time() - started
+            started = time.process_time()
             result = grid_search(data["train"], data["val"], data["trainval"], data["test"], data["metric"], c_grid(45))
-            fit = time.perf_counter() - started
+            fit = time.process_time() - started
             images = sum(len(data[s][1]) for s in ("trainval", "test"))
             classes = data["train"][1].shape[1] if data["metric"] == "map11" else len(set(data["train"][1].tolist()))
             width = data["train"][0].shape[1]
             fit_rates.append(fit / (len(data["trainval"][1]) * classes * width))
             rows.append([name, str(images), f"{features:.1f}", f"{fit:.1f}", f"{100 * result['score']:.1f}"])
-    print(f"{cpu_model()}, load average {load_average()}, transfer.image_size={args.image_size}, width {width}")
-    print(markdown_table(["dataset", "images", "features s", "fit s (45 C + refit)", "score"], rows))
+            print(" | ".join(rows[-1]), flush=True)  # as it goes: the table follows at the end
+    print(f"{cpu_model()}, load average {load_average()}, {torch.get_num_threads()} threads, transfer.image_size={args.image_size}, "
+          f"width {width}")
+    print(markdown_table(["dataset", "images", "features CPU s", "fit CPU s (45 C + refit)", "score"], rows))
     rate = sorted(fit_rates)[len(fit_rates) // 2]  # seconds per (training image x class x feature), the median
     feature_s = sum(sum(size[:3]) for size in SIZES.values()) / args.images_per_second
     fit_s = sum((size[0] + size[1]) * size[3] * RESNET50_WIDTH * rate for size in SIZES.values())

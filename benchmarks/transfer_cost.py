@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import torch
 import transfer_layouts as layouts
 from _common import cpu_model, load_average, markdown_table
-import torch
 from omegaconf import OmegaConf
 
 from zoo.checkpoint import read_checkpoint

@@ -19,6 +19,7 @@ from zoo.eval import finetune
 from zoo.eval.cli import main_linear
 from zoo.eval.finetune import label_subset
 from zoo.eval.linear import LinearProbe, epoch_lr_factor, make_optimizer
+from zoo.eval.transfer import load_head
 
 REPO = Path(__file__).resolve().parents[1]
 # The plain digits (not the default digits_m): a few steps already separate them, which the checks rely on.
@@ -133,6 +134,10 @@ def test_precomputed_protocol(digits_run):
     summary = json.loads((digits_run / "linear" / "summary.json").read_text())
     assert summary["protocol"] == "LP-SMALL" and summary["procedure"] == "precomputed"
     assert summary["linear_top1"] > 0.3 and summary["knn5_top1"] > 0.5
+    head = torch.load(digits_run / "linear" / "linear_head.pt", weights_only=False)  # for main_transfer.py's shift suite
+    assert head["weight"].shape == (10, 512) and head["data"]["name"] == "digits" and head["classes"] is None
+    with pytest.raises(ZooError, match="no class names"):
+        load_head(digits_run / "linear" / "linear_head.pt")
 
 
 def test_frozen_lars_probe(digits_run, tmp_path):
@@ -142,6 +147,7 @@ def test_frozen_lars_probe(digits_run, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["protocol"] == "LP-CW-LARS" and summary["procedure"] == "frozen" and summary["best_epoch"] == 0
     assert 0 <= summary["linear_top1"] <= summary["linear_top5"] <= 1 and summary["knn5_top1"] > 0.5
+    assert torch.load(tmp_path / "linear_head.pt", weights_only=False)["bias"].shape == (10,)
 
 
 def test_finetune_on_a_label_subset(digits_run, image_folder, tmp_path):

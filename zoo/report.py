@@ -3,7 +3,8 @@
 A run is a folder with the `summary.json` and `config.yaml` of main_pretrain.py. Each of its
 evaluations is a row: the online probe and k-NN of pretraining (protocol `online`), and every
 `summary.json` of main_linear.py / main_knn.py found under RUNS_DIR (they name their checkpoint,
-hence their run). A row's target is the first entry of zoo/targets.yaml with the row's protocol
+hence their run), and one row per suite and data set of main_transfer.py's (transfer-linear/<data
+set>, few-shot/<data set>/<k>-shot, shift/<data set>). A row's target is the first entry of zoo/targets.yaml with the row's protocol
 and the run's method, dataset, planned epochs, views and global batch; Δ = run - target, in points.
 
 Runs whose resolved configs differ only in `seed` (and where they wrote and logged: run_dir,
@@ -85,6 +86,17 @@ class Run:
                 "provenance": self.summary.get("provenance") or {"wall_seconds": self.summary.get("seconds")}}
 
     def add_evaluation(self, summary):
+        if "suites" in summary:  # main_transfer.py: a row per suite and data set (few_shot: per k)
+            for suite, result in summary["suites"].items():
+                for row in result["datasets"]:
+                    if suite == "few_shot":
+                        scores = {f"few-shot/{row['dataset']}/{k}-shot": shot["mean"] for k, shot in row["shots"].items()}
+                    else:
+                        scores = {f"{'transfer-linear' if suite == 'many_shot' else 'shift'}/{row['dataset']}": row["score"]}
+                    for protocol, score in scores.items():
+                        self.evaluations.append({"protocol": protocol, "label": f"{protocol} ({row['metric']})", "top1": score,
+                                                 "top5": None, "knn": None, "provenance": result.get("provenance")})
+            return
         knn_keys = [key for key in summary if re.fullmatch(r"knn\d+_top1", key)]
         if knn_keys:
             knn_key = knn_keys[0]

@@ -11,9 +11,13 @@
   projector features, as solo-learn's scripts/knn. Prints one markdown table of top-1
   accuracies (rows: features, distance, T; columns: k) and writes every result with its top-5
   to <run>/knn/summary.json, with a t-SNE of the validation features beside it (embedding.png).
+- `python main_transfer.py --ckpt PATH [suite=many_shot|few_shot|shift] [overrides]`: transfer, few-shot
+  and distribution-shift evaluation (zoo/eval/transfer.py); the config is zoo/configs/transfer/transfer.yaml
+  with the overrides; writes <run>/transfer/summary.json (and a result file per data set, for resuming).
 """
 
 import argparse
+import io
 import json
 import os
 import sys
@@ -23,8 +27,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import load_method, read_checkpoint
 from zoo.config import LinearRunConfig, check_batch_limits
+from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
 from zoo.eval.embedding import plot_embedding
@@ -35,6 +41,7 @@ from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_e
 from zoo.provenance import provenance
 
 PROTOCOLS = ("precomputed", "frozen", "finetune")
+LINEAR_HEAD = "linear_head.pt"  # the head main_linear.py leaves in its run folder (precomputed, frozen)
 DEFAULT_K = "1,2,5,10,20,50,100,200"
 DEFAULT_TEMPERATURES = "0.01,0.02,0.05,0.07,0.1,0.2,0.5,1"
 
@@ -121,6 +128,9 @@ def linear_eval(ckpt_path, overrides, print_config=False):
     if not reporting:
         return result
     meter = result.pop("training_meter")  # how the evaluation trained, for the provenance
+    classifier = result.pop("classifier", None)
+    if classifier is not None:
+        save_linear_head(classifier, cfg, run_dir / LINEAR_HEAD)
     summary = {
         "checkpoint": str(Path(ckpt_path).resolve()),
         "method": checkpoint["config"]["method"]["name"],
@@ -136,6 +146,19 @@ def linear_eval(ckpt_path, overrides, print_config=False):
     print(json.dumps(summary))
     print(f"linear evaluation written to {run_dir / 'summary.json'}")
     return summary
+
+
+def save_linear_head(classifier, cfg, path):
+    """The trained linear head with the class names of its data set (ImageFolder: the wnids of
+    ImageNet) and the data config of its evaluation transform, for main_transfer.py's shift suite."""
+    import torch
+
+    classes = getattr(build_dataset(cfg.data, "val", None), "classes", None)
+    head = {"weight": classifier.weight.detach().cpu(), "bias": classifier.bias.detach().cpu(),
+            "classes": list(classes) if classes is not None else None, "data": OmegaConf.to_container(cfg.data, resolve=True)}
+    buffer = io.BytesIO()
+    torch.save(head, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 @exit_on_user_error
@@ -200,3 +223,109 @@ def knn_sweep(args):
 @exit_on_user_error
 def main_knn(argv=None):
     knn_sweep(parse_knn_args(sys.argv[1:] if argv is None else argv))
+
+
+# ---- main_transfer.py -----------------------------------------------------------------------
+SUITE_NAMES = ("many_shot", "few_shot", "shift")
+
+
+def parse_transfer_args(argv):
+    parser = argparse.ArgumentParser(description="`python main_transfer.py --ckpt PATH [suite=many_shot|few_shot|shift] "
+                                     "[overrides]`: transfer, few-shot and distribution-shift evaluation of a frozen backbone.")
+    parser.add_argument("--ckpt", help="a checkpoint written by main_pretrain.py (e.g. RUN/checkpoints/last.ckpt)")
+    parser.add_argument("--cfg", choices=["job"], help="print the resolved config and exit (as Hydra's --cfg job)")
+    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. suite=few_shot transfer.root=DIR "
+                        "transfer.datasets=[cifar10,dtd]")
+    args = parser.parse_intermixed_args(argv)
+    if args.ckpt is None and args.cfg is None:
+        raise ZooError("--ckpt PATH is required (a checkpoint written by main_pretrain.py)")
+    return args
+
+
+def build_transfer_config(overrides):
+    """zoo/configs/transfer/transfer.yaml with the overrides, its values checked."""
+    try:
+        with initialize_config_module("zoo.configs.transfer", version_base="1.3"):
+            cfg = compose("transfer", overrides=overrides)
+    except CONFIG_ERRORS as err:
+        raise ZooError(str(err).splitlines()[0]) from None
+    if cfg.suite not in SUITE_NAMES:
+        raise ZooError(f"suite must be one of {', '.join(SUITE_NAMES)}, not '{cfg.suite}'")
+    t, f = cfg.transfer, cfg.few_shot
+    for key, value, low in (("transfer.image_size", t.image_size, 1), ("transfer.batch_size", t.batch_size, 1),
+                            ("transfer.c_grid", t.c_grid, 1), ("transfer.max_iter", t.max_iter, 1), ("few_shot.draws", f.draws, 1)):
+        if value < low:
+            raise ZooError(f"{key}={value} must be >= {low}")
+    if not 0 < t.val_fraction < 1:
+        raise ZooError(f"transfer.val_fraction={t.val_fraction} must lie strictly between 0 and 1")
+    if not f.shots or min(f.shots) < 1 or f.C <= 0:
+        raise ZooError("few_shot.shots must be a list of counts >= 1 and few_shot.C > 0")
+    if not (cfg.shift.datasets if cfg.suite == "shift" else t.datasets):
+        raise ZooError(f"no data sets to evaluate: give {'shift' if cfg.suite == 'shift' else 'transfer'}.datasets=[...]")
+    return cfg
+
+
+def suite_settings(cfg):
+    """What a suite's results depend on (a saved data set result with other settings is computed again)."""
+    transfer = {k: v for k, v in OmegaConf.to_container(cfg.transfer).items()
+                if k not in ("datasets", "download", "batch_size", "num_workers", "cache", "progress")}
+    settings = {"transfer": transfer}
+    if cfg.suite != "many_shot":
+        settings[cfg.suite] = {k: v for k, v in OmegaConf.to_container(cfg[cfg.suite]).items() if k != "datasets"}
+    return settings
+
+
+def transfer_eval(ckpt_path, overrides, print_config=False):
+    from zoo.data.transfer import check_present, check_shift_present
+    from zoo.eval.transfer import SUITES, FeatureCache, load_head, table
+    from zoo.report import load_targets
+
+    started = time.time()
+    cfg = build_transfer_config(overrides)
+    if print_config:
+        print(OmegaConf.to_yaml(cfg), end="")
+        return None
+    suite = cfg.suite
+    datasets = list(cfg.shift.datasets if suite == "shift" else cfg.transfer.datasets)
+    if suite == "few_shot" and "voc2007" in datasets:  # k images per class: not defined for multi-label VOC
+        print("notice: voc2007 is multi-label (k images per class is not defined): left out of the few_shot suite")
+        datasets.remove("voc2007")
+    for name in datasets:  # a bad root or name ends here, before the checkpoint, any model or data is read
+        (check_shift_present if suite == "shift" else check_present)(name, cfg.transfer.root, cfg.transfer.download)
+    checkpoint = read_checkpoint(ckpt_path)
+    extra = ()
+    if suite == "shift":  # the head first: no feature is computed for a run without one
+        extra = (load_head(cfg.shift.head or run_folder(ckpt_path) / "linear" / LINEAR_HEAD),)
+    device = default_device()
+    backbone = load_backbone(checkpoint).to(device).eval()
+    out = Path(cfg.run_dir) if cfg.run_dir else run_folder(ckpt_path) / "transfer"
+    cache = FeatureCache(backbone, ckpt_path, cfg.transfer, device)
+    settings = suite_settings(cfg)
+    rows = []
+    for name in datasets:
+        done = out / suite / f"{name}.json"
+        saved = json.loads(done.read_text()) if done.is_file() else None
+        if saved and saved["settings"] == settings:
+            print(f"{name}: taken from {done}")
+        else:
+            saved = {"settings": settings, "result": SUITES[suite](cache, name, cfg, *extra)}
+            write_json(done, saved)
+        rows.append(saved["result"])
+    text = table(suite, rows, load_targets())
+    print(text)
+    path = out / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary.update({"checkpoint": str(Path(ckpt_path).resolve()), "method": checkpoint["config"]["method"]["name"],
+                    "protocol": "transfer"})
+    record = provenance(started, cfg.seed, device=device)
+    summary.setdefault("suites", {})[suite] = {"datasets": rows, "settings": settings, "table": text, "provenance": record}
+    summary["provenance"] = record
+    write_json(path, summary)
+    print(f"{suite} results written to {path}")
+    return summary
+
+
+@exit_on_user_error
+def main_transfer(argv=None):
+    args = parse_transfer_args(sys.argv[1:] if argv is None else argv)
+    transfer_eval(args.ckpt, args.overrides, print_config=args.cfg is not None)

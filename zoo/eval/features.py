@@ -27,10 +27,14 @@ def encoder(backbone, projector=None, kinds=("backbone",)):
 
 
 @torch.no_grad()
-def extract_features(encode, dataset, batch_size, num_workers, device):
+def extract_features(encode, dataset, batch_size, num_workers, device, progress=None):
     """`encode` (images -> a tuple of features) over `dataset`, in order: a tuple of float32
-    feature tensors, and the labels."""
+    feature tensors, and the labels; `progress` (a description) shows a progress bar."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    if progress:
+        from tqdm import tqdm
+
+        loader = tqdm(loader, desc=progress, unit="batch")
     outputs, labels = [], []
     for images, targets in loader:
         outputs.append(encode(images.to(device)))

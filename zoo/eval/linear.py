@@ -94,7 +94,8 @@ def precomputed_eval(backbone, cfg):
     classifier = train_precomputed(features.train[0], features.train_labels, classes, cfg.linear, cfg.seed, meter)
     with torch.no_grad():
         top1, top5 = topk_accuracy(classifier(features.val[0]), features.val_labels, (1, min(5, classes)))
-    return {"linear_top1": top1, "linear_top5": top5, **knn_result(features, cfg.linear.knn_k), "training_meter": meter}
+    return {"linear_top1": top1, "linear_top5": top5, **knn_result(features, cfg.linear.knn_k), "training_meter": meter,
+            "classifier": classifier}
 
 
 def pixel_control(cfg, knn_k=EvalConfig.knn_k, knn_temperature=EvalConfig.knn_temperature):
@@ -195,6 +196,8 @@ def lightning_eval(backbone, cfg, run_dir, select_images=None):
     best = max(model.history, key=lambda h: h["top1"])
     result = {"linear_top1": best["top1"], "linear_top5": best["top5"], "best_epoch": best["epoch"],
               "linear_top1_last": model.history[-1]["top1"], "train_images": len(train_set), "training_meter": meter}
+    if cfg.linear.protocol == "frozen":  # the head of a frozen backbone (main_transfer.py's shift suite uses it)
+        result["classifier"] = model.classifier
     if trainer.is_global_zero and cfg.linear.knn_k > 0:
         backbone.eval()
         result.update(knn_result(labelled_features(encoder(backbone), data, model.device), cfg.linear.knn_k))

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from omegaconf import OmegaConf
 
+from zoo.arguments import check_pretrain_arguments, override_values
 from zoo.callbacks import AtomicCheckpointIO, EmbeddingPlot, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, resolved_views
@@ -21,13 +22,6 @@ from zoo.loggers import run_loggers
 from zoo.methods.base import batch_scaled
 from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
-
-
-def check_method_override(argv):
-    """Fail in one line on `method=<unknown>` before Hydra prints its multi-line listing."""
-    for arg in argv:
-        if arg.startswith("method="):
-            get_method(arg.split("=", 1)[1])
 
 
 def hydra_flags_first(argv):
@@ -205,11 +199,21 @@ def pretrain(cfg):
     return model
 
 
+@exit_on_user_error
+def load_methods(argv):
+    """The overrides' names and values checked (main_pretrain.py did so before importing torch), then
+    every method registered: `method=<unknown>` fails in one line, not in Hydra's multi-line listing."""
+    check_pretrain_arguments(argv)
+    discover_methods()
+    method = override_values(argv).get("method")
+    if isinstance(method, str):
+        get_method(method)
+
+
 def main():
     register_configs()
-    discover_methods()
+    load_methods(sys.argv[1:])
     quiet_lightning()
-    exit_on_user_error(check_method_override)(sys.argv[1:])
 
     sys.argv[1:] = hydra_flags_first(sys.argv[1:])
 

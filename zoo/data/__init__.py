@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from zoo.catalog import dataset_info
 from zoo.data.augment import MultiViewTransform, eval_transform, expand_crops, with_default_size
-from zoo.data.datasets import build_dataset, dataset_info, num_classes
+from zoo.data.datasets import build_dataset, num_classes
 from zoo.errors import ZooError
 
 

@@ -1,45 +1,14 @@
 """Datasets by name: scikit-learn's digits (embedded), torchvision's CIFAR / STL,
 and the ImageFolder layout (ImageNet, ImageNet-100, any `folder`)."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from zoo.catalog import dataset_info
 from zoo.data.files import readable_folder_samples
 from zoo.errors import ZooError
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    kind: str  # digits | cifar10 | cifar100 | stl10 | folder
-    image_size: int  # default crop size
-    mean: tuple
-    std: tuple
-    num_classes: int | None = None  # None = one class per folder
-    eval_resize_ratio: float = 1.0  # eval: resize to size*ratio, then centre-crop
-    # torchvision's default bilinear, as the official evaluations; W-MSE's STL-10 resizes 64 -> 70 bicubic
-    eval_interpolation: str = "bilinear"
-
-
-DATASETS = {
-    "digits": DatasetInfo("digits", 16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 10),
-    "cifar10": DatasetInfo("cifar10", 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
-    "cifar100": DatasetInfo("cifar100", 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100),
-    "stl10": DatasetInfo("stl10", 64, (0.43, 0.42, 0.39), (0.27, 0.26, 0.27), 10, 70 / 64, "bicubic"),
-    "imagenet": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
-    "imagenet100": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
-    "folder": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
-}
-
-
-def dataset_info(name):
-    if name not in DATASETS:
-        raise ZooError(f"unknown dataset data.name={name} (choose one of {', '.join(DATASETS)})")
-    return DATASETS[name]
 
 
 class ImageTensors(Dataset):
@@ -85,6 +54,12 @@ def _torchvision_dataset(name, root, split, transform, download):
         if "not found" in str(err).lower() or "corrupted" in str(err).lower():
             raise ZooError(f"{name} not found under data.root={root} (add data.download=true to fetch it there)") from None
         raise
+    except OSError as err:  # the download: no network (URLError), a refused or broken connection, a full disk
+        if not download:
+            raise
+        reason = getattr(err, "reason", None) or err.strerror or err
+        raise ZooError(f"data.download=true could not fetch {name} into {root} ({reason}): download it where there is "
+                       "network and copy it there, then run without data.download") from None
 
 
 def _folder_dataset(root, split, transform):

@@ -1,0 +1,121 @@
+"""Bad names and values on the command line (and in NUM_GPUS / NUM_NODES / ZOO_METHODS): one `error:`
+line, before torch is imported where the arguments alone show the problem."""
+
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from zoo.errors import ZooError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_entry(command, env=None, timeout=120):
+    """`command` ([script, *args]) run with its imports listed -> (exit status, error lines, imported module names)."""
+    env = {**os.environ, **(env or {}), "PYTHONPROFILEIMPORTTIME": "1"}  # python -X importtime, through a script too
+    argv = ["bash"] if command[0].endswith(".sh") else [sys.executable]
+    argv += [str(REPO / command[0]), *command[1:]]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout, check=False)
+    imports = [line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("import time:")]
+    return result.returncode, errors, set(imports)
+
+
+DUPLICATE = 'from zoo.registry import register_method\n\n\n@register_method("simclr")\nclass Mine:\n    pass\n'
+
+BEFORE_TORCH = [
+    (["method=intll"], {}, "unknown method 'intll' (registered: "),
+    (["trainer.devices=0"], {}, "trainer.devices=0 is not a number of devices"),
+    (["optimizer.lr=nan"], {}, "optimizer.lr=nan must be positive and finite"),
+    (["optimizer.probe_lr=inf"], {}, "optimizer.probe_lr=inf must be positive and finite"),
+    (["trainer.max_epochs=0"], {}, "trainer.max_epochs=0 trains nothing"),
+    (["trainer.max_steps=0"], {}, "trainer.max_steps=0 trains nothing"),
+    (["trainer.precision=17"], {}, "trainer.precision=17 is not a precision Lightning knows"),
+    (["data.name=cifar11"], {}, "unknown dataset data.name=cifar11"),
+    (["data.loader=dallli"], {}, "data.loader must be auto, dali or torchvision, not 'dallli'"),
+    (["data.batch_size=0"], {}, "data.batch_size=0 must be at least 1"),
+    (["experiment=cifar10/simclrr"], {}, "unknown recipe experiment=cifar10/simclrr"),
+    ([], {"NUM_GPUS": "abc"}, "NUM_GPUS=abc is not a number of devices"),
+    ([], {"NUM_NODES": "0"}, "NUM_NODES=0 must be a number of nodes >= 1"),
+    ([], {"ZOO_METHODS": "/nonexistent/my_method.py"}, "ZOO_METHODS names /nonexistent/my_method.py, which does not exist"),
+    ([], {"ZOO_METHODS": "no_such_module_zoo"}, "ZOO_METHODS names module 'no_such_module_zoo', which cannot be imported"),
+    ([], {"ZOO_METHODS": "DUPLICATE"}, "method 'simclr' is registered twice"),
+]
+
+
+@pytest.mark.parametrize("args, env, expected", BEFORE_TORCH, ids=[" ".join(c[0]) or str(c[1]) for c in BEFORE_TORCH])
+def test_bad_argument_is_one_line_before_torch(args, env, expected, tmp_path):
+    if env.get("ZOO_METHODS") == "DUPLICATE":
+        (tmp_path / "mine.py").write_text(DUPLICATE)
+        env = {"ZOO_METHODS": str(tmp_path / "mine.py")}
+    code, errors, imported = run_entry(["main_pretrain.py", *args, f"run_dir={tmp_path / 'run'}"], env)
+    assert code == 2 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
+    assert "torch" not in imported and "lightning" not in imported
+
+
+def test_a_recipe_script_with_a_bad_num_gpus_is_one_line(tmp_path):
+    """The scripts read NUM_GPUS into trainer.devices: `NUM_GPUS=abc bash scripts/...` names it."""
+    code, errors, imported = run_entry(["scripts/pretrain/cifar10/simclr.sh", f"run_dir={tmp_path / 'run'}"],
+                                       {"NUM_GPUS": "abc", "DATA_DIR": str(tmp_path)})
+    assert code == 2 and errors == [errors[0]] and "NUM_GPUS=abc is not a number of devices" in errors[0], errors
+    assert "torch" not in imported
+
+
+def test_a_good_command_line_passes_the_early_checks():
+    from zoo.arguments import check_pretrain_arguments
+
+    check_pretrain_arguments(["method=simclr", "trainer.devices=2", "trainer.precision=bf16-mixed", "optimizer.lr=0.1",
+                              "trainer.max_epochs=-1", "trainer.max_steps=5", "experiment=cifar10/simclr",
+                              "data.name=folder", "trainer.devices=[0,1]"], environ={"NUM_GPUS": "auto"})
+
+
+def composed(*overrides):
+    """The pretraining config as main_pretrain.py composes it."""
+    from hydra import compose, initialize_config_module
+
+    from zoo.config import register_configs
+    from zoo.registry import discover_methods
+
+    register_configs()
+    discover_methods()
+    with initialize_config_module("zoo.configs", version_base="1.3"):
+        return compose("pretrain", overrides=list(overrides))
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 with trainer.max_steps=-1 never stops"),
+    (["optimizer.lr=${optimizer.weight_decay}", "optimizer.weight_decay=0"], "optimizer.lr=0.0 must be positive"),
+])
+def test_the_composed_config_meets_the_same_checks(overrides, expected):
+    """A value that only the composed config shows (a pair of keys, an interpolation) gets the same line."""
+    from zoo.config import check_pretrain_config
+
+    with pytest.raises(ZooError, match=re.escape(expected)):
+        check_pretrain_config(composed(*overrides))
+
+
+def test_num_gpus_reaches_the_composed_check(monkeypatch):
+    from zoo.config import check_pretrain_config
+
+    monkeypatch.setenv("NUM_GPUS", "0")
+    with pytest.raises(ZooError, match=re.escape("trainer.devices=0 is not a number of devices")):
+        check_pretrain_config(composed())
+
+
+def test_download_offline_is_one_line(tmp_path, monkeypatch):
+    """data.download=true without network: torchvision's URLError becomes the one line."""
+    from zoo.data.datasets import build_dataset
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    data = OmegaConf.create({"name": "cifar10", "root": str(tmp_path / "cifar10"), "download": True})
+    with pytest.raises(ZooError, match=r"data.download=true could not fetch cifar10 into .*Temporary failure in name"):
+        build_dataset(data, "train", None)

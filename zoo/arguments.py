@@ -9,6 +9,7 @@ an interpolation meets the same rule with the same message.
 
 import math
 import os
+from collections.abc import Sequence
 from importlib import resources
 
 from zoo.errors import ZooError
@@ -45,7 +46,7 @@ def override_values(argv):
     """{key: value} of the `key=value` / `+key=value` / `++key=value` overrides (the last of a key wins), flags aside."""
     values = {}
     for arg in argv:
-        if arg.startswith("-") or "=" not in arg or arg.startswith("~"):
+        if arg.startswith(("-", "~")) or "=" not in arg:
             continue
         key, text = arg.split("=", 1)
         values[key.lstrip("+")] = parse_value(text)
@@ -57,22 +58,16 @@ def is_number(value):
 
 
 def check_devices(value, name="trainer.devices"):
-    """Lightning's devices: auto, a count >= 1, -1 (every GPU), or a list of device indices."""
-    if value == "auto" or value == -1:
-        return
-    if isinstance(value, str):
+    """Lightning's devices: auto, a count >= 1, -1 (every GPU), or a list of device indices ([0,1] or "0,1")."""
+    if isinstance(value, str) and value != "auto":
         parts = [part.strip() for part in value.strip("[]").split(",") if part.strip()]
         if parts and all(part.isdigit() for part in parts):
-            if len(parts) == 1 and int(parts[0]) == 0:
-                value = 0  # "0" is a count (none), as Lightning reads it
-            else:
-                return
-    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and v >= 0 for v in value):
-        return
-    elif isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return
-    raise ZooError(f"{name}={value} is not a number of devices: use auto, a count >= 1 (e.g. {name}=2) or device "
-                   "indices (e.g. [0,1])")
+            value = int(parts[0]) if len(parts) == 1 else [int(part) for part in parts]
+    indices = isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0 and all(isinstance(v, int) and v >= 0 for v in value)
+    count = isinstance(value, int) and not isinstance(value, bool) and (value >= 1 or value == -1)
+    if not (value == "auto" or indices or count):
+        raise ZooError(f"{name}={value} is not a number of devices: use auto, a count >= 1 (e.g. {name}=2) or device "
+                       "indices (e.g. [0,1])")
 
 
 def check_values(values):

@@ -4,15 +4,18 @@ import json
 import logging
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 from zoo.arguments import check_pretrain_arguments, override_values
 from zoo.callbacks import AtomicCheckpointIO, EmbeddingPlot, SpectrumPlot, atomic_write_bytes, checkpoint_callbacks
+from zoo.catalog import dataset_info
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
@@ -140,30 +143,66 @@ def say_how_the_recipe_runs_here(cfg, trainer, changed):
     )
 
 
+def runs_on_cuda(trainer_cfg):
+    """Whether Lightning puts this run on CUDA GPUs: accelerator auto, gpu or cuda on a machine with one."""
+    return str(trainer_cfg.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def check_precision_override(cfg):
+    """float16 autocast needs a CUDA GPU; on a CPU Lightning would switch to bfloat16 with a warning. Asked
+    for on the command line, it is refused in one line; a recipe's 16-mixed runs as 32-true, with a notice."""
+    from hydra.core.hydra_config import HydraConfig
+
+    asked = any(o.lstrip("+").startswith("trainer.precision=") for o in HydraConfig.get().overrides.task)
+    if asked and str(cfg.trainer.precision).startswith("16") and not runs_on_cuda(cfg.trainer):
+        raise ZooError(f"trainer.precision={cfg.trainer.precision} (float16) needs a CUDA GPU and this run has none: "
+                       "use trainer.precision=bf16-mixed (bfloat16 autocast, runs on a CPU) or 32-true")
+
+
 def trainer_for_this_machine(cfg, run_dir):
-    """The trainer on the devices present, with what they cannot run turned off in `cfg` (SyncBN for a
-    single process, 16-bit precision without a GPU) and the recipe's global batch split over them."""
-    trainer = pretraining_trainer(cfg, run_dir)
+    """The trainer on the devices present, with what they cannot run turned off in `cfg` (16-bit float
+    precision without a GPU, SyncBN for a single process), said in one line, and the recipe's global
+    batch split over them."""
     changed = []
+    if str(cfg.trainer.precision).startswith("16") and not runs_on_cuda(cfg.trainer):  # decided before Lightning sees it
+        changed.append(f"precision 32-true ({cfg.trainer.precision} needs a GPU)")
+        cfg.trainer.precision = "32-true"
+    trainer = pretraining_trainer(cfg, run_dir)
     if cfg.trainer.sync_batchnorm and trainer.world_size == 1:  # SyncBN needs processes to sync (and a GPU)
         cfg.trainer.sync_batchnorm = False
         changed.append("SyncBN off")
-    if str(cfg.trainer.precision).startswith("16") and trainer.strategy.root_device.type != "cuda":
-        changed.append(f"precision 32-true ({cfg.trainer.precision} needs a GPU)")
-        cfg.trainer.precision = "32-true"
-    if changed:
         trainer = pretraining_trainer(cfg, run_dir)
     if cfg.data.global_batch_size:
         cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, trainer.world_size)
     if trainer.is_global_zero and cfg.recipe.name:
         say_how_the_recipe_runs_here(cfg, trainer, changed)
+    elif trainer.is_global_zero and changed:
+        print(f"zoo: {', '.join(changed)}")
     return trainer
+
+
+def keep_the_recipes_image_size(cfg):
+    """A recipe's crops without a size take its data set's (CIFAR: 32 px). Run on another data set
+    (data.name=folder data.root=PATH), they keep that size, which the recipe's stem, batch and lr were
+    set for, rather than the new data set's default (224 px through a CIFAR stem); said in one line."""
+    if not cfg.recipe.name or cfg.data.image_size is not None:
+        return
+    recipe = resources.files("zoo").joinpath("configs", "experiment", f"{cfg.recipe.name}.yaml")
+    if not recipe.is_file():
+        return
+    recipe_data = yaml.safe_load(recipe.read_text()).get("data") or {}
+    name = recipe_data.get("name")
+    if name and name != cfg.data.name and recipe_data.get("image_size") is None:
+        cfg.data.image_size = dataset_info(name).image_size
+        print(f"zoo: recipe {cfg.recipe.name} on data.name={cfg.data.name}: crops of {cfg.data.image_size} px as on "
+              f"{name} (pass data.image_size=N for another size)")
 
 
 def pretrain(cfg):
     started = time.time()
     run_dir = Path(cfg.run_dir).resolve()
     method_cls = get_method(cfg.method.name)
+    keep_the_recipes_image_size(cfg)
     check_pretrain_config(cfg)
     method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -223,6 +262,7 @@ def main():
         if torch.cuda.is_available():  # TF32 for the backbone; a CUDA feature (the whitening stays float32)
             torch.set_float32_matmul_precision("high")
         check_batch_overrides(cfg)
+        check_precision_override(cfg)
         pretrain(cfg)
 
     run()

@@ -72,6 +72,14 @@ def batch_scaled(lr, scale_lr, global_batch_size):
     return lr * (global_batch_size / 256 if scale_lr else 1.0)
 
 
+def in_dataset_order(gathered, total):
+    """(world, n, ...) outputs of a validation loader under DistributedSampler (no shuffling), as
+    `all_gather` stacks them, back in the data set's order without the padding: the sampler deals
+    sample i to process i % world and pads the last round with the first samples again, so
+    450 images on 4 processes would otherwise count 452 (two twice)."""
+    return gathered.transpose(0, 1).flatten(0, 1)[:total]
+
+
 class BaseMethod(L.LightningModule):
     """A self-supervised method: backbone + projector + loss, with an online probe and k-NN.
 
@@ -288,9 +296,12 @@ class BaseMethod(L.LightningModule):
             store["projections"].append(self.projector(features).float())
 
     def _gathered(self, index, key):
+        """Every process's outputs of validation loader `index`, in the data set's order, each sample once."""
         local = torch.cat(self._val_outputs[index][key])
         gathered = self.all_gather(local)
-        return gathered.flatten(0, 1) if gathered.dim() > local.dim() else gathered
+        if gathered.dim() == local.dim():  # one process
+            return gathered
+        return in_dataset_order(gathered, len(self.trainer.val_dataloaders[index].dataset))
 
     def on_validation_epoch_end(self):
         if 0 not in self._val_outputs or 1 not in self._val_outputs:

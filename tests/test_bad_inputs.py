@@ -1,5 +1,6 @@
-"""Bad names and values on the command line (and in NUM_GPUS / NUM_NODES / ZOO_METHODS): one `error:`
-line, before torch is imported where the arguments alone show the problem."""
+"""Bad input ends in one `error:` line (before torch is imported where the arguments alone show the
+problem: the command line, NUM_GPUS / NUM_NODES / ZOO_METHODS), or runs as asked and says what changed:
+never a traceback or a silently different run."""
 
 import os
 import re
@@ -9,6 +10,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from zoo.errors import ZooError
@@ -119,3 +121,69 @@ def test_download_offline_is_one_line(tmp_path, monkeypatch):
     data = OmegaConf.create({"name": "cifar10", "root": str(tmp_path / "cifar10"), "download": True})
     with pytest.raises(ZooError, match=r"data.download=true could not fetch cifar10 into .*Temporary failure in name"):
         build_dataset(data, "train", None)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_float16_asked_for_on_a_cpu_is_refused(tmp_path, capsys, monkeypatch):
+    """Lightning would run bfloat16 instead (and the zoo then float32): refused, naming bf16-mixed."""
+    from zoo.pretrain import main
+
+    monkeypatch.setattr(sys, "argv", ["main_pretrain.py", "trainer.precision=16-mixed", f"run_dir={tmp_path}"])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stopped.value.code == 2 and len(errors) == 1
+    assert errors[0].startswith("error: trainer.precision=16-mixed (float16) needs a CUDA GPU") and "bf16-mixed" in errors[0]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_recipes_float16_on_a_cpu_trains_float32_and_says_so(tmp_path, capsys):
+    from zoo.pretrain import trainer_for_this_machine
+
+    cfg = composed("experiment=cifar10/simclr", "trainer.max_steps=1")
+    assert cfg.trainer.precision == "16-mixed"
+    trainer = trainer_for_this_machine(cfg, tmp_path)
+    assert trainer.precision == "32-true" and cfg.trainer.precision == "32-true"
+    assert "precision 32-true (16-mixed needs a GPU)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("total, world", [(450, 4), (10, 3), (12, 4), (7, 8)])
+def test_validation_outputs_of_several_processes_count_each_sample_once(total, world):
+    """What torch's DistributedSampler deals each process (padded to equal shares), stacked as all_gather
+    stacks it, comes back as the data set in order: 450 k-NN samples on 4 processes stay 450."""
+    from torch.utils.data import DistributedSampler
+
+    from zoo.methods.base import in_dataset_order
+
+    dataset = list(range(total))
+    shares = [list(DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)) for rank in range(world)]
+    gathered = torch.tensor(shares)  # (world, n): the sample indices each process saw
+    assert gathered.numel() > total or total % world == 0
+    assert in_dataset_order(gathered, total).tolist() == dataset
+    features = torch.stack([gathered.float(), -gathered.float()], dim=-1)  # (world, n, 2) like features
+    assert in_dataset_order(features, total)[:, 0].tolist() == dataset
+
+
+def test_a_moved_checkpoint_is_evaluated_beside_itself(tmp_path):
+    from zoo.eval.common import run_folder
+
+    assert run_folder(tmp_path / "run" / "checkpoints" / "last.ckpt") == (tmp_path / "run").resolve()
+    assert run_folder(tmp_path / "models" / "intl_ep100.ckpt") == (tmp_path / "models" / "intl_ep100").resolve()
+
+
+def test_a_cifar_recipe_on_a_folder_keeps_its_32_px_crops(tmp_path, capsys):
+    """Nothing sets the size in the CIFAR recipes (the data set's own): on data.name=folder that would be
+    224 px through the CIFAR stem."""
+    from zoo.data import eval_pipeline, resolved_views
+    from zoo.pretrain import keep_the_recipes_image_size
+
+    cfg = composed("experiment=cifar10/simclr", "data.name=folder", f"data.root={tmp_path}")
+    assert {group.size for group in resolved_views(cfg.data)} == {224}  # what it trained before
+    keep_the_recipes_image_size(cfg)
+    assert {group.size for group in resolved_views(cfg.data)} == {32}
+    crop = next(step for step in eval_pipeline(cfg.data).transforms if type(step).__name__ == "CenterCrop")
+    assert list(crop.size) == [32, 32]
+    assert "crops of 32 px as on cifar10" in capsys.readouterr().out
+    own = composed("experiment=cifar10/simclr", "data.name=folder", "data.image_size=64")
+    keep_the_recipes_image_size(own)
+    assert own.data.image_size == 64

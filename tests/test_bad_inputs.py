@@ -2,6 +2,8 @@
 problem: the command line, NUM_GPUS / NUM_NODES / ZOO_METHODS), or runs as asked and says what changed:
 never a traceback or a silently different run."""
 
+import json
+import math
 import os
 import re
 import subprocess
@@ -187,3 +189,16 @@ def test_a_cifar_recipe_on_a_folder_keeps_its_32_px_crops(tmp_path, capsys):
     own = composed("experiment=cifar10/simclr", "data.name=folder", "data.image_size=64")
     keep_the_recipes_image_size(own)
     assert own.data.image_size == 64
+
+
+def test_bf16_mixed_trains_on_a_cpu(tmp_path):
+    """trainer.precision=bf16-mixed runs as asked on a CPU (bfloat16 autocast), whitening included (INTL)."""
+    tiny = ["data.batch_size=16", "data.num_workers=0", "data.image_size=8", "data.eval_batch_size=64",
+            "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "method.proj_hidden=[64]", "method.proj_out=32",
+            "trainer.max_steps=2", "backbone.name=test_resnet", "backbone.small_stem=false"]
+    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *tiny, "trainer.precision=bf16-mixed",
+                             f"run_dir={tmp_path}"], capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["provenance"]["precision"] == "bf16-mixed"
+    assert summary["knn_top1"] is not None and math.isfinite(summary["effective_rank"])

@@ -46,6 +46,9 @@ class DataConfig:
     num_views: int | None = None  # the crop count of a one-group views spec (W-MSE / CW-RGP: 2 or 4); None = its own
     views: list[CropGroup] = field(default_factory=lambda: [CropGroup(size=None), CropGroup(size=None)])
     digits_test_fraction: float = 0.25  # fixed seeded split of scikit-learn's digits
+    # folder only: false = unlabelled images anywhere under data.root (no class folders, no validation split):
+    # trains, and reports label-free diagnostics (effective rank, spectra) on a fixed subset of them, no probe or k-NN
+    labels: bool = True
 
 
 @dataclass

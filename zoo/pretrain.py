@@ -109,6 +109,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started):
     return {
         "method": cfg.method.name,
         "dataset": cfg.data.name,
+        "labels": cfg.data.labels,  # false: unlabelled images, so no k-NN or probe accuracy
         "backbone": cfg.backbone.name,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
@@ -224,7 +225,7 @@ def pretrain(cfg):
         )
         if resume:
             print(f"Resuming from {resume}")
-    val_loaders = [loaders.knn_bank, loaders.val]
+    val_loaders = [loaders.knn_bank, loaders.val] if loaders.knn_bank is not None else [loaders.val]
     trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
     if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
         trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights

@@ -71,7 +71,8 @@ def _folder_dataset(root, split, transform):
     if not Path(root).is_dir():
         raise ZooError(f"data root not found: {root} (set data.root=PATH to a folder with train/<class>/* and val/<class>/*)")
     if not split_dir.is_dir():
-        raise ZooError(f"wrong folder layout: {split_dir} is missing (expected {root}/train/<class>/* and {root}/val/<class>/*)")
+        raise ZooError(f"wrong folder layout: {split_dir} is missing (expected {root}/train/<class>/* and {root}/val/<class>/*; "
+                       "data.labels=false for a folder of unlabelled images)")
     try:
         dataset = ImageFolder(str(split_dir), transform=transform)
     except FileNotFoundError as err:
@@ -83,9 +84,37 @@ def _folder_dataset(root, split, transform):
     return dataset
 
 
+class UnlabelledImages(Dataset):
+    """Every image file under `root` (any layout, sorted paths), each labelled -1, transformed on access."""
+
+    def __init__(self, root, transform):
+        from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
+
+        if not Path(root).is_dir():
+            raise ZooError(f"data root not found: {root} (set data.root=PATH to a folder of images)")
+        files = sorted(str(p) for p in Path(root).rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
+        self.paths = [path for path, _ in readable_folder_samples(tuple((path, -1) for path in files))]
+        if not self.paths:
+            raise ZooError(f"no readable image under {root} (data.labels=false reads every image file below data.root)")
+        self.transform, self.loader = transform, default_loader
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return self.transform(self.loader(self.paths[index])), -1
+
+
 def build_dataset(data_cfg, split, transform):
     """`split` is train (pretraining images), train_labeled (probe / k-NN bank) or val."""
     info = dataset_info(data_cfg.name)
+    if not data_cfg.get("labels", True):
+        if info.kind != "folder":
+            raise ZooError(f"data.labels=false is for a folder of images (data.name=folder), not {data_cfg.name}")
+        if split != "train":
+            raise ZooError(f"data.labels=false: {data_cfg.root} holds no labels to evaluate with; pass "
+                           "data.labels=true data.root=PATH (a labelled folder: train/<class>/*, val/<class>/*)")
+        return UnlabelledImages(data_cfg.root, transform)
     if info.kind == "digits":
         train, test = load_digits_split(32, data_cfg.digits_test_fraction)
         images, labels = test if split == "val" else train

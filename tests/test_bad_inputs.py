@@ -202,3 +202,56 @@ def test_bf16_mixed_trains_on_a_cpu(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["provenance"]["precision"] == "bf16-mixed"
     assert summary["knn_top1"] is not None and math.isfinite(summary["effective_rank"])
+
+
+def unlabelled_folder(root, count=40):
+    """Random PNGs, flat and in a subfolder: no class folders, no train/ or val/."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "more").mkdir(parents=True)
+    for index in range(count):
+        image = Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8))
+        image.save(root / ("more" if index % 4 == 0 else "") / f"{index}.png")
+    return root
+
+
+def test_an_unlabelled_folder_trains_and_reports_label_free_diagnostics_only(tmp_path):
+    """data.labels=false: no probe, no k-NN (never a k-NN of 1.0 from one fake class), the spectra of its images."""
+    root = unlabelled_folder(tmp_path / "images")
+    tiny = ["data.batch_size=16", "data.num_workers=0", "data.image_size=8", "data.eval_batch_size=64",
+            "trainer.enable_progress_bar=false", "method.proj_hidden=[64]", "method.proj_out=32", "trainer.max_steps=2",
+            "backbone.name=test_resnet", "backbone.small_stem=false"]
+    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *tiny, "data.name=folder", f"data.root={root}",
+                             "data.labels=false", f"run_dir={tmp_path / 'run'}"],
+                            capture_output=True, text=True, cwd=REPO, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["labels"] is False and summary["steps"] == 2
+    assert summary["knn_top1"] is None and summary["linear_top1"] is None
+    assert summary["effective_rank"] > 1 and math.isfinite(summary["projector_effective_rank"])
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val/effective_rank" in header and not any("knn" in key or "probe" in key for key in header)
+
+
+def test_an_unlabelled_folder_has_nothing_to_evaluate_with(tmp_path):
+    from zoo.data.datasets import build_dataset
+
+    root = unlabelled_folder(tmp_path / "images", count=4)
+    unlabelled = OmegaConf.create({"name": "folder", "root": str(root), "labels": False})
+    assert len(build_dataset(unlabelled, "train", lambda image: image)) == 4
+    with pytest.raises(ZooError, match="data.labels=false: .* holds no labels to evaluate with; pass data.labels=true"):
+        build_dataset(unlabelled, "val", None)
+    with pytest.raises(ZooError, match="data.labels=false is for a folder of images"):
+        build_dataset(OmegaConf.create({"name": "cifar10", "root": str(root), "labels": False}), "train", None)
+    with pytest.raises(ZooError, match="wrong folder layout: .* data.labels=false for a folder of unlabelled images"):
+        build_dataset(OmegaConf.create({"name": "folder", "root": str(root), "labels": True}), "train", None)
+
+
+@pytest.mark.parametrize("script, flag", [("main_linear.py", ["--ckpt", "{}"]), ("main_knn.py", ["--ckpt={}"])])
+def test_a_missing_checkpoint_is_one_line_before_torch(script, flag, tmp_path):
+    missing = tmp_path / "moved" / "last.ckpt"
+    code, errors, imported = run_entry([script, *(part.format(missing) for part in flag)])
+    assert code == 2 and errors == [f"error: checkpoint not found: {missing} (pass the path to a .ckpt written by main_pretrain.py)"]
+    assert "torch" not in imported

@@ -139,3 +139,18 @@ def check_pretrain_arguments(argv, environ=os.environ):
     if isinstance(method, str) and method not in names and not environ.get("ZOO_METHODS", "").strip():
         raise ZooError(f"unknown method '{method}' (registered: {', '.join(sorted(names))})")
     check_values(values)
+
+
+def check_checkpoint_file(path):
+    """A --ckpt PATH that is a file (read_checkpoint then reads it)."""
+    if not os.path.isfile(path):
+        raise ZooError(f"checkpoint not found: {path} (pass the path to a .ckpt written by main_pretrain.py)")
+
+
+def check_checkpoint_argument(argv):
+    """main_linear.py / main_knn.py: `--ckpt PATH` (or --ckpt=PATH) names a file, checked before torch is imported."""
+    for index, arg in enumerate(argv):
+        if arg == "--ckpt" and index + 1 < len(argv):
+            check_checkpoint_file(argv[index + 1])
+        elif arg.startswith("--ckpt="):
+            check_checkpoint_file(arg.split("=", 1)[1])

@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from zoo.arguments import check_checkpoint_file
 from zoo.errors import ZooError
 
 BACKBONE_PREFIX = "backbone."
@@ -18,8 +19,7 @@ def read_checkpoint(path):
     `state_dict` is the whole LightningModule's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"checkpoint not found: {path} (pass the path to a .ckpt written by main_pretrain.py)")
+    check_checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a non-checkpoint file

@@ -102,7 +102,7 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
 def summarise(cfg, model, trainer, loader, last_ckpt, started):
     evaluated = getattr(model, "last_eval", {})
     keys = (
-        "knn_top1", "knn_top5", "linear_top1", "linear_top5", "effective_rank", "projector_effective_rank",
+        "knn_top1", "knn_top5", "linear_top1", "linear_top5", "evaluated_images", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
         "transformed_condition_number",
     )

@@ -339,6 +339,7 @@ class BaseMethod(L.LightningModule):
         backbone_eigs, projector_eigs = covariance_eigenvalues(feats), covariance_eigenvalues(projections)
         self.last_eval = {
             **accuracies,
+            "evaluated_images": len(feats),  # each validation image once, whatever the number of processes
             "effective_rank": effective_rank(backbone_eigs),
             "projector_effective_rank": effective_rank(projector_eigs),
             "backbone_condition_number": condition_number(backbone_eigs),

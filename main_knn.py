@@ -1,6 +1,12 @@
 """Offline k-NN sweep: python main_knn.py --ckpt PATH [data overrides]."""
 
-from zoo.eval.cli import main_knn
+import sys
+
+from zoo.arguments import check_checkpoint_argument
+from zoo.errors import exit_on_user_error
 
 if __name__ == "__main__":
+    exit_on_user_error(check_checkpoint_argument)(sys.argv[1:])  # a missing checkpoint in a second, before torch
+    from zoo.eval.cli import main_knn
+
     main_knn()

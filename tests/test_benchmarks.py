@@ -233,3 +233,17 @@ def test_digits_family_selection_names_registered_methods():
 
     assert set(module.FAMILY) <= set(method_names()) and len(module.FAMILY) == 14
     assert all(f"({m})" in (REPO / "docs" / "spectral_family.md").read_text().replace("`", "") for m in module.FAMILY)
+
+
+def test_precision_tiny_gives_each_methods_loss_in_float32_and_16_bit_autocast(tmp_path):
+    out = run("precision.py", "--tiny", "--json", str(tmp_path / "precision.json"))
+    assert out.startswith("precision: ") and "| method | float32 loss | bf16 autocast (rel. diff.) | fp16 autocast (rel. diff.) |" in out
+    data = json.loads((tmp_path / "precision.json").read_text())
+    assert list(data["losses"]) == ["intl", "simclr", "wmse"]
+    for method, losses in data["losses"].items():
+        assert len(rows_starting(out, method)) == 1, method
+        assert set(losses) == {"float32", "bf16 autocast", "fp16 autocast"}
+        reference = losses["float32"]
+        # bfloat16 keeps 8 bits of mantissa: the same loss to about 1 %, but not bit for bit (autocast did run)
+        assert losses["bf16 autocast"] != reference and abs(losses["bf16 autocast"] - reference) < 0.02 * abs(reference), method
+        assert abs(losses["fp16 autocast"] - reference) < 0.01 * abs(reference), method

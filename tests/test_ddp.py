@@ -33,3 +33,19 @@ def test_ddp_two_cpu_processes_train_and_validate(method, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["global_batch_size"] == 32
     assert summary["knn_top1"] is not None  # validation features gathered from both ranks
+
+
+def test_four_processes_count_each_validation_image_once(tmp_path):
+    """digits' 450 validation images on 4 processes: DistributedSampler pads them to 452 (2 twice); the k-NN and
+    the spectra see the 450 (4 processes on a 2-core machine too: more processes than cores)."""
+    run_dir = tmp_path / "run"
+    args = ["method=simclr", "method.proj_hidden=[32]", "method.proj_out=16", "backbone.name=test_resnet",
+            "backbone.small_stem=false", "data.image_size=8", "data.eval_batch_size=128", "trainer.accelerator=cpu",
+            "trainer.devices=4", "trainer.strategy=ddp", "data.batch_size=8", "data.num_workers=0", "trainer.max_steps=1",
+            "trainer.enable_progress_bar=false", f"run_dir={run_dir}"]
+    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], capture_output=True, text=True,
+                            cwd=REPO, timeout=900, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "4 x cpu, global batch 32" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["evaluated_images"] == 450 and summary["knn_top1"] is not None

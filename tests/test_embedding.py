@@ -70,7 +70,7 @@ def test_callback_draws_once_from_the_validation_of_the_final_weights(tmp_path):
     features, labels = clustered_features()
     path = tmp_path / "embedding.png"
     callback = EmbeddingPlot(path)
-    module = SimpleNamespace(name="intl", _val_outputs={0: {"features": [torch.zeros(2, 64)], "labels": [torch.zeros(2)]},
+    module = SimpleNamespace(name="intl", evaluated_loader=1, _val_outputs={0: {"features": [torch.zeros(2, 64)], "labels": [torch.zeros(2)]},
                                                         1: {"features": list(features.split(50)), "labels": list(labels.split(50))}})
     trainer = SimpleNamespace(sanity_checking=False, global_step=5, is_global_zero=True, state=SimpleNamespace(fn="fit"))
     callback.on_validation_epoch_end(trainer, module)

@@ -136,7 +136,7 @@ def test_frossl_data_statistics():
                 "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
                 "stl10": ((0.4914, 0.4823, 0.4466), (0.247, 0.243, 0.261)),
                 "tiny-imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))}
-    from zoo.data.datasets import dataset_info
+    from zoo.catalog import dataset_info
     for ds, (mean, std) in expected.items():
         data = compose_recipe([f"experiment={ds}/frossl"]).data
         info = dataset_info(data.name)

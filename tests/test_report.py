@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from zoo.report import COLUMNS, load_targets, main, report
+from zoo.report import COLUMNS, SWEEP_BEST, load_targets, main, report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,3 +209,42 @@ def test_collapsed_diverged_and_interrupted_runs_are_flagged(tmp_path):
     assert by_run["collapsed"]["flags"] == "collapsed, 2 non-finite steps skipped"
     assert by_run["diverged"]["flags"] == "diverged" and by_run["diverged"]["epochs"] == "3/100"
     assert by_run["stopped"]["flags"] == "unfinished (stopped by SIGTERM)"
+
+
+def test_runs_of_one_seed_count_once(tmp_path):
+    """Runs that differ only in their logger are one seed, not several: 5 runs of seeds 2,0,1,0,0 are n = 3."""
+    seeded_runs(tmp_path, [0, 1, 2], [0.90, 0.91, 0.92])
+    for logger, top1 in (("wandb", 0.94), ("tensorboard", 0.92)):  # seed 0 again: its mean is 0.92
+        make_run(tmp_path / f"wmse-0-{logger}", "wmse", "cifar10", 1000, 2, 256, online={"linear_top1": top1},
+                 config={"seed": 0, "logger": logger, "run_dir": str(tmp_path / logger), "optimizer.scale_lr": False})
+    online = next(row for row in rows(report(tmp_path)) if row["protocol"].startswith("online"))
+    assert online["n"] == "3" and online["seeds"] == "0 (3 runs),1,2"
+    assert online["top-1"] == "91.67 ± 0.58"  # mean ± std of 92 (seed 0's three runs), 91 and 92
+
+
+def test_a_knn_sweeps_best_has_its_own_column(tmp_path):
+    """main_knn.py's best of its settings is picked on the split it is scored on: never in the k-NN column."""
+    run = make_run(tmp_path / "run", "intl", "cifar10", 1000, 2, 256, online={"knn_top1": 0.85})
+    add_evaluation(run, "kNN-sweep", folder=run / "knn", best_top1=0.973, settings=144, results=[])
+    online, sweep = rows(report(tmp_path))
+    assert online["k-NN"] == "85.00" and online[SWEEP_BEST] == "–"
+    assert sweep["protocol"] == "kNN-sweep" and sweep["k-NN"] == "–" and sweep["top-1"] == "–"
+    assert sweep[SWEEP_BEST] == "97.30 (best of 144)"
+    assert "picked on the eval split" in SWEEP_BEST
+
+
+def test_folders_left_out_are_listed_with_the_reason(tmp_path):
+    make_run(tmp_path / "done", "intl", "cifar10", 1000, 2, 256, online={"knn_top1": 0.85})
+    (tmp_path / "failed" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "failed" / "config.yaml").write_text("method: {name: intl}\n")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "summary.json").write_text('{"method": "intl", ')
+    add_evaluation(tmp_path / "gone", "LP-SMALL", folder=tmp_path / "orphan", linear_top1=0.5)
+    table, notes = report(tmp_path).split("\n\n")
+    assert [row["run"] for row in rows(table)] == ["done"]
+    assert notes.splitlines() == [
+        "Not in the table (3):",
+        "- broken/summary.json: unreadable summary.json (JSONDecodeError)",
+        "- failed: no summary.json: the run failed, was stopped or is still running",
+        f"- orphan: LP-SMALL of {tmp_path / 'gone/checkpoints/last.ckpt'}, whose run is not found",
+    ]

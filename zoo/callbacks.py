@@ -148,7 +148,7 @@ class EmbeddingPlot(L.Callback):
     def on_validation_epoch_end(self, trainer, pl_module):
         from zoo.eval.embedding import subsample
 
-        store = getattr(pl_module, "_val_outputs", {}).get(1)  # dataloader 1: the validation images
+        store = getattr(pl_module, "_val_outputs", {}).get(pl_module.evaluated_loader)  # the validation images
         if trainer.sanity_checking or not store or not store["features"]:
             return
         features, labels = subsample(torch.cat(store["features"]), torch.cat(store["labels"]), self.max_points)

@@ -11,6 +11,7 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
+from zoo.arguments import check_checkpoint_file
 from zoo.callbacks import writing_error
 from zoo.errors import ZooError
 
@@ -25,8 +26,7 @@ def read_checkpoint(path):
     `state_dict` is the whole LightningModule's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"checkpoint not found: {path} (pass the path to a .ckpt written by main_pretrain.py)")
+    check_checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for a non-checkpoint file

@@ -13,6 +13,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from zoo.arguments import CHECKED_KEYS, check_values
 from zoo.data.augment import CropGroup
 from zoo.errors import ZooError
 
@@ -48,6 +49,9 @@ class DataConfig:
     num_views: int | None = None  # the crop count of a one-group views spec (W-MSE / CW-RGP: 2 or 4); None = its own
     views: list[CropGroup] = field(default_factory=lambda: [CropGroup(size=None), CropGroup(size=None)])
     digits_test_fraction: float = 0.25  # fixed seeded split of scikit-learn's digits
+    # folder only: false = unlabelled images anywhere under data.root (no class folders, no validation split):
+    # trains, and reports label-free diagnostics (effective rank, spectra) on a fixed subset of them, no probe or k-NN
+    labels: bool = True
 
 
 @dataclass
@@ -237,17 +241,7 @@ def check_pretrain_config(cfg):
     import timm
     import torch
 
-    at_least = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1,
-                "divergence.skip_nonfinite_steps": 0}
-    for key, low in at_least.items():
-        value = OmegaConf.select(cfg, key)
-        if value is not None and value < low:
-            raise ZooError(f"{key}={value} must be at least {low}")
-    for key in ("optimizer.lr", "optimizer.probe_lr"):
-        if OmegaConf.select(cfg, key) <= 0:
-            raise ZooError(f"{key}={OmegaConf.select(cfg, key)} must be positive")
-    if cfg.optimizer.weight_decay < 0:
-        raise ZooError(f"optimizer.weight_decay={cfg.optimizer.weight_decay} must be >= 0")
+    check_values({key: OmegaConf.select(cfg, key) for key in CHECKED_KEYS})
     check_batch_limits(cfg.trainer)
     from zoo.optim import check_optimizer
 

@@ -6,14 +6,17 @@ import logging
 import signal
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import hydra
 import lightning as L
 import torch
+import yaml
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
+from zoo.arguments import check_pretrain_arguments, override_values
 from zoo.callbacks import (
     AtomicCheckpointIO,
     Diverged,
@@ -24,6 +27,7 @@ from zoo.callbacks import (
     atomic_write_bytes,
     checkpoint_callbacks,
 )
+from zoo.catalog import dataset_info
 from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, resolved_views
@@ -34,13 +38,6 @@ from zoo.loggers import run_loggers
 from zoo.methods.base import batch_scaled, typed_config
 from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
-
-
-def check_method_override(argv):
-    """Fail in one line on `method=<unknown>` before Hydra prints its multi-line listing."""
-    for arg in argv:
-        if arg.startswith("method="):
-            get_method(arg.split("=", 1)[1])
 
 
 def check_run_dir_override(argv):
@@ -139,7 +136,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
     """summary.json; `stopped`: why the run ended before its planned steps (None: it finished)."""
     evaluated = getattr(model, "last_eval", {})
     keys = (
-        "knn_top1", "knn_top5", "linear_top1", "linear_top5", "effective_rank", "projector_effective_rank",
+        "knn_top1", "knn_top5", "linear_top1", "linear_top5", "evaluated_images", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
         "transformed_condition_number", "output_std",
     )
@@ -147,6 +144,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
     return {
         "method": cfg.method.name,
         "dataset": cfg.data.name,
+        "labels": cfg.data.labels,  # false: unlabelled images, so no k-NN or probe accuracy
         "backbone": cfg.backbone.name,
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
@@ -185,30 +183,66 @@ def say_how_the_recipe_runs_here(cfg, trainer, changed):
     )
 
 
+def runs_on_cuda(trainer_cfg):
+    """Whether Lightning puts this run on CUDA GPUs: accelerator auto, gpu or cuda on a machine with one."""
+    return str(trainer_cfg.accelerator) in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+
+
+def check_precision_override(cfg):
+    """float16 autocast needs a CUDA GPU; on a CPU Lightning would switch to bfloat16 with a warning. Asked
+    for on the command line, it is refused in one line; a recipe's 16-mixed runs as 32-true, with a notice."""
+    from hydra.core.hydra_config import HydraConfig
+
+    asked = any(o.lstrip("+").startswith("trainer.precision=") for o in HydraConfig.get().overrides.task)
+    if asked and str(cfg.trainer.precision).startswith("16") and not runs_on_cuda(cfg.trainer):
+        raise ZooError(f"trainer.precision={cfg.trainer.precision} (float16) needs a CUDA GPU and this run has none: "
+                       "use trainer.precision=bf16-mixed (bfloat16 autocast, runs on a CPU) or 32-true")
+
+
 def trainer_for_this_machine(cfg, run_dir):
-    """The trainer on the devices present, with what they cannot run turned off in `cfg` (SyncBN for a
-    single process, 16-bit precision without a GPU) and the recipe's global batch split over them."""
-    trainer = pretraining_trainer(cfg, run_dir)
+    """The trainer on the devices present, with what they cannot run turned off in `cfg` (16-bit float
+    precision without a GPU, SyncBN for a single process), said in one line, and the recipe's global
+    batch split over them."""
     changed = []
+    if str(cfg.trainer.precision).startswith("16") and not runs_on_cuda(cfg.trainer):  # decided before Lightning sees it
+        changed.append(f"precision 32-true ({cfg.trainer.precision} needs a GPU)")
+        cfg.trainer.precision = "32-true"
+    trainer = pretraining_trainer(cfg, run_dir)
     if cfg.trainer.sync_batchnorm and trainer.world_size == 1:  # SyncBN needs processes to sync (and a GPU)
         cfg.trainer.sync_batchnorm = False
         changed.append("SyncBN off")
-    if str(cfg.trainer.precision).startswith("16") and trainer.strategy.root_device.type != "cuda":
-        changed.append(f"precision 32-true ({cfg.trainer.precision} needs a GPU)")
-        cfg.trainer.precision = "32-true"
-    if changed:
         trainer = pretraining_trainer(cfg, run_dir)
     if cfg.data.global_batch_size:
         cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, trainer.world_size)
     if trainer.is_global_zero and cfg.recipe.name:
         say_how_the_recipe_runs_here(cfg, trainer, changed)
+    elif trainer.is_global_zero and changed:
+        print(f"zoo: {', '.join(changed)}")
     return trainer
+
+
+def keep_the_recipes_image_size(cfg):
+    """A recipe's crops without a size take its data set's (CIFAR: 32 px). Run on another data set
+    (data.name=folder data.root=PATH), they keep that size, which the recipe's stem, batch and lr were
+    set for, rather than the new data set's default (224 px through a CIFAR stem); said in one line."""
+    if not cfg.recipe.name or cfg.data.image_size is not None:
+        return
+    recipe = resources.files("zoo").joinpath("configs", "experiment", f"{cfg.recipe.name}.yaml")
+    if not recipe.is_file():
+        return
+    recipe_data = yaml.safe_load(recipe.read_text()).get("data") or {}
+    name = recipe_data.get("name")
+    if name and name != cfg.data.name and recipe_data.get("image_size") is None:
+        cfg.data.image_size = dataset_info(name).image_size
+        print(f"zoo: recipe {cfg.recipe.name} on data.name={cfg.data.name}: crops of {cfg.data.image_size} px as on "
+              f"{name} (pass data.image_size=N for another size)")
 
 
 def pretrain(cfg):
     started = time.time()
     run_dir = Path(cfg.run_dir).resolve()
     method_cls = get_method(cfg.method.name)
+    keep_the_recipes_image_size(cfg)
     check_pretrain_config(cfg)
     method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
     check_run_folder(run_dir, cfg.method.name, cfg.backbone.name)
@@ -238,7 +272,7 @@ def train(cfg, trainer, run_dir, started):
         )
         if resume:
             print(f"Resuming from {resume}")
-    val_loaders = [loaders.knn_bank, loaders.val]
+    val_loaders = [loaders.knn_bank, loaders.val] if loaders.knn_bank is not None else [loaders.val]
     try:
         trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
         if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
@@ -268,11 +302,21 @@ def train(cfg, trainer, run_dir, started):
     return model
 
 
+@exit_on_user_error
+def load_methods(argv):
+    """The overrides' names and values checked (main_pretrain.py did so before importing torch), then
+    every method registered: `method=<unknown>` fails in one line, not in Hydra's multi-line listing."""
+    check_pretrain_arguments(argv)
+    discover_methods()
+    method = override_values(argv).get("method")
+    if isinstance(method, str):
+        get_method(method)
+
+
 def main():
     register_configs()
-    discover_methods()
+    load_methods(sys.argv[1:])
     quiet_lightning()
-    exit_on_user_error(check_method_override)(sys.argv[1:])
     exit_on_user_error(check_run_dir_override)(sys.argv[1:])
 
     sys.argv[1:] = hydra_flags_first(sys.argv[1:])
@@ -283,6 +327,7 @@ def main():
         if torch.cuda.is_available():  # TF32 for the backbone; a CUDA feature (the whitening stays float32)
             torch.set_float32_matmul_precision("high")
         check_batch_overrides(cfg)
+        check_precision_override(cfg)
         pretrain(cfg)
 
     run()

@@ -12,6 +12,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import re
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from hydra.core.config_store import ConfigStore
 from zoo.errors import ZooError
 
 _METHODS = {}
+# A registration as the method files write it: the decorator at the start of a line.
+_REGISTRATION = re.compile(r"""^@register_method\(\s*["']([^"']+)["']\s*\)""", re.MULTILINE)
 
 
 def register_method(name):
@@ -32,7 +35,8 @@ def register_method(name):
 
     def decorator(cls):
         if name in _METHODS and _METHODS[name] is not cls:
-            raise ZooError(f"method '{name}' is registered twice ({_METHODS[name].__module__} and {cls.__module__})")
+            raise ZooError(f"method '{name}' is registered twice ({_METHODS[name].__module__} and {cls.__module__}): rename one "
+                           "(ZOO_METHODS adds methods, it does not replace one)")
         cls.name = name
         _METHODS[name] = cls
         # `method=<name>` selects the method's config and, where the method states them, the
@@ -44,14 +48,36 @@ def register_method(name):
     return decorator
 
 
+def user_method_entries():
+    return [entry for entry in (e.strip() for e in os.environ.get("ZOO_METHODS", "").split(",")) if entry]
+
+
 def discover_methods():
     """Import every module of the `zoo.methods` package and of `ZOO_METHODS` (idempotent)."""
     import zoo.methods
 
     for module in pkgutil.iter_modules(zoo.methods.__path__):
         importlib.import_module(f"zoo.methods.{module.name}")
-    for entry in filter(None, (e.strip() for e in os.environ.get("ZOO_METHODS", "").split(","))):
+    for entry in user_method_entries():
         import_user_module(entry)
+
+
+def user_module_path(entry):
+    """The file of a ZOO_METHODS entry: a .py path, or a module name found (not imported) on sys.path."""
+    if entry.endswith(".py"):
+        path = Path(entry).resolve()
+        if not path.is_file():
+            raise ZooError(f"ZOO_METHODS names {entry}, which does not exist (give a .py file path or a module name)")
+        return path
+    try:
+        spec = importlib.util.find_spec(entry)
+    except (ImportError, ValueError) as err:
+        spec, reason = None, f"{type(err).__name__}: {err}"
+    else:
+        reason = f"no module named '{entry}'"
+    if spec is None or not spec.origin:
+        raise ZooError(f"ZOO_METHODS names module '{entry}', which cannot be imported ({reason})")
+    return Path(spec.origin)
 
 
 def import_user_module(entry):
@@ -61,9 +87,7 @@ def import_user_module(entry):
             return importlib.import_module(entry)
         except ModuleNotFoundError as err:
             raise ZooError(f"ZOO_METHODS names module '{entry}', which cannot be imported ({err})") from None
-    path = Path(entry).resolve()
-    if not path.is_file():
-        raise ZooError(f"ZOO_METHODS names {entry}, which does not exist (give a .py file path or a module name)")
+    path = user_module_path(entry)
     name = f"zoo_user_methods.{path.stem}"
     if name in sys.modules:
         return sys.modules[name]
@@ -72,6 +96,22 @@ def import_user_module(entry):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def declared_method_names():
+    """{name: file} of the methods that zoo/methods/ and ZOO_METHODS' files register, read from their
+    source without importing them (and torch): a misspelt `method=` is refused in a second. A name
+    registered twice is refused here as `register_method` refuses it."""
+    package = Path(__file__).resolve().parent / "methods"
+    files = sorted(package.glob("*.py")) + [user_module_path(entry) for entry in user_method_entries()]
+    names = {}
+    for path in files:
+        for name in _REGISTRATION.findall(path.read_text(errors="replace")):
+            if name in names and names[name] != path:
+                raise ZooError(f"method '{name}' is registered twice ({names[name]} and {path}): rename one "
+                               "(ZOO_METHODS adds methods, it does not replace one)")
+            names[name] = path
+    return names
 
 
 def method_names():

@@ -9,7 +9,11 @@ and the run's method, dataset, planned epochs, views and global batch; Δ = run 
 
 Runs whose resolved configs differ only in `seed` (and where they wrote and logged: run_dir,
 logger, wandb) are one recipe: each of their evaluations is one row with mean ± std (sample
-standard deviation) over its n runs and the seeds. Beside the accuracies: minutes (mean wall
+standard deviation) over its n seeds (runs of one seed, which differ only in where they logged,
+count once: their mean). main_knn.py's sweep is not a k-NN result: its best setting is picked on
+the split it is scored on, so it has a column of its own. Folders that look like runs or
+evaluations but cannot be reported (no summary.json: failed, stopped or still running; an
+unreadable file; an evaluation whose run is gone) are listed under the table with the reason. Beside the accuracies: minutes (mean wall
 time of the runs that produced the row's result) and peak memory (the largest over those runs:
 CUDA when they ran on GPUs, else host RSS), from each summary's provenance.
 """
@@ -27,7 +31,8 @@ import yaml
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import run_folder
 
-COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "n", "k-NN", "top-1", "top-5", "eff. rank",
+SWEEP_BEST = "k-NN sweep best (picked on the eval split)"
+COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "n", "k-NN", "top-1", "top-5", SWEEP_BEST, "eff. rank",
            "flags", "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "minutes", "peak memory", "seeds", "target source"]
 # Config keys that do not change what a run computes: runs differing only in them are one recipe.
 NOT_THE_RECIPE = ("seed", "run_dir", "logger", "wandb")
@@ -97,6 +102,12 @@ class Run:
                         self.evaluations.append({"protocol": protocol, "label": f"{protocol} ({row['metric']})", "top1": score,
                                                  "top5": None, "knn": None, "provenance": result.get("provenance")})
             return
+        if summary["protocol"] == "kNN-sweep":  # older sweeps wrote their best as knn_top1
+            best = summary.get("best_top1", summary.get("knn_top1"))
+            settings = summary.get("settings") or len(summary.get("results", []))
+            self.evaluations.append({"protocol": "kNN-sweep", "label": "kNN-sweep", "top1": None, "top5": None, "knn": None,
+                                     "sweep_best": best, "settings": settings, "provenance": summary.get("provenance")})
+            return
         knn_keys = [key for key in summary if re.fullmatch(r"knn\d+_top1", key)]
         if knn_keys:
             knn_key = knn_keys[0]
@@ -125,26 +136,41 @@ class Run:
 
 
 def find_runs(root):
-    """The runs under `root` with their evaluations (linked by the checkpoint each names)."""
+    """The runs under `root` with their evaluations (linked by the checkpoint each names), and
+    [(folder or file, why it is not in the table)]."""
     root = Path(root)
     if not root.is_dir():
         raise ZooError(f"runs folder not found: {root}")
-    runs, evaluations = {}, []
+    runs, evaluations, skipped = {}, [], []
     for path in sorted(root.rglob("summary.json")):
-        summary = read_json(path)
-        if "protocol" in summary:
-            evaluations.append(summary)
-        elif "method" in summary and (path.parent / "config.yaml").is_file():
+        try:
+            summary = read_json(path)
+        except (OSError, ValueError) as err:
+            skipped.append((path, f"unreadable summary.json ({type(err).__name__})"))
+            continue
+        if not isinstance(summary, dict) or not ({"protocol", "method"} & set(summary)):
+            skipped.append((path, "not a summary of main_pretrain.py, main_linear.py or main_knn.py"))
+        elif "protocol" in summary:
+            evaluations.append((path, summary))
+        elif (path.parent / "config.yaml").is_file():
             runs[path.parent.resolve()] = Run(path.parent)
-    for summary in evaluations:
+        else:
+            skipped.append((path.parent, "summary.json without the run's config.yaml"))
+    for path in sorted(root.rglob("config.yaml")):
+        started = (path.parent / "checkpoints").is_dir() or (path.parent / "metrics.csv").is_file()
+        if started and not (path.parent / "summary.json").exists():
+            skipped.append((path.parent, "no summary.json: the run failed, was stopped or is still running"))
+    for path, summary in evaluations:
         folder = run_folder(summary["checkpoint"])
-        if folder not in runs and (folder / "summary.json").is_file():
+        if folder not in runs and (folder / "summary.json").is_file() and (folder / "config.yaml").is_file():
             runs[folder] = Run(folder)
         if folder in runs:
             runs[folder].add_evaluation(summary)
+        else:
+            skipped.append((path.parent, f"{summary['protocol']} of {summary['checkpoint']}, whose run is not found"))
     if not runs:
         raise ZooError(f"no runs under {root} (a run is a folder with the summary.json and config.yaml of main_pretrain.py)")
-    return sorted(runs.values(), key=lambda run: (run.key["dataset"], run.key["method"], str(run.folder)))
+    return sorted(runs.values(), key=lambda run: (run.key["dataset"], run.key["method"], str(run.folder))), skipped
 
 
 def mean(values):
@@ -195,6 +221,19 @@ def flags(runs):
     return ", ".join(dict.fromkeys(found)) or "–"
 
 
+def sweep_best(values, evaluation):
+    """A k-NN sweep's best (picked on the split it is scored on), with the number of settings it was picked from."""
+    if evaluation.get("sweep_best") is None:
+        return "–"
+    return f"{percent(values)} (best of {evaluation['settings']})"
+
+
+def seeds(by_seed):
+    """The seeds of a row; a seed of several runs says how many."""
+    return ",".join(("–" if seed is None else str(seed)) + (f" ({len(found)} runs)" if len(found) > 1 else "")
+                    for seed, found in by_seed.items())
+
+
 def recipes(runs):
     """The runs grouped by recipe (what `Run.recipe` says), in the order of their first run."""
     groups = {}
@@ -214,11 +253,16 @@ def report_rows(runs, targets, root):
         rank = mean(run.summary.get("effective_rank") for run in group)
         labels = list(dict.fromkeys(evaluation["label"] for run in group for evaluation in run.evaluations))
         for label in labels:
-            # this evaluation of every run of the recipe that has it, with that run's seed
-            found = [(run, evaluation) for run in group for evaluation in run.evaluations if evaluation["label"] == label]
-            evaluations = [evaluation for _, evaluation in found]
+            # this evaluation of every run of the recipe that has it, by seed: runs of one seed count once
+            by_seed = {}
+            for run in group:
+                by_seed.setdefault(run.seed, []).extend(e for e in run.evaluations if e["label"] == label)
+            by_seed = {seed: found for seed, found in by_seed.items() if found}
+            evaluations = [evaluation for found in by_seed.values() for evaluation in found]
             evaluation = evaluations[0]
-            top1, knn = mean(e["top1"] for e in evaluations), mean(e["knn"] for e in evaluations)
+            per_seed = {key: [mean(e.get(key) for e in found) for found in by_seed.values()]
+                        for key in ("top1", "top5", "knn", "sweep_best")}
+            top1, knn = mean(per_seed["top1"]), mean(per_seed["knn"])
             records = [e["provenance"] or {} for e in evaluations]
             target = first.target(targets, evaluation["protocol"]) or {}
             # A target's k-NN is the 5-nn: compared with a 5-nn only.
@@ -226,12 +270,11 @@ def report_rows(runs, targets, root):
             rows.append([
                 folder + (f" (+{len(group) - 1})" if len(group) > 1 else ""),
                 first.key["method"], first.key["dataset"], epochs, str(first.key["views"]), str(first.key["batch"] or "–"),
-                label, str(len(evaluations)), percent(e["knn"] for e in evaluations),
-                percent(e["top1"] for e in evaluations), percent(e["top5"] for e in evaluations),
-                "–" if rank is None else f"{rank:.1f}", flags(group),
+                label, str(len(by_seed)), percent(per_seed["knn"]), percent(per_seed["top1"]), percent(per_seed["top5"]),
+                sweep_best(per_seed["sweep_best"], evaluation), "–" if rank is None else f"{rank:.1f}", flags(group),
                 "–" if "top1" not in target else f"{target['top1']:.2f}", difference(top1, target.get("top1")),
                 "–" if target_knn is None else f"{target_knn:.2f}", difference(knn, target_knn),
-                minutes(records), peak_memory(records), ",".join("–" if run.seed is None else str(run.seed) for run, _ in found),
+                minutes(records), peak_memory(records), seeds(by_seed),
                 target.get("source", "–"),
             ])
     return rows
@@ -244,8 +287,14 @@ def markdown(rows):
 
 
 def report(root):
+    """The table, then the folders left out of it and why."""
     root = Path(root).resolve()
-    return markdown(report_rows(find_runs(root), load_targets(), root))
+    runs, skipped = find_runs(root)
+    table = markdown(report_rows(runs, load_targets(), root))
+    if not skipped:
+        return table
+    notes = [f"- {path.relative_to(root) if path.is_relative_to(root) else path}: {why}" for path, why in skipped]
+    return table + f"\n\nNot in the table ({len(skipped)}):\n" + "\n".join(notes)
 
 
 @exit_on_user_error

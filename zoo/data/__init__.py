@@ -7,17 +7,20 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from zoo.catalog import dataset_info
 from zoo.data.augment import MultiViewTransform, eval_transform, expand_crops, with_default_size
-from zoo.data.datasets import build_dataset, dataset_info, num_classes
+from zoo.data.datasets import build_dataset, num_classes
 from zoo.errors import ZooError
+
+UNLABELLED_DIAGNOSTIC_IMAGES = 2048  # data.labels=false: the images each validation's spectra are computed on
 
 
 @dataclass
 class Loaders:
     train: object  # yields (list of crop batches, labels)
-    knn_bank: DataLoader  # labelled training images, eval transform
-    val: DataLoader
-    num_classes: int
+    knn_bank: DataLoader | None  # labelled training images, eval transform; None without labels
+    val: DataLoader  # without labels: the images of the label-free diagnostics
+    num_classes: int  # 0 without labels
     loader: str  # which loader feeds `train`: dali | torchvision
 
 
@@ -96,11 +99,39 @@ def capped(dataset, size, seed):
     return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:size].tolist())
 
 
+def train_loader(dataset, data_cfg):
+    if len(dataset) < data_cfg.batch_size:
+        raise ZooError(
+            f"the training set has {len(dataset)} images, fewer than data.batch_size={data_cfg.batch_size}: lower data.batch_size"
+        )
+    return DataLoader(
+        dataset,
+        batch_size=data_cfg.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=worker_count(data_cfg),
+        persistent_workers=worker_count(data_cfg) > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def unlabelled_loaders(data_cfg, views, mean, std, seed):
+    """data.labels=false: the images train (torchvision loader); a fixed seeded subset of them, with the
+    evaluation transform, is the one validation loader, for label-free diagnostics (no k-NN bank)."""
+    if data_cfg.loader == "dali":
+        raise ZooError("data.labels=false reads its images with torchvision: use data.loader=auto or torchvision")
+    train = build_dataset(data_cfg, "train", MultiViewTransform(views, mean, std))
+    diagnostics = capped(build_dataset(data_cfg, "train", eval_pipeline(data_cfg)), UNLABELLED_DIAGNOSTIC_IMAGES, seed)
+    return Loaders(train_loader(train, data_cfg), None, eval_loader(diagnostics, data_cfg), 0, "torchvision")
+
+
 def build_loaders(data_cfg, seed=0, rank=0, world_size=1, knn_bank_size=None):
     views = resolved_views(data_cfg)
     if not expand_crops(views):
         raise ZooError("data.views holds no crop: give at least one group with count >= 1")
     mean, std = normalisation(data_cfg)
+    if not data_cfg.labels:
+        return unlabelled_loaders(data_cfg, views, mean, std, seed)
     loader = choose_loader(data_cfg)
     val = build_dataset(data_cfg, "val", eval_pipeline(data_cfg))
     bank = capped(build_dataset(data_cfg, "train_labeled", eval_pipeline(data_cfg)), knn_bank_size, seed)
@@ -109,18 +140,5 @@ def build_loaders(data_cfg, seed=0, rank=0, world_size=1, knn_bank_size=None):
 
         train = build_dali_train_loader(data_cfg, views, mean, std, seed=seed, shard_id=rank, num_shards=world_size)
     else:
-        train_set = build_dataset(data_cfg, "train", MultiViewTransform(views, mean, std))
-        if len(train_set) < data_cfg.batch_size:
-            raise ZooError(
-                f"the training set has {len(train_set)} images, fewer than data.batch_size={data_cfg.batch_size}: lower data.batch_size"
-            )
-        train = DataLoader(
-            train_set,
-            batch_size=data_cfg.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=worker_count(data_cfg),
-            persistent_workers=worker_count(data_cfg) > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        train = train_loader(build_dataset(data_cfg, "train", MultiViewTransform(views, mean, std)), data_cfg)
     return Loaders(train, eval_loader(bank, data_cfg), eval_loader(val, data_cfg), num_classes(val), loader)

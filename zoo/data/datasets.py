@@ -1,48 +1,15 @@
 """Datasets by name: scikit-learn's digits and digits_m (embedded), torchvision's CIFAR / STL,
 and the ImageFolder layout (ImageNet, ImageNet-100, any `folder`)."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from zoo.catalog import dataset_info
 from zoo.data.files import readable_folder_samples
 from zoo.errors import ZooError
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    kind: str  # digits | digits_m | cifar10 | cifar100 | stl10 | folder
-    image_size: int  # default crop size
-    mean: tuple
-    std: tuple
-    num_classes: int | None = None  # None = one class per folder
-    eval_resize_ratio: float = 1.0  # eval: resize to size*ratio, then centre-crop
-    # torchvision's default bilinear, as the official evaluations; W-MSE's STL-10 resizes 64 -> 70 bicubic
-    eval_interpolation: str = "bilinear"
-
-
-DATASETS = {
-    "digits": DatasetInfo("digits", 16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 10),
-    # The training images' channel statistics (tests/test_digits_m.py computes them from the build).
-    "digits_m": DatasetInfo("digits_m", 16, (0.399, 0.320, 0.303), (0.261, 0.211, 0.209), 10),
-    "cifar10": DatasetInfo("cifar10", 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
-    "cifar100": DatasetInfo("cifar100", 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100),
-    "stl10": DatasetInfo("stl10", 64, (0.43, 0.42, 0.39), (0.27, 0.26, 0.27), 10, 70 / 64, "bicubic"),
-    "imagenet": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
-    "imagenet100": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
-    "folder": DatasetInfo("folder", 224, IMAGENET_MEAN, IMAGENET_STD, None, 256 / 224),
-}
-
-
-def dataset_info(name):
-    if name not in DATASETS:
-        raise ZooError(f"unknown dataset data.name={name} (choose one of {', '.join(DATASETS)})")
-    return DATASETS[name]
 
 
 class ImageTensors(Dataset):
@@ -93,6 +60,12 @@ def _torchvision_dataset(name, root, split, transform, download):
         if "not found" in str(err).lower() or "corrupted" in str(err).lower():
             raise ZooError(f"{name} not found under data.root={root} (add data.download=true to fetch it there)") from None
         raise
+    except OSError as err:  # the download: no network (URLError), a refused or broken connection, a full disk
+        if not download:
+            raise
+        reason = getattr(err, "reason", None) or err.strerror or err
+        raise ZooError(f"data.download=true could not fetch {name} into {root} ({reason}): download it where there is "
+                       "network and copy it there, then run without data.download") from None
 
 
 def _folder_dataset(root, split, transform, corrupt_images="skip"):
@@ -107,7 +80,8 @@ def _folder_dataset(root, split, transform, corrupt_images="skip"):
     if not Path(root).is_dir():
         raise ZooError(f"data root not found: {root} (set data.root=PATH to a folder with train/<class>/* and val/<class>/*)")
     if not split_dir.is_dir():
-        raise ZooError(f"wrong folder layout: {split_dir} is missing (expected {root}/train/<class>/* and {root}/val/<class>/*)")
+        raise ZooError(f"wrong folder layout: {split_dir} is missing (expected {root}/train/<class>/* and {root}/val/<class>/*; "
+                       "data.labels=false for a folder of unlabelled images)")
     try:
         dataset = NamingImageFolder(str(split_dir), transform, corrupt_images)
     except FileNotFoundError as err:
@@ -119,9 +93,37 @@ def _folder_dataset(root, split, transform, corrupt_images="skip"):
     return dataset
 
 
+class UnlabelledImages(Dataset):
+    """Every image file under `root` (any layout, sorted paths), each labelled -1, transformed on access."""
+
+    def __init__(self, root, transform):
+        from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader
+
+        if not Path(root).is_dir():
+            raise ZooError(f"data root not found: {root} (set data.root=PATH to a folder of images)")
+        files = sorted(str(p) for p in Path(root).rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
+        self.paths = [path for path, _ in readable_folder_samples(tuple((path, -1) for path in files))]
+        if not self.paths:
+            raise ZooError(f"no readable image under {root} (data.labels=false reads every image file below data.root)")
+        self.transform, self.loader = transform, default_loader
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return self.transform(self.loader(self.paths[index])), -1
+
+
 def build_dataset(data_cfg, split, transform):
     """`split` is train (pretraining images), train_labeled (probe / k-NN bank) or val."""
     info = dataset_info(data_cfg.name)
+    if not data_cfg.get("labels", True):
+        if info.kind != "folder":
+            raise ZooError(f"data.labels=false is for a folder of images (data.name=folder), not {data_cfg.name}")
+        if split != "train":
+            raise ZooError(f"data.labels=false: {data_cfg.root} holds no labels to evaluate with; pass "
+                           "data.labels=true data.root=PATH (a labelled folder: train/<class>/*, val/<class>/*)")
+        return UnlabelledImages(data_cfg.root, transform)
     if info.kind == "digits":
         train, test = load_digits_split(32, data_cfg.digits_test_fraction)
         images, labels = test if split == "val" else train

@@ -206,10 +206,13 @@ def knn_sweep(args):
     results = sweep(features, args.features, args.k, args.temperatures, args.distances)
     best = max(results, key=lambda r: r["top1"])
     print(markdown_table(results, args.k))
-    print(f"\nbest: {100 * best['top1']:.2f} top-1 ({best['features']}, {best['distance']}, k={best['k']}, T={best['temperature']})")
+    print(f"\nbest of the {len(results)} settings, picked on this split: {100 * best['top1']:.2f} top-1 "
+          f"({best['features']}, {best['distance']}, k={best['k']}, T={best['temperature']})")
     out = Path(args.out) if args.out else run_folder(args.ckpt) / "knn"
     summary = {"checkpoint": str(Path(args.ckpt).resolve()), "method": cfg["method"]["name"], "dataset": data.name,
-               "protocol": "kNN-sweep", "knn_top1": best["top1"], "best": best, "bank_size": len(features.train_labels),
+               # the best of the sweep is picked on the split it is scored on: not a k-NN result of a fixed protocol
+               "protocol": "kNN-sweep", "best_top1": best["top1"], "best": best, "settings": len(results),
+               "bank_size": len(features.train_labels),
                "results": results, "provenance": provenance(started, seed=0, device=device)}  # the bank subset's seed
     write_json(out / "summary.json", summary)
     print(f"k-NN sweep written to {out / 'summary.json'}")

@@ -40,8 +40,11 @@ def write_json(path, data):
 
 
 def run_folder(ckpt_path):
-    """The pretraining run a checkpoint belongs to: RUN of RUN/checkpoints/<name>.ckpt."""
-    return Path(ckpt_path).resolve().parent.parent
+    """Where a checkpoint's evaluations go: its pretraining run, RUN of RUN/checkpoints/<name>.ckpt; a
+    checkpoint kept elsewhere (moved, copied, downloaded) gets a folder of its name beside it,
+    DIR/<name> for DIR/<name>.ckpt, never a folder it happens to be two levels under."""
+    path = Path(ckpt_path).resolve()
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent / path.stem
 
 
 def load_backbone(checkpoint):

@@ -10,7 +10,9 @@ def knn_predict(bank, bank_labels, queries, num_classes, k=20, temperature=0.07,
     """Class scores (Q, C) for `queries` from their k nearest bank entries.
 
     cosine: votes weighted by exp(similarity / temperature) (Wu et al. 2018, as
-    solo-learn and DINO); euclidean: plain majority vote of the k nearest (the
+    solo-learn and DINO), computed as exp((similarity - the query's largest) / temperature):
+    the same ranking of classes, but finite at any temperature, where exp(1 / 0.01) overflows
+    float32 and ties every class at inf; euclidean: plain majority vote of the k nearest (the
     W-MSE protocol's 5-nn). A tie in the vote count goes to the smallest label, as
     the official protocol's `unique(return_counts=True)` + argmax does: each class's
     count is lowered by label / (2 C), less than one vote, so the scores rank the same
@@ -27,7 +29,7 @@ def knn_predict(bank, bank_labels, queries, num_classes, k=20, temperature=0.07,
         q = queries[start : start + chunk]
         if distance == "cosine":
             similarity, index = (q @ bank.T).topk(k, dim=1)
-            weights = (similarity / temperature).exp()
+            weights = ((similarity - similarity[:, :1]) / temperature).exp()  # topk sorts: column 0 is the largest
         else:
             _, index = torch.cdist(q, bank).topk(k, dim=1, largest=False)
             weights = torch.ones_like(index, dtype=torch.float32)

@@ -74,6 +74,14 @@ def batch_scaled(lr, scale_lr, global_batch_size):
     return lr * (global_batch_size / 256 if scale_lr else 1.0)
 
 
+def in_dataset_order(gathered, total):
+    """(world, n, ...) outputs of a validation loader under DistributedSampler (no shuffling), as
+    `all_gather` stacks them, back in the data set's order without the padding: the sampler deals
+    sample i to process i % world and pads the last round with the first samples again, so
+    450 images on 4 processes would otherwise count 452 (two twice)."""
+    return gathered.transpose(0, 1).flatten(0, 1)[:total]
+
+
 class BaseMethod(L.LightningModule):
     """A self-supervised method: backbone + projector + loss, with an online probe and k-NN.
 
@@ -279,7 +287,7 @@ class BaseMethod(L.LightningModule):
         self.step_losses = {"loss": loss.detach(), **{name: part.detach() for name, part in parts.items()},
                             "probe": probe_loss.detach()}
         self.trained_steps += 1
-        metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc}
+        metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc} if self.labelled else {"train/loss": loss}
         metrics |= {f"train/loss/{name}": part for name, part in parts.items()}
         self.log_train_metrics(metrics)
         return loss + probe_loss
@@ -304,8 +312,22 @@ class BaseMethod(L.LightningModule):
         the total alone or (total, its named parts); the parts are logged as train/loss/<part>."""
         return (loss, {}) if isinstance(loss, torch.Tensor) else loss
 
+    @property
+    def labelled(self):
+        """False for a run on unlabelled images (num_classes 0, data.labels=false): no probe, no k-NN."""
+        return self.num_classes > 0
+
+    @property
+    def evaluated_loader(self):
+        """The validation loader whose images are evaluated: 1 (0 is the k-NN bank); 0 without labels, whose
+        one loader holds the images of the label-free diagnostics."""
+        return 1 if self.labelled else 0
+
     def probe_step(self, features, labels):
-        """Online linear probe on detached backbone features (labels -1 = unlabelled)."""
+        """Online linear probe on detached backbone features (labels -1 = unlabelled) -> (loss, top-1);
+        (0, None) on unlabelled images."""
+        if not self.labelled:
+            return features[0].new_zeros(()), None
         feats = torch.cat([f.detach() for f in features])
         targets = labels.repeat(len(features))
         logits = self.classifier(feats)
@@ -319,34 +341,40 @@ class BaseMethod(L.LightningModule):
         store = self._val_outputs.setdefault(dataloader_idx, {"features": [], "labels": [], "projections": []})
         store["features"].append(features.float())
         store["labels"].append(labels)
-        if dataloader_idx == 1:
+        if dataloader_idx == self.evaluated_loader:
             store["projections"].append(self.projector(features).float())
 
     def _gathered(self, index, key):
+        """Every process's outputs of validation loader `index`, in the data set's order, each sample once."""
         local = torch.cat(self._val_outputs[index][key])
         gathered = self.all_gather(local)
-        return gathered.flatten(0, 1) if gathered.dim() > local.dim() else gathered
+        if gathered.dim() == local.dim():  # one process
+            return gathered
+        return in_dataset_order(gathered, len(self.trainer.val_dataloaders[index].dataset))
 
     def on_validation_epoch_end(self):
-        if 0 not in self._val_outputs or 1 not in self._val_outputs:
+        evaluated = self.evaluated_loader
+        if evaluated not in self._val_outputs or (self.labelled and 0 not in self._val_outputs):
             self._val_outputs = {}
             return
-        bank, bank_labels = self._gathered(0, "features"), self._gathered(0, "labels")
-        feats, labels = self._gathered(1, "features"), self._gathered(1, "labels")
-        projections = self._gathered(1, "projections")
+        feats, labels = self._gathered(evaluated, "features"), self._gathered(evaluated, "labels")
+        projections = self._gathered(evaluated, "projections")
+        accuracies = dict.fromkeys(("knn_top1", "knn_top5", "linear_top1", "linear_top5"))  # None without labels
+        if self.labelled:
+            bank, bank_labels = self._gathered(0, "features"), self._gathered(0, "labels")
+            known = bank_labels >= 0
+            scores = knn_predict(bank[known], bank_labels[known], feats, self.num_classes, self.knn_k, self.knn_temperature)
+            logits = self.classifier(feats)
+            top5 = min(5, self.num_classes)
+            accuracies["knn_top1"], accuracies["knn_top5"] = (
+                top_k_accuracy(scores, labels, self.num_classes, k).item() for k in (1, top5))
+            accuracies["linear_top1"], accuracies["linear_top5"] = (
+                top_k_accuracy(logits, labels, self.num_classes, k).item() for k in (1, top5))
         self._val_outputs = {}
-        known = bank_labels >= 0
-        scores = knn_predict(bank[known], bank_labels[known], feats, self.num_classes, self.knn_k, self.knn_temperature)
-        logits = self.classifier(feats)
-        top5 = min(5, self.num_classes)
-        knn_top1, knn_top5 = (top_k_accuracy(scores, labels, self.num_classes, k).item() for k in (1, top5))
-        probe_top1, probe_top5 = (top_k_accuracy(logits, labels, self.num_classes, k).item() for k in (1, top5))
         backbone_eigs, projector_eigs = covariance_eigenvalues(feats), covariance_eigenvalues(projections)
         self.last_eval = {
-            "knn_top1": knn_top1,
-            "knn_top5": knn_top5,
-            "linear_top1": probe_top1,
-            "linear_top5": probe_top5,
+            **accuracies,
+            "evaluated_images": len(feats),  # each validation image once, whatever the number of processes
             "effective_rank": effective_rank(backbone_eigs),
             "projector_effective_rank": effective_rank(projector_eigs),
             "backbone_condition_number": condition_number(backbone_eigs),
@@ -358,7 +386,8 @@ class BaseMethod(L.LightningModule):
         self.last_eval.update(self.transform_diagnostics(projections))
         self.last_eval_step = self.global_step
         scalars = {f"val/{k}": v for k, v in self.last_eval.items() if isinstance(v, float)}
-        self.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
+        if self.labelled:
+            self.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
         self.log_dict(scalars)
 
     @torch.no_grad()

@@ -76,7 +76,11 @@ def executor_for(launcher, step, given, dependency=None):
     init = {}
     if cluster == "slurm":
         init["slurm_max_num_timeout"] = launcher["max_num_timeout"] if "max_num_timeout" in given else DEFAULT_REQUEUES
-    executor = submitit.AutoExecutor(folder=launcher["submitit_folder"], cluster=cluster, **init)
+    try:
+        executor = submitit.AutoExecutor(folder=launcher["submitit_folder"], cluster=cluster, **init)
+    except RuntimeError as err:  # submitit finds no srun
+        raise ZooError(f"hydra/launcher=submitit_slurm: {err} (run it on the cluster's login node, or use "
+                       "hydra/launcher=submitit_local on this machine)") from None
     executor.update_parameters(**params)
     return executor
 
@@ -151,8 +155,9 @@ def submit_chains(all_chains, overrides, root):
             record_path(chain, step).write_text(json.dumps({"job_id": job.job_id, "command": step.command()}))
             previous = job.job_id
             submitted.append(job.job_id)
-    if cluster == "local" or not submitted:
+    if all(step.is_done() for chain in all_chains for step in chain.steps):
         return True
-    print(f"submitted {len(submitted)} jobs ({', '.join(submitted)}); once they have finished, the same command "
-          f"skips every step and prints the table (or: python -m zoo.report {root})")
+    if submitted:
+        print(f"submitted {len(submitted)} jobs ({', '.join(submitted)})")
+    print(f"once the jobs have finished, the same command skips every step and prints the table (or: python -m zoo.report {root})")
     return False

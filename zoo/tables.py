@@ -46,8 +46,10 @@ TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 105_000, "tiny-i
 # The stated estimate where no earlier run measured a recipe: images/s per GPU of a ResNet-50
 # training step on one 224 px crop under mixed precision (an A100-class GPU), other backbones
 # relative to it; a crop costs in proportion to its pixels, 16x more with the small-image stem
-# (no stride-2 convolution and no max-pool). Evaluation steps: forward only, a third of a training step.
+# (no stride-2 convolution and no max-pool), and no GPU gets more images than its loader's
+# augmentation delivers. Evaluation steps: forward only, a third of a training step.
 ASSUMED_CROPS_PER_SECOND = 2400
+ASSUMED_LOADER_IMAGES_PER_SECOND = 1500
 BACKBONE_SPEED = {"resnet18": 2.5, "resnet34": 1.4, "resnet50": 1.0, "vit_small_patch16_224": 1.0}
 ASSUMED_DETECTION_IMAGES_PER_SECOND = 10  # per GPU, Mask R-CNN R50-C4 at 800 px
 
@@ -230,8 +232,8 @@ def pretrain_step(recipe, seed, overrides, root, search, row_overrides=()):
     if rate:
         hours, estimate = images / rate / 3600, f"measured: {rate:.0f} images/s per GPU in {measured_in}"
     else:
-        hours = images * crop_cost(cfg) / ASSUMED_CROPS_PER_SECOND / 3600
-        estimate = "assumed rate"
+        rate = min(ASSUMED_CROPS_PER_SECOND / crop_cost(cfg), ASSUMED_LOADER_IMAGES_PER_SECOND)
+        hours, estimate = images / rate / 3600, "assumed rate"
     argv = [sys.executable, str(REPO / "main_pretrain.py"), *argv_overrides, f"run_dir={run_dir}"]
     step = Step("pretrain", "pretrain", argv, run_dir / "summary.json", gpus, nodes, gpus, hours, estimate)
     return step, cfg
@@ -305,6 +307,7 @@ def print_plan(table, all_chains, overrides, root):
     steps = sum(len(chain.steps) for chain in all_chains)
     print(f"\n{len(all_chains)} chains, {steps} steps, ~{total:.0f} GPU-hours in all ({assumed:.0f} of them from the "
           f"assumed rates: {ASSUMED_CROPS_PER_SECOND} ResNet-50 224 px crops/s per GPU in training, "
+          f"at most {ASSUMED_LOADER_IMAGES_PER_SECOND} images/s per GPU from the loader, "
           f"{ASSUMED_DETECTION_IMAGES_PER_SECOND} images/s per GPU in detection)")
 
 

@@ -27,6 +27,8 @@ def test_every_table_of_the_issue_is_a_config_with_its_script():
     for name in PAPER_TABLES:
         script = REPO / "scripts" / "tables" / f"{name}.sh"
         assert script.is_file() and name in script.read_text()
+        assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0
+    assert subprocess.run(["bash", "-n", str(REPO / "scripts" / "tables" / "_table.sh")], check=False).returncode == 0
 
 
 @pytest.mark.parametrize("name", PAPER_TABLES)
@@ -82,6 +84,7 @@ def test_the_plan_takes_the_images_per_second_an_earlier_run_measured(tmp_path, 
     (["intl/coco", "--plan", "trainer.max_epochs"], "'trainer.max_epochs' is not an override"),
     (["intl/coco", "--plan", "trainer.no_such_key=1"], "trainer.no_such_key"),
     (["intl/coco", "--plan", "hydra/launcher=joblib"], "hydra/launcher=joblib"),
+    (["intl/coco", "--plan", "hydra.launcher.partition=gpu"], "needs a submitit launcher: add hydra/launcher=submitit_slurm"),
     (["intl/coco", "hydra/launcher=submitit_slurm"], 'Could not detect "srun"'),  # no cluster on this PATH
 ])
 def test_bad_input_is_one_line(args, expected, tmp_path, capsys, monkeypatch):

@@ -142,14 +142,15 @@ def submit_chains(all_chains, overrides, root):
                 previous = queued
                 continue
             executor = executor_for(launcher, step, given, dependency=previous)
-            job = executor.submit(StepJob(step.argv, step_environment(step), str(REPO)))
+            env = step_environment(step) if cluster == "slurm" else {}  # locally: this machine's devices, as run_locally
+            job = executor.submit(StepJob(step.argv, env, str(REPO)))
             print(f"{label}: submitted as {cluster} job {job.job_id}: {step.command()}", flush=True)
             if cluster == "local":
                 try:
                     job.result()
-                except Exception as err:  # submitit re-raises the job's failure with its log
-                    raise ZooError(f"{step.name} of {chain.recipe} (seed {chain.seed}) failed ({str(err).splitlines()[-1]}); "
-                                   f"its log: {job.paths.stderr}; fix it and run the same command again") from None
+                except Exception:  # submitit re-raises the job's failure with its whole log
+                    raise ZooError(f"{step.name} of {chain.recipe} (seed {chain.seed}) failed, its log: {job.paths.stderr}; "
+                                   "fix it and run the same command again: finished steps are skipped") from None
                 continue
             record_path(chain, step).parent.mkdir(parents=True, exist_ok=True)
             record_path(chain, step).write_text(json.dumps({"job_id": job.job_id, "command": step.command()}))

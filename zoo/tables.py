@@ -161,6 +161,8 @@ def split_overrides(args):
     overrides = Overrides(seeds, pretrain, linear, detection, launcher)
     if overrides.launcher_name not in LAUNCHERS:
         raise ZooError(f"hydra/launcher={overrides.launcher_name}: the table runs with {', '.join(LAUNCHERS)}")
+    if overrides.launcher_name == "basic" and launcher:
+        raise ZooError(f"{launcher[0]} needs a submitit launcher: add hydra/launcher=submitit_slurm (or submitit_local)")
     return overrides
 
 

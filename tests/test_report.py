@@ -223,5 +223,5 @@ def test_a_recipe_run_with_other_epochs_finds_the_published_number_of_that_lengt
     run = make_run(tmp_path / "imagenet/intl", "intl", "imagenet", 100, 2, 512,
                    config={"recipe.name": "imagenet/intl", "recipe.targets": own})
     add_evaluation(run, "LP-INTL", linear_top1=0.69)
-    lp = [r for r in rows(report(tmp_path)) if r["protocol"] == "LP-INTL"][0]
+    lp = next(r for r in rows(report(tmp_path)) if r["protocol"] == "LP-INTL")
     assert (lp["target top-1"], lp["target source"]) == ("69.50", "INTL table (copy)")

@@ -321,9 +321,13 @@ def model_card(checkpoint, ckpt_path, arch, backbone, data_input):
         "Image size": data_input["input_size"][1],
     }
     name = f"{arch}.{record['method']['name']}_{record['dataset']}"
-    usage = "\n".join(["```python", "import timm", "model = timm.create_model('hf-hub:<repo>', pretrained=True)  # or 'local-dir:<folder>'",
-                       "config = timm.data.resolve_data_config({}, model=model)", "transform = timm.data.create_transform(**config)",
-                       "features = model(transform(image).unsqueeze(0))  # (1, num_features)", "```"])
+    usage = """```python
+import timm
+model = timm.create_model('hf-hub:<repo>', pretrained=True)  # or 'local-dir:<folder>'
+config = timm.data.resolve_data_config({}, model=model)
+transform = timm.data.create_transform(**config)
+features = model(transform(image).unsqueeze(0))  # (1, num_features)
+```"""
     text = generate_readme({"description": f"{arch} pretrained with {record['method']['name']} by the zoo "
                             f"(self-supervised, {record['dataset']}); the backbone without projector or classifier.",
                             "details": details, "usage": usage, "tags": ["image-feature-extraction", "timm", "self-supervised"],
@@ -377,7 +381,7 @@ def export_hf(ckpt_path, out_dir=None, push=None):
             api = HfApi(token=token)
             repo = api.create_repo(push, exist_ok=True).repo_id
             api.upload_folder(repo_id=repo, folder_path=str(out_dir), commit_message=f"{arch} from the zoo ({ckpt_path})")
-        except Exception as err:  # no network, a rejected token, a repo of someone else: one line
+        except Exception as err:  # noqa: BLE001 (no network, a rejected token, another's repo: huggingface_hub's many types)
             raise ZooError(f"--push {push}: {str(err).splitlines()[0]} (the folder {out_dir} is written; push it again "
                            "once the Hub is reachable)") from None
         record["repo"] = repo

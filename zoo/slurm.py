@@ -146,9 +146,11 @@ def submit_chains(all_chains, overrides, root):
             job = executor.submit(StepJob(step.argv, env, str(REPO)))
             print(f"{label}: submitted as {cluster} job {job.job_id}: {step.command()}", flush=True)
             if cluster == "local":
+                from submitit.core.utils import FailedJobError, UncompletedJobError
+
                 try:
                     job.result()
-                except Exception:  # submitit re-raises the job's failure with its whole log
+                except (FailedJobError, UncompletedJobError):  # with the job's whole log
                     raise ZooError(f"{step.name} of {chain.recipe} (seed {chain.seed}) failed, its log: {job.paths.stderr}; "
                                    "fix it and run the same command again: finished steps are skipped") from None
                 continue

@@ -55,12 +55,12 @@ def test_plan_commands_are_what_the_entry_points_resolve(tmp_path):
     chain = chains(table, split_overrides([]), tmp_path, tmp_path / "coco")[0]
     pretrain, linear = chain.steps[0], chain.steps[1]
     env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES")}
-    result = subprocess.run([*pretrain.argv, "--cfg", "job"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
+    result = subprocess.run([*pretrain.argv, "--cfg", "job"], capture_output=True, text=True, cwd=REPO, env=env, timeout=900, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert yaml.safe_load(result.stdout)["run_dir"] == str(chain.run_dir)
     at = linear.argv.index("--ckpt")
     result = subprocess.run([*linear.argv[:at], *linear.argv[at + 2:], "--cfg", "job"], capture_output=True, text=True, cwd=REPO,
-                            env=env, timeout=300, check=False)
+                            env=env, timeout=900, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert yaml.safe_load(result.stdout)["linear"]["name"] == "LP-INTL"
 

@@ -20,6 +20,7 @@ steps through Hydra's submitit launcher config, each chain's steps as dependent 
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shlex
@@ -208,20 +209,30 @@ def crop_cost(cfg):
 def measured_rate(recipe, search):
     """Images/s per GPU of an earlier run of `recipe` on GPUs (its provenance), and that run's folder."""
     for root in search:
-        for summary_path in sorted(Path(root).rglob("summary.json")) if Path(root).is_dir() else []:
-            config_path = summary_path.parent / "config.yaml"
-            if not config_path.is_file():
-                continue
-            try:
-                summary = json.loads(summary_path.read_text())
-                config = yaml.safe_load(config_path.read_text())
-            except (OSError, ValueError, yaml.YAMLError):
-                continue
-            record = summary.get("provenance") or {}
-            rate = (record.get("training") or {}).get("images_per_second")
-            if (config.get("recipe") or {}).get("name") == recipe and rate and record.get("peak_cuda_mib"):
-                return rate / (record.get("devices", 1) * record.get("nodes", 1)), summary_path.parent
+        if recipe in measured_rates(str(root)):
+            return measured_rates(str(root))[recipe]
     return None, None
+
+
+@functools.cache
+def measured_rates(root):
+    """recipe name -> (images/s per GPU, run folder) of the first run under `root` that trained it on GPUs."""
+    rates = {}
+    for summary_path in sorted(Path(root).rglob("summary.json")) if Path(root).is_dir() else []:
+        config_path = summary_path.parent / "config.yaml"
+        if not config_path.is_file():
+            continue
+        try:
+            summary = json.loads(summary_path.read_text())
+            config = yaml.safe_load(config_path.read_text())
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        record = summary.get("provenance") or {}
+        rate = (record.get("training") or {}).get("images_per_second")
+        recipe = (config.get("recipe") or {}).get("name")
+        if recipe and rate and record.get("peak_cuda_mib"):
+            rates.setdefault(recipe, (rate / (record.get("devices", 1) * record.get("nodes", 1)), summary_path.parent))
+    return rates
 
 
 def pretrain_step(recipe, seed, overrides, root, search, row_overrides=()):

@@ -78,6 +78,18 @@ def test_the_plan_takes_the_images_per_second_an_earlier_run_measured(tmp_path, 
     assert "imagenet/cwrgp_ep200" in out and "(assumed rate)" in out  # no earlier run of that recipe
 
 
+def test_seeds_are_a_sweep_each_its_own_run(tmp_path):
+    """seed=0,1 gives every row one chain per seed, in folders that differ only by the seed's id (zoo.report
+    puts runs that differ only in `seed` into one row, mean ± std)."""
+    table = load_table("intl/coco")
+    found = chains(table, split_overrides(["seed=0,1", "trainer.max_epochs=3"]), tmp_path, tmp_path / "coco")
+    assert [(c.recipe, c.seed) for c in found] == [(r["recipe"], seed) for r in table["rows"] for seed in (0, 1)]
+    assert len({c.run_dir for c in found}) == 4
+    for chain in found:
+        assert f"seed={chain.seed}" in chain.steps[0].argv and "trainer.max_epochs=3" in chain.steps[0].argv
+        assert f"seed={chain.seed}" in chain.steps[1].argv  # each protocol runs with its chain's seed
+
+
 @pytest.mark.parametrize("args, expected", [
     (["nopaper/table", "--plan"], "unknown table 'nopaper/table'"),
     (["intl/coco", "--plan", "seed=a"], "seeds are integers"),

@@ -199,7 +199,7 @@ def test_a_two_row_table_runs_every_step_resumes_after_kill_and_prints_its_table
     # Killed (-9, the whole process group) once row 1 is pretrained: its linear probe is under way.
     first = subprocess.Popen(tiny_command(tiny_table), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
-    deadline = time.time() + 900
+    deadline = time.time() + 1800
     while not list(runs.glob("imagenet/intl-*/summary.json")) and time.time() < deadline and first.poll() is None:
         time.sleep(1)
     os.killpg(first.pid, signal.SIGKILL)

@@ -155,6 +155,7 @@ def test_detectron2_pickle_is_downstream_detections_and_fills_r50_c4(checkpoints
         ("resnet18d", "detectron2", "backbone is 'resnet18d'; detectron2 builds only resnet18, resnet34, resnet50"),
         ("efficientnet_b0", "torchvision", "backbone keys do not match torchvision's efficientnet_b0: missing features"),
         ("resnet18_small_stem", "detectron2", "resnet18 has the small-image stem (model.conv1 = torch.nn.Conv2d(3, 64"),
+        ("resnet18_small_stem", "hf", "resnet18 has the small-image stem (model.conv1 = torch.nn.Conv2d(3, 64"),
     ],
 )
 def test_what_the_target_cannot_take_is_one_line(name, target, expected, checkpoints, tmp_path, capsys):
@@ -170,3 +171,73 @@ def test_what_the_target_cannot_take_is_one_line(name, target, expected, checkpo
     assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], lines
     assert name is None or "--to timm" in lines[0]  # the export that does work
     assert not out.exists()
+
+
+# ---- --to hf: timm's Hugging Face Hub layout -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    """A run of the ImageNet-100 Barlow Twins recipe (ResNet-18, 32 px) as main_pretrain.py leaves it:
+    the checkpoint, config.yaml and a summary.json with its online evaluation and provenance."""
+    from omegaconf import OmegaConf
+
+    run = tmp_path_factory.mktemp("hf") / "run"
+    ckpt = write_zoo_checkpoint(run / "checkpoints" / "last.ckpt", ["experiment=imagenet-100/barlow_twins", "backbone.name=resnet18",
+                                                                  "data.image_size=32", "data.global_batch_size=null"])
+    config = read_checkpoint(ckpt)["config"]
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
+    provenance = {"wall_seconds": 60.0, "zoo": {"commit": "abc123", "dirty": False}, "training": {"images_per_second": 12.5}}
+    summary = {"method": "barlow_twins", "dataset": "imagenet100", "epochs": 400, "global_batch_size": 8, "knn_top1": 0.5,
+               "linear_top1": 0.75, "effective_rank": 3.0, "checkpoint": str(ckpt), "provenance": provenance}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return ckpt
+
+
+def test_hf_export_loads_in_timm_from_the_folder_strictly_with_its_card(recipe_run, tmp_path, capsys):
+    out = tmp_path / "hub"
+    printed = export(recipe_run, "hf", out, capsys)
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert f"timm.create_model('local-dir:{out.resolve()}', pretrained=True)" in printed
+    config = json.loads((out / "config.json").read_text())
+    cfg = config["pretrained_cfg"]
+    assert config["architecture"] == "resnet18" and config["num_features"] == 512 and config["num_classes"] == 0
+    assert cfg["input_size"] == [3, 32, 32] and cfg["mean"] == [0.485, 0.456, 0.406] and cfg["std"] == [0.229, 0.224, 0.225]
+    assert cfg["crop_pct"] == pytest.approx(224 / 256) and cfg["interpolation"] == "bilinear"
+    assert cfg["tag"] == "barlow_twins_imagenet100" and "license" not in cfg and "paper_ids" not in cfg  # not timm's weights
+
+    # offline, from the folder: timm builds the architecture from config.json and loads the weights strictly
+    model = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+    plain = timm.create_model("resnet18", num_classes=0)
+    plain.load_state_dict(load_file(out / "model.safetensors"), strict=True)
+    images, expected = zoo_features(recipe_run, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(images), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(plain.eval()(images), expected, atol=1e-5, rtol=1e-5)
+    data = timm.data.resolve_data_config({}, model=model)
+    assert data["input_size"] == (3, 32, 32) and tuple(data["mean"]) == (0.485, 0.456, 0.406)
+
+    card = (out / "README.md").read_text()
+    assert "library_name: timm" in card and "license: other" in card
+    assert "- **Recipe:** imagenet-100/barlow_twins: Barlow Twins on ImageNet-100" in card
+    assert "- **Method:** barlow_twins" in card and "- **Dataset:** imagenet100" in card and "- **Epochs:** 400 of 400" in card
+    # the run's online evaluation beside the recipe's published number, and where the weights came from
+    assert "| online (probe, 20-nn) | 50.00 | 75.00 | – | 80.38 | -5.38 | solo-learn README |" in card
+    assert '"commit": "abc123"' in card and '"images_per_second": 12.5' in card
+
+
+def test_hf_push_without_a_token_or_a_network_is_one_line(recipe_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no stored login
+    out = tmp_path / "hub"
+    with pytest.raises(SystemExit):
+        export_main(["--ckpt", str(recipe_run), "--to", "hf", "--out", str(out), "--push", "someone/resnet18-bt"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --push someone/resnet18-bt: not logged in") and "HF_TOKEN" in err[0]
+    assert not out.exists()  # refused before anything was written
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: no network
+    with pytest.raises(SystemExit):
+        export_main(["--ckpt", str(recipe_run), "--to", "hf", "--out", str(out), "--push", "someone/resnet18-bt"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --push someone/resnet18-bt: ") and f"the folder {out} is written" in err[0]
+    assert (out / "model.safetensors").is_file()

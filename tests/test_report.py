@@ -103,7 +103,12 @@ def test_targets_file_is_well_formed():
     targets = load_targets()
     assert len(targets) > 40
     for target in targets:
-        assert set(target) <= keys and target["protocol"] in protocols and 0 < target["top1"] < 100, target
+        if target["protocol"] == "coco_R_50_C4_2x":  # COCO transfer (downstream/detection): box and mask AP
+            assert set(target) <= keys - {"top1", "top5", "knn"} | {"box_ap", "mask_ap"}, target
+            assert 0 < target["box_ap"] < 100 and 0 < target["mask_ap"] < 100, target
+            continue
+        many_shot = target["protocol"].startswith("transfer-linear/")  # main_transfer.py's suite, per data set
+        assert set(target) <= keys and (target["protocol"] in protocols or many_shot) and 0 < target["top1"] < 100, target
 
 
 def test_no_runs_is_a_one_line_error(tmp_path, capsys):
@@ -126,9 +131,10 @@ def test_a_recipe_run_takes_its_own_recipes_targets(tmp_path):
     targets = load_targets()
     # all of the reference tables' rows, none lost or repeated in the move: 60, + 21 of SimCLR, MoCo v2+ and BYOL,
     # + 18 of SwAV, DINO, MoCo v2, Zero-CL and Shuffled-DBN, + 1 of SwAV multi-crop, + 8 of the family's READMEs
-    # (CorInfoMax 6, MEC 1, FroSSL 1; MMCR's and LeJEPA's recipes state why they have none)
-    assert len(targets) == 108
-    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 108
+    # (CorInfoMax 6, MEC 1, FroSSL 1; MMCR's and LeJEPA's recipes state why they have none), + 2 COCO transfers
+    # (INTL's and CW-RGP's 200-epoch models), + 32 many-shot transfer rows of Ericsson et al. (4 models x 8 data sets)
+    assert len(targets) == 142
+    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 142
     own = [{"method": "cwrgp", "protocol": "LP-SMALL", "top1": 91.0, "knn": 89.0, "source": "its recipe"}]
     run = make_run(tmp_path / "cifar10/cwrgp", "cwrgp", "cifar10", 1000, 4, 256,
                    config={"recipe.name": "cifar10/cwrgp", "recipe.targets": own})
@@ -248,3 +254,28 @@ def test_folders_left_out_are_listed_with_the_reason(tmp_path):
         "- failed: no summary.json: the run failed, was stopped or is still running",
         f"- orphan: LP-SMALL of {tmp_path / 'gone/checkpoints/last.ckpt'}, whose run is not found",
     ]
+
+
+def test_a_coco_transfer_sits_beside_the_papers_box_and_mask_ap(tmp_path):
+    """downstream/detection's metrics.json (percent) is two rows of its checkpoint's run, each beside the
+    AP its recipe states (intl_m_ep200: the INTL README's 41.2 box / 35.7 mask)."""
+    targets = [t for t in load_targets() if t["protocol"] == "coco_R_50_C4_2x" and t["method"] == "intl_m"]
+    run = make_run(tmp_path / "imagenet/intl_m_ep200", "intl_m", "imagenet", 200, 6, 256,
+                   config={"recipe.name": "imagenet/intl_m_ep200", "recipe.targets": targets})
+    (run / "coco").mkdir()
+    metrics = {"bbox_AP": 40.0, "segm_AP": 36.0, "bbox_AP50": 60.0, "config": "coco_R_50_C4_2x",
+               "ckpt": str(run / "checkpoints/last.ckpt")}
+    (run / "coco" / "metrics.json").write_text(json.dumps(metrics))
+    box, mask = [r for r in rows(report(tmp_path)) if r["protocol"].startswith("coco_R_50_C4_2x")]
+    assert (box["protocol"], box["top-1"], box["target top-1"], box["Δ top-1"]) == ("coco_R_50_C4_2x (box AP)", "40.00", "41.20", "-1.20")
+    assert (mask["protocol"], mask["top-1"], mask["target top-1"], mask["Δ top-1"]) == ("coco_R_50_C4_2x (mask AP)", "36.00", "35.70", "+0.30")
+
+
+def test_a_recipe_run_with_other_epochs_finds_the_published_number_of_that_length(tmp_path):
+    """The INTL table's 100-epoch, batch-512 row is the 2-view recipe at that length (zoo/targets.yaml)."""
+    own = [{"method": "intl", "dataset": "imagenet", "epochs": 800, "protocol": "LP-INTL", "top1": 73.1, "source": "INTL README"}]
+    run = make_run(tmp_path / "imagenet/intl", "intl", "imagenet", 100, 2, 512,
+                   config={"recipe.name": "imagenet/intl", "recipe.targets": own})
+    add_evaluation(run, "LP-INTL", linear_top1=0.69)
+    lp = next(r for r in rows(report(tmp_path)) if r["protocol"] == "LP-INTL")
+    assert (lp["target top-1"], lp["target source"]) == ("69.50", "INTL table (copy)")

@@ -267,6 +267,12 @@ def overrides_id():
         overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     except ValueError:  # composed outside a Hydra run (tests, compose API)
         overrides = []
+    return overrides_hash(overrides)
+
+
+def overrides_hash(overrides):
+    """8 hex digits naming a list of overrides (run_dir and hydra.* aside, order aside): the id of
+    a run folder, also computed by zoo.tables for the commands it launches."""
     kept = sorted(o for o in overrides if not o.lstrip("+~").startswith(("run_dir=", "hydra.")))
     return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:8]
 

@@ -1,6 +1,6 @@
 """Export a pretraining checkpoint's backbone for another library.
 
-    python -m zoo.export --ckpt RUN/checkpoints/last.ckpt --to timm|torchvision|detectron2 [--out DIR]
+    python -m zoo.export --ckpt RUN/checkpoints/last.ckpt --to timm|torchvision|detectron2|hf [--out DIR] [--push REPO]
 
 writes into DIR (default RUN/export):
 - `<arch>-<target>.safetensors` (timm, torchvision): the backbone's plain state dict, float32,
@@ -14,6 +14,12 @@ writes into DIR (default RUN/export):
 Every exported key must map to one key of the target's model with the same shape (checked on
 the meta device), so a backbone the target cannot build is refused in one line, never written.
 downstream/detection/convert.py uses the same checks and detectron2 renaming.
+
+`--to hf` writes timm's Hugging Face Hub layout into DIR (default RUN/export/<arch>-hf): config.json
+(the architecture, its arguments and the pretrained_cfg: input size, crop, interpolation, mean / std,
+num_features), model.safetensors and a README.md model card (method, recipe, data, epochs, the run's
+evaluations beside the paper's numbers, provenance). `timm.create_model("local-dir:DIR", pretrained=True)`
+loads it (strictly), and once uploaded (`--push REPO`, through huggingface_hub) `"hf-hub:REPO"`.
 """
 
 import argparse
@@ -28,9 +34,11 @@ import torch
 from zoo.checkpoint import read_checkpoint
 from zoo.errors import ZooError, exit_on_user_error
 
-TARGETS = ("timm", "torchvision", "detectron2")
+TARGETS = ("timm", "torchvision", "detectron2", "hf")
 # detectron2's build_resnet_backbone builds these depths with torchvision's block layout.
 DETECTRON2_RESNETS = {"resnet18": 18, "resnet34": 34, "resnet50": 50, "resnet101": 101, "resnet152": 152}
+# The keys of a timm pretrained_cfg that describe the architecture rather than a set of weights.
+ARCHITECTURE_CFG = ("architecture", "input_size", "first_conv", "classifier", "fixed_input_size", "pool_size", "min_input_size")
 STEM_MODULES = ("conv1", "maxpool")  # where the zoo's small-image stem differs from a ResNet's
 CLASSIFIER_HEADS = ("fc", "classifier", "head", "heads")  # torchvision's names; the zoo backbone has none
 
@@ -56,11 +64,11 @@ def torchvision_model(arch, fix=""):
     return model, head
 
 
-def timm_model(arch):
+def timm_model(arch, **model_args):
     import timm
 
     with torch.device("meta"):
-        return timm.create_model(arch, pretrained=False, num_classes=0)
+        return timm.create_model(arch, pretrained=False, **{**model_args, "num_classes": 0})
 
 
 def shapes(model):
@@ -253,18 +261,156 @@ def export(ckpt_path, target, out_dir=None):
     return out_dir / f"{name}.json", record
 
 
+# ---- timm's Hugging Face Hub layout ------------------------------------------------------------
+def hub_token(repo):
+    """The user's Hugging Face token, or one `error:` line saying how to log in (before anything is written)."""
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        raise ZooError("--push needs huggingface_hub: pip install -e '.[hub]'") from None
+    token = get_token()
+    if not token:
+        raise ZooError(f"--push {repo}: not logged in to the Hugging Face Hub (run `hf auth login` or set HF_TOKEN)")
+    return token
+
+
+def eval_input(data_cfg):
+    """timm's data config of the zoo's evaluation transform: resize to size / crop_pct, centre-crop size."""
+    from zoo.data import normalisation
+    from zoo.data.datasets import dataset_info
+
+    info = dataset_info(data_cfg.name)
+    size = data_cfg.image_size or info.image_size
+    mean, std = normalisation(data_cfg)
+    return {"input_size": (3, size, size), "crop_pct": 1 / (data_cfg.eval_resize_ratio or info.eval_resize_ratio),
+            "interpolation": info.eval_interpolation, "mean": tuple(mean), "std": tuple(std)}
+
+
+def evaluation_table(run_dir):
+    """The run's evaluations beside the paper's numbers, as zoo.report prints them (a few of its columns)."""
+    from zoo.report import COLUMNS, find_runs, load_targets, report_rows
+
+    shown = ["protocol", "k-NN", "top-1", "top-5", "target top-1", "Δ top-1", "target source"]
+    rows = report_rows(find_runs(run_dir), load_targets(), run_dir.resolve())
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    return "\n".join(lines + ["| " + " | ".join(row[COLUMNS.index(c)] for c in shown) + " |" for row in rows])
+
+
+def model_card(checkpoint, ckpt_path, arch, backbone, data_input):
+    """README.md: timm's model card (front matter, details, usage) with the run's evaluations and provenance."""
+    from timm.models._hub import generate_readme
+
+    from zoo.eval.common import run_folder
+
+    config, record = checkpoint["config"], training_record(checkpoint, ckpt_path)
+    recipe = config.get("recipe") or {}
+    run_dir = run_folder(ckpt_path)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    details = {
+        "Model Type": "Image feature backbone (self-supervised pretraining, no classifier)",
+        "Method": record["method"]["name"],
+        "Recipe": f"{recipe['name']}: {recipe.get('title', '')}" if recipe.get("name") else "none (a run with its own settings)",
+        "Dataset": record["dataset"],
+        "Epochs": f"{summary.get('epochs', '?')} of {record['max_epochs']}",
+        "Global batch": record["global_batch_size"],
+        "Optimizer": ", ".join(f"{k} {v}" for k, v in record["optimizer"].items() if v is not None),
+        "Seed": record["seed"],
+        "Params (M)": round(sum(p.numel() for p in backbone.parameters()) / 1e6, 2),
+        "Features": backbone.num_features,
+        "Image size": data_input["input_size"][1],
+    }
+    name = f"{arch}.{record['method']['name']}_{record['dataset']}"
+    usage = """```python
+import timm
+model = timm.create_model('hf-hub:<repo>', pretrained=True)  # or 'local-dir:<folder>'
+config = timm.data.resolve_data_config({}, model=model)
+transform = timm.data.create_transform(**config)
+features = model(transform(image).unsqueeze(0))  # (1, num_features)
+```"""
+    text = generate_readme({"description": f"{arch} pretrained with {record['method']['name']} by the zoo "
+                            f"(self-supervised, {record['dataset']}); the backbone without projector or classifier.",
+                            "details": details, "usage": usage, "tags": ["image-feature-extraction", "timm", "self-supervised"],
+                            "license": "other"},  # the weights' licence is their owner's to state (their data's terms apply)
+                           name, task_name="image-feature-extraction")
+    if summary:
+        text += f"\n## Evaluation (this run; the paper's number where the zoo has one)\n{evaluation_table(run_dir)}\n"
+    provenance = summary.get("provenance")
+    if provenance:
+        kept = {k: provenance.get(k) for k in ("zoo", "versions", "accelerator", "devices", "nodes", "precision", "training",
+                                              "wall_seconds", "command")}
+        text += f"\n## Provenance\n```json\n{json.dumps(kept, indent=2)}\n```\n"
+    return text
+
+
+def export_hf(ckpt_path, out_dir=None, push=None):
+    """timm's hub folder for the backbone of `ckpt_path` (config.json, model.safetensors, README.md), checked
+    to load back with timm strictly; uploaded to `push` (a Hub repo id) when given: (folder, record)."""
+    import timm
+    from timm.models._hub import save_for_hf
+
+    from zoo.checkpoint import complete_config
+    from zoo.eval.common import load_backbone, run_folder
+
+    token = hub_token(push) if push else None
+    checkpoint = read_checkpoint(ckpt_path)
+    config = complete_config(checkpoint["config"])
+    arch = architecture(config.backbone.name)
+    backbone = load_backbone(checkpoint)
+    model_args = getattr(backbone, "_model_args", {})
+    changes = stem_changes(backbone, timm_model(arch, **model_args))
+    if changes:
+        raise ZooError(f"{ckpt_path}: {arch} has the small-image stem ({'; '.join(changes)}), which timm's hub config cannot "
+                       "describe (timm would build the standard stem): export it with --to timm, which names the modules to set")
+    check_target("timm", arch, timm_model(arch, **model_args), backbone, ckpt_path)
+    data_input = eval_input(config.data)
+    out_dir = Path(out_dir) if out_dir else run_folder(ckpt_path) / "export" / f"{arch}-hf"
+    # timm's default pretrained_cfg describes its own supervised weights (tag, license, paper, url): keep what
+    # describes the architecture, name these weights, and let the data config describe their input
+    backbone.pretrained_cfg = {k: v for k, v in backbone.pretrained_cfg.items() if k in ARCHITECTURE_CFG}
+    backbone.pretrained_cfg["tag"] = f"{config.method.name}_{config.data.name}"
+    save_for_hf(backbone.float().eval(), out_dir, safe_serialization=True, data_config=dict(data_input))
+    (out_dir / "README.md").write_text(model_card(checkpoint, ckpt_path, arch, backbone, data_input), encoding="utf-8")
+    reloaded = timm.create_model(f"local-dir:{out_dir.resolve()}", pretrained=True)  # timm loads strictly
+    check_state_dict(reloaded.state_dict(), shapes(backbone), f"{out_dir}", "the exported backbone")
+    record = {"folder": str(out_dir), "architecture": arch, "files": ["config.json", "model.safetensors", "README.md"]}
+    if push:
+        from huggingface_hub import HfApi
+
+        try:
+            api = HfApi(token=token)
+            repo = api.create_repo(push, exist_ok=True).repo_id
+            api.upload_folder(repo_id=repo, folder_path=str(out_dir), commit_message=f"{arch} from the zoo ({ckpt_path})")
+        except Exception as err:  # noqa: BLE001 (no network, a rejected token, another's repo: huggingface_hub's many types)
+            raise ZooError(f"--push {push}: {str(err).splitlines()[0]} (the folder {out_dir} is written; push it again "
+                           "once the Hub is reachable)") from None
+        record["repo"] = repo
+    return out_dir, record
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m zoo.export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="a checkpoint written by main_pretrain.py")
     parser.add_argument("--to", required=True, choices=TARGETS, help="the library to load the backbone into")
-    parser.add_argument("--out", default=None, help="output folder (default: <run>/export)")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", default=None, help="output folder (default: <run>/export; --to hf: <run>/export/<arch>-hf)")
+    parser.add_argument("--push", metavar="REPO", help="--to hf: upload the folder to this Hugging Face Hub repo (logged in)")
+    args = parser.parse_args(argv)
+    if args.push and args.to != "hf":
+        parser.error("--push goes with --to hf")
+    return args
 
 
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.to == "hf":
+        folder, record = export_hf(args.ckpt, args.out, args.push)
+        print(f"wrote {folder}: {', '.join(record['files'])} (timm's Hugging Face Hub layout)")
+        print(f"load it with: timm.create_model('local-dir:{folder.resolve()}', pretrained=True)")
+        if record.get("repo"):
+            print(f"pushed to https://huggingface.co/{record['repo']}: timm.create_model('hf-hub:{record['repo']}', pretrained=True)")
+        return
     record_path, record = export(args.ckpt, args.to, args.out)
     print(f"wrote {record_path.parent / record['file']} ({record['tensors']} tensors, sha256 {record['sha256']})")
     if record["stem_changes"]:

@@ -120,12 +120,18 @@ class Run:
                                  "top5": summary.get("linear_top5"), "knn": summary.get(knn_key), "knn_key": knn_key,
                                  "provenance": summary.get("provenance")})
 
+    def add_detection(self, metrics):
+        """A COCO transfer (downstream/detection's metrics.json, in percent): a box AP and a mask AP row."""
+        for metric, key, name in (("box_ap", "bbox_AP", "box AP"), ("mask_ap", "segm_AP", "mask AP")):
+            self.evaluations.append({"protocol": metrics["config"], "label": f"{metrics['config']} ({name})",
+                                     "top1": metrics[key] / 100, "top5": None, "knn": None, "metric": metric,
+                                     "provenance": metrics.get("provenance")})
+
     def target(self, targets, protocol):
-        """The first target of this run's recipe (config.yaml's recipe.targets), or for another run
-        of all `targets`, with the row's protocol that the run matches."""
-        if (self.config.get("recipe") or {}).get("name"):
-            targets = self.config["recipe"]["targets"]
-        for target in targets:
+        """The first target, with the row's protocol, that the run matches: of its recipe (config.yaml's
+        recipe.targets) first, then (a recipe run with other epochs or batch, or any other run) of all `targets`."""
+        own = (self.config.get("recipe") or {}).get("targets") or [] if (self.config.get("recipe") or {}).get("name") else []
+        for target in [*own, *targets]:
             if target["protocol"] != protocol:
                 continue
             if any(key in target and target[key] != self.key[key] for key in self.key):
@@ -160,14 +166,17 @@ def find_runs(root):
         started = (path.parent / "checkpoints").is_dir() or (path.parent / "metrics.csv").is_file()
         if started and not (path.parent / "summary.json").exists():
             skipped.append((path.parent, "no summary.json: the run failed, was stopped or is still running"))
-    for path, summary in evaluations:
-        folder = run_folder(summary["checkpoint"])
+    detections = [(path, metrics) for path in sorted(root.rglob("metrics.json"))
+                  if "bbox_AP" in (metrics := read_json(path)) and "ckpt" in metrics]
+    for path, summary in [*evaluations, *detections]:
+        folder = run_folder(summary.get("checkpoint") or summary["ckpt"])
         if folder not in runs and (folder / "summary.json").is_file() and (folder / "config.yaml").is_file():
             runs[folder] = Run(folder)
         if folder in runs:
-            runs[folder].add_evaluation(summary)
+            (runs[folder].add_evaluation if "protocol" in summary else runs[folder].add_detection)(summary)
         else:
-            skipped.append((path.parent, f"{summary['protocol']} of {summary['checkpoint']}, whose run is not found"))
+            what = summary.get("protocol") or f"COCO {summary.get('config')}"
+            skipped.append((path.parent, f"{what} of {summary.get('checkpoint') or summary['ckpt']}, whose run is not found"))
     if not runs:
         raise ZooError(f"no runs under {root} (a run is a folder with the summary.json and config.yaml of main_pretrain.py)")
     return sorted(runs.values(), key=lambda run: (run.key["dataset"], run.key["method"], str(run.folder))), skipped
@@ -265,6 +274,7 @@ def report_rows(runs, targets, root):
             top1, knn = mean(per_seed["top1"]), mean(per_seed["knn"])
             records = [e["provenance"] or {} for e in evaluations]
             target = first.target(targets, evaluation["protocol"]) or {}
+            metric = evaluation.get("metric", "top1")  # what the target states for this row (a detection: its AP)
             # A target's k-NN is the 5-nn: compared with a 5-nn only.
             target_knn = target.get("knn") if evaluation.get("knn_key") == "knn5_top1" else None
             rows.append([
@@ -272,7 +282,7 @@ def report_rows(runs, targets, root):
                 first.key["method"], first.key["dataset"], epochs, str(first.key["views"]), str(first.key["batch"] or "–"),
                 label, str(len(by_seed)), percent(per_seed["knn"]), percent(per_seed["top1"]), percent(per_seed["top5"]),
                 sweep_best(per_seed["sweep_best"], evaluation), "–" if rank is None else f"{rank:.1f}", flags(group),
-                "–" if "top1" not in target else f"{target['top1']:.2f}", difference(top1, target.get("top1")),
+                "–" if metric not in target else f"{target[metric]:.2f}", difference(top1, target.get(metric)),
                 "–" if target_knn is None else f"{target_knn:.2f}", difference(knn, target_knn),
                 minutes(records), peak_memory(records), seeds(by_seed),
                 target.get("source", "–"),

@@ -179,7 +179,7 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
     assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["raw pixels", "untrained", "intl"]
-    pixels, untrained, intl = rows
+    _, untrained, intl = rows
     assert untrained["steps"] == 3 and intl["steps"] == 2 and intl["transformed_condition_number"] >= 1
     assert rows_starting(out, "raw pixels")[0].split(" | ")[4] == "-"
     assert rows_starting(out, "intl") == [f"| {' | '.join(digits_m_benchmark().cells('intl', [intl]))} |"]

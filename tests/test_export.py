@@ -16,7 +16,7 @@ from test_detection import detectron2_match, detectron2_r50_c4_pretrained_keys
 from test_methods import compose_config
 
 from downstream.detection import convert
-from zoo.data.datasets import dataset_info
+from zoo.catalog import dataset_info
 from zoo.checkpoint import read_checkpoint
 from zoo.eval.common import load_backbone
 from zoo.export import main as export_main

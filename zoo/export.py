@@ -276,8 +276,8 @@ def hub_token(repo):
 
 def eval_input(data_cfg):
     """timm's data config of the zoo's evaluation transform: resize to size / crop_pct, centre-crop size."""
+    from zoo.catalog import dataset_info
     from zoo.data import normalisation
-    from zoo.data.datasets import dataset_info
 
     info = dataset_info(data_cfg.name)
     size = data_cfg.image_size or info.image_size

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from zoo.data.datasets import IMAGENET_MEAN, IMAGENET_STD
+from zoo.catalog import IMAGENET_MEAN, IMAGENET_STD
 from zoo.errors import ZooError
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",

@@ -76,7 +76,8 @@ def test_a_good_command_line_passes_the_early_checks():
 
     check_pretrain_arguments(["method=simclr", "trainer.devices=2", "trainer.precision=bf16-mixed", "optimizer.lr=0.1",
                               "trainer.max_epochs=-1", "trainer.max_steps=5", "experiment=cifar10/simclr",
-                              "data.name=folder", "trainer.devices=[0,1]"], environ={"NUM_GPUS": "auto"})
+                              "data.name=folder", "trainer.devices=[0,1]", "method=${oc.env:MY_METHOD,intl}",
+                              "trainer.devices=${oc.env:MY_GPUS,1}"], environ={"NUM_GPUS": "auto"})
 
 
 def composed(*overrides):

@@ -44,12 +44,16 @@ def parse_value(text):
 
 
 def override_values(argv):
-    """{key: value} of the `key=value` / `+key=value` / `++key=value` overrides (the last of a key wins), flags aside."""
+    """{key: value} of the `key=value` / `+key=value` / `++key=value` overrides (the last of a key wins), flags
+    aside; a value that interpolates (${...}) is left to the composed config's checks."""
     values = {}
     for arg in argv:
         if arg.startswith(("-", "~")) or "=" not in arg:
             continue
         key, text = arg.split("=", 1)
+        if "${" in text:
+            values.pop(key.lstrip("+"), None)
+            continue
         values[key.lstrip("+")] = parse_value(text)
     return values
 

@@ -31,8 +31,8 @@ from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
 from zoo.eval.knn import knn_predict
-from zoo.optim import make_optimizer
 from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
+from zoo.optim import make_optimizer
 from zoo.spectral import covariance
 
 # solo-learn's LARS setting for Barlow Twins and VICReg: eta 0.02, clipped, no LARS or weight decay on 1-D params.

@@ -23,8 +23,9 @@ class FBLars(torch.optim.Optimizer):
     buffer mu <- momentum mu + u (created at the parameter's first gradient), and w <- w - lr mu."""
 
     def __init__(self, params, lr, momentum=0.9, weight_decay=0.0, trust_coeff=0.001, always_adapt=True):
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "trust_coeff": trust_coeff,
-                                  "always_adapt": always_adapt})
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "trust_coeff": trust_coeff,
+                    "always_adapt": always_adapt}
+        super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -237,17 +237,21 @@ def test_an_unlabelled_folder_trains_and_reports_label_free_diagnostics_only(tmp
 
 
 def test_an_unlabelled_folder_has_nothing_to_evaluate_with(tmp_path):
+    from zoo.config import DataConfig
     from zoo.data.datasets import build_dataset
 
+    def data(**values):  # the data config as training composes it
+        return OmegaConf.merge(OmegaConf.structured(DataConfig), values)
+
     root = unlabelled_folder(tmp_path / "images", count=4)
-    unlabelled = OmegaConf.create({"name": "folder", "root": str(root), "labels": False})
+    unlabelled = data(name="folder", root=str(root), labels=False)
     assert len(build_dataset(unlabelled, "train", lambda image: image)) == 4
     with pytest.raises(ZooError, match="data.labels=false: .* holds no labels to evaluate with; pass data.labels=true"):
         build_dataset(unlabelled, "val", None)
     with pytest.raises(ZooError, match="data.labels=false is for a folder of images"):
-        build_dataset(OmegaConf.create({"name": "cifar10", "root": str(root), "labels": False}), "train", None)
+        build_dataset(data(name="cifar10", root=str(root), labels=False), "train", None)
     with pytest.raises(ZooError, match="wrong folder layout: .* data.labels=false for a folder of unlabelled images"):
-        build_dataset(OmegaConf.create({"name": "folder", "root": str(root), "labels": True}), "train", None)
+        build_dataset(data(name="folder", root=str(root), labels=True), "train", None)
 
 
 @pytest.mark.parametrize("script, flag", [("main_linear.py", ["--ckpt", "{}"]), ("main_knn.py", ["--ckpt={}"])])

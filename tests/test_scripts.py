@@ -305,6 +305,7 @@ def test_linear_recipe_resolves_as_the_script_did_before_the_move(script, record
     assert cfg.pop("run_dir") is None  # <checkpoint's run>/linear, as before
     for key in ("global_batch_size", "num_views"):  # pretraining keys added since (None without a checkpoint)
         assert cfg["data"].pop(key) is None
+    assert cfg["data"].pop("corrupt_images") == "skip" and cfg["data"].pop("labels") is True  # added since, at their defaults
     before = SNAPSHOT[script]
     assert before["trainer"]["max_epochs"] == "${linear.epochs}"  # kept unresolved then
     before["trainer"]["max_epochs"] = before["linear"]["epochs"]

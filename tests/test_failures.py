@@ -13,26 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_pretrain import pretrain_in_process
 
 from zoo.errors import ZooError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=16", "data.num_workers=0", "data.image_size=16", "trainer.limit_val_batches=1",
         "trainer.enable_progress_bar=false", "method.proj_hidden=[64]", "method.proj_out=32"]
-
-
-def pretrain_in_process(monkeypatch, capsys, *args):
-    """main_pretrain.py's entry point in this process -> (exit status, stdout, stderr)."""
-    from zoo.pretrain import main
-
-    monkeypatch.setattr(sys, "argv", ["main_pretrain.py", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as stopped:
-        code = stopped.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def error_lines(stderr):

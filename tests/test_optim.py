@@ -2,8 +2,9 @@
 
 tests/data/lars_reference.json holds what each source's own LARS class computed (run outside the project on float64
 tensors: facebookresearch/barlowtwins main.py, facebookresearch/vicreg main_vicreg.py, ThomasYerxa/mmcr
-mmcr/imagenet/misc.py, vturrisi/solo-learn solo/utils/lars.py; the file says how each was called): six steps with
-weight decay, gradients small enough that it matters in the trust ratio, and a changing lr.
+mmcr/imagenet/misc.py, vturrisi/solo-learn solo/utils/lars.py, google-research/simclr lars_optimizer.py (TensorFlow),
+google-deepmind/deepmind-research byol/utils/optimizers.py (optax); the file says how each was called): six steps
+with weight decay, gradients small enough that it matters in the trust ratio, and a changing lr.
 """
 
 import json
@@ -19,7 +20,7 @@ from zoo.optim import check_optimizer, make_optimizer
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "lars_reference.json").read_text())["cases"]
 # The variant each source's recipes select (optimizer.name).
-VARIANT = {"barlowtwins": "lars_fb", "vicreg": "lars_fb", "mmcr": "lars_fb", "solo-learn": "lars"}
+VARIANT = {"barlowtwins": "lars_fb", "vicreg": "lars_fb", "mmcr": "lars_fb", "solo-learn": "lars", "simclr": "lars_google", "byol": "lars_fb"}
 
 
 def zoo_steps(case, name):
@@ -59,15 +60,16 @@ def test_each_lars_variant_steps_as_its_sources_optimiser(case):
 def test_the_other_variant_differs_on_the_same_steps(case):
     """The two formulas are told apart by these numbers: the weights after the last step differ (the recipes'
     choice of variant: test_recipe_values, test_family_recipes_a)."""
-    other = {"lars": "lars_fb", "lars_fb": "lars"}[VARIANT[case["name"]]]
+    other = {"lars": "lars_fb", "lars_fb": "lars", "lars_google": "lars_fb"}[VARIANT[case["name"]]]
     last = zoo_steps(case, other)[-1]["weight"]
     expected = torch.tensor(case["after"][-1]["weight"], dtype=torch.float64)
     assert not torch.allclose(last, expected, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("name, clip, message", [
-    ("lamb", False, "optimizer.name must be sgd, lars, lars_fb, adam, adamw, not 'lamb'"),
-    ("lars_fb", True, "the FB LARS \\(lars_fb\\) has no clipping"),
+    ("lamb", False, "optimizer.name must be sgd, lars, lars_fb, lars_google, adam, adamw, not 'lamb'"),
+    ("lars_fb", True, "lars_fb has no clipping"),
+    ("lars_google", True, "lars_google has no clipping"),
 ])
 def test_an_optimizer_no_source_uses_is_one_clear_error(name, clip, message):
     with pytest.raises(ZooError, match=message):

@@ -23,6 +23,7 @@ TINY = [
     "data.image_size=16",
     "trainer.limit_train_batches=3",
     "trainer.limit_val_batches=2",
+    "data.eval_batch_size=32",  # validation, k-NN bank and embedding on 64 images: seconds less per run
     "trainer.check_val_every_n_epoch=1",
     "trainer.enable_progress_bar=false",
     "trainer.log_every_n_steps=1",
@@ -134,7 +135,7 @@ BAD_INPUTS = [
     (["data.batch_size=0"], "data.batch_size=0 must be at least 1"),
     (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be positive"),
     (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5 must be a number of batches"),
-    (["optimizer.name=lamb"], "optimizer.name must be sgd, lars, lars_fb, adam, adamw, not 'lamb'"),
+    (["optimizer.name=lamb"], "optimizer.name must be sgd, lars, lars_fb, lars_google, adam, adamw, not 'lamb'"),
     pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu but this machine has no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ]

@@ -110,7 +110,7 @@ class Official:
     batch: int  # global batch
     gpus: int  # GPUs x nodes of the published run
     epochs: int
-    optimizer: str  # SGD | Lars (timm's = solo-learn's) | FBLars (FB Barlow Twins / VICReg) | Adam
+    optimizer: str  # SGD | Lars (timm's = solo-learn's) | FBLars (FB Barlow Twins / VICReg, BYOL) | GoogleLars (SimCLR) | Adam
     # role -> (lr function, weight decay, LARS-adapted); roles: weights and norms (backbone + projector,
     # >= 2-D and 1-D), predictor, probe_weight, probe_bias. A role the source does not have is left out.
     roles: dict
@@ -252,10 +252,10 @@ OFFICIAL |= {
                                   excluded(solo_lr(0.5), 1e-6, lars=True) | solo_probe(256, solo_lr, lars=True), lars=(0.02, True),
                                   momentum=(0.99, 1.0)),
     # google-research/simclr: 0.075 x sqrt(batch) with --learning_rate_scaling=sqrt, warmup step/W from 0, cosine to 0.
-    "imagenet/simclr": Official("google-research/simclr README + model_util.py (32 TPU v3 cores)", 4096, 32, 100, "Lars",
+    "imagenet/simclr": Official("google-research/simclr README + model_util.py (32 TPU v3 cores)", 4096, 32, 100, "GoogleLars",
                                 excluded(fb_lr(0.075 * math.sqrt(4096), end=0.0), 1e-4, lars=True), lars=(0.001, False)),
     # deepmind-research byol: the 100-epoch preset (lr 0.45 x batch/256, wd 1e-6, EMA 0.99), schedules.py's warmup and cosine.
-    "imagenet/byol": Official("deepmind-research byol/configs/byol.py, main_loop.py (512 TPU v3 cores)", 4096, 512, 100, "Lars",
+    "imagenet/byol": Official("deepmind-research byol/configs/byol.py, main_loop.py (512 TPU v3 cores)", 4096, 512, 100, "FBLars",
                               excluded(fb_lr(0.45 * 4096 / 256, end=0.0), 1e-6, lars=True), lars=(0.001, False), momentum=(0.99, 1.0)),
 }
 BLUR_P |= {"imagenet-100/simclr": (0.5, 0.5), "imagenet-100/mocov2plus": (0.5, 0.5), "imagenet-100/byol": (1.0, 0.1),
@@ -438,7 +438,7 @@ def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # 
     total = spe * official.epochs
     model, optimizer, scheduler, roles = trained_with(cfg, spe)
     assert type(optimizer).__name__ == official.optimizer
-    if official.optimizer in ("SGD", "Lars", "FBLars"):
+    if official.optimizer in ("SGD", "Lars", "FBLars", "GoogleLars"):
         assert all(g["momentum"] == 0.9 for g in optimizer.param_groups)
     if official.optimizer == "Adam":
         assert all(g["betas"] == (0.9, 0.999) for g in optimizer.param_groups)

@@ -56,7 +56,7 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | lars | adam | adamw
+    name: str = "sgd"  # zoo.optim.OPTIMIZERS: sgd | lars | lars_fb | lars_google | adam | adamw
     lr: float = 0.3  # per 256 samples when scale_lr is true
     scale_lr: bool = True  # lr x global_batch / 256
     lr_scaled: float | None = None  # written at start-up: the lr actually used

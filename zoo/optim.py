@@ -1,12 +1,14 @@
-"""The optimisers pretraining builds (`make_optimizer`), and the one LARS torch and timm lack.
+"""The optimisers pretraining builds (`make_optimizer`), and the LARS variants torch and timm lack.
 
-Two LARS variants, each the formula of the code a recipe follows (optimizer.name):
-  lars     solo-learn's solo/utils/lars.py, which is timm's `Lars`: trust ratio eta ||w|| / (||g|| + wd ||w|| + eps),
-           optionally clipped to the lr (lars_clip, LARC-style); apex LARC (the official SwAV) computes the same.
-  lars_fb  facebookresearch/barlowtwins main.py and facebookresearch/vicreg main_vicreg.py, copied by ThomasYerxa/mmcr
-           (mmcr/imagenet/misc.py): the weight decay joins the gradient first, then eta ||w|| / ||g + wd w||, never
-           clipped (`FBLars`).
-Both keep the zoo's parameter groups: a group adapts when `always_adapt` (timm's key: the 1-D parameters under
+Three LARS variants, each the formula of the code a recipe follows (optimizer.name):
+  lars         solo-learn's solo/utils/lars.py, which is timm's `Lars`: trust ratio eta ||w|| / (||g|| + wd ||w|| + eps),
+               optionally clipped to the lr (lars_clip, LARC-style); apex LARC (the official SwAV) computes the same.
+  lars_fb      facebookresearch/barlowtwins main.py and facebookresearch/vicreg main_vicreg.py, copied by ThomasYerxa/mmcr
+               (mmcr/imagenet/misc.py), and the official BYOL's optax chain (byol/utils/optimizers.py): the weight decay
+               joins the gradient first, then eta ||w|| / ||g + wd w||, never clipped; lr applied after the momentum.
+  lars_google  google-research/simclr lars_optimizer.py (classic_momentum): lars_fb's trust ratio, with the lr inside
+               the momentum buffer (v <- m v + lr trust u; w <- w - v), so a changing lr weighs each step by its own lr.
+All keep the zoo's parameter groups: a group adapts when `always_adapt` (timm's key: the 1-D parameters under
 exclude_bias_and_norm do not, as the sources' filters), with its own weight decay (0 for those).
 """
 
@@ -14,13 +16,16 @@ import torch
 
 from zoo.errors import ZooError
 
-OPTIMIZERS = ("sgd", "lars", "lars_fb", "adam", "adamw")
+OPTIMIZERS = ("sgd", "lars", "lars_fb", "lars_google", "adam", "adamw")
 
 
 class FBLars(torch.optim.Optimizer):
     """LARS as facebookresearch/barlowtwins and facebookresearch/vicreg write it: per parameter, u = g + wd w, scaled
     by the trust ratio eta ||w|| / ||u|| (1 where either norm is 0) in groups with `always_adapt`, into a heavy-ball
-    buffer mu <- momentum mu + u (created at the parameter's first gradient), and w <- w - lr mu."""
+    buffer mu <- momentum mu + u (created at the parameter's first gradient), and w <- w - lr mu.
+    `GoogleLars` puts the lr inside the buffer instead."""
+
+    classic_momentum = False  # google-research/simclr's flag of that name: mu <- momentum mu + lr u, and w <- w - mu
 
     def __init__(self, params, lr, momentum=0.9, weight_decay=0.0, trust_coeff=0.001, always_adapt=True):
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "trust_coeff": trust_coeff,
@@ -47,17 +52,28 @@ class FBLars(torch.optim.Optimizer):
                 if "momentum_buffer" not in state:
                     state["momentum_buffer"] = torch.zeros_like(param)
                 buffer = state["momentum_buffer"]
-                buffer.mul_(group["momentum"]).add_(update)
-                param.add_(buffer, alpha=-group["lr"])
+                if self.classic_momentum:
+                    buffer.mul_(group["momentum"]).add_(update, alpha=group["lr"])
+                    param.sub_(buffer)
+                else:
+                    buffer.mul_(group["momentum"]).add_(update)
+                    param.add_(buffer, alpha=-group["lr"])
         return loss
+
+
+class GoogleLars(FBLars):
+    """LARS as google-research/simclr lars_optimizer.py writes it (classic_momentum, its default): FBLars' trust
+    ratio, with the lr in the buffer, mu <- momentum mu + lr u and w <- w - mu (the same steps at a constant lr)."""
+
+    classic_momentum = True
 
 
 def check_optimizer(opt):
     """ZooError for an optimizer config no optimiser here takes (checked when the config is composed)."""
     if opt.name not in OPTIMIZERS:
         raise ZooError(f"optimizer.name must be {', '.join(OPTIMIZERS)}, not '{opt.name}'")
-    if opt.name == "lars_fb" and opt.lars_clip:
-        raise ZooError("optimizer.lars_clip=true clips solo-learn's LARS (optimizer.name=lars); the FB LARS (lars_fb) "
+    if opt.name in ("lars_fb", "lars_google") and opt.lars_clip:
+        raise ZooError(f"optimizer.lars_clip=true clips solo-learn's LARS (optimizer.name=lars); {opt.name} "
                        "has no clipping: set optimizer.lars_clip=false or optimizer.name=lars")
 
 
@@ -70,7 +86,7 @@ def make_optimizer(opt, groups, lr, fused_sgd=False, fused=False):
         from timm.optim import Lars
 
         return Lars(groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
-    if opt.name == "lars_fb":
-        return FBLars(groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta)
+    if opt.name in ("lars_fb", "lars_google"):
+        return (FBLars if opt.name == "lars_fb" else GoogleLars)(groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta)
     cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
     return cls(groups, lr=lr, betas=tuple(opt.betas), fused=fused)

@@ -253,7 +253,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     ''', "method=nan_after_two", "trainer.max_steps=10", "checkpoint_every_n_steps=1")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "method nan_after_two diverged at step 2: the loss became loss=nan" in lines[0]
+    assert len(lines) == 1 and "method nan_after_two diverged at step 2: non-finite loss (loss=nan)" in lines[0]
     assert "lower optimizer.lr" in lines[0] and str(run_dir / "divergence.pt") in lines[0]
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 2
@@ -265,7 +265,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     capture = torch.load(run_dir / "divergence.pt", map_location="cpu", weights_only=False)
     assert capture["global_step"] == 2 and capture["losses"][0]["loss"] != capture["losses"][0]["loss"]  # nan
     weights = [k for k in ckpt["state_dict"] if "running_" not in k and "num_batches_tracked" not in k]
-    assert len(weights) > 100 and all(torch.equal(capture["state_dict"][k], ckpt["state_dict"][k]) for k in weights)
+    assert {k.split(".")[0] for k in weights} >= {"backbone", "projector"} and all(torch.equal(capture["state_dict"][k], ckpt["state_dict"][k]) for k in weights)
     crops, labels = capture["batch"]
     assert len(crops) == 2 and crops[0].shape == (16, 3, 16, 16) and labels.shape == (16,)
 

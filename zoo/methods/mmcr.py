@@ -15,11 +15,13 @@ class MMCR(BaseMethod):
 
     Defaults: the official CIFAR / STL-10 code (ThomasYerxa/mmcr mmcr/cifar_stl: projector 512 (BN) ->
     128, no biases; lambd 0; Adam lr 1e-3, not scaled, weight decay 1e-6). That recipe takes 40 views of
-    batch 32 (`data.views` count 40); the digits default run passes its two views and learns with the
-    official values unchanged: k-NN 0.973, online probe 0.891 (5 epochs of batch 64, 2-core CPU, loaded
-    machine). The official ImageNet variant's momentum encoder is not part of this method."""
+    batch 32 (`data.views` count 40). All views go through backbone and projector as one batch, as the
+    official code's "B N C H W -> (B N) C H W" before model(img_batch), so BatchNorm statistics cover every
+    view. The official ImageNet variant's momentum encoder is not part of this method."""
 
     num_views = None  # 2 or more views; the official CIFAR recipe uses 40
+    joint_backbone = True
+    joint_projector = True
     # The official Adam: lr 1e-3 (not scaled), weight decay 1e-6; the probe as the zoo's other Adam methods.
     optimizer_defaults: ClassVar[dict] = {**WMSE_ADAM, "lr": 1e-3}
 

@@ -7,11 +7,11 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
 
 pytest.importorskip("nvidia.dali")
@@ -36,7 +36,8 @@ def plain(**changes):
 
 
 def make_loader(root, views, batch_size=4, corrupt_images="stop", **kwargs):
-    data_cfg = SimpleNamespace(name="folder", root=str(root), batch_size=batch_size, num_workers=1, corrupt_images=corrupt_images)
+    data_cfg = OmegaConf.create({"name": "folder", "root": str(root), "batch_size": batch_size, "num_workers": 1,
+                                 "corrupt_images": corrupt_images, "labels": True})
     return dali.build_dali_train_loader(data_cfg, views, MEAN, STD, **kwargs)
 
 

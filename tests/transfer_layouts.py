@@ -54,7 +54,7 @@ def cifar(root, name="cifar10", classes=3):
     batches = {"train": [], "test": []}
     for split, label, i in per_split(classes, ("train", "test")):
         noise = np.random.RandomState(i).randint(-30, 30, size=(32, 32, 3))
-        pixels = np.clip(np.array(COLOURS[label])[None, None] + noise, 0, 255).astype(np.uint8)
+        pixels = np.clip(np.array(COLOURS[label % len(COLOURS)])[None, None] + noise, 0, 255).astype(np.uint8)
         batches[split].append((pixels.transpose(2, 0, 1).reshape(-1), label))
 
     def dump(path, items):

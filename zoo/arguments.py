@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
 from zoo.errors import ZooError
 
@@ -153,9 +154,34 @@ def check_checkpoint_file(path):
 
 
 def check_checkpoint_argument(argv):
-    """main_linear.py / main_knn.py: `--ckpt PATH` (or --ckpt=PATH) names a file, checked before torch is imported."""
+    """main_linear.py / main_knn.py, before torch is imported: the data a recipe names exists (unless only the
+    config is printed), then `--ckpt PATH` (or --ckpt=PATH) names a file."""
+    if "--cfg" not in argv and not any(arg.startswith("--cfg=") for arg in argv):
+        check_data_root([arg for arg in argv if not arg.startswith("-")])
     for index, arg in enumerate(argv):
         if arg == "--ckpt" and index + 1 < len(argv):
             check_checkpoint_file(argv[index + 1])
         elif arg.startswith("--ckpt="):
             check_checkpoint_file(arg.split("=", 1)[1])
+
+
+def override_value(overrides, key):
+    """The value of KEY=VALUE among the overrides (the last one, as Hydra takes it), or None."""
+    values = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")]
+    return values[-1] if values else None
+
+
+def data_overrides(overrides):
+    """The `data.*` overrides, led by data.root=$DATA_DIR/<dataset> for a recipe (experiment=<dataset>/
+    <recipe>) when DATA_DIR is set and no data.root is given; else the data is the checkpoint's own."""
+    given = [o for o in overrides if o.startswith("data.")]
+    recipe = override_value(overrides, "experiment")
+    if recipe and os.environ.get("DATA_DIR") and override_value(given, "data.root") is None:
+        given.insert(0, f"data.root={os.environ['DATA_DIR']}/{recipe.split('/')[0]}")
+    return given
+
+
+def check_data_root(overrides):
+    root = override_value(data_overrides(overrides), "data.root")
+    if root and not Path(root).expanduser().exists():
+        raise ZooError(f"data not found at {root} (set DATA_DIR or pass data.root=PATH)")

@@ -291,7 +291,8 @@ def evaluation_table(run_dir):
     from zoo.report import COLUMNS, find_runs, load_targets, report_rows
 
     shown = ["protocol", "k-NN", "top-1", "top-5", "target top-1", "Δ top-1", "target source"]
-    rows = report_rows(find_runs(run_dir), load_targets(), run_dir.resolve())
+    runs, _ = find_runs(run_dir)  # the runs left out are not this checkpoint's
+    rows = report_rows(runs, load_targets(), run_dir.resolve())
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     return "\n".join(lines + ["| " + " | ".join(row[COLUMNS.index(c)] for c in shown) + " |" for row in rows])
 
@@ -376,7 +377,9 @@ def export_hf(ckpt_path, out_dir=None, push=None):
     record = {"folder": str(out_dir), "architecture": arch, "files": ["config.json", "model.safetensors", "README.md"]}
     if push:
         from huggingface_hub import HfApi
+        from huggingface_hub.utils import logging as hub_logging
 
+        hub_logging.set_verbosity_error()  # its retry warnings would bury the one error line below
         try:
             api = HfApi(token=token)
             repo = api.create_repo(push, exist_ok=True).repo_id

@@ -27,6 +27,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from zoo.arguments import check_data_root, data_overrides, override_value
 from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import load_method, read_checkpoint
 from zoo.config import LinearRunConfig, check_batch_limits
@@ -60,28 +61,6 @@ def parse_linear_args(argv):
             raise ZooError(f"usage: bash scripts/linear/{recipe}.sh --ckpt PATH [overrides] (PATH: a checkpoint written by main_pretrain.py)")
         raise ZooError("--ckpt PATH is required (a checkpoint written by main_pretrain.py)")
     return args
-
-
-def override_value(overrides, key):
-    """The value of KEY=VALUE among the overrides (the last one, as Hydra takes it), or None."""
-    values = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")]
-    return values[-1] if values else None
-
-
-def data_overrides(overrides):
-    """The `data.*` overrides, led by data.root=$DATA_DIR/<dataset> for a recipe (experiment=<dataset>/
-    <recipe>) when DATA_DIR is set and no data.root is given; else the data is the checkpoint's own."""
-    given = [o for o in overrides if o.startswith("data.")]
-    recipe = override_value(overrides, "experiment")
-    if recipe and os.environ.get("DATA_DIR") and override_value(given, "data.root") is None:
-        given.insert(0, f"data.root={os.environ['DATA_DIR']}/{recipe.split('/')[0]}")
-    return given
-
-
-def check_data_root(overrides):
-    root = override_value(data_overrides(overrides), "data.root")
-    if root and not Path(root).expanduser().exists():
-        raise ZooError(f"data not found at {root} (set DATA_DIR or pass data.root=PATH)")
 
 
 def build_config(pretrain_cfg, overrides):

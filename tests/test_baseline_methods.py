@@ -255,7 +255,7 @@ def test_the_queue_mixin_declares_its_field_in_the_methods_config():
 
 # ---- digits runs through the entry point -------------------------------------------------------
 RUN = ["data.batch_size=32", "data.num_workers=0", "data.image_size=16", "trainer.limit_train_batches=3",
-       "trainer.limit_val_batches=2", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+       "trainer.limit_val_batches=2", "data.eval_batch_size=32", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
        "method.proj_hidden=[128]", "method.proj_out=64"]
 
 

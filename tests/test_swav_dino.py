@@ -307,7 +307,7 @@ def test_the_freeze_period_is_the_longer_of_its_epochs_and_steps():
 
 # ---- the queue across kill -9 and resume, through the entry point ---------------------------------
 RUN = ["method=swav", "data.batch_size=16", "data.num_workers=0", "data.image_size=16", "trainer.limit_train_batches=3",
-       "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "eval.knn_max_train=64",
+       "trainer.limit_val_batches=1", "data.eval_batch_size=32", "trainer.enable_progress_bar=false", "eval.knn_max_train=64",
        "method.proj_hidden=[32]", "method.proj_out=16", "method.num_prototypes=32",
        "trainer.max_epochs=3", "checkpoint_every_n_steps=1"]
 

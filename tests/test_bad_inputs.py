@@ -43,6 +43,9 @@ BEFORE_TORCH = [
     (["trainer.precision=17"], {}, "trainer.precision=17 is not a precision Lightning knows"),
     (["data.name=cifar11"], {}, "unknown dataset data.name=cifar11"),
     (["data.loader=dallli"], {}, "data.loader must be auto, dali or torchvision, not 'dallli'"),
+    (["scheduler.name=cosin"], {}, "scheduler.name must be cosine, step or constant, not 'cosin'"),
+    (["scheduler.interval=epochs"], {}, "scheduler.interval must be step or epoch, not 'epochs'"),
+    (["scheduler.warmup_rule=linear"], {}, "scheduler.warmup_rule must be next, from_zero or endpoints, not 'linear'"),
     (["data.batch_size=0"], {}, "data.batch_size=0 must be at least 1"),
     (["experiment=cifar10/simclrr"], {}, "unknown recipe experiment=cifar10/simclrr"),
     ([], {"NUM_GPUS": "abc"}, "NUM_GPUS=abc is not a number of devices"),
@@ -61,6 +64,13 @@ def test_bad_argument_is_one_line_before_torch(args, env, expected, tmp_path):
     code, errors, imported = run_entry(["main_pretrain.py", *args, f"run_dir={tmp_path / 'run'}"], env)
     assert code == 2 and len(errors) == 1 and errors[0].startswith("error: ") and expected in errors[0], errors
     assert "torch" not in imported and "lightning" not in imported
+
+
+def test_the_schedule_names_checked_early_are_the_ones_the_schedule_computes():
+    from zoo.arguments import NAMES
+    from zoo.methods.base import WARMUP_RULES
+
+    assert NAMES["scheduler.warmup_rule"] == tuple(WARMUP_RULES)
 
 
 def test_a_recipe_script_with_a_bad_num_gpus_is_one_line(tmp_path):

@@ -34,13 +34,17 @@ def linear_config(**values):
     return OmegaConf.structured(LinearConfig(**values))
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "digits"
+def pretrain_tiny(run_dir):
+    """A tiny pretraining run (TINY) into `run_dir`, through the entry point."""
     result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *TINY, f"run_dir={run_dir}"], check=False,
                             capture_output=True, text=True, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    return pretrain_tiny(tmp_path_factory.mktemp("runs") / "digits")
 
 
 @pytest.fixture(scope="module")

@@ -211,14 +211,10 @@ def test_a_custom_folder_without_validation_split_draws_one(tmp_path):
 # ---- the suites end to end -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
-    """A tiny pretraining run, as tests/test_linear_protocols.py makes its checkpoint."""
-    from test_linear_protocols import TINY
+    """The tiny pretraining run of tests/test_linear_protocols.py."""
+    from test_linear_protocols import pretrain_tiny
 
-    run_dir = tmp_path_factory.mktemp("runs") / "digits"
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *TINY, f"run_dir={run_dir}"], check=False,
-                            capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir / "checkpoints" / "last.ckpt"
+    return pretrain_tiny(tmp_path_factory.mktemp("runs") / "digits") / "checkpoints" / "last.ckpt"
 
 
 def test_many_shot_resumes_at_the_next_data_set_after_kill_minus_nine(digits_checkpoint, fake_root, tmp_path):

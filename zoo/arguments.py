@@ -16,6 +16,9 @@ from pathlib import Path
 from zoo.errors import ZooError
 
 LOADERS = ("auto", "dali", "torchvision")
+# The names a key takes (the lr schedule: zoo.methods.base.lr_factor_schedule, WARMUP_RULES).
+NAMES = {"data.loader": LOADERS, "scheduler.name": ("cosine", "step", "constant"), "scheduler.interval": ("step", "epoch"),
+         "scheduler.warmup_rule": ("next", "from_zero", "endpoints")}
 # Lightning's precision names (lightning.fabric.connector's _PRECISION_INPUT)
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "16-true", "bf16-mixed", "bf16", "bf16-true",
               "transformer-engine", "transformer-engine-float16")
@@ -23,7 +26,7 @@ AT_LEAST = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers":
             "divergence.skip_nonfinite_steps": 0}
 # The keys `check_values` looks at.
 CHECKED_KEYS = (*AT_LEAST, "optimizer.lr", "optimizer.probe_lr", "optimizer.weight_decay", "trainer.max_epochs",
-                "trainer.max_steps", "trainer.devices", "trainer.num_nodes", "trainer.precision", "data.loader", "data.name")
+                "trainer.max_steps", "trainer.devices", "trainer.num_nodes", "trainer.precision", "data.name", *NAMES)
 
 
 def parse_value(text):
@@ -106,8 +109,9 @@ def check_values(values):
     if precision is not None and str(precision) not in PRECISIONS:
         raise ZooError(f"trainer.precision={precision} is not a precision Lightning knows: use 32-true, bf16-mixed or "
                        "16-mixed (a CUDA GPU)")
-    if values.get("data.loader") is not None and values["data.loader"] not in LOADERS:
-        raise ZooError(f"data.loader must be {', '.join(LOADERS[:-1])} or {LOADERS[-1]}, not '{values['data.loader']}'")
+    for key, names in NAMES.items():
+        if values.get(key) is not None and values[key] not in names:
+            raise ZooError(f"{key} must be {', '.join(names[:-1])} or {names[-1]}, not '{values[key]}'")
     if values.get("data.name") is not None:
         from zoo.catalog import dataset_info
 

@@ -176,7 +176,7 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
     reference steps; a second call reads every finished run instead of training it again."""
     options = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
                "--linear-override", "linear.epochs=5"]
-    overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.eval_batch_size=32", "data.num_workers=0"]
+    overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
     out = run("digits_m_all_methods.py", *options, "--reference-steps", "1", *overrides, timeout=900)
     assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]

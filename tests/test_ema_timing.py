@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 from zoo.registry import create_method
 
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
+TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8,
+        "backbone": {"name": "test_resnet", "small_stem": False}}  # timm's tiny test ResNet: float64 steps in milliseconds
 SMALL = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
     "mocov2plus": {"proj_hidden": [32], "proj_out": 16, "queue_size": 40},

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from zoo.eval.health import (
-    HEALTH_KEYS, alpha_req, collapse_indicator, feature_std, health, lidar, off_diagonal_correlation, rankme,
+    HEALTH_KEYS,
+    alpha_req,
+    collapse_indicator,
+    feature_std,
+    health,
+    lidar,
+    off_diagonal_correlation,
+    rankme,
 )
 from zoo.eval.spectrum import covariance_eigenvalues, effective_rank
 

@@ -125,3 +125,20 @@ def test_health_names_every_key_and_says_why_one_is_missing():
     assert tuple(measures) == HEALTH_KEYS
     assert all(m.value is not None and math.isfinite(m.value) for k, m in measures.items() if k != "projector_alpha_req")
     assert "7 eigenvalues" in measures["projector_alpha_req"].reason  # 7 dimensions: ranks 6..7, too few to fit
+
+
+def test_validation_prints_a_missing_metric_once_and_keeps_it_none(capsys):
+    from types import SimpleNamespace
+
+    from zoo.methods.base import BaseMethod
+
+    module = SimpleNamespace(_said_missing=set(), global_rank=0, global_step=3)
+    torch.manual_seed(0)
+    backbone, projections = torch.randn(64, 32), torch.randn(64, 4)  # a 4-wide projector: no alpha-ReQ
+    eigs = covariance_eigenvalues(backbone), covariance_eigenvalues(projections)
+    first = BaseMethod.health_values(module, backbone, projections, *eigs)
+    second = BaseMethod.health_values(module, backbone, projections, *eigs)
+    assert first["projector_alpha_req"] is None and second == first
+    assert json.loads(json.dumps(first))["projector_alpha_req"] is None  # null in summary.json, never NaN
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["warning: step 3: val/projector_alpha_req not computed: 4 eigenvalues, at least 8 needed for ranks 6..100"]

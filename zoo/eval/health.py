@@ -11,9 +11,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-RANKME_EPS = 1e-7  # Garrido et al. 2023, Sec. 3
-LIDAR_DELTA = 1e-4  # Thilak et al. 2024, Sec. 3 (the regulariser of the within-sample covariance)
-LIDAR_EPS = 1e-8  # Thilak et al. 2024, Sec. 3 (the entropy's epsilon)
+RANKME_EPS = 1e-7  # Garrido et al. 2023
+LIDAR_DELTA = 1e-4  # Thilak et al. 2024 (the regulariser of the within-sample covariance)
+LIDAR_EPS = 1e-8  # Thilak et al. 2024 (the entropy's epsilon)
 # alpha-ReQ fit range, 1-based ranks: the alpha-ReQ authors' code (reptrix/alpha.py, fit_range=np.arange(5, 100))
 # leaves out the 5 largest eigenvalues (the head bends away from the power law) and stops at rank 100 (the tail
 # falls under sampling noise); short spectra stop at their last attainable eigenvalue.
@@ -25,12 +25,12 @@ class Measure(NamedTuple):
     reason: str | None = None  # why `value` is None
 
 
-def unusable(features, min_samples, sample_dim=0):
-    """Why `features` cannot give a metric (fewer than `min_samples` along `sample_dim`, non-finite), or None."""
+def unusable(features, min_samples):
+    """Why `features` cannot give a metric (fewer than `min_samples` rows, non-finite values), or None."""
     if features.dim() < 2 or features.shape[-1] < 1:
         return f"expected samples x features, got shape {tuple(features.shape)}"
-    if features.shape[sample_dim] < min_samples:
-        return f"{features.shape[sample_dim]} samples, at least {min_samples} needed"
+    if len(features) < min_samples:
+        return f"{len(features)} samples, at least {min_samples} needed"
     if not torch.isfinite(features).all():
         return "non-finite values in the embedding"
     return None
@@ -69,7 +69,7 @@ def alpha_req(eigenvalues, first=ALPHA_FIRST_RANK, last=ALPHA_LAST_RANK):
     eigenvalues (pass `zoo.eval.spectrum.covariance_eigenvalues(features)`, the attainable ones).
 
     Source: Agrawal, Mondal, Ghosh, Richards, "alpha-ReQ: Assessing representation quality in self-supervised
-    learning by measuring eigenspectrum decay", NeurIPS 2022, Sec. 3; the range follows the authors' code
+    learning by measuring eigenspectrum decay", NeurIPS 2022; the range follows the authors' code
     (github.com/arnab39/reptrix, reptrix/alpha.py, fit_range np.arange(5, 100)), which weights the points by
     1/k where this fit does not."""
     eigenvalues = eigenvalues.double()
@@ -93,7 +93,7 @@ def lidar(views, delta=LIDAR_DELTA, eps=LIDAR_EPS):
     Sigma_w = 1/(n(q-1)) sum_x sum_i (e_xi - mu_x)(e_xi - mu_x)^T + delta I, delta = 1e-4, eps = 1e-8.
 
     Source: Thilak, Huang, Littwin, Saremi, Susskind, Ramapuram, "LiDAR: Sensing linear probing performance in
-    joint embedding SSL architectures", ICLR 2024, Sec. 3 (no official code file was found; checked against the
+    joint embedding SSL architectures", ICLR 2024 (no official code file was found; checked against the
     paper's formula in numpy, tests/data/health_reference.json)."""
     if views.dim() != 3:
         return Measure(None, f"expected samples x views x features, got shape {tuple(views.shape)}")

@@ -244,6 +244,7 @@ def test_an_unlabelled_folder_trains_and_reports_label_free_diagnostics_only(tmp
     assert summary["effective_rank"] > 1 and math.isfinite(summary["projector_effective_rank"])
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "val/effective_rank" in header and not any("knn" in key or "probe" in key for key in header)
+    assert math.isfinite(summary["rankme"]) and "val/rankme" in header  # label-free health metrics too
 
 
 def test_an_unlabelled_folder_has_nothing_to_evaluate_with(tmp_path):

@@ -93,11 +93,11 @@ def test_isolated_nonfinite_steps_are_skipped_and_counted_a_second_in_a_row_stop
 
 
 def test_output_std_is_one_for_spread_outputs_and_zero_for_collapsed_ones():
-    from zoo.methods.base import output_std
+    from zoo.eval.health import collapse_indicator
 
     torch.manual_seed(0)
-    assert output_std(torch.randn(4096, 128)) == pytest.approx(1.0, abs=0.02)
-    assert output_std(torch.randn(1, 128).expand(512, 128) + 1e-6 * torch.randn(512, 128)) < 1e-3
+    assert collapse_indicator(torch.randn(4096, 128)).value == pytest.approx(1.0, abs=0.02)
+    assert collapse_indicator(torch.randn(1, 128).expand(512, 128) + 1e-6 * torch.randn(512, 128)).value < 1e-3
 
 
 # ---- one tiny run, then what the run folder refuses ---------------------------------------------------

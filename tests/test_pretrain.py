@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from zoo.eval.health import HEALTH_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 # Small enough for a few seconds per epoch on 2 CPU cores, but the real stack:
 # resnet18, digits, two views, online probe, k-NN, spectrum, checkpoints. The plain digits (not the
@@ -64,6 +66,9 @@ def test_pretraining_writes_every_run_output(pretrained):
     assert Path(summary["checkpoint"]) == run_dir / "checkpoints" / "last.ckpt"
     metrics = (run_dir / "metrics.csv").read_text()
     assert "train/loss_step" in metrics and "train/loss_epoch" in metrics and "val/knn_top1" in metrics
+    assert all(isinstance(summary[key], float) for key in HEALTH_KEYS), {key: summary[key] for key in HEALTH_KEYS}
+    assert summary["rankme"] > 1.0 and summary["alpha_req"] > 0
+    assert all(f"val/{key}" in metrics for key in HEALTH_KEYS)
 
 
 def test_config_records_the_scaled_lr(pretrained):

@@ -258,7 +258,7 @@ class DivergenceGuard(L.Callback):
     summary.json.
 
     After each validation it flags a collapsed representation: the backbone's effective rank or the
-    projector output's `output_std` (zoo.methods.base) under the thresholds."""
+    projector output's `output_std` (`zoo.eval.health.collapse_indicator`) under the thresholds."""
 
     def __init__(self, capture_path, skip_nonfinite_steps=0, collapse_effective_rank=2.0, collapse_output_std=0.1):
         self.capture_path = Path(capture_path)

@@ -34,6 +34,7 @@ from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import build_trainer, write_json
+from zoo.eval.health import HEALTH_KEYS
 from zoo.loggers import run_loggers
 from zoo.methods.base import batch_scaled, typed_config
 from zoo.provenance import TrainingMeter, provenance
@@ -138,7 +139,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
     keys = (
         "knn_top1", "knn_top5", "linear_top1", "linear_top5", "evaluated_images", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
-        "transformed_condition_number", "output_std",
+        "transformed_condition_number", "output_std", *HEALTH_KEYS,
     )
     guard = callback(trainer, DivergenceGuard)
     return {

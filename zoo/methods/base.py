@@ -30,6 +30,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
+from zoo.eval.health import collapse_indicator, health
 from zoo.eval.knn import knn_predict
 from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.optim import make_optimizer
@@ -180,6 +181,7 @@ class BaseMethod(L.LightningModule):
         self.check_global_batch(self.mcfg, self.global_batch_size)
         self._val_outputs = {}
         self.last_eval = {}
+        self._said_missing = set()  # (metric, reason) pairs already printed: one line each per run
         self.trained_steps = 0  # in this process: 0 after resuming a finished run
 
     # ---- what a method may override -------------------------------------------------
@@ -379,16 +381,28 @@ class BaseMethod(L.LightningModule):
             "projector_effective_rank": effective_rank(projector_eigs),
             "backbone_condition_number": condition_number(backbone_eigs),
             "projector_condition_number": condition_number(projector_eigs),
-            "output_std": output_std(projections),
+            "output_std": collapse_indicator(projections).value,
             "backbone_eigenvalues": backbone_eigs.cpu(),
             "projector_eigenvalues": projector_eigs.cpu(),
         }
         self.last_eval.update(self.transform_diagnostics(projections))
+        self.last_eval.update(self.health_values(feats, projections, backbone_eigs, projector_eigs))
         self.last_eval_step = self.global_step
         scalars = {f"val/{k}": v for k, v in self.last_eval.items() if isinstance(v, float)}
         if self.labelled:
             self.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
         self.log_dict(scalars)
+
+    def health_values(self, feats, projections, backbone_eigs, projector_eigs):
+        """`zoo.eval.health.health` by name, None where a metric cannot be computed; its reason is printed
+        once per run (a float is logged to metrics.csv, a None is not: summary.json holds null)."""
+        values = {}
+        for name, (value, reason) in health(feats, projections, backbone_eigs, projector_eigs).items():
+            values[name] = value
+            if value is None and (name, reason) not in self._said_missing and self.global_rank == 0:
+                self._said_missing.add((name, reason))
+                print(f"warning: step {self.global_step}: val/{name} not computed: {reason}")
+        return values
 
     @torch.no_grad()
     def transform_diagnostics(self, projections):
@@ -465,12 +479,6 @@ class BaseMethod(L.LightningModule):
         if not math.isfinite(batches):
             batches = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs or 1, 1)
         return max(int(batches) // self.trainer.accumulate_grad_batches, 1)
-
-
-def output_std(z):
-    """The std of the L2-normalised outputs over the batch, averaged over dimensions, x sqrt(dimensions): about
-    1 for outputs spread over the sphere, 0 when they collapse to one point (SimSiam, Chen & He 2021, Sec. 4.1)."""
-    return float(F.normalize(z.float(), dim=1).std(dim=0).mean() * z.shape[1] ** 0.5)
 
 
 def top_k_accuracy(scores, labels, num_classes, k=1):

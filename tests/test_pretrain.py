@@ -1,7 +1,6 @@
 """End-to-end runs of main_pretrain.py and main_linear.py as a user runs them, on tiny configs."""
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -159,16 +158,11 @@ def pretrain_in_process(monkeypatch, capsys, *args):
     from zoo.pretrain import main
 
     monkeypatch.setattr(sys, "argv", ["main_pretrain.py", *args])
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     try:
         main()
         code = 0
     except SystemExit as stopped:
         code = stopped.code
-    finally:  # Hydra's job logging adds root handlers that write to this test's captured (then closed) streams
-        root.handlers[:] = handlers
-        root.setLevel(level)
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -175,7 +175,7 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
     number of its whitened output (none for the pixels), the gap over the untrained control, the time in
     reference steps; a second call reads every finished run instead of training it again."""
     options = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
-               "--linear-override", "linear.epochs=5"]
+               "--linear-override", "linear.epochs=2"]
     overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
     out = run("digits_m_all_methods.py", *options, "--reference-steps", "1", *overrides, timeout=900)
     assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]

@@ -68,11 +68,15 @@ class GoogleLars(FBLars):
     classic_momentum = True
 
 
+# The LARS variants without clipping, by optimizer.name.
+UNCLIPPED_LARS = {"lars_fb": FBLars, "lars_google": GoogleLars}
+
+
 def check_optimizer(opt):
     """ZooError for an optimizer config no optimiser here takes (checked when the config is composed)."""
     if opt.name not in OPTIMIZERS:
         raise ZooError(f"optimizer.name must be {', '.join(OPTIMIZERS)}, not '{opt.name}'")
-    if opt.name in ("lars_fb", "lars_google") and opt.lars_clip:
+    if opt.name in UNCLIPPED_LARS and opt.lars_clip:
         raise ZooError(f"optimizer.lars_clip=true clips solo-learn's LARS (optimizer.name=lars); {opt.name} "
                        "has no clipping: set optimizer.lars_clip=false or optimizer.name=lars")
 
@@ -86,7 +90,7 @@ def make_optimizer(opt, groups, lr, fused_sgd=False, fused=False):
         from timm.optim import Lars
 
         return Lars(groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta, trust_clip=opt.lars_clip)
-    if opt.name in ("lars_fb", "lars_google"):
-        return (FBLars if opt.name == "lars_fb" else GoogleLars)(groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta)
+    if opt.name in UNCLIPPED_LARS:
+        return UNCLIPPED_LARS[opt.name](groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta)
     cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
     return cls(groups, lr=lr, betas=tuple(opt.betas), fused=fused)

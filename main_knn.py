@@ -2,11 +2,11 @@
 
 import sys
 
-from zoo.arguments import check_checkpoint_argument
+from zoo.arguments import check_evaluation_arguments
 from zoo.errors import exit_on_user_error
 
 if __name__ == "__main__":
-    exit_on_user_error(check_checkpoint_argument)(sys.argv[1:])  # a missing checkpoint in a second, before torch
+    exit_on_user_error(check_evaluation_arguments)(sys.argv[1:])  # missing data or checkpoint in a second, before torch
     from zoo.eval.cli import main_knn
 
     main_knn()

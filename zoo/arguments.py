@@ -157,7 +157,7 @@ def check_checkpoint_file(path):
         raise ZooError(f"checkpoint not found: {path} (pass the path to a .ckpt written by main_pretrain.py)")
 
 
-def check_checkpoint_argument(argv):
+def check_evaluation_arguments(argv):
     """main_linear.py / main_knn.py, before torch is imported: the data a recipe names exists (unless only the
     config is printed), then `--ckpt PATH` (or --ckpt=PATH) names a file."""
     if "--cfg" not in argv and not any(arg.startswith("--cfg=") for arg in argv):

@@ -19,7 +19,6 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,6 +27,8 @@ from _common import endless, make_fake_imagenet, measure  # the fake JPEG folder
 
 from zoo.catalog import IMAGENET_MEAN, IMAGENET_STD
 from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.data.datasets import Source, build_dataset, training_files
+from zoo.data.loaders import make_loader
 from zoo.errors import exit_on_user_error
 
 
@@ -44,19 +45,15 @@ def intl_imagenet_views(crop, views):
 def dali_batches(args, groups, cores):
     from zoo.data.dali import build_dali_train_loader
 
-    data_cfg = SimpleNamespace(name="folder", root=args.root, batch_size=args.batch_size, num_workers=cores)
-    return endless(build_dali_train_loader(data_cfg, groups, list(IMAGENET_MEAN), list(IMAGENET_STD)))
+    paths, labels = training_files(Source("folder", args.root))
+    return endless(build_dali_train_loader(paths, labels, groups, IMAGENET_MEAN, IMAGENET_STD, batch_size=args.batch_size,
+                                           num_threads=cores, root=args.root))
 
 
 def torchvision_batches(args, groups, cores):
-    from torch.utils.data import DataLoader
-    from torchvision.datasets import ImageFolder
-
-    dataset = ImageFolder(os.path.join(args.root, "train"), transform=MultiViewTransform(groups, IMAGENET_MEAN, IMAGENET_STD))
-    loader = DataLoader(
-        dataset, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=cores, persistent_workers=True
-    )
-    return endless(loader)
+    """The zoo's torchvision training loader (zoo.data.loaders.make_loader) on the same folder."""
+    dataset = build_dataset(Source("folder", args.root), "train", MultiViewTransform(groups, IMAGENET_MEAN, IMAGENET_STD))
+    return endless(make_loader(dataset, args.batch_size, cores, shuffle=True, drop_last=True))
 
 
 def main(argv=None):

@@ -176,10 +176,9 @@ def recipe_config(recipe, tiny, overrides=()):
 
 
 def crop_sizes(cfg):
-    from zoo.data import resolved_views
-    from zoo.data.augment import expand_crops
+    from zoo.data import data_spec
 
-    return [crop.size for crop in expand_crops(resolved_views(cfg.data))]
+    return [crop.size for crop in data_spec(cfg.data).crops]
 
 
 # ---------------------------------------------------------------- loader rows
@@ -192,11 +191,11 @@ def to_device(batch, device):
 
 def loader_stream(kind, cfg, device):
     """Endless batches of the zoo's own training loader, delivered on `device`."""
-    from zoo.data import build_loaders
+    from zoo.data import build_loaders, data_spec
 
     data = copy.deepcopy(cfg.data)
     data.loader = "torchvision" if kind == "torchvision" else "dali"
-    loader = build_loaders(data, seed=0).train
+    loader = build_loaders(data_spec(data), seed=0).train
 
     def stream():
         batches = endless(loader)

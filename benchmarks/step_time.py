@@ -180,12 +180,12 @@ def build(cfg, num_classes):
 def train_loader(cfg, args=None):
     """The zoo's training loader of `cfg`, or with --as-solo-learn the synthetic batches the solo-learn driver
     feeds solo-learn (as many as the fit takes)."""
-    from zoo.data import build_loaders
+    from zoo.data import build_loaders, data_spec
 
     if args is not None and args.as_solo_learn:
         views = sum(view.count for view in cfg.data.views)
         return synthetic_batches(args.batch, views, args.size, args.warmup + args.steps + 1), SYNTHETIC_CLASSES
-    loaders = build_loaders(cfg.data, seed=cfg.seed)
+    loaders = build_loaders(data_spec(cfg.data), seed=cfg.seed)
     return loaders.train, loaders.num_classes
 
 

@@ -125,13 +125,13 @@ def test_num_gpus_reaches_the_composed_check(monkeypatch):
 
 def test_download_offline_is_one_line(tmp_path, monkeypatch):
     """data.download=true without network: torchvision's URLError becomes the one line."""
-    from zoo.data.datasets import build_dataset
+    from zoo.data.datasets import Source, build_dataset
 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
-    data = OmegaConf.create({"name": "cifar10", "root": str(tmp_path / "cifar10"), "download": True})
+    data = Source("cifar10", root=str(tmp_path / "cifar10"), download=True)
     with pytest.raises(ZooError, match=r"data.download=true could not fetch cifar10 into .*Temporary failure in name"):
         build_dataset(data, "train", None)
 
@@ -249,20 +249,20 @@ def test_an_unlabelled_folder_trains_and_reports_label_free_diagnostics_only(tmp
 
 def test_an_unlabelled_folder_has_nothing_to_evaluate_with(tmp_path):
     from zoo.config import DataConfig
-    from zoo.data.datasets import build_dataset
+    from zoo.data import data_spec
 
     def data(**values):  # the data config as training composes it
-        return OmegaConf.merge(OmegaConf.structured(DataConfig), values)
+        return data_spec(OmegaConf.merge(OmegaConf.structured(DataConfig), values))
 
     root = unlabelled_folder(tmp_path / "images", count=4)
     unlabelled = data(name="folder", root=str(root), labels=False)
-    assert len(build_dataset(unlabelled, "train", lambda image: image)) == 4
+    assert len(unlabelled.dataset("train", lambda image: image)) == 4
     with pytest.raises(ZooError, match="data.labels=false: .* holds no labels to evaluate with; pass data.labels=true"):
-        build_dataset(unlabelled, "val", None)
+        unlabelled.dataset("val", None)
     with pytest.raises(ZooError, match="data.labels=false is for a folder of images"):
-        build_dataset(data(name="cifar10", root=str(root), labels=False), "train", None)
+        data(name="cifar10", root=str(root), labels=False).dataset("train", None)
     with pytest.raises(ZooError, match="wrong folder layout: .* data.labels=false for a folder of unlabelled images"):
-        build_dataset(data(name="folder", root=str(root), labels=True), "train", None)
+        data(name="folder", root=str(root), labels=True).dataset("train", None)
 
 
 @pytest.mark.parametrize("script, flag", [("main_linear.py", ["--ckpt", "{}"]), ("main_knn.py", ["--ckpt={}"])])

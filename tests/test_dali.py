@@ -22,6 +22,7 @@ from torchvision.datasets import ImageFolder
 
 from zoo.data import dali, files
 from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.data.datasets import Source, training_files
 from zoo.errors import ZooError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,9 +37,9 @@ def plain(**changes):
 
 
 def make_loader(root, views, batch_size=4, corrupt_images="stop", **kwargs):
-    data_cfg = OmegaConf.create({"name": "folder", "root": str(root), "batch_size": batch_size, "num_workers": 1,
-                                 "corrupt_images": corrupt_images, "labels": True})
-    return dali.build_dali_train_loader(data_cfg, views, MEAN, STD, **kwargs)
+    paths, labels = training_files(Source("folder", str(root), corrupt_images=corrupt_images))
+    return dali.build_dali_train_loader(paths, labels, views, MEAN, STD, batch_size=batch_size, num_threads=1, root=str(root),
+                                        corrupt_images=corrupt_images, **kwargs)
 
 
 def first_batch(root, views, **kwargs):

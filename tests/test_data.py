@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
 
 from zoo.config import DataConfig
-from zoo.data import build_loaders, choose_loader
+from zoo.data import build_loaders, choose_loader, data_spec
 from zoo.data.augment import CropGroup, MultiViewTransform, applied_blur, torchvision_view
-from zoo.data.datasets import build_dataset, load_digits_split
+from zoo.data.datasets import load_digits_split
 from zoo.errors import ZooError
 
 
@@ -90,7 +90,7 @@ def test_applied_blur_reports_the_sigma_range_and_window_at_the_crop_size():
 
 
 def test_digits_loaders_yield_two_views_and_labels():
-    loaders = build_loaders(data_config(batch_size=16, num_workers=0))
+    loaders = build_loaders(data_spec(data_config(batch_size=16, num_workers=0)))
     crops, labels = next(iter(loaders.train))
     assert len(crops) == 2 and crops[0].shape == (16, 3, 16, 16) and labels.shape == (16,)
     assert loaders.num_classes == 10 and loaders.loader == "torchvision"
@@ -111,11 +111,11 @@ def make_folder(root, bad=False):
 def test_folder_dataset_reads_classes_from_folders_and_skips_a_truncated_jpeg(tmp_path):
     make_folder(tmp_path, bad=True)
     with pytest.warns(UserWarning, match=r"skipping 1 unreadable image.*cut\.jpg \(truncated JPEG"):
-        train = build_dataset(data_config(name="folder", root=str(tmp_path)), "train", transform=None)
+        train = data_spec(data_config(name="folder", root=str(tmp_path))).dataset("train", transform=None)
     assert train.classes == ["ant", "bee"] and len(train.samples) == 6 and len(train.targets) == 6
 
 
 def test_auto_loader_picks_torchvision_for_non_folder_data():
-    assert choose_loader(data_config(name="digits")) == "torchvision"
+    assert choose_loader(data_spec(data_config(name="digits"))) == "torchvision"
     with pytest.raises(ZooError, match="reads the ImageFolder layout only"):
-        choose_loader(data_config(name="digits", loader="dali"))
+        choose_loader(data_spec(data_config(name="digits", loader="dali")))

@@ -16,7 +16,7 @@ from test_scripts import RECIPES, compose_recipe, recorded, resolved  # noqa: F4
 from torch import nn
 from torchvision.transforms import v2 as T
 
-from zoo.data import eval_pipeline
+from zoo.data import data_spec, eval_pipeline
 from zoo.eval.common import data_config
 from zoo.eval.linear import LinearProbe, probe_train_transform
 
@@ -200,7 +200,7 @@ def test_linear_script_trains_with_its_official_values(script, recorded, tmp_pat
     evaluation = eval_pipeline(data).transforms
     resize = next(t for t in evaluation if isinstance(t, T.Resize))
     centre = next(t for t in evaluation if isinstance(t, T.CenterCrop))
-    crop = next(t for t in probe_train_transform(data, cfg.linear).transforms if isinstance(t, T.RandomResizedCrop))
+    crop = next(t for t in probe_train_transform(data_spec(data), cfg.linear).transforms if isinstance(t, T.RandomResizedCrop))
     assert (crop.size, crop.scale, crop.interpolation.value) == ((crop_size, crop_size), scale, crop_interpolation)
     assert resize.size == [resize_size] and centre.size == (crop_size, crop_size), "validation: resize, centre crop"
     if resize_interpolation:

@@ -214,7 +214,7 @@ def export(ckpt_path, target, out_dir=None):
     the JSON record next to it (file, sha256, how to load it, how it was trained): (record path, record)."""
     from zoo.callbacks import atomic_write_bytes
     from zoo.checkpoint import complete_config
-    from zoo.data import normalisation, resolved_views
+    from zoo.data import data_spec
     from zoo.eval.common import load_backbone, run_folder, write_json
 
     if target not in TARGETS:
@@ -226,7 +226,8 @@ def export(ckpt_path, target, out_dir=None):
     backbone = load_backbone(checkpoint)
     changes = check_target(target, arch, reference, backbone, ckpt_path)
     state_dict = float32(backbone.state_dict())
-    mean, std = normalisation(config.data)
+    inputs = data_spec(config.data)
+    mean, std = list(inputs.mean), list(inputs.std)
 
     name = f"{arch}-{target}"
     if target == "detectron2":
@@ -254,7 +255,7 @@ def export(ckpt_path, target, out_dir=None):
         "stem": "small-image" if changes else "standard",
         "stem_changes": changes,  # what to set on the target's model before loading
         "load": how_to_load,
-        "input": {"crop_size": max(group.size for group in resolved_views(config.data)), "mean": mean, "std": std},
+        "input": {"crop_size": max(group.size for group in inputs.views), "mean": mean, "std": std},
         "trained": training_record(checkpoint, ckpt_path),
     }
     write_json(out_dir / f"{name}.json", record)
@@ -276,14 +277,11 @@ def hub_token(repo):
 
 def eval_input(data_cfg):
     """timm's data config of the zoo's evaluation transform: resize to size / crop_pct, centre-crop size."""
-    from zoo.catalog import dataset_info
-    from zoo.data import normalisation
+    from zoo.data import data_spec
 
-    info = dataset_info(data_cfg.name)
-    size = data_cfg.image_size or info.image_size
-    mean, std = normalisation(data_cfg)
-    return {"input_size": (3, size, size), "crop_pct": 1 / (data_cfg.eval_resize_ratio or info.eval_resize_ratio),
-            "interpolation": info.eval_interpolation, "mean": tuple(mean), "std": tuple(std)}
+    data = data_spec(data_cfg)
+    return {"input_size": (3, data.image_size, data.image_size), "crop_pct": 1 / data.eval_resize_ratio,
+            "interpolation": data.eval_interpolation, "mean": data.mean, "std": data.std}
 
 
 def evaluation_table(run_dir):

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -30,8 +31,7 @@ from zoo.callbacks import (
 from zoo.catalog import dataset_info
 from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
 from zoo.config import check_pretrain_config, register_configs
-from zoo.data import build_loaders, resolved_views
-from zoo.data.augment import expand_crops
+from zoo.data import build_loaders, data_spec
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import build_trainer, write_json
 from zoo.eval.health import HEALTH_KEYS
@@ -115,7 +115,7 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     method = get_method(cfg.method.name)(
         resolved["method"],
         num_classes=num_classes,
-        crop_sizes=[crop.size for crop in expand_crops(resolved_views(cfg.data))],
+        crop_sizes=[crop.size for crop in data_spec(cfg.data).crops],
         global_batch_size=global_batch,
         backbone=resolved["backbone"],
         optimizer=optimizer,
@@ -245,22 +245,25 @@ def pretrain(cfg):
     method_cls = get_method(cfg.method.name)
     keep_the_recipes_image_size(cfg)
     check_pretrain_config(cfg)
-    method_cls.check_views(len(expand_crops(resolved_views(cfg.data))))
+    data = data_spec(cfg.data)  # the data config read once, its checks before anything is built
+    method_cls.check_views(len(data.crops))
     check_run_folder(run_dir, cfg.method.name, cfg.backbone.name)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = trainer_for_this_machine(cfg, run_dir)
+    data = replace(data, batch_size=cfg.data.batch_size)  # a recipe's global batch, split over this machine's devices
     check_batch_config(cfg, method_cls, trainer.world_size)
     with RunFolderLock(run_dir) if trainer.is_global_zero else contextlib.nullcontext():
-        return train(cfg, trainer, run_dir, started)
+        return train(cfg, data, trainer, run_dir, started)
 
 
-def train(cfg, trainer, run_dir, started):
-    """Pretraining in `run_dir` (locked by this process); a run stopped by a signal exits 128 + its number."""
+def train(cfg, data, trainer, run_dir, started):
+    """Pretraining in `run_dir` (locked by this process) on `data` (the `zoo.data.DataSpec` of cfg.data); a run
+    stopped by a signal exits 128 + its number."""
     last_ckpt = run_dir / "checkpoints" / "last.ckpt"
     resume = newest_checkpoint(run_dir, last_ckpt)
     if resume:
         check_resumable(resume)
-    loaders = build_loaders(cfg.data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
+    loaders = build_loaders(data, seed=cfg.seed, rank=trainer.global_rank, world_size=trainer.world_size,
                             knn_bank_size=cfg.eval.knn_max_train)
     global_batch = cfg.data.batch_size * trainer.world_size * trainer.accumulate_grad_batches
     model = build_method(cfg, loaders.num_classes, trainer.world_size, trainer.accumulate_grad_batches)

@@ -1,144 +1,93 @@
-"""Data loading: datasets, the one augmentation spec, and the loader choice."""
+"""Data loading: the one reader of the data config (`data.*`).
 
-import importlib.util
-import os
+`data_spec` turns the data config into a `DataSpec` once, with every default filled from the data
+set's catalog entry (zoo.catalog); everything below takes the spec or plain arguments: the data sets
+(zoo.data.datasets), the loader factory (zoo.data.loaders), the DALI loader (zoo.data.dali), and the
+evaluations, which build their loaders through the same factory.
+"""
+
 from dataclasses import dataclass, replace
 
-import torch
-from torch.utils.data import DataLoader, Subset
-
 from zoo.catalog import dataset_info
-from zoo.data.augment import MultiViewTransform, eval_transform, expand_crops, with_default_size
-from zoo.data.datasets import build_dataset, num_classes
+from zoo.data.augment import CropGroup, eval_transform, expand_crops, with_default_size
+from zoo.data.datasets import Source, build_dataset
+from zoo.data.loaders import Loaders, build_loaders, choose_loader, evaluation_sets, make_loader, worker_count
 from zoo.errors import ZooError
 
-UNLABELLED_DIAGNOSTIC_IMAGES = 2048  # data.labels=false: the images each validation's spectra are computed on
+__all__ = ["DataSpec", "Loaders", "build_loaders", "choose_loader", "data_spec", "eval_pipeline", "evaluation_sets",
+           "make_loader", "resolved_views"]
 
 
-@dataclass
-class Loaders:
-    train: object  # yields (list of crop batches, labels)
-    knn_bank: DataLoader | None  # labelled training images, eval transform; None without labels
-    val: DataLoader  # without labels: the images of the label-free diagnostics
-    num_classes: int  # 0 without labels
-    loader: str  # which loader feeds `train`: dali | torchvision
+@dataclass(frozen=True)
+class DataSpec:
+    """What the data config says, resolved: the images, their crops and normalisation, the evaluation
+    transform's sizes, and the loaders' batch sizes and workers."""
+
+    source: Source  # which images (name, root, ...)
+    views: tuple[CropGroup, ...]  # the crop groups, every size filled in
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    image_size: int  # the evaluation crop
+    eval_resize_ratio: float  # evaluation: resize the short side to image_size x this, centre-crop image_size
+    eval_interpolation: str
+    batch_size: int  # per device
+    eval_batch_size: int
+    workers: int  # loader workers per process (DALI: threads)
+    loader: str  # asked for: auto | dali | torchvision (zoo.data.loaders.choose_loader decides)
+
+    @property
+    def crops(self):
+        """One `CropGroup` per crop, in crop order."""
+        return expand_crops(self.views)
+
+    def eval_transform(self):
+        return eval_transform(self.image_size, self.mean, self.std, resize_ratio=self.eval_resize_ratio,
+                              interpolation=self.eval_interpolation)
+
+    def dataset(self, split, transform):
+        """The images of `split` (train | train_labeled | val), each transformed by `transform`."""
+        return build_dataset(self.source, split, transform)
 
 
-def resolved_views(data_cfg):
-    """The crop groups with every size filled in (data.image_size, else the dataset's), and the
-    count of a one-group spec set by data.num_views."""
-    size = data_cfg.image_size or dataset_info(data_cfg.name).image_size
+def _views(data_cfg, size):
+    """The crop groups with every size filled in, and the count of a one-group spec set by data.num_views."""
     views = with_default_size(data_cfg.views, size)
     if data_cfg.num_views is not None:
         if len(views) != 1:
             raise ZooError(f"data.num_views={data_cfg.num_views} sets the crop count of a one-group data.views, but it has "
                            f"{len(views)} groups: set each group's count in data.views instead")
         views = [replace(views[0], count=data_cfg.num_views)]
-    return views
+    if not expand_crops(views):
+        raise ZooError("data.views holds no crop: give at least one group with count >= 1")
+    return tuple(views)
 
 
-def normalisation(data_cfg):
+def data_spec(data_cfg):
+    """The `DataSpec` of a data config (`data.*`): unset values are the data set's (zoo.catalog)."""
     info = dataset_info(data_cfg.name)
-    return list(data_cfg.mean or info.mean), list(data_cfg.std or info.std)
+    size = data_cfg.image_size or info.image_size
+    return DataSpec(
+        source=Source(name=data_cfg.name, root=data_cfg.root, download=data_cfg.download,
+                      corrupt_images=data_cfg.corrupt_images, test_fraction=data_cfg.digits_test_fraction,
+                      labels=data_cfg.labels),
+        views=_views(data_cfg, size),
+        mean=tuple(data_cfg.mean or info.mean),
+        std=tuple(data_cfg.std or info.std),
+        image_size=size,
+        eval_resize_ratio=data_cfg.eval_resize_ratio or info.eval_resize_ratio,
+        eval_interpolation=info.eval_interpolation,
+        batch_size=data_cfg.batch_size,
+        eval_batch_size=data_cfg.eval_batch_size,
+        workers=worker_count(data_cfg.num_workers),
+        loader=data_cfg.loader,
+    )
+
+
+def resolved_views(data_cfg):
+    """The crop groups of a data config, every size filled in (data.image_size, else the data set's)."""
+    return list(data_spec(data_cfg).views)
 
 
 def eval_pipeline(data_cfg):
-    info = dataset_info(data_cfg.name)
-    size = data_cfg.image_size or info.image_size
-    ratio = data_cfg.eval_resize_ratio or info.eval_resize_ratio
-    return eval_transform(size, *normalisation(data_cfg), resize_ratio=ratio, interpolation=info.eval_interpolation)
-
-
-def worker_count(data_cfg):
-    """data.num_workers, or (None) the CPUs this process may run on, at most 8: never more
-    workers than CPUs, which torch's DataLoader would warn about."""
-    if data_cfg.num_workers is not None:
-        return data_cfg.num_workers
-    return min(len(os.sched_getaffinity(0)), 8)
-
-
-def dali_available():
-    return importlib.util.find_spec("nvidia.dali") is not None
-
-
-def choose_loader(data_cfg):
-    """auto = DALI for folder datasets when it is installed, else torchvision."""
-    folder = dataset_info(data_cfg.name).kind == "folder"
-    if data_cfg.loader == "torchvision":
-        return "torchvision"
-    if data_cfg.loader == "dali":
-        if not dali_available():
-            raise ZooError('data.loader=dali but NVIDIA DALI is not installed (pip install ".[dali]")')
-        if not folder:
-            raise ZooError(f"data.loader=dali reads the ImageFolder layout only; use data.loader=torchvision for {data_cfg.name}")
-        return "dali"
-    if data_cfg.loader != "auto":
-        raise ZooError(f"data.loader must be auto, dali or torchvision, not '{data_cfg.loader}'")
-    if folder and dali_available():
-        return "dali"
-    if folder:
-        print("notice: NVIDIA DALI is not installed; loading with torchvision (pip install \".[dali]\" for DALI)")
-    return "torchvision"
-
-
-def eval_loader(dataset, data_cfg):
-    return DataLoader(
-        dataset,
-        batch_size=data_cfg.eval_batch_size,
-        shuffle=False,
-        num_workers=worker_count(data_cfg),
-        persistent_workers=worker_count(data_cfg) > 0,
-    )
-
-
-def capped(dataset, size, seed):
-    """A seeded random subset of `size` items when the dataset is larger (the k-NN bank of ImageNet)."""
-    if size is None or len(dataset) <= size:
-        return dataset
-    generator = torch.Generator().manual_seed(seed)
-    return Subset(dataset, torch.randperm(len(dataset), generator=generator)[:size].tolist())
-
-
-def train_loader(dataset, data_cfg):
-    if len(dataset) < data_cfg.batch_size:
-        raise ZooError(
-            f"the training set has {len(dataset)} images, fewer than data.batch_size={data_cfg.batch_size}: lower data.batch_size"
-        )
-    return DataLoader(
-        dataset,
-        batch_size=data_cfg.batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=worker_count(data_cfg),
-        persistent_workers=worker_count(data_cfg) > 0,
-        pin_memory=torch.cuda.is_available(),
-    )
-
-
-def unlabelled_loaders(data_cfg, views, mean, std, seed):
-    """data.labels=false: the images train (torchvision loader); a fixed seeded subset of them, with the
-    evaluation transform, is the one validation loader, for label-free diagnostics (no k-NN bank)."""
-    if data_cfg.loader == "dali":
-        raise ZooError("data.labels=false reads its images with torchvision: use data.loader=auto or torchvision")
-    train = build_dataset(data_cfg, "train", MultiViewTransform(views, mean, std))
-    diagnostics = capped(build_dataset(data_cfg, "train", eval_pipeline(data_cfg)), UNLABELLED_DIAGNOSTIC_IMAGES, seed)
-    return Loaders(train_loader(train, data_cfg), None, eval_loader(diagnostics, data_cfg), 0, "torchvision")
-
-
-def build_loaders(data_cfg, seed=0, rank=0, world_size=1, knn_bank_size=None):
-    views = resolved_views(data_cfg)
-    if not expand_crops(views):
-        raise ZooError("data.views holds no crop: give at least one group with count >= 1")
-    mean, std = normalisation(data_cfg)
-    if not data_cfg.labels:
-        return unlabelled_loaders(data_cfg, views, mean, std, seed)
-    loader = choose_loader(data_cfg)
-    val = build_dataset(data_cfg, "val", eval_pipeline(data_cfg))
-    bank = capped(build_dataset(data_cfg, "train_labeled", eval_pipeline(data_cfg)), knn_bank_size, seed)
-    if loader == "dali":
-        from zoo.data.dali import build_dali_train_loader
-
-        train = build_dali_train_loader(data_cfg, views, mean, std, seed=seed, shard_id=rank, num_shards=world_size)
-    else:
-        train = train_loader(build_dataset(data_cfg, "train", MultiViewTransform(views, mean, std)), data_cfg)
-    return Loaders(train, eval_loader(bank, data_cfg), eval_loader(val, data_cfg), num_classes(val), loader)
+    """The evaluation transform of a data config: resize, centre-crop, normalise."""
+    return data_spec(data_cfg).eval_transform()

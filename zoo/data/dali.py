@@ -27,9 +27,7 @@ from nvidia.dali import math as dali_math
 from nvidia.dali.plugin.pytorch import DALIGenericIterator
 from torchvision.transforms import InterpolationMode
 
-from zoo.data import worker_count
 from zoo.data.augment import blur_sigma_range, box_blur_taps, box_blur_width, check_known_ops, expand_crops, interpolation_mode
-from zoo.data.datasets import build_dataset
 from zoo.data.files import corrupt_image, undecodable
 from zoo.errors import ZooError
 
@@ -40,18 +38,6 @@ _DALI_INTERPOLATION = {
 }
 _LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601, as torchvision's rgb_to_grayscale
 _SOLARIZED = [value if value < 128 else 255 - value for value in range(256)]  # torchvision: threshold 128 on uint8
-
-# ---------------------------------------------------------------- file list
-
-
-def training_files(data_cfg):
-    """(paths, labels) of the ImageFolder train split: torchvision's class order, bad files left out."""
-    samples = build_dataset(data_cfg, "train", transform=None).samples  # unreadable files already left out
-    if not samples:
-        raise ZooError(f"no readable image under {data_cfg.root}/train (expected {data_cfg.root}/train/<class>/<image>)")
-    paths, labels = zip(*samples)
-    return list(paths), list(labels)
-
 
 # ---------------------------------------------------------------- augmentation ops (inside the DALI graph)
 
@@ -287,17 +273,21 @@ class DaliTrainLoader:
             return self._next_batch()
 
 
-def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_shards=1):
-    """The training loader of `zoo.data.build_loaders` for `data.loader=dali` (see the module docstring)."""
+def build_dali_train_loader(paths, labels, views, mean, std, *, batch_size, num_threads, root, corrupt_images="stop",
+                            seed=0, shard_id=0, num_shards=1):
+    """The pretraining loader on DALI (see the module docstring) of the image files `paths` with their
+    `labels` (under `root`, named in messages): each image cut into the crops of `views` (CropGroups),
+    normalised by `mean` / `std` (0-1 units); `batch_size` per process, `num_threads` DALI threads,
+    this process's shard `shard_id` of `num_shards`; `corrupt_images`: skip | stop at an image DALI
+    cannot decode."""
     for group in views:
         check_order(group)
         interpolation_mode(group.interpolation)  # a one-line error now, not inside the graph later
-    paths, labels = training_files(data_cfg)
-    batches_per_epoch = len(paths) // num_shards // data_cfg.batch_size  # the smallest shard, remainder dropped
+    batches_per_epoch = len(paths) // num_shards // batch_size  # the smallest shard, remainder dropped
     if batches_per_epoch == 0:
         raise ZooError(
             f"{len(paths)} training images over {num_shards} device(s) make less than one batch of "
-            f"data.batch_size={data_cfg.batch_size} per device: lower data.batch_size"
+            f"data.batch_size={batch_size} per device: lower data.batch_size"
         )
     crops = expand_crops(views)
     make_pipeline = partial(
@@ -308,8 +298,7 @@ def build_dali_train_loader(data_cfg, views, mean, std, seed=0, shard_id=0, num_
         seed=seed,
         shard_id=shard_id,
         num_shards=num_shards,
-        batch_size=data_cfg.batch_size,
-        num_threads=max(1, worker_count(data_cfg)),
+        batch_size=batch_size,
+        num_threads=num_threads,
     )
-    return DaliTrainLoader(make_pipeline, paths, labels, len(crops), batches_per_epoch, data_cfg.root,
-                           data_cfg.corrupt_images)
+    return DaliTrainLoader(make_pipeline, list(paths), list(labels), len(crops), batches_per_epoch, root, corrupt_images)

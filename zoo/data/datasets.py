@@ -1,6 +1,8 @@
-"""Datasets by name: scikit-learn's digits and digits_m (embedded), torchvision's CIFAR / STL,
-and the ImageFolder layout (ImageNet, ImageNet-100, any `folder`)."""
+"""The data sets' builders (registered in zoo.catalog): scikit-learn's digits (embedded; digits_m's is
+zoo.data.digits_m.dataset), torchvision's CIFAR / STL, and the ImageFolder layout (ImageNet,
+ImageNet-100, any `folder`); and `build_dataset`, which every loader builds its images with."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,18 @@ from torch.utils.data import Dataset
 from zoo.catalog import dataset_info
 from zoo.data.files import readable_folder_samples
 from zoo.errors import ZooError
+
+
+@dataclass(frozen=True)
+class Source:
+    """Which images a data set reads and how: what a builder gets besides the split and the transform."""
+
+    name: str  # its catalog name
+    root: str | None = None
+    download: bool = False  # torchvision data sets: fetch into root when missing
+    corrupt_images: str = "skip"  # an image that cannot be decoded: skip (with a warning) | stop
+    test_fraction: float = 0.25  # digits, digits_m: the fixed seeded split
+    labels: bool = True  # false: every image under root, unlabelled (image-folder data sets only)
 
 
 class ImageTensors(Dataset):
@@ -114,38 +128,56 @@ class UnlabelledImages(Dataset):
         return self.transform(self.loader(self.paths[index])), -1
 
 
-def build_dataset(data_cfg, split, transform):
-    """`split` is train (pretraining images), train_labeled (probe / k-NN bank) or val."""
-    info = dataset_info(data_cfg.name)
-    if not data_cfg.get("labels", True):
-        if info.kind != "folder":
-            raise ZooError(f"data.labels=false is for a folder of images (data.name=folder), not {data_cfg.name}")
+def digits(source, split, transform):
+    train, test = load_digits_split(32, source.test_fraction)
+    images, labels = test if split == "val" else train
+    return ImageTensors(images, labels, transform)
+
+
+def cifar10(source, split, transform):
+    return _torchvision_dataset("cifar10", source.root, "test" if split == "val" else "train", transform, source.download)
+
+
+def cifar100(source, split, transform):
+    return _torchvision_dataset("cifar100", source.root, "test" if split == "val" else "train", transform, source.download)
+
+
+def stl10(source, split, transform):
+    stl_split = {"train": "train+unlabeled", "train_labeled": "train", "val": "test"}[split]
+    return _torchvision_dataset("stl10", source.root, stl_split, transform, source.download)
+
+
+def image_folder(source, split, transform):
+    return _folder_dataset(source.root, "val" if split == "val" else "train", transform, source.corrupt_images)
+
+
+def build_dataset(source, split, transform):
+    """The images of `source` (a `Source`) for `split`: train (pretraining images), train_labeled (probe /
+    k-NN bank) or val, each item transformed by `transform`."""
+    info = dataset_info(source.name)
+    if not source.labels:
+        if not info.image_folder:
+            raise ZooError(f"data.labels=false is for a folder of images (data.name=folder), not {source.name}")
         if split != "train":
-            raise ZooError(f"data.labels=false: {data_cfg.root} holds no labels to evaluate with; pass "
+            raise ZooError(f"data.labels=false: {source.root} holds no labels to evaluate with; pass "
                            "data.labels=true data.root=PATH (a labelled folder: train/<class>/*, val/<class>/*)")
-        return UnlabelledImages(data_cfg.root, transform)
-    if info.kind == "digits":
-        train, test = load_digits_split(32, data_cfg.digits_test_fraction)
-        images, labels = test if split == "val" else train
-        return ImageTensors(images, labels, transform)
-    if info.kind == "digits_m":
-        from zoo.data import digits_m
-
-        arrays = digits_m.load(data_cfg.root, test_fraction=data_cfg.digits_test_fraction)
-        if split == "train":
-            return digits_m.FreshBackgrounds(arrays, transform)
-        prefix = "val" if split == "val" else "train"
-        return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)
-    if info.kind == "folder":
-        return _folder_dataset(data_cfg.root, "val" if split == "val" else "train", transform, data_cfg.corrupt_images)
-    if info.kind == "stl10":
-        stl_split = {"train": "train+unlabeled", "train_labeled": "train", "val": "test"}[split]
-        return _torchvision_dataset("stl10", data_cfg.root, stl_split, transform, data_cfg.download)
-    return _torchvision_dataset(info.kind, data_cfg.root, "test" if split == "val" else "train", transform, data_cfg.download)
+        return UnlabelledImages(source.root, transform)
+    return info.build(source, split, transform)
 
 
-def num_classes(dataset):
+def class_count(source, dataset):
+    """The catalog's class count of `source`, else (one class per folder) the classes of `dataset`."""
+    known = dataset_info(source.name).num_classes
+    if known is not None:
+        return known
     classes = getattr(dataset, "classes", None)
     if classes is not None:
         return len(classes)
     return int(torch.as_tensor(dataset.labels).max()) + 1
+
+
+def training_files(source):
+    """(paths, labels) of an image-folder data set's train split: torchvision's class order, unreadable
+    files left out (what the DALI loader reads)."""
+    paths, labels = zip(*build_dataset(source, "train", transform=None).samples)  # never empty: _folder_dataset checks
+    return list(paths), list(labels)

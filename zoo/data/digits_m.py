@@ -214,3 +214,16 @@ class FreshBackgrounds:
         if self.views is None:
             return self.transform(self.composite(index, rng)), int(self.labels[index])
         return [view(self.composite(index, rng)) for view in self.views], int(self.labels[index])
+
+
+def dataset(source, split, transform):
+    """The catalog's builder: fresh backgrounds for pretraining, the fixed composites otherwise."""
+    import torch
+
+    from zoo.data.datasets import ImageTensors
+
+    arrays = load(source.root, test_fraction=source.test_fraction)
+    if split == "train":
+        return FreshBackgrounds(arrays, transform)
+    prefix = "val" if split == "val" else "train"
+    return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)

@@ -30,7 +30,7 @@ from zoo.arguments import check_data_root, data_overrides, override_value
 from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import load_method, read_checkpoint
 from zoo.config import LinearRunConfig, check_batch_limits
-from zoo.data.datasets import build_dataset
+from zoo.data import data_spec
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
 from zoo.eval.embedding import plot_embedding
@@ -131,7 +131,7 @@ def save_linear_head(classifier, cfg, path):
     ImageNet) and the data config of its evaluation transform, for main_transfer.py's shift suite."""
     import torch
 
-    classes = getattr(build_dataset(cfg.data, "val", None), "classes", None)
+    classes = getattr(data_spec(cfg.data).dataset("val", None), "classes", None)
     head = {"weight": classifier.weight.detach().cpu(), "bias": classifier.bias.detach().cpu(),
             "classes": list(classes) if classes is not None else None, "data": OmegaConf.to_container(cfg.data, resolve=True)}
     buffer = io.BytesIO()
@@ -180,7 +180,8 @@ def knn_sweep(args):
     device = default_device()
     method.to(device)
     data = data_config(cfg, args.overrides)
-    features = labelled_features(encoder(method.backbone, method.projector, args.features), data, device, args.bank_size)
+    features = labelled_features(encoder(method.backbone, method.projector, args.features), data_spec(data), device,
+                                 args.bank_size)
     results = sweep(features, args.features, args.k, args.temperatures, args.distances)
     best = max(results, key=lambda r: r["top1"])
     print(markdown_table(results, args.k))

@@ -3,10 +3,9 @@
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
 
-from zoo.data import capped, eval_pipeline, worker_count
-from zoo.data.datasets import build_dataset, num_classes
+from zoo.data.datasets import class_count
+from zoo.data.loaders import evaluation_sets, make_loader
 
 FEATURES = ("backbone", "projector")
 
@@ -30,7 +29,7 @@ def encoder(backbone, projector=None, kinds=("backbone",)):
 def extract_features(encode, dataset, batch_size, num_workers, device, progress=None):
     """`encode` (images -> a tuple of features) over `dataset`, in order: a tuple of float32
     feature tensors, and the labels; `progress` (a description) shows a progress bar."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = make_loader(dataset, batch_size, num_workers)
     if progress:
         from tqdm import tqdm
 
@@ -54,17 +53,15 @@ class LabelledFeatures:
     num_classes: int
 
 
-def labelled_features(encode, data_cfg, device, bank_size=None):
-    """`encode` over the labelled training images (a seeded random `bank_size` of them, when
-    given) and the validation images, both with the evaluation transform; images without a label
-    (STL-10's unlabelled ones carry -1) are left out."""
+def labelled_features(encode, data, device, bank_size=None):
+    """`encode` over the labelled training images of `data` (a `zoo.data.DataSpec`; a seeded random
+    `bank_size` of them, when given) and the validation images, both with the evaluation transform;
+    images without a label (STL-10's unlabelled ones carry -1) are left out."""
 
     def extract(dataset):
-        features, labels = extract_features(encode, dataset, data_cfg.eval_batch_size, worker_count(data_cfg), device)
+        features, labels = extract_features(encode, dataset, data.eval_batch_size, data.workers, device)
         known = labels >= 0
         return tuple(x[known] for x in features), labels[known]
 
-    transform = eval_pipeline(data_cfg)
-    train = extract(capped(build_dataset(data_cfg, "train_labeled", transform), bank_size, seed=0))
-    val_set = build_dataset(data_cfg, "val", transform)
-    return LabelledFeatures(*train, *extract(val_set), num_classes(val_set))
+    bank, val = evaluation_sets(data, bank_size, seed=0)
+    return LabelledFeatures(*extract(bank), *extract(val), class_count(data.source, val))

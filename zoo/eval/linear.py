@@ -21,13 +21,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
-from zoo.catalog import dataset_info
 from zoo.config import EvalConfig
-from zoo.data import eval_pipeline, normalisation, worker_count
+from zoo.data import data_spec
 from zoo.data.augment import CropGroup, torchvision_view
-from zoo.data.datasets import build_dataset, num_classes
+from zoo.data.datasets import class_count
+from zoo.data.loaders import make_loader
 from zoo.errors import ZooError
 from zoo.eval.common import build_trainer
 from zoo.eval.features import default_device, encoder, labelled_features
@@ -86,10 +85,12 @@ def train_precomputed(train_x, train_y, num_classes, cfg, seed, meter=None):
     return classifier
 
 
-def precomputed_eval(backbone, cfg):
+def precomputed_eval(backbone, cfg, features=None):
+    """The precomputed protocol on `features` (`labelled_features` of the backbone, computed when not given)."""
     device = default_device()
     backbone.to(device).eval()
-    features = labelled_features(encoder(backbone), cfg.data, device)
+    if features is None:
+        features = labelled_features(encoder(backbone), data_spec(cfg.data), device)
     classes = features.num_classes
     meter = TrainingMeter()
     classifier = train_precomputed(features.train[0], features.train_labels, classes, cfg.linear, cfg.seed, meter)
@@ -103,8 +104,8 @@ def pixel_control(cfg, knn_k=EvalConfig.knn_k, knn_temperature=EvalConfig.knn_te
     """The raw-pixel control of a data set: the precomputed protocol (LP-SMALL: linear layer and
     `linear.knn_k`-nn) on the flattened evaluation images, plus the online k-NN of pretraining (cosine,
     `knn_k` neighbours weighted by exp(similarity / `knn_temperature`)) as `knn_top1`."""
-    result = precomputed_eval(nn.Flatten(), cfg)
-    features = labelled_features(encoder(nn.Flatten()), cfg.data, default_device())
+    features = labelled_features(encoder(nn.Flatten()), data_spec(cfg.data), default_device())
+    result = precomputed_eval(nn.Flatten(), cfg, features)
     scores = knn_predict(features.train[0], features.train_labels, features.val[0], features.num_classes, knn_k, knn_temperature)
     return {**result, "knn_top1": topk_accuracy(scores, features.val_labels)[0]}
 
@@ -165,31 +166,29 @@ class LinearProbe(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
-def probe_train_transform(data_cfg, linear_cfg):
-    size = data_cfg.image_size or dataset_info(data_cfg.name).image_size
-    crop_and_flip = CropGroup(size=size, scale=list(linear_cfg.crop_scale), interpolation=linear_cfg.crop_interpolation,
-                              order=["crop", "flip"])
-    return torchvision_view(crop_and_flip, *normalisation(data_cfg))
+def probe_train_transform(data, linear_cfg):
+    """The probe's training augmentation on `data` (a `zoo.data.DataSpec`): random resized crop and flip."""
+    crop_and_flip = CropGroup(size=data.image_size, scale=list(linear_cfg.crop_scale),
+                              interpolation=linear_cfg.crop_interpolation, order=["crop", "flip"])
+    return torchvision_view(crop_and_flip, data.mean, data.std)
 
 
 def lightning_eval(backbone, cfg, run_dir, select_images=None):
     """The frozen protocol, or finetune's training (`linear.protocol` decides whether the backbone
     trains; `select_images` maps the training set to the images trained on) -> (result, is this
     the process that reports)."""
-    data = cfg.data
+    data = data_spec(cfg.data)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     meter = TrainingMeter()
     trainer = build_trainer(cfg.trainer, run_dir, enable_checkpointing=False, callbacks=[meter])
     if cfg.linear.batch_size % trainer.world_size:
         raise ZooError(f"linear.batch_size={cfg.linear.batch_size} does not split over {trainer.world_size} devices")
-    train_set = build_dataset(data, "train_labeled", probe_train_transform(data, cfg.linear))
-    classes = num_classes(train_set)
+    train_set = data.dataset("train_labeled", probe_train_transform(data, cfg.linear))
+    classes = class_count(data.source, train_set)
     if select_images:
         train_set = select_images(train_set)
-    workers = worker_count(data)
-    loader_args = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}
-    train = DataLoader(train_set, batch_size=cfg.linear.batch_size // trainer.world_size, shuffle=True, **loader_args)
-    val = DataLoader(build_dataset(data, "val", eval_pipeline(data)), batch_size=data.eval_batch_size, **loader_args)
+    train = make_loader(train_set, cfg.linear.batch_size // trainer.world_size, data.workers, shuffle=True)
+    val = make_loader(data.dataset("val", data.eval_transform()), data.eval_batch_size, data.workers)
     model = LinearProbe(backbone, classes, cfg.linear)
     trainer.fit(model, train_dataloaders=train, val_dataloaders=val)
     if not model.history:

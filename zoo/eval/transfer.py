@@ -161,22 +161,19 @@ class FeatureCache:
         if self.cfg.cache and path.is_file():
             cached = torch.load(path, map_location="cpu", weights_only=True)
             return cached["features"], cached["labels"]
+        from zoo.data.loaders import worker_count
         from zoo.eval.features import extract_features
 
         images = build()
         if len(images) == 0:
             raise ZooError(f"{dataset} {split}: no images")
         (features,), labels = extract_features(lambda batch: (self.backbone(batch),), images, self.cfg.batch_size,
-                                               self.workers(), self.device, progress=f"{dataset} {split}" if self.cfg.progress else None)
+                                               worker_count(self.cfg.num_workers), self.device,
+                                               progress=f"{dataset} {split}" if self.cfg.progress else None)
         features, labels = features.cpu(), labels.cpu()
         if self.cfg.cache:
             save_atomically(path, {"features": features, "labels": labels})
         return features, labels
-
-    def workers(self):
-        from zoo.data import worker_count
-
-        return worker_count(self.cfg)
 
     def splits(self, dataset):
         """{train, val, trainval, test}: (features, labels) as numpy arrays, with ssl-transfer's splits."""
@@ -248,9 +245,9 @@ def shift(cache, dataset, cfg, head):
     from omegaconf import OmegaConf
 
     from zoo.config import DataConfig
-    from zoo.data import eval_pipeline
+    from zoo.data import data_spec
 
-    transform = eval_pipeline(OmegaConf.merge(OmegaConf.structured(DataConfig), data_cfg))
+    transform = data_spec(OmegaConf.merge(OmegaConf.structured(DataConfig), data_cfg)).eval_transform()
     images, subset = shift_dataset(dataset, cfg.transfer.root, transform)
     key = [str(Path(cfg.transfer.root).expanduser().resolve()), json.dumps(data_cfg, sort_keys=True, default=str)]
     features, labels = cache.features(dataset, "test", lambda: images, key)

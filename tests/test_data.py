@@ -6,10 +6,11 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
 
+from zoo.catalog import DATASETS, DatasetInfo, register_dataset
 from zoo.config import DataConfig
 from zoo.data import build_loaders, choose_loader, data_spec
 from zoo.data.augment import CropGroup, MultiViewTransform, applied_blur, torchvision_view
-from zoo.data.datasets import load_digits_split
+from zoo.data.datasets import ImageTensors, load_digits_split
 from zoo.errors import ZooError
 
 
@@ -119,3 +120,54 @@ def test_auto_loader_picks_torchvision_for_non_folder_data():
     assert choose_loader(data_spec(data_config(name="digits"))) == "torchvision"
     with pytest.raises(ZooError, match="reads the ImageFolder layout only"):
         choose_loader(data_spec(data_config(name="digits", loader="dali")))
+
+
+# ---- a new data set: one catalog entry, and every loader builds it -------------------------------
+TOY_MEAN, TOY_STD = (0.25, 0.5, 0.75), (0.5, 0.25, 0.125)
+
+
+def toy_images(source, split, transform):
+    """A data set written for this test: 3 classes of 8 px images (a grey level per class, plus noise);
+    24 training images (pretraining, probe and k-NN bank alike) and 12 validation images."""
+    count = 12 if split == "val" else 24
+    labels = torch.arange(count) % 3
+    noise = torch.randint(0, 40, (count, 3, 8, 8), generator=torch.Generator().manual_seed(count))
+    return ImageTensors((labels.view(-1, 1, 1, 1) * 80 + noise).to(torch.uint8), labels, transform)
+
+
+@pytest.fixture
+def toy():
+    register_dataset("toy", DatasetInfo(toy_images, image_size=8, mean=TOY_MEAN, std=TOY_STD, num_classes=3))
+    yield data_config(name="toy", batch_size=4, eval_batch_size=5, num_workers=0)
+    del DATASETS["toy"]
+
+
+def test_a_registered_data_set_gets_pretraining_and_evaluation_loaders(toy, tmp_path):
+    from torch import nn
+
+    from zoo.eval.cli import build_config
+    from zoo.eval.features import encoder, labelled_features
+    from zoo.eval.linear import lightning_eval
+
+    with pytest.raises(ZooError, match="already registered"):
+        register_dataset("toy", DATASETS["toy"])
+    loaders = build_loaders(data_spec(toy))
+    crops, labels = next(iter(loaders.train))
+    assert [crop.shape for crop in crops] == [(4, 3, 8, 8)] * 2 and labels.shape == (4,)  # the entry's crop size
+    assert (len(loaders.train), loaders.num_classes, loaders.loader) == (6, 3, "torchvision")
+    assert len(loaders.knn_bank.dataset) == 24
+    images, labels = next(iter(loaders.val))  # the evaluation transform: the entry's size and statistics
+    raw = toy_images(None, "val", None)
+    expected = (raw.images[:5] / 255 - torch.tensor(TOY_MEAN).view(3, 1, 1)) / torch.tensor(TOY_STD).view(3, 1, 1)
+    assert torch.allclose(images, expected, atol=1e-5) and torch.equal(labels, raw.labels[:5])
+
+    features = labelled_features(encoder(nn.Flatten()), data_spec(toy), "cpu")  # k-NN, precomputed probe
+    assert features.train[0].shape == (24, 192) and features.val[0].shape == (12, 192) and features.num_classes == 3
+
+    backbone = nn.Flatten()
+    backbone.num_features = 192
+    cfg = build_config(None, ["linear.protocol=frozen", "linear.epochs=1", "linear.batch_size=8", "trainer.accelerator=cpu",
+                              "trainer.enable_progress_bar=false", "data.name=toy", "data.num_workers=0"])
+    result, _ = lightning_eval(backbone, cfg, tmp_path)  # the frozen probe's augmented loader
+    assert result["train_images"] == 24 and 0 <= result["linear_top1"] <= 1
+    assert result["knn5_top1"] == 1.0  # grey levels 80 apart: images and labels stay paired through the loaders

@@ -62,13 +62,18 @@ def _views(data_cfg, size):
     return tuple(views)
 
 
+def _name(value):
+    """A config name as plain text, whether the schema holds it as a string or as an Enum member."""
+    return getattr(value, "name", value)
+
+
 def data_spec(data_cfg):
     """The `DataSpec` of a data config (`data.*`): unset values are the data set's (zoo.catalog)."""
     info = dataset_info(data_cfg.name)
     size = data_cfg.image_size or info.image_size
     return DataSpec(
         source=Source(name=data_cfg.name, root=data_cfg.root, download=data_cfg.download,
-                      corrupt_images=data_cfg.corrupt_images, test_fraction=data_cfg.digits_test_fraction,
+                      corrupt_images=_name(data_cfg.corrupt_images), test_fraction=data_cfg.digits_test_fraction,
                       labels=data_cfg.labels),
         views=_views(data_cfg, size),
         mean=tuple(data_cfg.mean or info.mean),
@@ -79,7 +84,7 @@ def data_spec(data_cfg):
         batch_size=data_cfg.batch_size,
         eval_batch_size=data_cfg.eval_batch_size,
         workers=worker_count(data_cfg.num_workers),
-        loader=data_cfg.loader,
+        loader=_name(data_cfg.loader),
     )
 
 

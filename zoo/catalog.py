@@ -8,8 +8,8 @@ as "module:function" and imported when a data set is built.
 """
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from zoo.errors import ZooError
 

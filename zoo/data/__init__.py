@@ -32,8 +32,13 @@ class DataSpec:
     eval_interpolation: str
     batch_size: int  # per device
     eval_batch_size: int
-    workers: int  # loader workers per process (DALI: threads)
+    num_workers: int | None  # loader workers per process (DALI: threads); None = `workers` decides
     loader: str  # asked for: auto | dali | torchvision (zoo.data.loaders.choose_loader decides)
+
+    @property
+    def workers(self):
+        """data.num_workers, or the CPUs this process may run on, at most 8 (zoo.data.loaders.worker_count)."""
+        return worker_count(self.num_workers)
 
     @property
     def crops(self):
@@ -83,7 +88,7 @@ def data_spec(data_cfg):
         eval_interpolation=info.eval_interpolation,
         batch_size=data_cfg.batch_size,
         eval_batch_size=data_cfg.eval_batch_size,
-        workers=worker_count(data_cfg.num_workers),
+        num_workers=data_cfg.num_workers,
         loader=_name(data_cfg.loader),
     )
 

@@ -15,11 +15,11 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from zoo.build import build_method
 from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
 from zoo.methods.momentum import MomentumTargetMixin
-from zoo.pretrain import build_method
 from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]

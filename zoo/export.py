@@ -212,7 +212,7 @@ def training_record(checkpoint, ckpt_path):
 def export(ckpt_path, target, out_dir=None):
     """Write the backbone of `ckpt_path` for `target` into `out_dir` (default RUN/export) with its sha256 and
     the JSON record next to it (file, sha256, how to load it, how it was trained): (record path, record)."""
-    from zoo.callbacks import atomic_write_bytes
+    from zoo.atomic import atomic_write_bytes
     from zoo.checkpoint import complete_config
     from zoo.data import normalisation, resolved_views
     from zoo.eval.common import load_backbone, run_folder, write_json

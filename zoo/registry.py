@@ -134,5 +134,5 @@ def create_method(name, config=None, **kwargs):
 
         create_method("vicreg", {"proj_out": 64}, num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
 
-    From a run config, `zoo.pretrain.build_method(cfg, num_classes, world_size)` gives these arguments."""
+    From a run config, `zoo.build.build_method(cfg, num_classes, world_size)` gives these arguments."""
     return get_method(name)(config, **kwargs)

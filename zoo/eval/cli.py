@@ -5,7 +5,7 @@
   zoo/configs/linear/linear.yaml (a published protocol: experiment=<dataset>/<recipe>) with the
   overrides, the data config the checkpoint's own with the protocol's `linear.data` and `data.*`
   overrides on top; writes <run>/linear (finetune on a label subset: <run>/semi-<fraction>pct)/summary.json.
-- `python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline k-NN sweep (zoo/eval/knn.py)
+- `python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline k-NN sweep (zoo/metrics/knn.py)
   of a checkpoint's frozen features (validation images against the labelled training images,
   both with the evaluation transform) over k, temperature and distance, for backbone and
   projector features, as solo-learn's scripts/knn. Prints one markdown table of top-1
@@ -27,17 +27,17 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from zoo.arguments import check_data_root, data_overrides, override_value
-from zoo.callbacks import atomic_write_bytes
+from zoo.atomic import atomic_write_bytes, write_json
 from zoo.checkpoint import load_method, read_checkpoint
 from zoo.config import LinearRunConfig, check_batch_limits
 from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError, exit_on_user_error
-from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
-from zoo.eval.embedding import plot_embedding
+from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder
 from zoo.eval.features import FEATURES, default_device, encoder, labelled_features
 from zoo.eval.finetune import LABEL_FRACTIONS, finetune_eval, run_name
-from zoo.eval.knn import DISTANCES, markdown_table, sweep
 from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_eval
+from zoo.metrics.embedding import plot_embedding
+from zoo.metrics.knn import DISTANCES, markdown_table, sweep
 from zoo.provenance import provenance
 
 PROTOCOLS = ("precomputed", "frozen", "finetune")

@@ -23,15 +23,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from zoo.build import build_trainer
 from zoo.catalog import dataset_info
 from zoo.config import EvalConfig
 from zoo.data import eval_pipeline, normalisation, worker_count
 from zoo.data.augment import CropGroup, torchvision_view
 from zoo.data.datasets import build_dataset, num_classes
 from zoo.errors import ZooError
-from zoo.eval.common import build_trainer
 from zoo.eval.features import default_device, encoder, labelled_features
-from zoo.eval.knn import knn_predict, knn_result, topk_accuracy
+from zoo.metrics.knn import knn_predict, knn_result, topk_accuracy
 from zoo.provenance import TrainingMeter
 
 OPTIMIZERS = ("adam", "sgd", "lars")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.callbacks import atomic_write_bytes
+from zoo.atomic import atomic_write_bytes
 from zoo.data.transfer import drawn_validation, list_file, open_split, resolve, shift_dataset, transfer_transform
 from zoo.errors import ZooError
 

@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import endless, make_fake_imagenet, measure  # the fake JPEG folder and loader timing, shared
 
 from zoo.catalog import IMAGENET_MEAN, IMAGENET_STD
-from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.config import CropGroup
+from zoo.data.augment import MultiViewTransform
 from zoo.errors import exit_on_user_error
 
 

@@ -6,9 +6,9 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
 
-from zoo.config import DataConfig
+from zoo.config import CropGroup, DataConfig
 from zoo.data import build_loaders, choose_loader
-from zoo.data.augment import CropGroup, MultiViewTransform, applied_blur, torchvision_view
+from zoo.data.augment import MultiViewTransform, applied_blur, torchvision_view
 from zoo.data.datasets import build_dataset, load_digits_split
 from zoo.errors import ZooError
 

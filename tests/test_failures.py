@@ -51,7 +51,7 @@ def test_a_huge_lr_stops_at_the_first_nonfinite_gradient_and_the_capture_replays
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["finished"] is False and summary["steps"] == capture["global_step"]
 
-    from zoo.checkpoint import load_method
+    from zoo.build import load_method
 
     method, _ = load_method(run_dir / "divergence.pt")
     crops, _ = capture["batch"]

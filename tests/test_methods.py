@@ -404,7 +404,7 @@ def save_checkpoint(model, path, hyper_parameters=None):
 
 
 def test_checkpoints_load_new_and_old(tmp_path):
-    from zoo.checkpoint import load_method
+    from zoo.build import load_method
 
     cfg = compose_config(["method=simsiam", "data.batch_size=16", *SMALL["simsiam"]])
     torch.manual_seed(0)

@@ -1,10 +1,11 @@
-"""From a run config to what a run trains: the method (`build_method`, also what a checkpoint is rebuilt
-with) and the Lightning Trainer (`build_trainer`, shared by pretraining and the linear protocols)."""
+"""From a run config to what a run trains: the method (`build_method`; `load_method` rebuilds it from a
+checkpoint) and the Lightning Trainer (`build_trainer`, shared by pretraining and the linear protocols)."""
 
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
+from zoo.checkpoint import complete_config, read_checkpoint
 from zoo.data import resolved_views
 from zoo.data.augment import expand_crops
 from zoo.methods.base import batch_scaled
@@ -37,6 +38,17 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     )
     method.save_hyperparameters({"cfg": resolved, "num_classes": num_classes, "world_size": world_size})
     return method
+
+
+def load_method(path):
+    """The pretraining LightningModule (backbone, projector, ...) rebuilt from its checkpoint, in eval
+    mode, and the run config it was trained with: `(method, config)`. Built from the stored run config
+    (on today's schema) through `build_method`, so checkpoints of every version load."""
+    checkpoint = read_checkpoint(path)
+    config = complete_config(checkpoint["config"])
+    method = build_method(config, checkpoint["num_classes"], checkpoint["world_size"])
+    method.load_state_dict(checkpoint["state_dict"])
+    return method.eval(), config
 
 
 def build_trainer(trainer_cfg, run_dir, logger=CSVLogger, **arguments):

@@ -193,7 +193,7 @@ class DivergenceGuard(L.Callback):
 
     A non-finite step stops the run with one `error:` line (Diverged: the step, the loss parts and the
     optimiser groups), before any checkpoint of it, and writes `capture_path`: a checkpoint-shaped file
-    (zoo.checkpoint.load_method reads it) with the weights before the step (BatchNorm statistics after its
+    (zoo.build.load_method reads it) with the weights before the step (BatchNorm statistics after its
     forward), the step's batch (its crops and labels: the sample indices alone would not reproduce the
     random crops), the losses and the latest validation's spectra. With `skip_nonfinite_steps` > 0, that many isolated non-finite steps (the step
     before each finite, the model's buffers finite) are skipped instead: no update, a warning, a count in

@@ -13,7 +13,6 @@ from omegaconf import OmegaConf
 
 from zoo.arguments import check_checkpoint_file
 from zoo.atomic import writing_error
-from zoo.build import build_method
 from zoo.config import PretrainConfig
 from zoo.errors import ZooError
 from zoo.registry import get_method
@@ -55,17 +54,6 @@ def complete_config(config):
     merged = OmegaConf.merge(schema, stored)
     merged.run_dir = config.get("run_dir", "")
     return merged
-
-
-def load_method(path):
-    """The pretraining LightningModule (backbone, projector, ...) rebuilt from its checkpoint, in eval
-    mode, and the run config it was trained with: `(method, config)`. Built from the stored run config
-    (on today's schema) through `zoo.build.build_method`, so checkpoints of every version load."""
-    checkpoint = read_checkpoint(path)
-    config = complete_config(checkpoint["config"])
-    method = build_method(config, checkpoint["num_classes"], checkpoint["world_size"])
-    method.load_state_dict(checkpoint["state_dict"])
-    return method.eval(), config
 
 
 def check_run_folder(run_dir, method, backbone):

@@ -3,12 +3,14 @@ and the ImageFolder layout (ImageNet, ImageNet-100, any `folder`)."""
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from zoo.catalog import dataset_info
-from zoo.data.files import readable_folder_samples
+from zoo.data import digits_m
+from zoo.data.digits_m import digits_split
+from zoo.data.files import CORRUPT_IMAGES, readable_folder_samples
+from zoo.data.folder import NamingImageFolder
 from zoo.errors import ZooError
 
 
@@ -23,17 +25,6 @@ class ImageTensors(Dataset):
 
     def __getitem__(self, index):
         return self.transform(self.images[index]), int(self.labels[index])
-
-
-def digits_split(test_fraction, seed=0):
-    """scikit-learn's digits and their fixed stratified split: (the digits, train indices, test indices)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    train_idx, test_idx = train_test_split(np.arange(len(digits.target)), test_size=test_fraction, random_state=seed,
-                                           stratify=digits.target)
-    return digits, train_idx, test_idx
 
 
 def load_digits_split(image_size, test_fraction, seed=0):
@@ -69,9 +60,6 @@ def _torchvision_dataset(name, root, split, transform, download):
 
 
 def _folder_dataset(root, split, transform, corrupt_images="skip"):
-    from zoo.data.files import CORRUPT_IMAGES
-    from zoo.data.folder import NamingImageFolder
-
     if corrupt_images not in CORRUPT_IMAGES:
         raise ZooError(f"data.corrupt_images must be {' or '.join(CORRUPT_IMAGES)}, not '{corrupt_images}'")
     if root is None:
@@ -129,8 +117,6 @@ def build_dataset(data_cfg, split, transform):
         images, labels = test if split == "val" else train
         return ImageTensors(images, labels, transform)
     if info.kind == "digits_m":
-        from zoo.data import digits_m
-
         arrays = digits_m.load(data_cfg.root, test_fraction=data_cfg.digits_test_fraction)
         if split == "train":
             return digits_m.FreshBackgrounds(arrays, transform)

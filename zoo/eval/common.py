@@ -2,18 +2,13 @@
 
 from pathlib import Path
 
-from hydra.errors import HydraException
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from zoo.backbones import create_backbone
 from zoo.checkpoint import complete_config
-from zoo.config import DataConfig
+from zoo.config import CONFIG_ERRORS, DataConfig
 from zoo.data import resolved_views
 from zoo.errors import ZooError
-
-# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
 
 
 def run_folder(ckpt_path):

@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 
 from zoo.build import build_trainer
 from zoo.catalog import dataset_info
-from zoo.config import EvalConfig
+from zoo.config import CropGroup, EvalConfig
 from zoo.data import eval_pipeline, normalisation, worker_count
-from zoo.data.augment import CropGroup, torchvision_view
+from zoo.data.augment import torchvision_view
 from zoo.data.datasets import build_dataset, num_classes
 from zoo.errors import ZooError
 from zoo.eval.features import default_device, encoder, labelled_features

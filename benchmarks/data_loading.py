@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import endless, make_fake_imagenet, measure  # the fake JPEG folder and loader timing, shared
 
 from zoo.catalog import IMAGENET_MEAN, IMAGENET_STD
-from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.config import CropGroup
+from zoo.data.augment import MultiViewTransform
 from zoo.data.datasets import Source, build_dataset, training_files
 from zoo.data.loaders import make_loader
 from zoo.errors import exit_on_user_error

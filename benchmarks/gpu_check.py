@@ -11,7 +11,7 @@ data.loader=dali / torchvision) from the recipes' data configs, on a generated f
 JPEGs (`_common.make_fake_imagenet`, as benchmarks/data_loading.py), the recipes' per-GPU batch and workers.
 
 Method rows: INTL, INTL-M (6 crops, EMA target), CW-RGP (4 views), W-MSE (4 views), Barlow Twins and VICReg
-at their ImageNet recipes (`experiment=imagenet/<recipe>`, built by `zoo.pretrain.build_method`):
+at their ImageNet recipes (`experiment=imagenet/<recipe>`, built by `zoo.build.build_method`):
 ResNet-50, 224 px, the per-GPU batch data.global_batch_size / (recipe.paper_gpus x paper_nodes), the
 recipe's trainer.precision (16-mixed: fp16 autocast + GradScaler; TF32 matmuls as main_pretrain.py
 sets them). A step is the zoo's training step without Lightning: EMA update, compute_loss, the online
@@ -300,7 +300,7 @@ class Stepper:
     """The zoo's training step without Lightning, for one method at one setting."""
 
     def __init__(self, cfg, per_gpu, ranks, device, num_classes, total_steps):
-        from zoo.pretrain import build_method
+        from zoo.build import build_method
 
         torch.manual_seed(0)
         self.model = build_method(cfg, num_classes, world_size=ranks).to(device)

@@ -15,8 +15,8 @@ import time
 import torch
 from hydra import compose, initialize_config_module
 
+from zoo.build import build_method
 from zoo.config import register_configs
-from zoo.pretrain import build_method
 from zoo.registry import method_names
 
 # Crops per sample in each method's official small-data recipe.

@@ -4,7 +4,7 @@
     python benchmarks/precision.py --tiny          # three methods, seconds (CI)
 
 Builds every registered method as training does (the run config composed by Hydra, then
-`zoo.pretrain.build_method`), with a projector of --proj-hidden -> --proj-out and the whitening
+`zoo.build.build_method`), with a projector of --proj-hidden -> --proj-out and the whitening
 fitted to the batch, on timm's test_resnet backbone (0.37 M parameters: 16-bit convolutions are
 emulated on a CPU without native support, slow at ResNet-18 size), and computes the training
 loss (`compute_loss`: backbone, projector, loss) of one seeded batch of crops three times: in
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from _common import compose_config, cores, cpu_model, fit_whitening, load_average, markdown_table
 
-from zoo.pretrain import build_method
+from zoo.build import build_method
 from zoo.registry import get_method, method_names
 
 PRECISIONS = {"float32": None, "bf16 autocast": torch.bfloat16, "fp16 autocast": torch.float16}

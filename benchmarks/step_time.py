@@ -5,7 +5,7 @@
     python benchmarks/step_time.py --methods intl wmse --steps 10 --batch 128 --size 32 \\
         --channels-last off --threads 2 --json runs/step_time.json
 
-Each method is built as training builds it (`zoo.pretrain.build_method` on the composed run config)
+Each method is built as training builds it (`zoo.build.build_method` on the composed run config)
 and trained by a real `trainer.fit` with the zoo's own trainer (`zoo.pretrain.pretraining_trainer`: CSV
 logger, checkpoint callbacks, progress bar) and its own training loader (`zoo.data.build_loaders`
 on scikit-learn's digits at the crop size, workers as configured; validation off). Timed are the
@@ -171,7 +171,7 @@ def run_config(args, method, views):
 
 
 def build(cfg, num_classes):
-    from zoo.pretrain import build_method
+    from zoo.build import build_method
 
     torch.manual_seed(0)
     return build_method(copy.deepcopy(cfg), num_classes, world_size=1)

@@ -3,7 +3,7 @@ built with, against its source.
 
 test_recipe_values checks every recipe's lr per parameter group, weight decay, schedule, EMA momentum,
 global batch and blur; test_scripts its linear protocol and two training steps per method on a tiny
-image folder. Here, on the method built as training builds it (`zoo.pretrain.build_method`, on the
+image folder. Here, on the method built as training builds it (`zoo.build.build_method`, on the
 meta device), what only these methods have: the temperature and the queue the loss reads, the
 projector and predictor layers, SwAV's prototypes and DINO's head (and the epochs or steps they are held
 fixed), DINO's teacher temperature per epoch, the other loss settings (Sinkhorn, whitening), the crops and
@@ -31,10 +31,11 @@ from torch import nn
 from torchvision.transforms import v2 as T
 
 from zoo.backbones import create_backbone
+from zoo.build import build_method
 from zoo.config import BackboneConfig
 from zoo.data import resolved_views
 from zoo.data.augment import expand_crops, torchvision_view
-from zoo.pretrain import build_method, split_global_batch
+from zoo.pretrain import split_global_batch
 
 
 # ---- the sources' pieces ------------------------------------------------------------------------------

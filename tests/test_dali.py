@@ -19,8 +19,9 @@ from test_data import blur_probe, line_sigma  # the blur probe both loaders are 
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
+from zoo.config import CropGroup
 from zoo.data import dali, files
-from zoo.data.augment import CropGroup, MultiViewTransform
+from zoo.data.augment import MultiViewTransform
 from zoo.data.datasets import Source, training_files
 from zoo.errors import ZooError
 

@@ -7,9 +7,9 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
 
 from zoo.catalog import DATASETS, DatasetInfo, register_dataset
-from zoo.config import DataConfig
+from zoo.config import CropGroup, DataConfig
 from zoo.data import build_loaders, choose_loader, data_spec
-from zoo.data.augment import CropGroup, MultiViewTransform, applied_blur, torchvision_view
+from zoo.data.augment import MultiViewTransform, applied_blur, torchvision_view
 from zoo.data.datasets import ImageTensors, load_digits_split
 from zoo.errors import ZooError
 

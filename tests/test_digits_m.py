@@ -57,7 +57,8 @@ def test_pretraining_views_share_the_digit_on_their_own_backgrounds(built):
     """Every view of a training digit is the digit on another random patch; torch's seed fixes the patches."""
     import torch
 
-    from zoo.data.augment import CropGroup, MultiViewTransform
+    from zoo.config import CropGroup
+    from zoo.data.augment import MultiViewTransform
 
     identity = CropGroup(size=32, scale=[1.0, 1.0], ratio=[1.0, 1.0], flip_p=0.0, jitter_p=0.0, gray_p=0.0)
     dataset = digits_m.FreshBackgrounds(built, MultiViewTransform([identity, identity], [0.0] * 3, [1.0] * 3))

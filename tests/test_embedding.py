@@ -10,7 +10,7 @@ from PIL import Image
 from test_pretrain import TINY, run
 
 from zoo.callbacks import EmbeddingPlot
-from zoo.eval.embedding import plot_embedding, project_2d, subsample
+from zoo.metrics.embedding import plot_embedding, project_2d, subsample
 
 
 def clustered_features(classes=4, per_class=30, dim=64, seed=0):

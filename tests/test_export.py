@@ -16,11 +16,11 @@ from test_detection import detectron2_match, detectron2_r50_c4_pretrained_keys
 from test_methods import compose_config
 
 from downstream.detection import convert
+from zoo.build import build_method
 from zoo.catalog import dataset_info
 from zoo.checkpoint import read_checkpoint
 from zoo.eval.common import load_backbone
 from zoo.export import main as export_main
-from zoo.pretrain import build_method
 
 # name -> (run config overrides, input size of the feature check). The digits default (16 px crops)
 # gives ResNets the small-image stem; small_stem=false keeps timm's and torchvision's own stem.

@@ -51,7 +51,7 @@ def test_a_huge_lr_stops_at_the_first_nonfinite_gradient_and_the_capture_replays
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["finished"] is False and summary["steps"] == capture["global_step"]
 
-    from zoo.checkpoint import load_method
+    from zoo.build import load_method
 
     method, _ = load_method(run_dir / "divergence.pt")
     crops, _ = capture["batch"]
@@ -93,7 +93,7 @@ def test_isolated_nonfinite_steps_are_skipped_and_counted_a_second_in_a_row_stop
 
 
 def test_output_std_is_one_for_spread_outputs_and_zero_for_collapsed_ones():
-    from zoo.eval.health import collapse_indicator
+    from zoo.metrics.health import collapse_indicator
 
     torch.manual_seed(0)
     assert collapse_indicator(torch.randn(4096, 128)).value == pytest.approx(1.0, abs=0.02)
@@ -171,7 +171,7 @@ def test_a_truncated_last_checkpoint_is_named_with_the_fix(finished_run, monkeyp
 
 
 def test_a_write_that_fails_removes_its_temporary_file(tmp_path, monkeypatch):
-    from zoo.callbacks import atomic_write_bytes
+    from zoo.atomic import atomic_write_bytes
 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

@@ -1,7 +1,7 @@
 """The CorInfoMax, MMCR and MEC recipes against their official code.
 
 Every recipe is resolved as its script resolves it (`--cfg job`), then the method and its optimiser are
-built as pretraining builds them (`zoo.pretrain.build_method` on the meta device, `build_optimizer`), and the
+built as pretraining builds them (`zoo.build.build_method` on the meta device, `build_optimizer`), and the
 values training uses are read back: each parameter group's lr at chosen steps (after batch scaling and
 warmup), weight decay, LARS settings, the EMA momentum and MEC's lambda schedule, the global batch and its GPU
 split, the projector / predictor layers, the stem, precision, SyncBN, and each crop's pipeline.

@@ -17,10 +17,11 @@ from test_recipe_values import minimal_lejepa_lr
 from test_scripts import TINY_RUN, compose_linear, compose_recipe, probe, recorded, same_value, tiny_imagenet  # noqa: F401 (fixtures)
 
 from zoo.backbones import create_backbone
+from zoo.build import build_method
 from zoo.config import BackboneConfig
 from zoo.data import resolved_views
 from zoo.data.augment import expand_crops
-from zoo.pretrain import build_method, pretrain
+from zoo.pretrain import pretrain
 
 FROSSL = ["cifar10/frossl", "cifar100/frossl", "stl10/frossl", "tiny-imagenet/frossl", "imagenet-100/frossl"]
 LEJEPA = ["imagenet-100/lejepa", "imagenet-100/lejepa_vit_small"]

@@ -1,4 +1,4 @@
-"""zoo.eval.health: each metric against reference numbers from the papers' formulas, the known cases, bad input."""
+"""zoo.metrics.health: each metric against reference numbers from the papers' formulas, the known cases, bad input."""
 
 import json
 import math
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.eval.health import (
+from zoo.metrics.health import (
     HEALTH_KEYS,
     alpha_req,
     collapse_indicator,
@@ -17,7 +17,7 @@ from zoo.eval.health import (
     off_diagonal_correlation,
     rankme,
 )
-from zoo.eval.spectrum import covariance_eigenvalues, effective_rank
+from zoo.metrics.spectrum import covariance_eigenvalues, effective_rank
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "health_reference.json").read_text())
 

@@ -203,7 +203,7 @@ def test_knn_sweep_prints_a_table_and_feeds_the_report(digits_run, capsys):
 def test_euclidean_5nn_breaks_ties_toward_the_smallest_label():
     """The LP-SMALL 5-nn (htdt/self-supervised eval/knn.py): majority label of the 5 nearest, a tie
     going to the smallest label (sorted `unique` counts, first argmax). Random labels tie often."""
-    from zoo.eval.knn import knn_predict, topk_accuracy
+    from zoo.metrics.knn import knn_predict, topk_accuracy
 
     generator = torch.Generator().manual_seed(0)
     bank, queries = torch.randn(500, 8, generator=generator), torch.randn(2000, 8, generator=generator)
@@ -225,7 +225,7 @@ def test_euclidean_5nn_breaks_ties_toward_the_smallest_label():
 def test_cosine_knn_at_temperature_001_matches_float64():
     """exp(similarity / 0.01) overflows float32 above a similarity of 0.887, tying every class at inf (the
     smallest label wins): the vote must rank the classes as float64 does. Ten close classes, k = 200."""
-    from zoo.eval.knn import knn_predict, topk_accuracy
+    from zoo.metrics.knn import knn_predict, topk_accuracy
 
     generator = torch.Generator().manual_seed(0)
     centres = F.normalize(torch.randn(1, 64, generator=generator) + 0.25 * torch.randn(10, 64, generator=generator), dim=1)

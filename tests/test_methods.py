@@ -15,11 +15,11 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from zoo.build import build_method
 from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
 from zoo.methods.momentum import MomentumTargetMixin
-from zoo.pretrain import build_method
 from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -404,7 +404,7 @@ def save_checkpoint(model, path, hyper_parameters=None):
 
 
 def test_checkpoints_load_new_and_old(tmp_path):
-    from zoo.checkpoint import load_method
+    from zoo.build import load_method
 
     cfg = compose_config(["method=simsiam", "data.batch_size=16", *SMALL["simsiam"]])
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.eval.health import HEALTH_KEYS
+from zoo.metrics.health import HEALTH_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 # Small enough for a few seconds per epoch on 2 CPU cores, but the real stack:

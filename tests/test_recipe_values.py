@@ -1,7 +1,7 @@
 """What every pretraining recipe trains with, against its official source.
 
 Each script is resolved as `--cfg job` would, then the method and its optimiser are built exactly
-as training builds them (`zoo.pretrain.build_method`, `BaseMethod.build_optimizer`, on the meta
+as training builds them (`zoo.build.build_method`, `BaseMethod.build_optimizer`, on the meta
 device: no memory, no time), and the test reads back the values training uses: each parameter
 group's lr after batch scaling, its weight decay and LARS adaptation, the lr at chosen steps of the
 schedule (warmup, peak, epoch boundaries, milestones, the end), the EMA momentum, the global batch
@@ -23,9 +23,10 @@ import torch
 from test_scripts import ALL_SCRIPTS, compose_recipe, recorded, resolved  # noqa: F401 (recorded: the fixture)
 from torchvision.transforms import v2 as T
 
+from zoo.build import build_method
 from zoo.data import eval_pipeline, resolved_views
 from zoo.data.augment import applied_blur, expand_crops
-from zoo.pretrain import build_method, split_global_batch
+from zoo.pretrain import split_global_batch
 
 # Training-set sizes the official loaders see (STL-10: train+unlabeled); batches per epoch drop the last.
 TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 105_000, "tiny-imagenet": 100_000,

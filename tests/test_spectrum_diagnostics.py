@@ -2,7 +2,7 @@
 
 import torch
 
-from zoo.eval.spectrum import condition_number, covariance_eigenvalues, effective_rank
+from zoo.metrics.spectrum import condition_number, covariance_eigenvalues, effective_rank
 
 
 def test_fewer_samples_than_dimensions_keep_only_the_attainable_eigenvalues():

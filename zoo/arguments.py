@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from zoo.catalog import dataset_info
 from zoo.errors import ZooError
+from zoo.registry import declared_method_names
 
 LOADERS = ("auto", "dali", "torchvision")
 # The names a key takes (the lr schedule: zoo.methods.base.lr_factor_schedule, WARMUP_RULES).
@@ -113,8 +115,6 @@ def check_values(values):
         if values.get(key) is not None and values[key] not in names:
             raise ZooError(f"{key} must be {', '.join(names[:-1])} or {names[-1]}, not '{values[key]}'")
     if values.get("data.name") is not None:
-        from zoo.catalog import dataset_info
-
         dataset_info(values["data.name"])
 
 
@@ -138,8 +138,6 @@ def check_experiment(name, kind="pretrain"):
 
 def check_pretrain_arguments(argv, environ=os.environ):
     """main_pretrain.py's overrides and environment, before the heavy imports."""
-    from zoo.registry import declared_method_names
-
     check_environment(environ)
     values = override_values(argv)
     if isinstance(values.get("experiment"), str):

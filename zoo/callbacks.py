@@ -1,12 +1,8 @@
 """Run outputs that Lightning does not write the way we need: atomic
-checkpoints, a metrics.csv that survives a resume, and the eigenvalue-spectrum figure;
+checkpoints and the eigenvalue-spectrum and embedding figures;
 and how a run stops: on a non-finite loss or gradient (DivergenceGuard) or a signal (StopOnSignal)."""
 
-import contextlib
-import csv
-import errno
 import io
-import os
 import signal
 import sys
 import threading
@@ -15,39 +11,14 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from zoo.atomic import atomic_write_bytes
 from zoo.errors import ZooError
-
-
-def writing_error(path, err):
-    """The one-line ZooError of an OSError while writing `path` (a full disk, a read-only folder)."""
-    fix = {errno.ENOSPC: "free space there", errno.EDQUOT: "free space there (disk quota exceeded)",
-           errno.EFBIG: "free space there or raise the file-size limit (ulimit -f)"}.get(
-        err.errno, "make it writable")
-    return ZooError(f"cannot write {path}: {err.strerror or err}: {fix}, or pass another run_dir=...")
-
-
-def atomic_write_bytes(path, data):
-    """Write `data` next to `path`, fsync, then rename over it: readers see the old or the new file, never half.
-    A write that fails (a full disk, a read-only folder) removes its temporary file and raises one ZooError line."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise writing_error(path, err) from None
+from zoo.loggers import log_spectra
+from zoo.metrics.embedding import MAX_POINTS, plot_embedding, subsample
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -59,27 +30,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(path, buffer.getvalue())
-
-
-class _KeepingWriter(ExperimentWriter):
-    """Appends to an existing metrics.csv instead of deleting it."""
-
-    def _check_log_dir_exists(self):
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-                self.metrics_keys = next(csv.reader(file), [])
-
-
-class ResumableCSVLogger(CSVLogger):
-    """Lightning's CSV logger deletes metrics.csv when its folder is not empty, so a resumed
-    run would lose its history; this one keeps the rows and appends."""
-
-    @property
-    def experiment(self):
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = _KeepingWriter(log_dir=self.log_dir)
-        return self._experiment
 
 
 def checkpoint_callbacks(run_dir, every_n_steps, keep_every_n_epochs=0):
@@ -118,8 +68,6 @@ class SpectrumPlot(L.Callback):
         self.history.append((trainer.current_epoch, entry))
         if trainer.is_global_zero:
             plot_spectra(self.history, self.path, title=f"{pl_module.name}: covariance eigenvalues")
-            from zoo.loggers import log_spectra  # the trackers' copies (zoo.loggers imports this module)
-
             log_spectra(trainer.loggers, entry, self.path, trainer.global_step)
 
     def state_dict(self):
@@ -131,7 +79,7 @@ class SpectrumPlot(L.Callback):
 
 class EmbeddingPlot(L.Callback):
     """At the end of a run, draws `embedding.png`: a 2-D t-SNE of the backbone's validation features
-    coloured by class (zoo/eval/embedding.py), from the validation that evaluated the final weights.
+    coloured by class (zoo/metrics/embedding.py), from the validation that evaluated the final weights.
 
     The features are the ones the online k-NN gathers: this callback's on_validation_epoch_end runs
     before the module's, which concatenates and then frees them. Each validation keeps a random
@@ -139,15 +87,11 @@ class EmbeddingPlot(L.Callback):
     that validation saw, or after the separate validation of the final weights (`trainer.validate`)."""
 
     def __init__(self, path, max_points=None):
-        from zoo.eval.embedding import MAX_POINTS
-
         self.path = Path(path)
         self.max_points = max_points or MAX_POINTS
         self.latest = None  # (global step, features, labels) of the latest validation
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        from zoo.eval.embedding import subsample
-
         store = getattr(pl_module, "_val_outputs", {}).get(pl_module.evaluated_loader)  # the validation images
         if trainer.sanity_checking or not store or not store["features"]:
             return
@@ -163,8 +107,6 @@ class EmbeddingPlot(L.Callback):
             self.draw(trainer, pl_module)
 
     def draw(self, trainer, pl_module):
-        from zoo.eval.embedding import plot_embedding
-
         if trainer.is_global_zero and self.latest is not None:
             step, features, labels = self.latest
             plot_embedding(features, labels, self.path, f"{pl_module.name}, backbone features at step {step}")
@@ -251,14 +193,14 @@ class DivergenceGuard(L.Callback):
 
     A non-finite step stops the run with one `error:` line (Diverged: the step, the loss parts and the
     optimiser groups), before any checkpoint of it, and writes `capture_path`: a checkpoint-shaped file
-    (zoo.checkpoint.load_method reads it) with the weights before the step (BatchNorm statistics after its
+    (zoo.build.load_method reads it) with the weights before the step (BatchNorm statistics after its
     forward), the step's batch (its crops and labels: the sample indices alone would not reproduce the
     random crops), the losses and the latest validation's spectra. With `skip_nonfinite_steps` > 0, that many isolated non-finite steps (the step
     before each finite, the model's buffers finite) are skipped instead: no update, a warning, a count in
     summary.json.
 
     After each validation it flags a collapsed representation: the backbone's effective rank or the
-    projector output's `output_std` (`zoo.eval.health.collapse_indicator`) under the thresholds."""
+    projector output's `output_std` (`zoo.metrics.health.collapse_indicator`) under the thresholds."""
 
     def __init__(self, capture_path, skip_nonfinite_steps=0, collapse_effective_rank=2.0, collapse_output_std=0.1):
         self.capture_path = Path(capture_path)

@@ -12,8 +12,10 @@ import yaml
 from omegaconf import OmegaConf
 
 from zoo.arguments import check_checkpoint_file
-from zoo.callbacks import writing_error
+from zoo.atomic import writing_error
+from zoo.config import PretrainConfig
 from zoo.errors import ZooError
+from zoo.registry import get_method
 
 BACKBONE_PREFIX = "backbone."
 
@@ -46,28 +48,12 @@ def read_checkpoint(path):
 def complete_config(config):
     """A stored run config on top of today's schema, so keys added since it was written take
     their defaults (a DictConfig in struct mode)."""
-    from zoo.config import PretrainConfig
-    from zoo.registry import get_method
-
     schema = OmegaConf.structured(PretrainConfig)
     schema.method = OmegaConf.structured(get_method(config["method"]["name"]).Config)
     stored = {key: value for key, value in config.items() if key != "run_dir"}  # run_dir's default needs Hydra
     merged = OmegaConf.merge(schema, stored)
     merged.run_dir = config.get("run_dir", "")
     return merged
-
-
-def load_method(path):
-    """The pretraining LightningModule (backbone, projector, ...) rebuilt from its checkpoint, in eval
-    mode, and the run config it was trained with: `(method, config)`. Built from the stored run config
-    (on today's schema) through `zoo.pretrain.build_method`, so checkpoints of every version load."""
-    from zoo.pretrain import build_method
-
-    checkpoint = read_checkpoint(path)
-    config = complete_config(checkpoint["config"])
-    method = build_method(config, checkpoint["num_classes"], checkpoint["world_size"])
-    method.load_state_dict(checkpoint["state_dict"])
-    return method.eval(), config
 
 
 def check_run_folder(run_dir, method, backbone):

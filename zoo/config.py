@@ -11,11 +11,40 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.errors import HydraException
 from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from zoo.arguments import CHECKED_KEYS, check_values
-from zoo.data.augment import CropGroup
 from zoo.errors import ZooError
+
+# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
+
+# The order the ops run in when a group does not say otherwise (INTL, solo-learn).
+DEFAULT_ORDER = ["crop", "jitter", "gray", "blur", "solarize", "flip"]
+
+
+@dataclass
+class CropGroup:
+    """`count` crops, each drawn independently with these settings."""
+
+    count: int = 1
+    size: int | None = None  # None = data.image_size
+    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    interpolation: str = "bicubic"
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    gray_p: float = 0.2
+    blur_p: float = 0.0
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+    solarize_p: float = 0.0
+    order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
 
 
 @dataclass

@@ -31,8 +31,12 @@ from pathlib import Path
 
 import torch
 
-from zoo.checkpoint import read_checkpoint
+from zoo.atomic import atomic_write_bytes, write_json
+from zoo.checkpoint import complete_config, read_checkpoint
+from zoo.data import data_spec
 from zoo.errors import ZooError, exit_on_user_error
+from zoo.eval.common import load_backbone, run_folder
+from zoo.report import COLUMNS, find_runs, load_targets, report_rows
 
 TARGETS = ("timm", "torchvision", "detectron2", "hf")
 # detectron2's build_resnet_backbone builds these depths with torchvision's block layout.
@@ -186,8 +190,6 @@ def detectron2_options(arch, mean, std):
 def training_record(checkpoint, ckpt_path):
     """How the backbone was trained (from the run config), and the run's own evaluation when its
     summary.json describes this checkpoint."""
-    from zoo.eval.common import run_folder
-
     config = checkpoint["config"]
     data, optimizer = config.get("data", {}), config.get("optimizer", {})
     record = {
@@ -212,11 +214,6 @@ def training_record(checkpoint, ckpt_path):
 def export(ckpt_path, target, out_dir=None):
     """Write the backbone of `ckpt_path` for `target` into `out_dir` (default RUN/export) with its sha256 and
     the JSON record next to it (file, sha256, how to load it, how it was trained): (record path, record)."""
-    from zoo.callbacks import atomic_write_bytes
-    from zoo.checkpoint import complete_config
-    from zoo.data import data_spec
-    from zoo.eval.common import load_backbone, run_folder, write_json
-
     if target not in TARGETS:
         raise ZooError(f"--to must be one of {', '.join(TARGETS)}, not '{target}'")
     checkpoint = read_checkpoint(ckpt_path)
@@ -277,8 +274,6 @@ def hub_token(repo):
 
 def eval_input(data_cfg):
     """timm's data config of the zoo's evaluation transform: resize to size / crop_pct, centre-crop size."""
-    from zoo.data import data_spec
-
     data = data_spec(data_cfg)
     return {"input_size": (3, data.image_size, data.image_size), "crop_pct": 1 / data.eval_resize_ratio,
             "interpolation": data.eval_interpolation, "mean": data.mean, "std": data.std}
@@ -286,8 +281,6 @@ def eval_input(data_cfg):
 
 def evaluation_table(run_dir):
     """The run's evaluations beside the paper's numbers, as zoo.report prints them (a few of its columns)."""
-    from zoo.report import COLUMNS, find_runs, load_targets, report_rows
-
     shown = ["protocol", "k-NN", "top-1", "top-5", "target top-1", "Δ top-1", "target source"]
     runs, _ = find_runs(run_dir)  # the runs left out are not this checkpoint's
     rows = report_rows(runs, load_targets(), run_dir.resolve())
@@ -298,8 +291,6 @@ def evaluation_table(run_dir):
 def model_card(checkpoint, ckpt_path, arch, backbone, data_input):
     """README.md: timm's model card (front matter, details, usage) with the run's evaluations and provenance."""
     from timm.models._hub import generate_readme
-
-    from zoo.eval.common import run_folder
 
     config, record = checkpoint["config"], training_record(checkpoint, ckpt_path)
     recipe = config.get("recipe") or {}
@@ -347,9 +338,6 @@ def export_hf(ckpt_path, out_dir=None, push=None):
     to load back with timm strictly; uploaded to `push` (a Hub repo id) when given: (folder, record)."""
     import timm
     from timm.models._hub import save_for_hf
-
-    from zoo.checkpoint import complete_config
-    from zoo.eval.common import load_backbone, run_folder
 
     token = hub_token(push) if push else None
     checkpoint = read_checkpoint(ckpt_path)

@@ -7,16 +7,40 @@ spectrum.png figure as an image. A W&B run's id is kept in the run folder (`wand
 resumed run continues the same W&B run; `WANDB_MODE=offline` runs without a network.
 """
 
+import csv
 import secrets
 from pathlib import Path
 
 import numpy as np
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from zoo.callbacks import ResumableCSVLogger, atomic_write_bytes
+from zoo.atomic import atomic_write_bytes
 from zoo.errors import ZooError
 
 TRACKERS = ("csv", "wandb", "tensorboard")  # csv is always on; naming it alone is the default
 WANDB_ID_FILE = "wandb_id"
+
+
+class _KeepingWriter(ExperimentWriter):
+    """Appends to an existing metrics.csv instead of deleting it."""
+
+    def _check_log_dir_exists(self):
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                self.metrics_keys = next(csv.reader(file), [])
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSV logger deletes metrics.csv when its folder is not empty, so a resumed
+    run would lose its history; this one keeps the rows and appends."""
+
+    @property
+    def experiment(self):
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _KeepingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 def chosen_trackers(choice):

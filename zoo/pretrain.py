@@ -18,6 +18,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
 from zoo.arguments import check_pretrain_arguments, override_values
+from zoo.atomic import atomic_write_bytes, write_json
+from zoo.build import build_method, build_trainer
 from zoo.callbacks import (
     AtomicCheckpointIO,
     Diverged,
@@ -25,7 +27,6 @@ from zoo.callbacks import (
     EmbeddingPlot,
     SpectrumPlot,
     StopOnSignal,
-    atomic_write_bytes,
     checkpoint_callbacks,
 )
 from zoo.catalog import dataset_info
@@ -33,10 +34,9 @@ from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, che
 from zoo.config import check_pretrain_config, register_configs
 from zoo.data import build_loaders, data_spec
 from zoo.errors import ZooError, exit_on_user_error
-from zoo.eval.common import build_trainer, write_json
-from zoo.eval.health import HEALTH_KEYS
 from zoo.loggers import run_loggers
-from zoo.methods.base import batch_scaled, typed_config
+from zoo.methods.base import typed_config
+from zoo.metrics.health import HEALTH_KEYS
 from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
 
@@ -99,34 +99,6 @@ def newest_checkpoint(run_dir, last_ckpt):
     """last.ckpt, or Lightning's SLURM requeue checkpoint (hpc_ckpt_N.ckpt) when that is newer."""
     candidates = [path for path in [last_ckpt, *run_dir.glob("hpc_ckpt_*.ckpt")] if path.exists()]
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
-
-
-def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
-    """The method as training builds it from the run config `cfg`: the one place that turns a run
-    config into the method's explicit arguments. The lr is scaled by the global batch of an
-    optimiser step (x accumulate_grad_batches) and kept as optimizer.lr_scaled; the probe's lr
-    by the batch of one forward pass. The run config also goes into the checkpoint's
-    hyper-parameters ("cfg", with "num_classes" and "world_size"), where main_linear.py,
-    main_knn.py and downstream/ read it, and from which `build_method` rebuilds old checkpoints."""
-    global_batch = cfg.data.batch_size * world_size  # of one forward pass, over all devices
-    cfg.optimizer.lr_scaled = batch_scaled(cfg.optimizer.lr, cfg.optimizer.scale_lr, global_batch * accumulate_grad_batches)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    optimizer = resolved["optimizer"]
-    method = get_method(cfg.method.name)(
-        resolved["method"],
-        num_classes=num_classes,
-        crop_sizes=[crop.size for crop in data_spec(cfg.data).crops],
-        global_batch_size=global_batch,
-        backbone=resolved["backbone"],
-        optimizer=optimizer,
-        scheduler=resolved["scheduler"],
-        lr=optimizer["lr_scaled"],
-        probe_lr=batch_scaled(optimizer["probe_lr"], optimizer["scale_lr"], global_batch),
-        knn_k=cfg.eval.knn_k,
-        knn_temperature=cfg.eval.knn_temperature,
-    )
-    method.save_hyperparameters({"cfg": resolved, "num_classes": num_classes, "world_size": world_size})
-    return method
 
 
 def callback(trainer, kind):

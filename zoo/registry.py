@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from zoo.errors import ZooError
 
 _METHODS = {}
+METHODS_FOLDER = Path(__file__).resolve().parent / "methods"
 # A registration as the method files write it: the decorator at the start of a line.
 _REGISTRATION = re.compile(r"""^@register_method\(\s*["']([^"']+)["']\s*\)""", re.MULTILINE)
 
@@ -53,10 +54,9 @@ def user_method_entries():
 
 
 def discover_methods():
-    """Import every module of the `zoo.methods` package and of `ZOO_METHODS` (idempotent)."""
-    import zoo.methods
-
-    for module in pkgutil.iter_modules(zoo.methods.__path__):
+    """Import every module of the `zoo.methods` package and of `ZOO_METHODS` (idempotent). The method files are
+    found by their folder and imported by name, as plug-ins: the registry sits below the methods that fill it."""
+    for module in pkgutil.iter_modules([str(METHODS_FOLDER)]):
         importlib.import_module(f"zoo.methods.{module.name}")
     for entry in user_method_entries():
         import_user_module(entry)
@@ -102,8 +102,7 @@ def declared_method_names():
     """{name: file} of the methods that zoo/methods/ and ZOO_METHODS' files register, read from their
     source without importing them (and torch): a misspelt `method=` is refused in a second. A name
     registered twice is refused here as `register_method` refuses it."""
-    package = Path(__file__).resolve().parent / "methods"
-    files = sorted(package.glob("*.py")) + [user_module_path(entry) for entry in user_method_entries()]
+    files = sorted(METHODS_FOLDER.glob("*.py")) + [user_module_path(entry) for entry in user_method_entries()]
     names = {}
     for path in files:
         for name in _REGISTRATION.findall(path.read_text(errors="replace")):
@@ -134,5 +133,5 @@ def create_method(name, config=None, **kwargs):
 
         create_method("vicreg", {"proj_out": 64}, num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
 
-    From a run config, `zoo.pretrain.build_method(cfg, num_classes, world_size)` gives these arguments."""
+    From a run config, `zoo.build.build_method(cfg, num_classes, world_size)` gives these arguments."""
     return get_method(name)(config, **kwargs)

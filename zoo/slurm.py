@@ -18,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from zoo.config import CONFIG_ERRORS
 from zoo.errors import ZooError
 
 try:
@@ -37,8 +38,6 @@ def launcher_config(launcher_overrides, root):
     except ImportError:
         raise ZooError("hydra/launcher=submitit_* needs hydra-submitit-launcher: pip install -e '.[slurm]'") from None
     from hydra import compose, initialize_config_module
-
-    from zoo.eval.common import CONFIG_ERRORS
 
     ours = [f"hydra.launcher.submitit_folder={Path(root) / '.submitit' / '%j'}", "hydra.launcher.name=zoo"]
     chosen = [o for o in launcher_overrides if o.startswith("hydra/launcher=")]
@@ -121,11 +120,9 @@ def queued_job(launcher, chain, step):
     return job_id if state.split()[0] in ACTIVE_STATES else None
 
 
-def submit_chains(all_chains, overrides, root):
-    """Submit every unfinished step; True when they have all finished (the local executor), False when
-    they were queued on SLURM (the same command, run again once they are done, prints the table)."""
-    from zoo.tables import REPO
-
+def submit_chains(all_chains, overrides, root, repo):
+    """Submit every unfinished step, each to run in the folder `repo`; True when they have all finished (the local
+    executor), False when they were queued on SLURM (the same command, run again once they are done, prints the table)."""
     launcher = launcher_config(overrides.launcher, root)
     given = {o.split("=", 1)[0].removeprefix("hydra.launcher.") for o in overrides.launcher if o.startswith("hydra.launcher.")}
     cluster = cluster_of(launcher)
@@ -143,7 +140,7 @@ def submit_chains(all_chains, overrides, root):
                 continue
             executor = executor_for(launcher, step, given, dependency=previous)
             env = step_environment(step) if cluster == "slurm" else {}  # locally: this machine's devices, as run_locally
-            job = executor.submit(StepJob(step.argv, env, str(REPO)))
+            job = executor.submit(StepJob(step.argv, env, str(repo)))
             print(f"{label}: submitted as {cluster} job {job.job_id}: {step.command()}", flush=True)
             if cluster == "local":
                 from submitit.core.utils import FailedJobError, UncompletedJobError

@@ -32,8 +32,14 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from zoo.config import overrides_hash
+from zoo.backbones import wants_small_stem
+from zoo.config import CONFIG_ERRORS, overrides_hash, register_configs
+from zoo.data import resolved_views
 from zoo.errors import ZooError, exit_on_user_error
+from zoo.eval.cli import build_config
+from zoo.registry import method_names
+from zoo.report import report
+from zoo.slurm import submit_chains
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = resources.files("zoo").joinpath("configs", "tables")
@@ -173,10 +179,6 @@ def compose_pretrain(overrides):
     one `error:` line when it does not resolve."""
     from hydra import compose, initialize_config_module
 
-    from zoo.config import register_configs
-    from zoo.eval.common import CONFIG_ERRORS
-    from zoo.registry import method_names
-
     register_configs()
     method_names()
     try:
@@ -189,16 +191,11 @@ def compose_pretrain(overrides):
 
 def compose_linear(overrides):
     """The protocol's config as main_linear.py resolves it without a checkpoint (its `--cfg job`)."""
-    from zoo.eval.cli import build_config
-
     return build_config(None, overrides)
 
 
 def crop_cost(cfg):
     """One training image's cost in 224 px ResNet-50 crops (see ASSUMED_CROPS_PER_SECOND)."""
-    from zoo.backbones import wants_small_stem
-    from zoo.data import resolved_views
-
     groups = resolved_views(cfg.data)
     largest = max(group.size for group in groups)
     stem = 16 if wants_small_stem(cfg.backbone.small_stem, largest) else 1
@@ -339,8 +336,6 @@ def run_locally(all_chains):
 
 
 def print_table(table, root):
-    from zoo.report import report
-
     print(f"\n{table['name']}: {table.get('title', '')}")
     print(report(root))
 
@@ -371,9 +366,7 @@ def main(argv=None):
     if overrides.launcher_name == "basic":
         run_locally(all_chains)
     else:
-        from zoo.slurm import submit_chains
-
-        if not submit_chains(all_chains, overrides, root):
+        if not submit_chains(all_chains, overrides, root, REPO):
             return  # submitted to SLURM: the same command prints the table once the jobs are done
     print_table(table, root)
 

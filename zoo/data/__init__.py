@@ -9,7 +9,8 @@ evaluations, which build their loaders through the same factory.
 from dataclasses import dataclass, replace
 
 from zoo.catalog import dataset_info
-from zoo.data.augment import CropGroup, eval_transform, expand_crops, with_default_size
+from zoo.config import CropGroup
+from zoo.data.augment import eval_transform, expand_crops, with_default_size
 from zoo.data.datasets import Source, build_dataset
 from zoo.data.loaders import Loaders, build_loaders, choose_loader, evaluation_sets, make_loader, worker_count
 from zoo.errors import ZooError

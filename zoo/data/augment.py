@@ -1,6 +1,6 @@
 """One augmentation spec for every view, every loader (torchvision and DALI).
 
-A pretraining sample is a list of crops. Crops come in groups (`CropGroup`):
+A pretraining sample is a list of crops. Crops come in groups (`zoo.config.CropGroup`):
 each group has its own size, scale and count, and its own probabilities, so
 asymmetric views (INTL's blur 1.0/0.1, solarization 0.0/0.2) are two groups of
 one crop, and multi-crop is a few groups with larger counts. Both loaders
@@ -8,7 +8,7 @@ build their pipelines from these fields only.
 """
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -17,33 +17,10 @@ from PIL import Image, ImageFilter
 from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
+from zoo.config import DEFAULT_ORDER, CropGroup
 from zoo.errors import ZooError
 
-# The order the ops run in when a group does not say otherwise (INTL, solo-learn).
-DEFAULT_ORDER = ["crop", "jitter", "gray", "blur", "solarize", "flip"]
 KNOWN_OPS = set(DEFAULT_ORDER)
-
-
-@dataclass
-class CropGroup:
-    """`count` crops, each drawn independently with these settings."""
-
-    count: int = 1
-    size: int | None = None  # None = data.image_size
-    scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
-    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    interpolation: str = "bicubic"
-    flip_p: float = 0.5
-    jitter_p: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    gray_p: float = 0.2
-    blur_p: float = 0.0
-    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
-    solarize_p: float = 0.0
-    order: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER))
 
 
 def expand_crops(groups):

@@ -1,16 +1,18 @@
-"""The data sets' builders (registered in zoo.catalog): scikit-learn's digits (embedded; digits_m's is
-zoo.data.digits_m.dataset), torchvision's CIFAR / STL, and the ImageFolder layout (ImageNet,
+"""The data sets' builders (registered in zoo.catalog): scikit-learn's digits and digits_m
+(embedded), torchvision's CIFAR / STL, and the ImageFolder layout (ImageNet,
 ImageNet-100, any `folder`); and `build_dataset`, which every loader builds its images with."""
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from zoo.catalog import dataset_info
-from zoo.data.files import readable_folder_samples
+from zoo.data import digits_m
+from zoo.data.digits_m import digits_split
+from zoo.data.files import CORRUPT_IMAGES, readable_folder_samples
+from zoo.data.folder import NamingImageFolder
 from zoo.errors import ZooError
 
 
@@ -37,17 +39,6 @@ class ImageTensors(Dataset):
 
     def __getitem__(self, index):
         return self.transform(self.images[index]), int(self.labels[index])
-
-
-def digits_split(test_fraction, seed=0):
-    """scikit-learn's digits and their fixed stratified split: (the digits, train indices, test indices)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    train_idx, test_idx = train_test_split(np.arange(len(digits.target)), test_size=test_fraction, random_state=seed,
-                                           stratify=digits.target)
-    return digits, train_idx, test_idx
 
 
 def load_digits_split(image_size, test_fraction, seed=0):
@@ -83,9 +74,6 @@ def _torchvision_dataset(name, root, split, transform, download):
 
 
 def _folder_dataset(root, split, transform, corrupt_images="skip"):
-    from zoo.data.files import CORRUPT_IMAGES
-    from zoo.data.folder import NamingImageFolder
-
     if corrupt_images not in CORRUPT_IMAGES:
         raise ZooError(f"data.corrupt_images must be {' or '.join(CORRUPT_IMAGES)}, not '{corrupt_images}'")
     if root is None:
@@ -132,6 +120,15 @@ def digits(source, split, transform):
     train, test = load_digits_split(32, source.test_fraction)
     images, labels = test if split == "val" else train
     return ImageTensors(images, labels, transform)
+
+
+def digits_m_images(source, split, transform):
+    """digits_m (zoo.data.digits_m): fresh backgrounds for pretraining, the fixed composites otherwise."""
+    arrays = digits_m.load(source.root, test_fraction=source.test_fraction)
+    if split == "train":
+        return digits_m.FreshBackgrounds(arrays, transform)
+    prefix = "val" if split == "val" else "train"
+    return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)
 
 
 def cifar10(source, split, transform):

@@ -107,11 +107,21 @@ def compose(digits, photos, rng):
     return images, np.stack([mask for mask, _ in placed]), np.stack([colour for _, colour in placed])
 
 
+def digits_split(test_fraction, seed=0):
+    """scikit-learn's digits and their fixed stratified split: (the digits, train indices, test indices); the `digits`
+    data set splits the same way."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    train_idx, test_idx = train_test_split(np.arange(len(digits.target)), test_size=test_fraction, random_state=seed,
+                                           stratify=digits.target)
+    return digits, train_idx, test_idx
+
+
 def build(seed=0, test_fraction=0.25):
     """The data set as numpy arrays: train_images, train_masks, train_colours, train_labels, val_images,
     val_labels (images uint8 N x 3 x 32 x 32; a training digit's mask and colour recompose it on other patches)."""
-    from zoo.data.datasets import digits_split
-
     digits, train_idx, val_idx = digits_split(test_fraction)
     rng = np.random.default_rng(seed)
     train, masks, colours = compose(digits.images[train_idx], [load_photo(name) for name in TRAIN_PHOTOS], rng)
@@ -214,16 +224,3 @@ class FreshBackgrounds:
         if self.views is None:
             return self.transform(self.composite(index, rng)), int(self.labels[index])
         return [view(self.composite(index, rng)) for view in self.views], int(self.labels[index])
-
-
-def dataset(source, split, transform):
-    """The catalog's builder: fresh backgrounds for pretraining, the fixed composites otherwise."""
-    import torch
-
-    from zoo.data.datasets import ImageTensors
-
-    arrays = load(source.root, test_fraction=source.test_fraction)
-    if split == "train":
-        return FreshBackgrounds(arrays, transform)
-    prefix = "val" if split == "val" else "train"
-    return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)

@@ -29,6 +29,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from zoo.catalog import IMAGENET_MEAN, IMAGENET_STD
+from zoo.data.files import readable_folder_samples
 from zoo.errors import ZooError
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
@@ -251,7 +252,6 @@ def custom_splits(folder):
 def custom_reader(folder, split, transform, download):
     from torchvision.datasets import ImageFolder
 
-    from zoo.data.files import readable_folder_samples
 
     test, val = custom_splits(folder)
     directory = folder / {"train": "train", "val": val, "test": test}[split]

@@ -5,7 +5,7 @@
   zoo/configs/linear/linear.yaml (a published protocol: experiment=<dataset>/<recipe>) with the
   overrides, the data config the checkpoint's own with the protocol's `linear.data` and `data.*`
   overrides on top; writes <run>/linear (finetune on a label subset: <run>/semi-<fraction>pct)/summary.json.
-- `python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline k-NN sweep (zoo/eval/knn.py)
+- `python main_knn.py --ckpt PATH [data.KEY=VALUE ...]`: an offline k-NN sweep (zoo/metrics/knn.py)
   of a checkpoint's frozen features (validation images against the labelled training images,
   both with the evaluation transform) over k, temperature and distance, for backbone and
   projector features, as solo-learn's scripts/knn. Prints one markdown table of top-1
@@ -27,18 +27,22 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from zoo.arguments import check_data_root, data_overrides, override_value
-from zoo.callbacks import atomic_write_bytes
-from zoo.checkpoint import load_method, read_checkpoint
-from zoo.config import LinearRunConfig, check_batch_limits
+from zoo.atomic import atomic_write_bytes, write_json
+from zoo.build import load_method
+from zoo.checkpoint import read_checkpoint
+from zoo.config import CONFIG_ERRORS, LinearRunConfig, check_batch_limits
 from zoo.data import data_spec
+from zoo.data.transfer import check_present, check_shift_present
 from zoo.errors import ZooError, exit_on_user_error
-from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
-from zoo.eval.embedding import plot_embedding
+from zoo.eval.common import data_config, load_backbone, run_folder
 from zoo.eval.features import FEATURES, default_device, encoder, labelled_features
 from zoo.eval.finetune import LABEL_FRACTIONS, finetune_eval, run_name
-from zoo.eval.knn import DISTANCES, markdown_table, sweep
 from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_eval
+from zoo.eval.transfer import SUITES, FeatureCache, load_head, table
+from zoo.metrics.embedding import plot_embedding
+from zoo.metrics.knn import DISTANCES, markdown_table, sweep
 from zoo.provenance import provenance
+from zoo.report import load_targets
 
 PROTOCOLS = ("precomputed", "frozen", "finetune")
 LINEAR_HEAD = "linear_head.pt"  # the head main_linear.py leaves in its run folder (precomputed, frozen)
@@ -258,10 +262,6 @@ def suite_settings(cfg):
 
 
 def transfer_eval(ckpt_path, overrides, print_config=False):
-    from zoo.data.transfer import check_present, check_shift_present
-    from zoo.eval.transfer import SUITES, FeatureCache, load_head, table
-    from zoo.report import load_targets
-
     started = time.time()
     cfg = build_transfer_config(overrides)
     if print_config:

@@ -1,42 +1,14 @@
-"""What every runner shares (pretraining and the evaluations): the Lightning trainer, atomic
-summaries, the run folder of a checkpoint, a checkpoint's backbone and its data config."""
+"""What the evaluations share: the run folder of a checkpoint, a checkpoint's backbone and its data config."""
 
-import json
 from pathlib import Path
 
-import lightning as L
-from hydra.errors import HydraException
-from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from zoo.backbones import create_backbone
-from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import complete_config
-from zoo.config import DataConfig
+from zoo.config import CONFIG_ERRORS, DataConfig
 from zoo.data import resolved_views
 from zoo.errors import ZooError
-
-# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
-
-
-def build_trainer(trainer_cfg, run_dir, logger=CSVLogger, **arguments):
-    """A Lightning Trainer that writes to `run_dir` (metrics.csv there, through `logger`: a logger class,
-    or a list of loggers), from a `trainer.*` config (None = Lightning's default) and further Trainer
-    `arguments` (callbacks, ...)."""
-    trainer_args = OmegaConf.to_container(trainer_cfg, resolve=True)
-    return L.Trainer(
-        default_root_dir=run_dir,
-        logger=logger(run_dir, name="", version="") if isinstance(logger, type) else logger,
-        **arguments,
-        **{k: v for k, v in trainer_args.items() if v is not None},
-    )
-
-
-def write_json(path, data):
-    """`data` as indented JSON, written atomically (folders created)."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def run_folder(ckpt_path):

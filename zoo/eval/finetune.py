@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from zoo.callbacks import atomic_write_bytes
+from zoo.atomic import atomic_write_bytes
 from zoo.errors import ZooError
 from zoo.eval.linear import lightning_eval
 

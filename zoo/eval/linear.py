@@ -22,15 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.config import EvalConfig
+from zoo.build import build_trainer
+from zoo.config import CropGroup, EvalConfig
 from zoo.data import data_spec
-from zoo.data.augment import CropGroup, torchvision_view
+from zoo.data.augment import torchvision_view
 from zoo.data.datasets import class_count
 from zoo.data.loaders import make_loader
 from zoo.errors import ZooError
-from zoo.eval.common import build_trainer
 from zoo.eval.features import default_device, encoder, labelled_features
-from zoo.eval.knn import knn_predict, knn_result, topk_accuracy
+from zoo.metrics.knn import knn_predict, knn_result, topk_accuracy
 from zoo.provenance import TrainingMeter
 
 OPTIMIZERS = ("adam", "sgd", "lars")

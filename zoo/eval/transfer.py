@@ -27,10 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from zoo.callbacks import atomic_write_bytes
+from zoo.atomic import atomic_write_bytes
+from zoo.config import DataConfig
+from zoo.data import data_spec
+from zoo.data.loaders import worker_count
 from zoo.data.transfer import drawn_validation, list_file, open_split, resolve, shift_dataset, transfer_transform
 from zoo.errors import ZooError
+from zoo.eval.features import extract_features
 
 METRIC_NAMES = {"top1": "top-1", "mean_per_class": "mean per-class accuracy", "map11": "11-point mAP"}
 
@@ -161,9 +166,6 @@ class FeatureCache:
         if self.cfg.cache and path.is_file():
             cached = torch.load(path, map_location="cpu", weights_only=True)
             return cached["features"], cached["labels"]
-        from zoo.data.loaders import worker_count
-        from zoo.eval.features import extract_features
-
         images = build()
         if len(images) == 0:
             raise ZooError(f"{dataset} {split}: no images")
@@ -242,11 +244,6 @@ def load_head(path):
 def shift(cache, dataset, cfg, head):
     """top-1 of the head on an ImageNet shift set, predicting among the classes of its subset."""
     linear, classes, data_cfg = head
-    from omegaconf import OmegaConf
-
-    from zoo.config import DataConfig
-    from zoo.data import data_spec
-
     transform = data_spec(OmegaConf.merge(OmegaConf.structured(DataConfig), data_cfg)).eval_transform()
     images, subset = shift_dataset(dataset, cfg.transfer.root, transform)
     key = [str(Path(cfg.transfer.root).expanduser().resolve()), json.dumps(data_cfg, sort_keys=True, default=str)]

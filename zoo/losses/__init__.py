@@ -15,14 +15,13 @@ the single-process one, which DDP's gradient mean turns into exactly the
 single-process parameter gradient (see `zoo.spectral.gather`).
 """
 
-import warnings
-
 import torch
-import torch.distributed.nn.functional as dist_nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.errors import ZooError
+from zoo.losses.clustering import dino_center, dino_loss, sinkhorn_knopp, swav_loss
+from zoo.losses.contrastive import byol_loss, info_nce_loss, nt_xent_loss
+from zoo.losses.shared import check_views, mean_over_ranks, total_or_parts
 from zoo.spectral import (
     Axis,
     center,
@@ -30,11 +29,9 @@ from zoo.spectral import (
     default_trade_off,
     float32_math,
     gather,
-    is_distributed,
     standardize,
     variance,
     whiten,
-    world_size,
 )
 
 __all__ = [
@@ -59,14 +56,6 @@ __all__ = [
     "wmse_loss",
     "zero_cl_loss",
 ]
-
-
-def _check_views(views: tuple[Tensor, ...], loss: str) -> None:
-    if len(views) < 2:
-        raise ZooError(f"{loss} needs at least 2 views, got {len(views)}; pass one (N, D) tensor per crop")
-    if any(v.ndim != 2 or v.shape != views[0].shape for v in views):
-        shapes = [tuple(v.shape) for v in views]
-        raise ZooError(f"{loss} needs views of one shape (N, D), got {shapes}; flatten or align the crops")
 
 
 def view_cosines(z: Tensor) -> Tensor:
@@ -136,9 +125,9 @@ def intl_loss(
     L up to rounding). winci-ai/INTL methods/intl.py, methods/intl_m.py,
     methods/base.py, methods/whitening.py.
     """
-    _check_views(views, "intl_loss")
+    check_views(views, "intl_loss")
     white = whiten(torch.stack(views), "iternorm", axis, iters=iters)[0]
-    return _total_or_parts(_matched_to_first(white, axis, trade_off, first_view_trace), return_parts)
+    return total_or_parts(_matched_to_first(white, axis, trade_off, first_view_trace), return_parts)
 
 
 @float32_math
@@ -159,13 +148,9 @@ def st_loss(
     trace loss), with `intl_loss`'s ``return_parts``. The spectral-transformation
     family of the INTL paper (Sec. 3).
     """
-    _check_views(views, "st_loss")
+    check_views(views, "st_loss")
     white = whiten(torch.stack(views), "power", axis, power=power, eps=eps)[0]
-    return _total_or_parts(_matched_to_first(white, axis, trade_off, first_view_trace), return_parts)
-
-
-def _total_or_parts(total_and_parts: tuple[Tensor, dict[str, Tensor]], return_parts: bool):
-    return total_and_parts if return_parts else total_and_parts[0]
+    return total_or_parts(_matched_to_first(white, axis, trade_off, first_view_trace), return_parts)
 
 
 def _matched_to_first(
@@ -195,7 +180,7 @@ def wmse_loss(*views: Tensor, w_size: int | None = None, w_iter: int = 1, eps: f
 
     No stop-gradient. htdt/self-supervised methods/w_mse.py, methods/whitening.py.
     """
-    _check_views(views, "wmse_loss")
+    check_views(views, "wmse_loss")
     white = whiten(torch.stack(views), "cholesky", "batch", eps=eps, w_size=w_size, w_iter=w_iter)
     return _pair_losses(white, *_view_pairs(len(views))).mean()
 
@@ -214,7 +199,7 @@ def cwrgp_loss(*views: Tensor, groups: int = 1, w_size: int | None = None, w_ite
 
     winci-ai/CW-RGP base/methods/cwrgp.py, base/methods/whitening.py.
     """
-    _check_views(views, "cwrgp_loss")
+    check_views(views, "cwrgp_loss")
     white = whiten(torch.stack(views), "zca", "channel", eps=eps, groups=groups, w_size=w_size, w_iter=w_iter)
     return _pair_losses(white, *_view_pairs(len(views))).mean()
 
@@ -232,7 +217,7 @@ def shuffled_dbn_loss(*views: Tensor, groups: int = 16, w_size: int | None = Non
 
     winci-ai/CW-RGP base/methods/cwrgp.py and base/methods/whitening.py with axis=1 (batch).
     """
-    _check_views(views, "shuffled_dbn_loss")
+    check_views(views, "shuffled_dbn_loss")
     white = whiten(torch.stack(views), "zca", "batch", eps=eps, groups=groups, w_size=w_size, w_iter=w_iter)
     return _pair_losses(white, *_view_pairs(len(views))).mean()
 
@@ -251,7 +236,7 @@ def zero_cl_loss(z1: Tensor, z2: Tensor, eps: float = 0.1, ridge: float = 1e-5) 
     winci-ai/CW-RGP base/methods/zero_icl.py ``ZeroICL.ins_loss``, ``standardization``,
     ``WhitenTran.zca_forward`` (its shrinkage 0.9 / 0.1 and offset 1e-5 written in).
     """
-    _check_views((z1, z2), "zero_cl_loss")
+    check_views((z1, z2), "zero_cl_loss")
     white = whiten(standardize(torch.stack([z1, z2]), "channel"), "zca", "channel", eps=eps, ridge=ridge, detach_matrix=True)[0]
     agreement = (white[0] * white[1]).sum(dim=-1) / white.shape[-1]
     return (agreement - 1).pow(2).sum()
@@ -267,16 +252,6 @@ def _standardize(z: Tensor, eps: float = 1e-5) -> Tensor:
     """BatchNorm1d(affine=False) in training mode: centred over the batch, / sqrt(biased variance + eps)."""
     z = center(z, "batch")
     return z / (variance(z, "batch", ddof=0, assume_centered=True) + eps).sqrt()
-
-
-def _mean_over_ranks(x: Tensor) -> Tensor:
-    """The mean of ``x`` over every rank, with gradients (the backward sums every rank's
-    gradient, as `gather`'s does); identity when not distributed."""
-    if not is_distributed():
-        return x
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "torch.distributed.nn.functional", FutureWarning)
-        return dist_nn.all_reduce(x) / world_size()
 
 
 @float32_math
@@ -302,16 +277,16 @@ def barlow_twins_loss(
     ``{"on_diag": sum_k (1 - C_kk)^2, "off_diag": lambd sum_{k!=l} C_kl^2}``
     (the off-diagonal term weighted by lambd; they sum to L).
     """
-    _check_views((z1, z2), "barlow_twins_loss")
+    check_views((z1, z2), "barlow_twins_loss")
     if per_device_norm:
         z1, z2 = _standardize(z1), _standardize(z2)
-        corr = _mean_over_ranks(z1.T @ z2 / z1.shape[0])
+        corr = mean_over_ranks(z1.T @ z2 / z1.shape[0])
     else:
         z1, z2 = _standardize(gather(z1)), _standardize(gather(z2))
         corr = z1.T @ z2 / z1.shape[0]
     on_diag = (torch.diagonal(corr) - 1).pow(2).sum()
     off_diag = lambd * off_diagonal(corr).pow(2).sum()
-    return _total_or_parts((on_diag + off_diag, {"on_diag": on_diag, "off_diag": off_diag}), return_parts)
+    return total_or_parts((on_diag + off_diag, {"on_diag": on_diag, "off_diag": off_diag}), return_parts)
 
 
 @float32_math
@@ -330,7 +305,7 @@ def vicreg_loss(
     the three terms as weighted in L (sim x, var x, cov x; they sum to L).
     facebookresearch/vicreg main_vicreg.py ``VICReg.forward``.
     """
-    _check_views((z1, z2), "vicreg_loss")
+    check_views((z1, z2), "vicreg_loss")
     invariance = F.mse_loss(z1, z2)
     variance_term, covariance_term = 0.0, 0.0
     for z in (gather(z1), gather(z2)):
@@ -338,7 +313,7 @@ def vicreg_loss(
         variance_term = variance_term + F.relu(1 - std).mean() / 2
         covariance_term = covariance_term + off_diagonal(covariance(z, "batch")).pow(2).sum() / z.shape[1]
     parts = {"invariance": sim * invariance, "variance": var * variance_term, "covariance": cov * covariance_term}
-    return _total_or_parts((parts["invariance"] + parts["variance"] + parts["covariance"], parts), return_parts)
+    return total_or_parts((parts["invariance"] + parts["variance"] + parts["covariance"], parts), return_parts)
 
 
 @float32_math
@@ -347,14 +322,9 @@ def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
 
     facebookresearch/simsiam main_simsiam.py (criterion) and simsiam/builder.py.
     """
-    _check_views((p1, p2, z1, z2), "simsiam_loss")
+    check_views((p1, p2, z1, z2), "simsiam_loss")
     # Gathering the per-sample cosines makes the value global; the gradient is the official per-rank one.
     cos1 = gather(F.cosine_similarity(p1, z2.detach(), dim=1))
     cos2 = gather(F.cosine_similarity(p2, z1.detach(), dim=1))
     return -0.5 * (cos1.mean() + cos2.mean())
 
-
-# The contrastive and bootstrap baselines (SimCLR, MoCo, BYOL) and the clustering ones (SwAV, DINO) in their own
-# modules, which use the helpers above.
-from zoo.losses.clustering import dino_center, dino_loss, sinkhorn_knopp, swav_loss
-from zoo.losses.contrastive import byol_loss, info_nce_loss, nt_xent_loss

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses import _check_views, _mean_over_ranks
-from zoo.losses.contrastive import _global_mean
+from zoo.losses.shared import check_views, global_mean, mean_over_ranks
 from zoo.spectral import float32_math, upcast, world_size
 
 __all__ = ["dino_center", "dino_loss", "sinkhorn_knopp", "swav_loss"]
@@ -42,7 +41,7 @@ def sinkhorn_knopp(scores: Tensor, epsilon: float = 0.05, iters: int = 3) -> Ten
         raise ZooError(f"sinkhorn_knopp needs epsilon > 0 and iters >= 1, got {epsilon} and {iters}; e.g. 0.05 and 3")
     codes = torch.exp(scores / epsilon)
     for _ in range(iters):
-        codes = codes / (_mean_over_ranks(codes.sum(dim=0)) * world_size())  # each prototype's global mass
+        codes = codes / (mean_over_ranks(codes.sum(dim=0)) * world_size())  # each prototype's global mass
         codes = codes / codes.sum(dim=1, keepdim=True)  # each sample's assignment sums to 1
     return codes
 
@@ -61,7 +60,7 @@ def _stacked(tensors: Sequence[Tensor]) -> Tensor:
 
 
 def _check_targets(targets: Sequence[Tensor], crops: tuple[Tensor, ...], loss: str, what: str) -> None:
-    _check_views(crops, loss)
+    check_views(crops, loss)
     if not 1 <= len(targets) <= len(crops) or any(t.shape != crops[0].shape for t in targets):
         raise ZooError(
             f"{loss} needs 1 to {len(crops)} {what} of the first crops, each {tuple(crops[0].shape)}, "
@@ -86,7 +85,7 @@ def swav_loss(*scores: Tensor, codes: Sequence[Tensor], temperature: float = 0.1
     if temperature <= 0:
         raise ZooError(f"swav_loss needs temperature > 0, got {temperature}; pass e.g. temperature=0.1")
     log_probs = F.log_softmax(torch.stack(scores) / temperature, dim=-1)
-    return _global_mean(_cross_entropy_to_other_crops(_stacked(codes).detach(), log_probs))
+    return global_mean(_cross_entropy_to_other_crops(_stacked(codes).detach(), log_probs))
 
 
 @float32_math
@@ -116,7 +115,7 @@ def dino_loss(
         )
     targets = F.softmax((_stacked(teacher).detach() - upcast(center)) / teacher_temperature, dim=-1)
     log_probs = F.log_softmax(torch.stack(student) / student_temperature, dim=-1)
-    return _global_mean(_cross_entropy_to_other_crops(targets, log_probs))
+    return global_mean(_cross_entropy_to_other_crops(targets, log_probs))
 
 
 @torch.no_grad()
@@ -125,5 +124,5 @@ def dino_center(*teacher: Tensor, center: Tensor, momentum: float = 0.9) -> Tens
     """DINO's centre after a step: ``momentum center + (1 - momentum) mean``, the mean of the teacher's
     logits over every crop of the global batch (all-reduced). facebookresearch/dino main_dino.py
     ``DINOLoss.update_center``."""
-    batch_center = _mean_over_ranks(torch.cat(teacher).mean(dim=0, keepdim=True))
+    batch_center = mean_over_ranks(torch.cat(teacher).mean(dim=0, keepdim=True))
     return upcast(center) * momentum + batch_center * (1 - momentum)

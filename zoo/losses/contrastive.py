@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses import _check_views
+from zoo.losses.shared import check_views, global_mean
 from zoo.spectral import float32_math, gather, is_distributed
 
 __all__ = ["byol_loss", "info_nce_loss", "nt_xent_loss"]
@@ -24,11 +24,6 @@ __all__ = ["byol_loss", "info_nce_loss", "nt_xent_loss"]
 
 def _rank() -> int:
     return dist.get_rank() if is_distributed() else 0
-
-
-def _global_mean(per_sample: Tensor) -> Tensor:
-    """The mean over the global batch of per-sample losses (N_local,), with gradients for every rank."""
-    return gather(per_sample).mean()
 
 
 @float32_math
@@ -46,7 +41,7 @@ def nt_xent_loss(*views: Tensor, temperature: float = 0.1) -> Tensor:
     ``simclr_loss_func`` (positives by sample, the anchor itself excluded); for two views
     also htdt/self-supervised methods/contrastive.py ``contrastive_loss``.
     """
-    _check_views(views, "nt_xent_loss")
+    check_views(views, "nt_xent_loss")
     if temperature <= 0:
         raise ZooError(f"nt_xent_loss needs temperature > 0, got {temperature}; pass e.g. temperature=0.2")
     anchors = F.normalize(torch.stack(views), dim=-1)  # (V, n, D) this rank's crops
@@ -60,7 +55,7 @@ def nt_xent_loss(*views: Tensor, temperature: float = 0.1) -> Tensor:
     positive = ~same_view[:, None, :, None] & same_sample[None, :, None, :]
     logits = logits.masked_fill(itself, float("-inf")).flatten(2)  # (V, n, V N): the anchor is no candidate
     log_positive = logits.masked_fill(~positive.flatten(2), float("-inf")).logsumexp(dim=-1)
-    return _global_mean((logits.logsumexp(dim=-1) - log_positive).flatten())  # -log(pos / all), per crop
+    return global_mean((logits.logsumexp(dim=-1) - log_positive).flatten())  # -log(pos / all), per crop
 
 
 @float32_math
@@ -75,12 +70,12 @@ def info_nce_loss(query: Tensor, key: Tensor, queue: Tensor, temperature: float 
     facebookresearch/moco moco/builder.py ``MoCo.forward``; vturrisi/solo-learn
     solo/losses/mocov2plus.py ``mocov2plus_loss_func`` (its queue laid out (D, K)).
     """
-    _check_views((query, key), "info_nce_loss")
+    check_views((query, key), "info_nce_loss")
     if queue.ndim != 2 or queue.shape[1] != query.shape[1]:
         raise ZooError(f"info_nce_loss needs a (K, {query.shape[1]}) queue, got {tuple(queue.shape)}; one key per row")
     positive = (query * key).sum(dim=1, keepdim=True)
     logits = torch.cat([positive, query @ queue.T], dim=1) / temperature
-    return _global_mean(logits.logsumexp(dim=1) - logits[:, 0])
+    return global_mean(logits.logsumexp(dim=1) - logits[:, 0])
 
 
 @float32_math
@@ -90,5 +85,5 @@ def byol_loss(prediction: Tensor, target: Tensor) -> Tensor:
 
     vturrisi/solo-learn solo/losses/byol.py ``byol_loss_func``; htdt/self-supervised methods/byol.py.
     """
-    _check_views((prediction, target), "byol_loss")
-    return 2 - 2 * _global_mean(F.cosine_similarity(prediction, target.detach(), dim=-1))
+    check_views((prediction, target), "byol_loss")
+    return 2 - 2 * global_mean(F.cosine_similarity(prediction, target.detach(), dim=-1))

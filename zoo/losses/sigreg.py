@@ -13,8 +13,7 @@ import torch
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses import _check_views, _mean_over_ranks, _total_or_parts
-from zoo.losses.contrastive import _global_mean
+from zoo.losses.shared import check_views, global_mean, mean_over_ranks, total_or_parts
 from zoo.spectral import float32_math, world_size
 
 __all__ = ["epps_pulley", "lejepa_loss", "random_slices", "sigreg_loss"]
@@ -59,7 +58,7 @@ def epps_pulley(x: Tensor, *, t_max: float = 3.0, points: int = 17) -> Tensor:
     t, gaussian_cf, weights = _quadrature(t_max, points, x)
     x_t = x.unsqueeze(-1) * t  # (..., N, K, points)
     # one collective for both parts; every rank must hold the same N
-    ecf = _mean_over_ranks(torch.stack([x_t.cos().mean(dim=-3), x_t.sin().mean(dim=-3)]))
+    ecf = mean_over_ranks(torch.stack([x_t.cos().mean(dim=-3), x_t.sin().mean(dim=-3)]))
     error = (ecf[0] - gaussian_cf).square() + ecf[1].square()
     return error @ weights * (x.shape[-2] * world_size())
 
@@ -98,12 +97,12 @@ def lejepa_loss(
     two terms as weighted in L. rbalestr-lab/lejepa MINIMAL.md (``inv_loss``, ``sigreg_loss``, their
     weighting by ``lamb``); the centroid of the global views only is the paper's multi-crop form.
     """
-    _check_views(views, "lejepa_loss")
+    check_views(views, "lejepa_loss")
     if not 1 <= global_views <= len(views) or not 0 <= lambd <= 1:
         raise ZooError(f"lejepa_loss needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "
                        f"got {global_views} and {lambd}")
     z = torch.stack(views)
     centroid = z[:global_views].mean(dim=0)
-    prediction = (1 - lambd) * _global_mean((centroid - z).square().mean(dim=(0, 2)))
+    prediction = (1 - lambd) * global_mean((centroid - z).square().mean(dim=(0, 2)))
     sigreg = lambd * sigreg_loss(z, directions, t_max=t_max, points=points)
-    return _total_or_parts((prediction + sigreg, {"prediction": prediction, "sigreg": sigreg}), return_parts)
+    return total_or_parts((prediction + sigreg, {"prediction": prediction, "sigreg": sigreg}), return_parts)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses import _check_views, _total_or_parts
+from zoo.losses.shared import check_views, total_or_parts
 from zoo.spectral import (
     float32_math,
     gather,
@@ -55,7 +55,7 @@ def corinfomax_loss(
     serdarozsoy/corinfomax-ssl cifars-tiny/loss.py ``CovarianceLoss`` (one estimate per view, as its
     ImageNet code's ``CovarianceLossv2``), ``invariance_loss``, pretrain_base.py.
     """
-    _check_views((z1, z2), "corinfomax_loss")
+    check_views((z1, z2), "corinfomax_loss")
     dim = z1.shape[-1]
     if mean.shape != (2, dim) or cov.shape != (2, dim, dim):
         raise ZooError(
@@ -66,7 +66,7 @@ def corinfomax_loss(
     new_mean, new_cov = running_covariance(z, mean, cov, mean_forgetting=mean_forgetting, cov_forgetting=cov_forgetting)
     invariance = sim_weight * F.mse_loss(z[0], z[1])
     spread = -cov_weight * log_det(new_cov, eps).sum() / dim
-    loss = _total_or_parts((invariance + spread, {"invariance": invariance, "log_det": spread}), return_parts)
+    loss = total_or_parts((invariance + spread, {"invariance": invariance, "log_det": spread}), return_parts)
     return loss, (new_mean.detach(), new_cov.detach())
 
 
@@ -84,13 +84,13 @@ def mmcr_loss(
     also ``{"centroid_nuclear": -||C||_*, "view_nuclear": the lambd term}`` (they sum to L).
     ThomasYerxa/mmcr mmcr/cifar_stl/loss_mmcr.py ``MMCR_Loss``.
     """
-    _check_views(views, "mmcr_loss")
+    check_views(views, "mmcr_loss")
     z = gather(F.normalize(torch.stack(views), dim=-1), dim=1)  # (views, N_global, D)
     per_image = z.permute(1, 2, 0)  # (N, D, views): each image's views as columns
     centroid_term = -nuclear_norm(per_image.mean(dim=-1))
     view_term = lambd * nuclear_norm(per_image).sum() / per_image.shape[0] if lambd else centroid_term.new_zeros(())
     parts = {"centroid_nuclear": centroid_term, "view_nuclear": view_term}
-    return _total_or_parts((centroid_term + view_term, parts), return_parts)
+    return total_or_parts((centroid_term + view_term, parts), return_parts)
 
 
 @float32_math
@@ -113,10 +113,10 @@ def frossl_loss(
     being unit-norm, so its ``.item()`` changes nothing). Under DDP the official loss sees each GPU's
     own batch; the zoo's the global batch (on one process the two agree).
     """
-    _check_views(views, "frossl_loss")
+    check_views(views, "frossl_loss")
     z = F.normalize(gather(torch.stack(views), dim=1), dim=-2)  # (views, N_global, D), unit columns
     n_views, _, dim = z.shape
     invariance = n_views * dim * invariance_weight * (z - z.mean(dim=0)).pow(2).mean(dim=(-2, -1))
     regularizer = log_squared_frobenius(trace_normalized_gram(z))
     parts = {"invariance": invariance.sum(), "log_frobenius": regularizer.sum()}
-    return _total_or_parts((parts["invariance"] + parts["log_frobenius"], parts), return_parts)
+    return total_or_parts((parts["invariance"] + parts["log_frobenius"], parts), return_parts)

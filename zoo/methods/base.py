@@ -10,7 +10,7 @@ A method is built from its own config plus explicit arguments, like timm's
 
     VICReg(VICReg.Config(proj_out=64), num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
 
-`zoo.pretrain.build_method(cfg, num_classes, world_size)` is the one place that turns
+`zoo.build.build_method(cfg, num_classes, world_size)` is the one place that turns
 a run config into these arguments.
 """
 
@@ -30,9 +30,9 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
 from zoo.errors import ZooError
-from zoo.eval.health import collapse_indicator, health
-from zoo.eval.knn import knn_predict
-from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
+from zoo.metrics.health import collapse_indicator, health
+from zoo.metrics.knn import knn_predict
+from zoo.metrics.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.optim import make_optimizer
 from zoo.spectral import covariance
 
@@ -143,7 +143,7 @@ class BaseMethod(L.LightningModule):
         if isinstance(config, DictConfig | Mapping) and {"method", "data"} <= set(config):
             raise TypeError(
                 f"{type(self).__name__} takes its method config and explicit arguments, not a run config: "
-                "build it from a run config with zoo.pretrain.build_method(cfg, num_classes, world_size)"
+                "build it from a run config with zoo.build.build_method(cfg, num_classes, world_size)"
             )
         self.mcfg = typed_config(self.Config, config)
         self.mcfg.name = self.name
@@ -394,7 +394,7 @@ class BaseMethod(L.LightningModule):
         self.log_dict(scalars)
 
     def health_values(self, feats, projections, backbone_eigs, projector_eigs):
-        """`zoo.eval.health.health` by name, None where a metric cannot be computed; its reason is printed
+        """`zoo.metrics.health.health` by name, None where a metric cannot be computed; its reason is printed
         once per run (a float is logged to metrics.csv, a None is not: summary.json holds null)."""
         values = {}
         for name, (value, reason) in health(feats, projections, backbone_eigs, projector_eigs).items():

@@ -21,7 +21,7 @@ def attainable_eigenvalues(cov, observations):
 
 def effective_rank(eigenvalues, eps=1e-12):
     """exp(entropy of the normalised eigenvalues) (Roy & Vetterli 2007). Of covariance eigenvalues, this is not
-    RankMe, which takes the singular values of the uncentred embedding (`zoo.eval.health.rankme`)."""
+    RankMe, which takes the singular values of the uncentred embedding (`zoo.metrics.health.rankme`)."""
     p = eigenvalues / eigenvalues.sum().clamp_min(eps)
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))

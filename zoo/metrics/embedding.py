@@ -7,7 +7,7 @@ import io
 import numpy as np
 import torch
 
-from zoo.callbacks import atomic_write_bytes
+from zoo.atomic import atomic_write_bytes
 
 PROJECTIONS = ("tsne", "pca")
 MAX_POINTS = 2000  # t-SNE of 2,000 points takes seconds on a CPU; more only crowds the picture

@@ -51,7 +51,7 @@ def rankme(features, eps=RANKME_EPS):
     self-supervised representations by their rank", ICML 2023, Eq. 1 (no official code file was found; checked
     against the paper's formula in numpy, tests/data/health_reference.json).
 
-    Not `zoo.eval.spectrum.effective_rank` (Roy & Vetterli 2007) of the covariance eigenvalues: those are the
+    Not `zoo.metrics.spectrum.effective_rank` (Roy & Vetterli 2007) of the covariance eigenvalues: those are the
     squared singular values of the *centred* embedding / (N - 1), so the entropy weights differ (s_k^2 vs s_k)
     and the mean direction counts here; both are kept."""
     if reason := unusable(features, 2):
@@ -66,7 +66,7 @@ def rankme(features, eps=RANKME_EPS):
 def alpha_req(eigenvalues, first=ALPHA_FIRST_RANK, last=ALPHA_LAST_RANK):
     """alpha of the power law lambda_k ~ k^-alpha: minus the slope of the ordinary least-squares line through
     (log k, log lambda_k) for the ranks k = first..min(last, len(eigenvalues)) of the descending covariance
-    eigenvalues (pass `zoo.eval.spectrum.covariance_eigenvalues(features)`, the attainable ones).
+    eigenvalues (pass `zoo.metrics.spectrum.covariance_eigenvalues(features)`, the attainable ones).
 
     Source: Agrawal, Mondal, Ghosh, Richards, "alpha-ReQ: Assessing representation quality in self-supervised
     learning by measuring eigenspectrum decay", NeurIPS 2022; the range follows the authors' code

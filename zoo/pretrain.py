@@ -3,6 +3,7 @@
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ from zoo.callbacks import (
 )
 from zoo.catalog import dataset_info
 from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
-from zoo.config import check_pretrain_config, register_configs
+from zoo.config import CONFIG_ERRORS, check_pretrain_config, config_error_line, plain_values, register_configs
 from zoo.data import build_loaders, resolved_views
 from zoo.data.augment import expand_crops
 from zoo.errors import ZooError, exit_on_user_error
@@ -110,7 +111,7 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     main_knn.py and downstream/ read it, and from which `build_method` rebuilds old checkpoints."""
     global_batch = cfg.data.batch_size * world_size  # of one forward pass, over all devices
     cfg.optimizer.lr_scaled = batch_scaled(cfg.optimizer.lr, cfg.optimizer.scale_lr, global_batch * accumulate_grad_batches)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = plain_values(cfg)
     optimizer = resolved["optimizer"]
     method = get_method(cfg.method.name)(
         resolved["method"],
@@ -321,17 +322,32 @@ def main():
     exit_on_user_error(check_run_dir_override)(sys.argv[1:])
 
     sys.argv[1:] = hydra_flags_first(sys.argv[1:])
+    # Hydra reports an error of composing the config (`scheduler.name=cosin`, `optimizer.lr=abc`) in several lines
+    # and exits 1; raised instead, it becomes the one `error:` line below. The run's own errors stay as they were.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    composed = False
 
     @hydra.main(config_path="configs", config_name="pretrain", version_base="1.3")
     @exit_on_user_error
     def run(cfg):
+        nonlocal composed
+        composed = True
         if torch.cuda.is_available():  # TF32 for the backbone; a CUDA feature (the whitening stays float32)
             torch.set_float32_matmul_precision("high")
         check_batch_overrides(cfg)
         check_precision_override(cfg)
         pretrain(cfg)
 
-    run()
+    @exit_on_user_error
+    def compose_and_run():
+        try:
+            run()
+        except CONFIG_ERRORS as err:
+            if composed:  # raised by the run, not by composing its config: a bug, with its traceback
+                raise
+            raise ZooError(config_error_line(err)) from None
+
+    compose_and_run()
 
 
 if __name__ == "__main__":

@@ -38,16 +38,13 @@ def launcher_config(launcher_overrides, root):
         raise ZooError("hydra/launcher=submitit_* needs hydra-submitit-launcher: pip install -e '.[slurm]'") from None
     from hydra import compose, initialize_config_module
 
-    from zoo.eval.common import CONFIG_ERRORS
+    from zoo.config import one_line_config_errors
 
     ours = [f"hydra.launcher.submitit_folder={Path(root) / '.submitit' / '%j'}", "hydra.launcher.name=zoo"]
     chosen = [o for o in launcher_overrides if o.startswith("hydra/launcher=")]
-    try:
-        with initialize_config_module("zoo.configs.tables", version_base="1.3"):
-            cfg = compose("launcher", overrides=[*chosen, *ours, *(o for o in launcher_overrides if o not in chosen)],
-                          return_hydra_config=True)
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
+    with one_line_config_errors(), initialize_config_module("zoo.configs.tables", version_base="1.3"):
+        cfg = compose("launcher", overrides=[*chosen, *ours, *(o for o in launcher_overrides if o not in chosen)],
+                      return_hydra_config=True)
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 

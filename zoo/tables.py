@@ -173,18 +173,14 @@ def compose_pretrain(overrides):
     one `error:` line when it does not resolve."""
     from hydra import compose, initialize_config_module
 
-    from zoo.config import register_configs
-    from zoo.eval.common import CONFIG_ERRORS
+    from zoo.config import one_line_config_errors, plain_values, register_configs
     from zoo.registry import method_names
 
     register_configs()
     method_names()
-    try:
-        with initialize_config_module("zoo.configs", version_base="1.3"):
-            cfg = compose("pretrain", overrides=overrides)
-        return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    except CONFIG_ERRORS as err:
-        raise ZooError(f"{' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+    with one_line_config_errors(prefix=f"{' '.join(overrides)}: "), initialize_config_module("zoo.configs", version_base="1.3"):
+        cfg = compose("pretrain", overrides=overrides)
+        return OmegaConf.create(plain_values(cfg))
 
 
 def compose_linear(overrides):

@@ -72,8 +72,6 @@ def choose_loader(data_cfg):
         if not folder:
             raise ZooError(f"data.loader=dali reads the ImageFolder layout only; use data.loader=torchvision for {data_cfg.name}")
         return "dali"
-    if data_cfg.loader != "auto":
-        raise ZooError(f"data.loader must be auto, dali or torchvision, not '{data_cfg.loader}'")
     if folder and dali_available():
         return "dali"
     if folder:

@@ -18,6 +18,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2 as T
 
 from zoo.errors import ZooError
+from zoo.names import Interpolation, not_one_of
 
 # The order the ops run in when a group does not say otherwise (INTL, solo-learn).
 DEFAULT_ORDER = ["crop", "jitter", "gray", "blur", "solarize", "flip"]
@@ -32,7 +33,7 @@ class CropGroup:
     size: int | None = None  # None = data.image_size
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    interpolation: str = "bicubic"
+    interpolation: Interpolation = Interpolation.bicubic
     flip_p: float = 0.5
     jitter_p: float = 0.8
     brightness: float = 0.4
@@ -179,17 +180,19 @@ class PILGaussianBlur(T.Transform):
 
 
 _INTERPOLATION = {
-    "bicubic": T.InterpolationMode.BICUBIC,
-    "bilinear": T.InterpolationMode.BILINEAR,
-    "nearest": T.InterpolationMode.NEAREST,
+    Interpolation.bicubic: T.InterpolationMode.BICUBIC,
+    Interpolation.bilinear: T.InterpolationMode.BILINEAR,
+    Interpolation.nearest: T.InterpolationMode.NEAREST,
 }
 
 
 def interpolation_mode(name):
+    """torchvision's mode of a zoo.names.Interpolation (a config's crop groups hold one; a data set's catalog entry
+    and a crop group built in code, its string)."""
     try:
         return _INTERPOLATION[name]
     except KeyError:
-        raise ZooError(f"unknown interpolation '{name}' (choose one of {', '.join(_INTERPOLATION)})") from None
+        raise ZooError(not_one_of("interpolation", name, Interpolation)) from None
 
 
 def check_known_ops(group):

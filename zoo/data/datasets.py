@@ -69,11 +69,8 @@ def _torchvision_dataset(name, root, split, transform, download):
 
 
 def _folder_dataset(root, split, transform, corrupt_images="skip"):
-    from zoo.data.files import CORRUPT_IMAGES
     from zoo.data.folder import NamingImageFolder
 
-    if corrupt_images not in CORRUPT_IMAGES:
-        raise ZooError(f"data.corrupt_images must be {' or '.join(CORRUPT_IMAGES)}, not '{corrupt_images}'")
     if root is None:
         raise ZooError("data.root is not set: pass data.root=PATH to a folder with train/<class>/* and val/<class>/*")
     split_dir = Path(root) / split

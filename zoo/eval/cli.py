@@ -29,18 +29,17 @@ from omegaconf import OmegaConf
 from zoo.arguments import check_data_root, data_overrides, override_value
 from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import load_method, read_checkpoint
-from zoo.config import LinearRunConfig, check_batch_limits
+from zoo.config import LinearRunConfig, check_batch_limits, one_line_config_errors, plain_values
 from zoo.data.datasets import build_dataset
 from zoo.errors import ZooError, exit_on_user_error
-from zoo.eval.common import CONFIG_ERRORS, data_config, load_backbone, run_folder, write_json
+from zoo.eval.common import data_config, load_backbone, run_folder, write_json
 from zoo.eval.embedding import plot_embedding
 from zoo.eval.features import FEATURES, default_device, encoder, labelled_features
 from zoo.eval.finetune import LABEL_FRACTIONS, finetune_eval, run_name
 from zoo.eval.knn import DISTANCES, markdown_table, sweep
-from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_eval
+from zoo.eval.linear import lightning_eval, precomputed_eval
 from zoo.provenance import provenance
 
-PROTOCOLS = ("precomputed", "frozen", "finetune")
 LINEAR_HEAD = "linear_head.pt"  # the head main_linear.py leaves in its run folder (precomputed, frozen)
 DEFAULT_K = "1,2,5,10,20,50,100,200"
 DEFAULT_TEMPERATURES = "0.01,0.02,0.05,0.07,0.1,0.2,0.5,1"
@@ -68,11 +67,9 @@ def build_config(pretrain_cfg, overrides):
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="linear_schema", node=LinearRunConfig)
-    try:
-        with initialize_config_module("zoo.configs.linear", version_base="1.3"):
-            cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
+    with one_line_config_errors(), initialize_config_module("zoo.configs.linear", version_base="1.3"):
+        cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
+        OmegaConf.to_container(cfg, resolve=True)  # an interpolated value meets its type here
     OmegaConf.set_struct(cfg, False)
     cfg.data = data_config(pretrain_cfg, data_overrides(overrides), protocol_data=cfg.linear.data)
     check_linear_config(cfg.linear)
@@ -81,9 +78,7 @@ def build_config(pretrain_cfg, overrides):
 
 
 def check_linear_config(cfg):
-    for key, allowed in (("protocol", PROTOCOLS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
-        if cfg[key] not in allowed:
-            raise ZooError(f"linear.{key} must be one of {', '.join(allowed)}, not '{cfg[key]}'")
+    """What the schema's types (protocol, optimizer, schedule: zoo.names) do not say."""
     if cfg.label_fraction is not None and (cfg.protocol != "finetune" or cfg.label_fraction not in LABEL_FRACTIONS):
         raise ZooError("linear.label_fraction is 1 or 10 (percent of ImageNet's labels) and needs linear.protocol=finetune")
 
@@ -133,7 +128,7 @@ def save_linear_head(classifier, cfg, path):
 
     classes = getattr(build_dataset(cfg.data, "val", None), "classes", None)
     head = {"weight": classifier.weight.detach().cpu(), "bias": classifier.bias.detach().cpu(),
-            "classes": list(classes) if classes is not None else None, "data": OmegaConf.to_container(cfg.data, resolve=True)}
+            "classes": list(classes) if classes is not None else None, "data": plain_values(cfg.data)}
     buffer = io.BytesIO()
     torch.save(head, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -225,11 +220,8 @@ def parse_transfer_args(argv):
 
 def build_transfer_config(overrides):
     """zoo/configs/transfer/transfer.yaml with the overrides, its values checked."""
-    try:
-        with initialize_config_module("zoo.configs.transfer", version_base="1.3"):
-            cfg = compose("transfer", overrides=overrides)
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
+    with one_line_config_errors(), initialize_config_module("zoo.configs.transfer", version_base="1.3"):
+        cfg = compose("transfer", overrides=overrides)
     if cfg.suite not in SUITE_NAMES:
         raise ZooError(f"suite must be one of {', '.join(SUITE_NAMES)}, not '{cfg.suite}'")
     t, f = cfg.transfer, cfg.few_shot

@@ -5,20 +5,14 @@ import json
 from pathlib import Path
 
 import lightning as L
-from hydra.errors import HydraException
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from zoo.backbones import create_backbone
 from zoo.callbacks import atomic_write_bytes
 from zoo.checkpoint import complete_config
-from zoo.config import DataConfig
+from zoo.config import DataConfig, one_line_config_errors
 from zoo.data import resolved_views
-from zoo.errors import ZooError
-
-# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
 
 
 def build_trainer(trainer_cfg, run_dir, logger=CSVLogger, **arguments):
@@ -60,10 +54,8 @@ def load_backbone(checkpoint):
 def data_config(pretrain_cfg, overrides, protocol_data=None):
     """The checkpoint's data config (or the defaults without one), with an evaluation protocol's
     values (`protocol_data`, a mapping) and then `data.KEY=VALUE` overrides on top."""
-    try:
+    with one_line_config_errors():
         data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {},
                                protocol_data or {})
         data.merge_with_dotlist([o[len("data.") :] for o in overrides])
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
     return data

@@ -245,13 +245,14 @@ class LinearRunConfig:
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
 
 
-def config_error_line(err):
+def config_error_line(err, node_key=""):
     """The one line of a CONFIG_ERRORS error: a name outside its enum as the command-line check says it
-    (`zoo.names.not_one_of`: key, value, choices), any other error its first line and its cause's (which name the key)."""
+    (`zoo.names.not_one_of`: key, value, choices; `node_key`: where the config that raised it sits in the run
+    config, e.g. "data."), any other error its first line and its cause's (which name the key)."""
     cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
     node = getattr(cause, "child_node", None)
     if isinstance(node, EnumNode) and getattr(cause, "full_key", None):
-        return not_one_of(cause.full_key, cause.value, node.enum_type)
+        return not_one_of(f"{node_key}{cause.full_key}", cause.value, node.enum_type)
     line = str(err).splitlines()[0]
     if cause is not err and str(cause).strip():
         line = f"{line.rstrip('.')}: {str(cause).splitlines()[0]}"
@@ -259,12 +260,13 @@ def config_error_line(err):
 
 
 @contextlib.contextmanager
-def one_line_config_errors(prefix=""):
-    """Composing or resolving a config inside: a CONFIG_ERRORS error becomes the ZooError of its one line."""
+def one_line_config_errors(prefix="", node_key=""):
+    """Composing or resolving a config inside: a CONFIG_ERRORS error becomes the ZooError of its one line (after
+    `prefix`; `node_key`: see config_error_line)."""
     try:
         yield
     except CONFIG_ERRORS as err:
-        raise ZooError(prefix + config_error_line(err)) from None
+        raise ZooError(prefix + config_error_line(err, node_key)) from None
 
 
 def plain_values(node):

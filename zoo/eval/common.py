@@ -54,7 +54,7 @@ def load_backbone(checkpoint):
 def data_config(pretrain_cfg, overrides, protocol_data=None):
     """The checkpoint's data config (or the defaults without one), with an evaluation protocol's
     values (`protocol_data`, a mapping) and then `data.KEY=VALUE` overrides on top."""
-    with one_line_config_errors():
+    with one_line_config_errors(node_key="data."):
         data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {},
                                protocol_data or {})
         data.merge_with_dotlist([o[len("data.") :] for o in overrides])

@@ -16,6 +16,7 @@ import torch
 
 from zoo.errors import ZooError
 
+
 class FBLars(torch.optim.Optimizer):
     """LARS as facebookresearch/barlowtwins and facebookresearch/vicreg write it: per parameter, u = g + wd w, scaled
     by the trust ratio eta ||w|| / ||u|| (1 where either norm is 0) in groups with `always_adapt`, into a heavy-ball

@@ -323,7 +323,7 @@ def main():
 
     sys.argv[1:] = hydra_flags_first(sys.argv[1:])
     # Hydra reports an error of composing the config (`scheduler.name=cosin`, `optimizer.lr=abc`) in several lines
-    # and exits 1; raised instead, it becomes the one `error:` line below. The run's own errors stay as they were.
+    # and exits 1; raised instead, it becomes the one `error:` line below (the run's own errors, bugs, keep their traceback).
     os.environ["HYDRA_FULL_ERROR"] = "1"
     composed = False
 

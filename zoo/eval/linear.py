@@ -29,11 +29,12 @@ from zoo.data import eval_pipeline, normalisation, worker_count
 from zoo.data.augment import CropGroup, torchvision_view
 from zoo.data.datasets import build_dataset, num_classes
 from zoo.errors import ZooError
-from zoo.names import LinearOptimizer, LinearSchedule
 from zoo.eval.common import build_trainer
 from zoo.eval.features import default_device, encoder, labelled_features
 from zoo.eval.knn import knn_predict, knn_result, topk_accuracy
+from zoo.names import LinearOptimizer, LinearSchedule
 from zoo.provenance import TrainingMeter
+
 
 # ---- optimiser and schedule, shared by every protocol ----------------------------------
 def make_optimizer(groups, cfg):

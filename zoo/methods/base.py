@@ -30,10 +30,10 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from zoo.backbones import build_mlp, create_backbone, wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig, plain_values
 from zoo.errors import ZooError
-from zoo.names import Schedule, ScheduleInterval, WarmupRule
 from zoo.eval.health import collapse_indicator, health
 from zoo.eval.knn import knn_predict
 from zoo.eval.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
+from zoo.names import Schedule, ScheduleInterval, WarmupRule
 from zoo.optim import make_optimizer
 from zoo.spectral import covariance
 

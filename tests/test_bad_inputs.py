@@ -42,10 +42,10 @@ BEFORE_TORCH = [
     (["trainer.max_steps=0"], {}, "trainer.max_steps=0 trains nothing"),
     (["trainer.precision=17"], {}, "trainer.precision=17 is not a precision Lightning knows"),
     (["data.name=cifar11"], {}, "unknown dataset data.name=cifar11"),
-    (["data.loader=dallli"], {}, "data.loader must be auto, dali or torchvision, not 'dallli'"),
-    (["scheduler.name=cosin"], {}, "scheduler.name must be cosine, step or constant, not 'cosin'"),
-    (["scheduler.interval=epochs"], {}, "scheduler.interval must be step or epoch, not 'epochs'"),
-    (["scheduler.warmup_rule=linear"], {}, "scheduler.warmup_rule must be next, from_zero or endpoints, not 'linear'"),
+    (["data.loader=dallli"], {}, "data.loader=dallli is not one of: auto, dali, torchvision"),
+    (["scheduler.name=cosin"], {}, "scheduler.name=cosin is not one of: cosine, step, constant"),
+    (["scheduler.interval=epochs"], {}, "scheduler.interval=epochs is not one of: step, epoch"),
+    (["scheduler.warmup_rule=linear"], {}, "scheduler.warmup_rule=linear is not one of: next, from_zero, endpoints"),
     (["data.batch_size=0"], {}, "data.batch_size=0 must be at least 1"),
     (["experiment=cifar10/simclrr"], {}, "unknown recipe experiment=cifar10/simclrr"),
     ([], {"NUM_GPUS": "abc"}, "NUM_GPUS=abc is not a number of devices"),
@@ -70,7 +70,7 @@ def test_the_schedule_names_checked_early_are_the_ones_the_schedule_computes():
     from zoo.arguments import NAMES
     from zoo.methods.base import WARMUP_RULES
 
-    assert NAMES["scheduler.warmup_rule"] == tuple(WARMUP_RULES)
+    assert tuple(NAMES["scheduler.warmup_rule"]) == tuple(WARMUP_RULES)
 
 
 def test_a_recipe_script_with_a_bad_num_gpus_is_one_line(tmp_path):
@@ -271,3 +271,135 @@ def test_a_missing_checkpoint_is_one_line_before_torch(script, flag, tmp_path):
     code, errors, imported = run_entry([script, *(part.format(missing) for part in flag)])
     assert code == 2 and errors == [f"error: checkpoint not found: {missing} (pass the path to a .ckpt written by main_pretrain.py)"]
     assert "torch" not in imported
+
+
+# ---- names (zoo.names): the schema's enums, the command-line check and the composed config say one line -------------
+def enum_fields(schema, prefix=""):
+    """{dotted key: enum} of a dataclass schema's fields typed with an enum (nested dataclasses followed, lists not)."""
+    import dataclasses
+    import enum
+    import typing
+
+    fields = {}
+    for name, hint in typing.get_type_hints(schema).items():
+        if isinstance(hint, type) and issubclass(hint, enum.Enum):
+            fields[f"{prefix}{name}"] = hint
+        elif dataclasses.is_dataclass(hint):
+            fields.update(enum_fields(hint, f"{prefix}{name}."))
+    return fields
+
+
+def misspelt(names):
+    return next(iter(names)).value[:-1]  # cosine -> cosin
+
+
+def one_line(key, value, names):
+    return f"{key}={value} is not one of: {', '.join(member.value for member in names)}"
+
+
+def test_the_command_line_check_knows_every_name_the_schema_types():
+    from zoo.arguments import NAMES
+    from zoo.config import LinearRunConfig, PretrainConfig
+
+    assert {**enum_fields(PretrainConfig), **enum_fields(LinearRunConfig)} == NAMES
+
+
+def test_every_name_is_its_own_value():
+    """OmegaConf reads a config's string by member name; checkpoints, config.yaml and summaries hold the value."""
+    import enum
+
+    import zoo.names
+
+    enums = [item for item in vars(zoo.names).values() if isinstance(item, type) and issubclass(item, enum.Enum)
+             and item.__module__ == "zoo.names"]
+    assert len(enums) >= 12
+    for names in enums:
+        assert all(isinstance(member, str) and member.name == member.value for member in names), names
+
+
+def method_enum_fields():
+    """(method, key, enum) of every registered method's enum-typed Config fields (INTL's axis, ...)."""
+    from zoo.registry import discover_methods, get_method, method_names
+
+    discover_methods()
+    return [(name, key, names) for name in sorted(method_names())
+            for key, names in enum_fields(get_method(name).Config, "method.").items()]
+
+
+def pretrain_name_cases():
+    from zoo.arguments import NAMES
+
+    cases = [([], key, names) for key, names in NAMES.items() if not key.startswith("linear.")]
+    seen = set()
+    for method, key, names in method_enum_fields():  # one method per field
+        if key not in seen:
+            seen.add(key)
+            cases.append(([f"method={method}"], key, names))
+    return cases
+
+
+PRETRAIN_NAMES = pretrain_name_cases()
+
+
+@pytest.mark.parametrize("selected, key, names", PRETRAIN_NAMES, ids=[case[1] for case in PRETRAIN_NAMES])
+def test_a_misspelt_name_is_rejected_when_the_config_is_composed(selected, key, names, tmp_path, monkeypatch, capsys):
+    """main_pretrain in this process, its command-line check skipped: Hydra composing the config rejects the
+    value (the schema's enum), in the one line the command-line check gives (where it knows the key)."""
+    import zoo.pretrain
+    from zoo.arguments import NAMES, check_pretrain_arguments
+
+    bad = misspelt(names)
+    expected = one_line(key, bad, names)
+    if key in NAMES:
+        with pytest.raises(ZooError) as early:
+            check_pretrain_arguments([*selected, f"{key}={bad}"])
+        assert str(early.value) == expected
+    monkeypatch.setattr(zoo.pretrain, "check_pretrain_arguments", lambda argv: None)
+    monkeypatch.setattr(sys, "argv", ["main_pretrain.py", *selected, f"{key}={bad}", f"run_dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as stopped:
+        zoo.pretrain.main()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stopped.value.code == 2 and errors == [f"error: {expected}"]
+    assert not (tmp_path / "run").exists()  # before anything is built or written
+
+
+def test_a_misspelt_name_through_an_interpolation_is_one_line(tmp_path, monkeypatch, capsys):
+    """A value Hydra composes unresolved is checked by check_pretrain_config, before any data or model."""
+    import zoo.pretrain
+    from zoo.names import Schedule
+
+    monkeypatch.setenv("ZOO_TEST_SCHEDULE", "cosin")
+    monkeypatch.setattr(sys, "argv", ["main_pretrain.py", "scheduler.name=${oc.env:ZOO_TEST_SCHEDULE}", f"run_dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as stopped:
+        zoo.pretrain.main()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stopped.value.code == 2 and errors == [f"error: {one_line('scheduler.name', 'cosin', Schedule)}"]
+
+
+def test_a_misspelt_method_name_is_one_line_from_hydra_in_a_new_process(tmp_path):
+    """The real command: method fields are not on the command-line check's list, so Hydra's composition rejects it."""
+    from zoo.names import WhiteningAxis
+
+    code, errors, _ = run_entry(["main_pretrain.py", "method=intl", "method.axis=chanel", f"run_dir={tmp_path / 'run'}"])
+    assert code == 2 and errors == [f"error: {one_line('method.axis', 'chanel', WhiteningAxis)}"], errors
+
+
+LINEAR_NAMES = [(key, names) for key, names in __import__("zoo.arguments").arguments.NAMES.items()
+                if key.startswith(("linear.", "data."))]
+
+
+@pytest.mark.parametrize("key, names", LINEAR_NAMES, ids=[case[0] for case in LINEAR_NAMES])
+def test_a_misspelt_name_is_one_line_in_main_linear(key, names, capsys):
+    """main_linear in this process (its config composed, the data config merged): the line of its command-line check."""
+    from zoo.arguments import check_evaluation_arguments
+    from zoo.eval.cli import main_linear
+
+    bad = misspelt(names)
+    expected = one_line(key, bad, names)
+    with pytest.raises(ZooError) as early:
+        check_evaluation_arguments(["--cfg", "job", f"{key}={bad}"])
+    assert str(early.value) == expected
+    with pytest.raises(SystemExit) as stopped:
+        main_linear(["--cfg", "job", f"{key}={bad}"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stopped.value.code == 2 and errors == [f"error: {expected}"]

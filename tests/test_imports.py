@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The layers, lowest first: a module imports only from its own layer or lower ones. A module belongs to the layer of
 # the longest name listed for it (zoo.eval.cli is an entry point, the rest of zoo.eval is evaluation).
 LAYERS = {
-    "core": ["zoo.errors", "zoo.atomic"],
+    "core": ["zoo.errors", "zoo.atomic", "zoo.names"],  # zoo.names: the closed name sets (enums) the schema types
     "config": [
         "zoo.config",
         "zoo.configs",  # the packages of the YAML files

@@ -168,7 +168,7 @@ def test_finetune_on_a_label_subset(digits_run, image_folder, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["linear.protocol=nope"], "linear.protocol must be one of precomputed, frozen, finetune, not 'nope'"),
+        (["linear.protocol=nope"], "linear.protocol=nope is not one of: precomputed, frozen, finetune"),
         (["linear.label_fraction=1"], "linear.label_fraction is 1 or 10"),
         (["data.nope=1"], "Key 'nope' not in 'DataConfig'"),
     ],

@@ -69,7 +69,7 @@ def test_csv_stays_on_beside_the_trackers(tracked_run):
 
 def test_unknown_logger_and_missing_extra_are_one_line_errors(monkeypatch):
     assert chosen_trackers("csv") == [] and chosen_trackers(["tensorboard", "wandb"]) == ["wandb", "tensorboard"]
-    with pytest.raises(ZooError, match=r"^logger=mlflow is not a logger: choose from csv, wandb, tensorboard"):
+    with pytest.raises(ZooError, match=r"^logger=mlflow is not one of: csv, wandb, tensorboard \(several: logger=\[wandb,tensorboard\]\)$"):
         chosen_trackers("mlflow")
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed: importing it raises ImportError
     with pytest.raises(ZooError, match=r"^logger=wandb needs the wandb extra: pip install 'zoo\[wandb\]'$"):
@@ -79,4 +79,4 @@ def test_unknown_logger_and_missing_extra_are_one_line_errors(monkeypatch):
 def test_an_unknown_logger_stops_the_command_in_one_line(tmp_path):
     result = run("main_pretrain.py", "logger=mlflow", f"run_dir={tmp_path / 'run'}", check=False, timeout=120)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: logger=mlflow is not a logger"), result.stderr
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: logger=mlflow is not one of: csv, wandb, tensorboard"), result.stderr

@@ -412,7 +412,8 @@ def test_checkpoints_load_new_and_old(tmp_path):
     new, old = tmp_path / "new.ckpt", tmp_path / "old.ckpt"
     save_checkpoint(model, new)
     # before the explicit arguments a checkpoint kept only the run config
-    save_checkpoint(model, old, {"cfg": OmegaConf.to_container(cfg, resolve=True), "num_classes": 10, "world_size": 2})
+    save_checkpoint(model, old, {"cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "num_classes": 10,
+                                 "world_size": 2})
     for path in (new, old):
         loaded, config = load_method(path)
         assert type(loaded) is type(model) and loaded.global_batch_size == 32 and config.method.name == "simsiam"
@@ -421,6 +422,35 @@ def test_checkpoints_load_new_and_old(tmp_path):
     loaded = get_method("simsiam").load_from_checkpoint(new, map_location="cpu", weights_only=False)
     assert loaded.global_batch_size == 32 and loaded.mcfg == model.mcfg and loaded.lr == model.lr
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_a_checkpoint_holds_the_names_as_plain_strings(tmp_path):
+    """The schema's names are zoo.names enum members in the process; what a checkpoint keeps (read by main_linear,
+    downstream/, Lightning's hparams.yaml) is the plain string, and strings (every checkpoint before) load back."""
+    import enum
+
+    import yaml
+
+    from zoo.build import load_method
+    from zoo.names import Optimizer, WhiteningAxis
+
+    cfg = compose_config(["method=intl", "method.axis=batch", "optimizer.name=lars", "scheduler.warmup_rule=endpoints",
+                          "data.batch_size=16", *SMALL["intl"]])
+    assert cfg.method.axis is WhiteningAxis.batch and cfg.optimizer.name is Optimizer.lars
+    model = build_method(cfg, num_classes=10, world_size=1)
+
+    def leaves(tree):
+        return [leaf for value in tree.values() for leaf in leaves(value)] if isinstance(tree, dict) else [tree]
+
+    hparams = dict(model.hparams)
+    assert not [leaf for leaf in leaves(hparams) if isinstance(leaf, enum.Enum)]
+    assert type(hparams["cfg"]["method"]["axis"]) is str and type(hparams["config"]["axis"]) is str
+    assert type(hparams["optimizer"]["name"]) is str and hparams["cfg"]["scheduler"]["warmup_rule"] == "endpoints"
+    yaml.safe_dump(hparams)  # safe YAML refuses an enum member
+    path = tmp_path / "intl.ckpt"
+    save_checkpoint(model, path)
+    loaded, config = load_method(path)
+    assert loaded.mcfg.axis is WhiteningAxis.batch and config.optimizer.name is Optimizer.lars
 
 
 def test_the_online_probe_accuracy_ignores_unlabelled_samples():

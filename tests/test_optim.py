@@ -67,7 +67,6 @@ def test_the_other_variant_differs_on_the_same_steps(case):
 
 
 @pytest.mark.parametrize("name, clip, message", [
-    ("lamb", False, "optimizer.name must be sgd, lars, lars_fb, lars_google, adam, adamw, not 'lamb'"),
     ("lars_fb", True, "lars_fb has no clipping"),
     ("lars_google", True, "lars_google has no clipping"),
 ])

@@ -140,7 +140,8 @@ BAD_INPUTS = [
     (["data.batch_size=0"], "data.batch_size=0 must be at least 1"),
     (["optimizer.lr=-1"], "optimizer.lr=-1.0 must be positive"),
     (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5 must be a number of batches"),
-    (["optimizer.name=lamb"], "optimizer.name must be sgd, lars, lars_fb, lars_google, adam, adamw, not 'lamb'"),
+    (["optimizer.name=lamb"], "optimizer.name=lamb is not one of: sgd, lars, lars_fb, lars_google, adam, adamw"),
+    (["optimizer.lr=abc"], "optimizer.lr=abc: Value 'abc' of type 'str' could not be converted to Float"),  # Hydra's, one line
     pytest.param(["trainer.accelerator=gpu"], "trainer.accelerator=gpu but this machine has no CUDA GPU",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")),
 ]

@@ -10,6 +10,7 @@ real thing.
 
 import contextlib
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -207,7 +208,9 @@ def recipe_value(cfg, key):
     if key == "views":
         return sum(group.count for group in cfg.data.views)
     value = OmegaConf.select(cfg, key)
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    if isinstance(value, enum.Enum):  # a name of zoo.names: compared as the string the recipe gives
+        return value.value
+    return OmegaConf.to_container(value, enum_to_str=True) if OmegaConf.is_config(value) else value
 
 
 def same_value(actual, expected):

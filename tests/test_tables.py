@@ -95,6 +95,7 @@ def test_seeds_are_a_sweep_each_its_own_run(tmp_path):
     (["intl/coco", "--plan", "seed=a"], "seeds are integers"),
     (["intl/coco", "--plan", "trainer.max_epochs"], "'trainer.max_epochs' is not an override"),
     (["intl/coco", "--plan", "trainer.no_such_key=1"], "trainer.no_such_key"),
+    (["intl/coco", "--plan", "scheduler.name=cosin"], "scheduler.name=cosin is not one of: cosine, step, constant"),
     (["intl/coco", "--plan", "hydra/launcher=joblib"], "hydra/launcher=joblib"),
     (["intl/coco", "--plan", "hydra.launcher.partition=gpu"], "needs a submitit launcher: add hydra/launcher=submitit_slurm"),
     (["intl/coco", "hydra/launcher=submitit_slurm"], 'Could not detect "srun"'),  # no cluster on this PATH

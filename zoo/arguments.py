@@ -15,20 +15,35 @@ from pathlib import Path
 
 from zoo.catalog import dataset_info
 from zoo.errors import ZooError
+from zoo.names import (
+    CorruptImages,
+    Interpolation,
+    LinearOptimizer,
+    LinearProtocol,
+    LinearSchedule,
+    Loader,
+    Optimizer,
+    Schedule,
+    ScheduleInterval,
+    WarmupRule,
+    checked,
+)
 from zoo.registry import declared_method_names
 
-LOADERS = ("auto", "dali", "torchvision")
-# The names a key takes (the lr schedule: zoo.methods.base.lr_factor_schedule, WARMUP_RULES).
-NAMES = {"data.loader": LOADERS, "scheduler.name": ("cosine", "step", "constant"), "scheduler.interval": ("step", "epoch"),
-         "scheduler.warmup_rule": ("next", "from_zero", "endpoints")}
+# The enum of each key the schema types with one (zoo.config: main_pretrain.py's keys and main_linear.py's), for the
+# command line before Hydra composes it; the composed config meets the same enums in the schema, with the same line.
+NAMES = {"optimizer.name": Optimizer, "scheduler.name": Schedule, "scheduler.interval": ScheduleInterval,
+         "scheduler.warmup_rule": WarmupRule, "data.loader": Loader, "data.corrupt_images": CorruptImages,
+         "linear.protocol": LinearProtocol, "linear.optimizer": LinearOptimizer, "linear.schedule": LinearSchedule,
+         "linear.crop_interpolation": Interpolation}
 # Lightning's precision names (lightning.fabric.connector's _PRECISION_INPUT)
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "16-true", "bf16-mixed", "bf16", "bf16-true",
               "transformer-engine", "transformer-engine-float16")
 AT_LEAST = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1,
             "divergence.skip_nonfinite_steps": 0}
-# The keys `check_values` looks at.
+# The keys `check_values` looks at in a composed config (whose NAMES the schema's types have checked).
 CHECKED_KEYS = (*AT_LEAST, "optimizer.lr", "optimizer.probe_lr", "optimizer.weight_decay", "trainer.max_epochs",
-                "trainer.max_steps", "trainer.devices", "trainer.num_nodes", "trainer.precision", "data.name", *NAMES)
+                "trainer.max_steps", "trainer.devices", "trainer.num_nodes", "trainer.precision", "data.name")
 
 
 def parse_value(text):
@@ -111,11 +126,16 @@ def check_values(values):
     if precision is not None and str(precision) not in PRECISIONS:
         raise ZooError(f"trainer.precision={precision} is not a precision Lightning knows: use 32-true, bf16-mixed or "
                        "16-mixed (a CUDA GPU)")
-    for key, names in NAMES.items():
-        if values.get(key) is not None and values[key] not in names:
-            raise ZooError(f"{key} must be {', '.join(names[:-1])} or {names[-1]}, not '{values[key]}'")
+    check_names(values)
     if values.get("data.name") is not None:
         dataset_info(values["data.name"])
+
+
+def check_names(values):
+    """`values`' keys of NAMES hold one of their enum's names (the line OmegaConf's rejection becomes, zoo.config)."""
+    for key, names in NAMES.items():
+        if values.get(key) is not None:
+            checked(key, values[key], names)
 
 
 def check_environment(environ=os.environ):
@@ -156,8 +176,9 @@ def check_checkpoint_file(path):
 
 
 def check_evaluation_arguments(argv):
-    """main_linear.py / main_knn.py, before torch is imported: the data a recipe names exists (unless only the
-    config is printed), then `--ckpt PATH` (or --ckpt=PATH) names a file."""
+    """main_linear.py / main_knn.py, before torch is imported: the overrides' names, the data a recipe names exists
+    (unless only the config is printed), then `--ckpt PATH` (or --ckpt=PATH) names a file."""
+    check_names(override_values(argv))
     if "--cfg" not in argv and not any(arg.startswith("--cfg=") for arg in argv):
         check_data_root([arg for arg in argv if not arg.startswith("-")])
     for index, arg in enumerate(argv):

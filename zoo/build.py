@@ -6,6 +6,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 
 from zoo.checkpoint import complete_config, read_checkpoint
+from zoo.config import plain_values
 from zoo.data import data_spec
 from zoo.methods.base import batch_scaled
 from zoo.registry import get_method
@@ -20,7 +21,7 @@ def build_method(cfg, num_classes, world_size, accumulate_grad_batches=1):
     main_knn.py and downstream/ read it, and from which `build_method` rebuilds old checkpoints."""
     global_batch = cfg.data.batch_size * world_size  # of one forward pass, over all devices
     cfg.optimizer.lr_scaled = batch_scaled(cfg.optimizer.lr, cfg.optimizer.scale_lr, global_batch * accumulate_grad_batches)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = plain_values(cfg)
     optimizer = resolved["optimizer"]
     method = get_method(cfg.method.name)(
         resolved["method"],

@@ -5,6 +5,7 @@ Method configs are not listed here: each method file registers its own
 dataclass under the `method` group (see `zoo.registry`).
 """
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +15,23 @@ from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException
 from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import EnumNode
 
 from zoo.arguments import CHECKED_KEYS, check_values
 from zoo.errors import ZooError
-
-# Hydra's and OmegaConf's own messages name the key: their first line becomes the ZooError.
-CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
+from zoo.names import (
+    CorruptImages,
+    Interpolation,
+    LinearOptimizer,
+    LinearProtocol,
+    LinearSchedule,
+    Loader,
+    Optimizer,
+    Schedule,
+    ScheduleInterval,
+    WarmupRule,
+    not_one_of,
+)
 
 # The order the ops run in when a group does not say otherwise (INTL, solo-learn).
 DEFAULT_ORDER = ["crop", "jitter", "gray", "blur", "solarize", "flip"]
@@ -33,7 +45,7 @@ class CropGroup:
     size: int | None = None  # None = data.image_size
     scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
     ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    interpolation: str = "bicubic"
+    interpolation: Interpolation = Interpolation.bicubic
     flip_p: float = 0.5
     jitter_p: float = 0.8
     brightness: float = 0.4
@@ -67,10 +79,10 @@ class DataConfig:
     global_batch_size: int | None = None  # a recipe's batch, split over devices x nodes at start-up
     eval_batch_size: int = 256
     num_workers: int | None = None  # loader workers (DALI: threads) per process; None = the CPUs this process may use, at most 8
-    loader: str = "auto"  # auto | dali | torchvision
+    loader: Loader = Loader.auto  # auto | dali | torchvision
     # An image that passes the up-front check but cannot be decoded: skip (a warning names it; another image takes
     # its place in the batch) | stop (one error line names it)
-    corrupt_images: str = "skip"
+    corrupt_images: CorruptImages = CorruptImages.skip
     image_size: int | None = None  # crop size of groups without one; None = the dataset's own
     eval_resize_ratio: float | None = None  # eval: resize to size*ratio, centre-crop; None = dataset's
     mean: list[float] | None = None  # None = the dataset's statistics
@@ -85,7 +97,7 @@ class DataConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # zoo.optim.OPTIMIZERS: sgd | lars | lars_fb | lars_google | adam | adamw
+    name: Optimizer = Optimizer.sgd  # sgd | lars | lars_fb | lars_google | adam | adamw (zoo.optim)
     lr: float = 0.3  # per 256 samples when scale_lr is true
     scale_lr: bool = True  # lr x global_batch / 256
     lr_scaled: float | None = None  # written at start-up: the lr actually used
@@ -101,15 +113,15 @@ class OptimizerConfig:
 
 @dataclass
 class SchedulerConfig:
-    name: str = "cosine"  # cosine | step | constant
-    interval: str = "step"  # step | epoch: how often the lr changes
+    name: Schedule = Schedule.cosine  # cosine | step | constant
+    interval: ScheduleInterval = ScheduleInterval.step  # step | epoch: how often the lr changes
     warmup_epochs: float = 2.0
     warmup_steps: int = 0  # an iteration count; overrides warmup_epochs when > 0
     # The warmup of step s of W, each as its source computes it (`start` = warmup_start_lr):
     #   next:      base * (s+1) / W                     INTL, W-MSE, CW-RGP (base reached at step W-1)
     #   from_zero: start + (base - start) * s / W      FB Barlow Twins / VICReg (0 at step 0)
     #   endpoints: start + (base - start) * s / (W-1)  solo-learn's LinearWarmupCosineAnnealingLR
-    warmup_rule: str = "next"
+    warmup_rule: WarmupRule = WarmupRule.next
     warmup_start_lr: float = 0.0  # absolute lr of every scheduled group at step 0 (solo-learn: 3e-5), not scaled
     final_factor: float = 0.001  # cosine ends at this fraction of the lr
     milestones: list[int] = field(default_factory=list)  # epochs, for name=step
@@ -216,21 +228,21 @@ class LinearConfig:
     """main_linear.py: how a pretrained backbone is evaluated (protocols: see zoo/eval/linear.py)."""
 
     name: str = "LP-SMALL"  # the recipe protocol's name (recipes.md §6), recorded in summaries and reports
-    protocol: str = "precomputed"  # precomputed (features once) | frozen (augmented images) | finetune (semi-supervised)
+    protocol: LinearProtocol = LinearProtocol.precomputed  # precomputed (features once) | frozen (augmented images) | finetune (semi-supervised)
     epochs: int = 500
     batch_size: int = 1000  # global (split over trainer.devices x trainer.num_nodes)
-    optimizer: str = "adam"  # adam | sgd | lars
+    optimizer: LinearOptimizer = LinearOptimizer.adam  # adam | sgd | lars
     lr: float = 1e-2  # classifier lr as applied: not scaled by the batch
     backbone_lr: float = 0.0  # finetune: the backbone's lr
     weight_decay: float = 5e-6
     momentum: float = 0.9  # sgd, lars
     lars_eta: float = 0.001  # LARS trust coefficient (adapts every parameter, no clipping: apex LARC)
-    schedule: str = "exponential"  # per epoch: exponential (to final_lr) | step | cosine (to 0) | constant
+    schedule: LinearSchedule = LinearSchedule.exponential  # per epoch: exponential (to final_lr) | step | cosine (to 0) | constant
     final_lr: float = 1e-6
     milestones: list[int] = field(default_factory=lambda: [60, 80])  # epochs, for schedule=step
     gamma: float = 0.1
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # frozen / finetune: RRC + flip
-    crop_interpolation: str = "bilinear"
+    crop_interpolation: Interpolation = Interpolation.bilinear
     knn_k: int = 5  # k-NN on the features (Euclidean, majority vote); 0 = none
     label_fraction: int | None = None  # finetune on 1 or 10 (% of ImageNet labels, SimCLR's lists)
     subset_dir: str = "~/.cache/zoo/imagenet_subsets"  # where those lists are downloaded to
@@ -253,6 +265,40 @@ class LinearRunConfig:
     run_dir: str | None = None  # None = <checkpoint's run>/linear (finetune: semi-<fraction>pct)
 
 
+# A config that does not compose or resolve: Hydra's errors and OmegaConf's (a wrong type, a name outside its enum).
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException)
+
+
+def config_error_line(err, node_key=""):
+    """The one line of a CONFIG_ERRORS error: a name outside its enum as the command-line check says it
+    (`zoo.names.not_one_of`: key, value, choices; `node_key`: where the config that raised it sits in the run
+    config, e.g. "data."), any other error its first line and its cause's (which name the key)."""
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    node = getattr(cause, "child_node", None)
+    if isinstance(node, EnumNode) and getattr(cause, "full_key", None):
+        return not_one_of(f"{node_key}{cause.full_key}", cause.value, node.enum_type)
+    line = str(err).splitlines()[0]
+    if cause is not err and str(cause).strip():
+        line = f"{line.rstrip('.')}: {str(cause).splitlines()[0]}"
+    return line
+
+
+@contextlib.contextmanager
+def one_line_config_errors(prefix="", node_key=""):
+    """Composing or resolving a config inside: a CONFIG_ERRORS error becomes the ZooError of its one line (after
+    `prefix`; `node_key`: see config_error_line)."""
+    try:
+        yield
+    except CONFIG_ERRORS as err:
+        raise ZooError(prefix + config_error_line(err, node_key)) from None
+
+
+def plain_values(node):
+    """A config's values resolved, as plain Python (names as strings, not zoo.names members): what leaves the
+    process (checkpoint hyper-parameters, YAML) reads the same as it always did, and loads without the zoo."""
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+
+
 def check_batch_limits(trainer):
     """trainer.limit_*_batches: None, a count of batches (an int >= 0) or a fraction (a float in [0, 1])."""
     for key in ("limit_train_batches", "limit_val_batches"):
@@ -270,6 +316,8 @@ def check_pretrain_config(cfg):
     import timm
     import torch
 
+    with one_line_config_errors():  # an interpolated value meets its type (an enum's names) here, not where it is read
+        OmegaConf.to_container(cfg, resolve=True)
     check_values({key: OmegaConf.select(cfg, key) for key in CHECKED_KEYS})
     check_batch_limits(cfg.trainer)
     from zoo.optim import check_optimizer

@@ -17,8 +17,8 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from zoo.atomic import atomic_write_bytes
 from zoo.errors import ZooError
+from zoo.names import Tracker, not_one_of
 
-TRACKERS = ("csv", "wandb", "tensorboard")  # csv is always on; naming it alone is the default
 WANDB_ID_FILE = "wandb_id"
 
 
@@ -46,11 +46,11 @@ class ResumableCSVLogger(CSVLogger):
 def chosen_trackers(choice):
     """`logger` as given (a name or a list of names) -> the trackers beyond CSV; one-line
     errors for an unknown name or a tracker whose extra is not installed."""
-    names = [choice] if isinstance(choice, str) else list(choice or [])
+    names = [choice] if isinstance(choice, str) else list(choice or [])  # not an enum field: a name or a list of them
     for name in names:
-        if name not in TRACKERS:
-            raise ZooError(f"logger={name} is not a logger: choose from {', '.join(TRACKERS)} (several: logger=[wandb,tensorboard])")
-    trackers = [name for name in TRACKERS if name in names and name != "csv"]
+        if name not in tuple(Tracker):
+            raise ZooError(f"{not_one_of('logger', name, Tracker)} (several: logger=[wandb,tensorboard])")
+    trackers = [name.value for name in Tracker if name in names and name != Tracker.csv]
     for name in trackers:
         try:
             __import__("wandb" if name == "wandb" else "tensorboard")

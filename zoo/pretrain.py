@@ -3,6 +3,7 @@
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -31,7 +32,7 @@ from zoo.callbacks import (
 )
 from zoo.catalog import dataset_info
 from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
-from zoo.config import check_pretrain_config, register_configs
+from zoo.config import CONFIG_ERRORS, check_pretrain_config, config_error_line, register_configs
 from zoo.data import build_loaders, data_spec
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.loggers import run_loggers
@@ -296,17 +297,32 @@ def main():
     exit_on_user_error(check_run_dir_override)(sys.argv[1:])
 
     sys.argv[1:] = hydra_flags_first(sys.argv[1:])
+    # Hydra reports an error of composing the config (`scheduler.name=cosin`, `optimizer.lr=abc`) in several lines
+    # and exits 1; raised instead, it becomes the one `error:` line below (the run's own errors, bugs, keep their traceback).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    composed = False
 
     @hydra.main(config_path="configs", config_name="pretrain", version_base="1.3")
     @exit_on_user_error
     def run(cfg):
+        nonlocal composed
+        composed = True
         if torch.cuda.is_available():  # TF32 for the backbone; a CUDA feature (the whitening stays float32)
             torch.set_float32_matmul_precision("high")
         check_batch_overrides(cfg)
         check_precision_override(cfg)
         pretrain(cfg)
 
-    run()
+    @exit_on_user_error
+    def compose_and_run():
+        try:
+            run()
+        except CONFIG_ERRORS as err:
+            if composed:  # raised by the run, not by composing its config: a bug, with its traceback
+                raise
+            raise ZooError(config_error_line(err)) from None
+
+    compose_and_run()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from zoo.config import CONFIG_ERRORS
+from zoo.config import one_line_config_errors
 from zoo.errors import ZooError
 
 try:
@@ -41,12 +41,9 @@ def launcher_config(launcher_overrides, root):
 
     ours = [f"hydra.launcher.submitit_folder={Path(root) / '.submitit' / '%j'}", "hydra.launcher.name=zoo"]
     chosen = [o for o in launcher_overrides if o.startswith("hydra/launcher=")]
-    try:
-        with initialize_config_module("zoo.configs.tables", version_base="1.3"):
-            cfg = compose("launcher", overrides=[*chosen, *ours, *(o for o in launcher_overrides if o not in chosen)],
-                          return_hydra_config=True)
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
+    with one_line_config_errors(), initialize_config_module("zoo.configs.tables", version_base="1.3"):
+        cfg = compose("launcher", overrides=[*chosen, *ours, *(o for o in launcher_overrides if o not in chosen)],
+                      return_hydra_config=True)
     return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
 

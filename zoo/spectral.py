@@ -49,11 +49,12 @@ from einops import rearrange, repeat
 from torch import Tensor
 
 from zoo.errors import ZooError
+from zoo.names import WhiteningAxis
 
 Axis = Literal["batch", "channel"]
 Kind = Literal["iternorm", "cholesky", "zca", "pca", "power"]
 
-AXES = ("batch", "channel")
+AXES = tuple(axis.value for axis in WhiteningAxis)
 KINDS = ("iternorm", "cholesky", "zca", "pca", "power")
 # Kinds that invert the covariance and so need it to be full rank.
 INVERTING_KINDS = ("cholesky", "zca", "pca", "power")

@@ -33,7 +33,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from zoo.backbones import wants_small_stem
-from zoo.config import CONFIG_ERRORS, overrides_hash, register_configs
+from zoo.config import one_line_config_errors, overrides_hash, plain_values, register_configs
 from zoo.data import resolved_views
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.cli import build_config
@@ -181,12 +181,9 @@ def compose_pretrain(overrides):
 
     register_configs()
     method_names()
-    try:
-        with initialize_config_module("zoo.configs", version_base="1.3"):
-            cfg = compose("pretrain", overrides=overrides)
-        return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    except CONFIG_ERRORS as err:
-        raise ZooError(f"{' '.join(overrides)}: {str(err).splitlines()[0]}") from None
+    with one_line_config_errors(prefix=f"{' '.join(overrides)}: "), initialize_config_module("zoo.configs", version_base="1.3"):
+        cfg = compose("pretrain", overrides=overrides)
+        return OmegaConf.create(plain_values(cfg))
 
 
 def compose_linear(overrides):

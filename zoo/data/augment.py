@@ -19,6 +19,7 @@ from torchvision.transforms import v2 as T
 
 from zoo.config import DEFAULT_ORDER, CropGroup
 from zoo.errors import ZooError
+from zoo.names import Interpolation, not_one_of
 
 KNOWN_OPS = set(DEFAULT_ORDER)
 
@@ -156,17 +157,19 @@ class PILGaussianBlur(T.Transform):
 
 
 _INTERPOLATION = {
-    "bicubic": T.InterpolationMode.BICUBIC,
-    "bilinear": T.InterpolationMode.BILINEAR,
-    "nearest": T.InterpolationMode.NEAREST,
+    Interpolation.bicubic: T.InterpolationMode.BICUBIC,
+    Interpolation.bilinear: T.InterpolationMode.BILINEAR,
+    Interpolation.nearest: T.InterpolationMode.NEAREST,
 }
 
 
 def interpolation_mode(name):
+    """torchvision's mode of a zoo.names.Interpolation (a config's crop groups hold one; a data set's catalog entry
+    and a crop group built in code, its string)."""
     try:
         return _INTERPOLATION[name]
     except KeyError:
-        raise ZooError(f"unknown interpolation '{name}' (choose one of {', '.join(_INTERPOLATION)})") from None
+        raise ZooError(not_one_of("interpolation", name, Interpolation)) from None
 
 
 def check_known_ops(group):

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from zoo.catalog import dataset_info
 from zoo.data import digits_m
 from zoo.data.digits_m import digits_split
-from zoo.data.files import CORRUPT_IMAGES, readable_folder_samples
+from zoo.data.files import readable_folder_samples
 from zoo.data.folder import NamingImageFolder
 from zoo.errors import ZooError
 
@@ -74,8 +74,6 @@ def _torchvision_dataset(name, root, split, transform, download):
 
 
 def _folder_dataset(root, split, transform, corrupt_images="skip"):
-    if corrupt_images not in CORRUPT_IMAGES:
-        raise ZooError(f"data.corrupt_images must be {' or '.join(CORRUPT_IMAGES)}, not '{corrupt_images}'")
     if root is None:
         raise ZooError("data.root is not set: pass data.root=PATH to a folder with train/<class>/* and val/<class>/*")
     split_dir = Path(root) / split

@@ -63,12 +63,9 @@ def readable_folder_samples(samples):
     return tuple(readable_samples(list(samples), stacklevel=4))
 
 
-# data.corrupt_images: what an image that passes the up-front check but cannot be decoded does
-CORRUPT_IMAGES = ("skip", "stop")
-
-
 def corrupt_image(path, reason, corrupt_images):
-    """The image at `path` failed to decode (`reason`): one ZooError line naming it (stop), or a warning naming it (skip)."""
+    """The image at `path` failed to decode (`reason`): one ZooError line naming it (data.corrupt_images=stop), or a
+    warning naming it (skip)."""
     reason = str(reason).replace(f" '{path}'", "")  # PIL names some files itself
     if corrupt_images == "stop":
         raise ZooError(f"cannot decode {path}: {reason} (delete or replace the file, or set data.corrupt_images=skip "

@@ -73,8 +73,6 @@ def choose_loader(data):
         if not folder:
             raise ZooError(f"data.loader=dali reads the ImageFolder layout only; use data.loader=torchvision for {data.source.name}")
         return "dali"
-    if data.loader != "auto":
-        raise ZooError(f"data.loader must be auto, dali or torchvision, not '{data.loader}'")
     if folder and dali_available():
         return "dali"
     if folder:

@@ -30,21 +30,20 @@ from zoo.arguments import check_data_root, data_overrides, override_value
 from zoo.atomic import atomic_write_bytes, write_json
 from zoo.build import load_method
 from zoo.checkpoint import read_checkpoint
-from zoo.config import CONFIG_ERRORS, LinearRunConfig, check_batch_limits
+from zoo.config import LinearRunConfig, check_batch_limits, one_line_config_errors, plain_values
 from zoo.data import data_spec
 from zoo.data.transfer import check_present, check_shift_present
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.eval.common import data_config, load_backbone, run_folder
 from zoo.eval.features import FEATURES, default_device, encoder, labelled_features
 from zoo.eval.finetune import LABEL_FRACTIONS, finetune_eval, run_name
-from zoo.eval.linear import OPTIMIZERS, SCHEDULES, lightning_eval, precomputed_eval
+from zoo.eval.linear import lightning_eval, precomputed_eval
 from zoo.eval.transfer import SUITES, FeatureCache, load_head, table
 from zoo.metrics.embedding import plot_embedding
 from zoo.metrics.knn import DISTANCES, markdown_table, sweep
 from zoo.provenance import provenance
 from zoo.report import load_targets
 
-PROTOCOLS = ("precomputed", "frozen", "finetune")
 LINEAR_HEAD = "linear_head.pt"  # the head main_linear.py leaves in its run folder (precomputed, frozen)
 DEFAULT_K = "1,2,5,10,20,50,100,200"
 DEFAULT_TEMPERATURES = "0.01,0.02,0.05,0.07,0.1,0.2,0.5,1"
@@ -72,11 +71,9 @@ def build_config(pretrain_cfg, overrides):
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="linear_schema", node=LinearRunConfig)
-    try:
-        with initialize_config_module("zoo.configs.linear", version_base="1.3"):
-            cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
+    with one_line_config_errors(), initialize_config_module("zoo.configs.linear", version_base="1.3"):
+        cfg = compose("linear", overrides=[o for o in overrides if not o.startswith("data.")])
+        OmegaConf.to_container(cfg, resolve=True)  # an interpolated value meets its type here
     OmegaConf.set_struct(cfg, False)
     cfg.data = data_config(pretrain_cfg, data_overrides(overrides), protocol_data=cfg.linear.data)
     check_linear_config(cfg.linear)
@@ -85,9 +82,7 @@ def build_config(pretrain_cfg, overrides):
 
 
 def check_linear_config(cfg):
-    for key, allowed in (("protocol", PROTOCOLS), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
-        if cfg[key] not in allowed:
-            raise ZooError(f"linear.{key} must be one of {', '.join(allowed)}, not '{cfg[key]}'")
+    """What the schema's types (protocol, optimizer, schedule: zoo.names) do not say."""
     if cfg.label_fraction is not None and (cfg.protocol != "finetune" or cfg.label_fraction not in LABEL_FRACTIONS):
         raise ZooError("linear.label_fraction is 1 or 10 (percent of ImageNet's labels) and needs linear.protocol=finetune")
 
@@ -137,7 +132,7 @@ def save_linear_head(classifier, cfg, path):
 
     classes = getattr(data_spec(cfg.data).dataset("val", None), "classes", None)
     head = {"weight": classifier.weight.detach().cpu(), "bias": classifier.bias.detach().cpu(),
-            "classes": list(classes) if classes is not None else None, "data": OmegaConf.to_container(cfg.data, resolve=True)}
+            "classes": list(classes) if classes is not None else None, "data": plain_values(cfg.data)}
     buffer = io.BytesIO()
     torch.save(head, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -230,11 +225,8 @@ def parse_transfer_args(argv):
 
 def build_transfer_config(overrides):
     """zoo/configs/transfer/transfer.yaml with the overrides, its values checked."""
-    try:
-        with initialize_config_module("zoo.configs.transfer", version_base="1.3"):
-            cfg = compose("transfer", overrides=overrides)
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
+    with one_line_config_errors(), initialize_config_module("zoo.configs.transfer", version_base="1.3"):
+        cfg = compose("transfer", overrides=overrides)
     if cfg.suite not in SUITE_NAMES:
         raise ZooError(f"suite must be one of {', '.join(SUITE_NAMES)}, not '{cfg.suite}'")
     t, f = cfg.transfer, cfg.few_shot

@@ -6,9 +6,8 @@ from omegaconf import OmegaConf
 
 from zoo.backbones import create_backbone
 from zoo.checkpoint import complete_config
-from zoo.config import CONFIG_ERRORS, DataConfig
+from zoo.config import DataConfig, one_line_config_errors
 from zoo.data import resolved_views
-from zoo.errors import ZooError
 
 
 def run_folder(ckpt_path):
@@ -32,10 +31,8 @@ def load_backbone(checkpoint):
 def data_config(pretrain_cfg, overrides, protocol_data=None):
     """The checkpoint's data config (or the defaults without one), with an evaluation protocol's
     values (`protocol_data`, a mapping) and then `data.KEY=VALUE` overrides on top."""
-    try:
+    with one_line_config_errors(node_key="data."):
         data = OmegaConf.merge(OmegaConf.structured(DataConfig), pretrain_cfg["data"] if pretrain_cfg else {},
                                protocol_data or {})
         data.merge_with_dotlist([o[len("data.") :] for o in overrides])
-    except CONFIG_ERRORS as err:
-        raise ZooError(str(err).splitlines()[0]) from None
     return data

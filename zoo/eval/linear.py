@@ -31,17 +31,16 @@ from zoo.data.loaders import make_loader
 from zoo.errors import ZooError
 from zoo.eval.features import default_device, encoder, labelled_features
 from zoo.metrics.knn import knn_predict, knn_result, topk_accuracy
+from zoo.names import LinearOptimizer, LinearSchedule
 from zoo.provenance import TrainingMeter
-
-OPTIMIZERS = ("adam", "sgd", "lars")
-SCHEDULES = ("exponential", "step", "cosine", "constant")
 
 
 # ---- optimiser and schedule, shared by every protocol ----------------------------------
 def make_optimizer(groups, cfg):
-    if cfg.optimizer == "adam":
+    """linear.optimizer's optimiser (a zoo.names.LinearOptimizer)."""
+    if cfg.optimizer == LinearOptimizer.adam:
         return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
+    if cfg.optimizer == LinearOptimizer.sgd:
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     from timm.optim import Lars
 
@@ -53,11 +52,11 @@ def make_optimizer(groups, cfg):
 def epoch_lr_factor(cfg):
     """The lr multiplier of epoch e (0-based), stepped once per epoch."""
     epochs = max(cfg.epochs, 1)
-    schedules = {
-        "exponential": lambda e: (cfg.final_lr / cfg.lr) ** (e / epochs),
-        "step": lambda e: cfg.gamma ** sum(e >= m for m in cfg.milestones),
-        "cosine": lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)),
-        "constant": lambda e: 1.0,
+    schedules = {  # one for each zoo.names.LinearSchedule
+        LinearSchedule.exponential: lambda e: (cfg.final_lr / cfg.lr) ** (e / epochs),
+        LinearSchedule.step: lambda e: cfg.gamma ** sum(e >= m for m in cfg.milestones),
+        LinearSchedule.cosine: lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)),
+        LinearSchedule.constant: lambda e: 1.0,
     }
     return schedules[cfg.schedule]
 

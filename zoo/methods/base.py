@@ -28,11 +28,12 @@ from torch import nn
 from torchmetrics.functional.classification import multiclass_accuracy
 
 from zoo.backbones import build_mlp, create_backbone, wants_channels_last
-from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig
+from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig, plain_values
 from zoo.errors import ZooError
 from zoo.metrics.health import collapse_indicator, health
 from zoo.metrics.knn import knn_predict
 from zoo.metrics.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
+from zoo.names import Schedule, ScheduleInterval, WarmupRule
 from zoo.optim import make_optimizer
 from zoo.spectral import covariance
 
@@ -160,13 +161,13 @@ class BaseMethod(L.LightningModule):
         self.knn_k, self.knn_temperature = int(knn_k), float(knn_temperature)
         # Plain values, so that `Method.load_from_checkpoint(path)` rebuilds the method as it was.
         self.save_hyperparameters({
-            "config": OmegaConf.to_container(self.mcfg, resolve=True),
+            "config": plain_values(self.mcfg),
             "num_classes": self.num_classes,
             "crop_sizes": list(self.crop_sizes),
             "global_batch_size": self.global_batch_size,
-            "backbone": OmegaConf.to_container(self.backbone_cfg, resolve=True),
-            "optimizer": OmegaConf.to_container(self.optimizer_cfg, resolve=True),
-            "scheduler": OmegaConf.to_container(self.scheduler_cfg, resolve=True),
+            "backbone": plain_values(self.backbone_cfg),
+            "optimizer": plain_values(self.optimizer_cfg),
+            "scheduler": plain_values(self.scheduler_cfg),
             "lr": self.lr,
             "probe_lr": self.probe_lr,
             "knn_k": self.knn_k,
@@ -493,10 +494,10 @@ def largest_crops(features, crops):
     return [f for f, crop in zip(features, crops) if crop.shape[-1] == size]
 
 
-WARMUP_RULES = {
-    "next": lambda step, warmup: (step + 1) / warmup,
-    "from_zero": lambda step, warmup: step / warmup,
-    "endpoints": lambda step, warmup: step / max(warmup - 1, 1),
+WARMUP_RULES = {  # scheduler.warmup_rule
+    WarmupRule.next: lambda step, warmup: (step + 1) / warmup,
+    WarmupRule.from_zero: lambda step, warmup: step / warmup,
+    WarmupRule.endpoints: lambda step, warmup: step / max(warmup - 1, 1),
 }
 
 
@@ -515,12 +516,12 @@ def lr_factor_schedule(cfg, steps_per_epoch, total_steps, base_lr=1.0):
         if step < warmup:
             start = cfg.warmup_start_lr / base_lr if base_lr else 0.0
             return start + (1 - start) * warmup_fraction(step, warmup)
-        if cfg.name == "constant":
+        if cfg.name == Schedule.constant:
             return 1.0
-        if cfg.name == "step":
+        if cfg.name == Schedule.step:
             epoch = step // steps_per_epoch
             return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-        if cfg.interval == "epoch":  # per-epoch cosine (SimSiam, CW-RGP ImageNet)
+        if cfg.interval == ScheduleInterval.epoch:  # per-epoch cosine (SimSiam, CW-RGP ImageNet)
             progress = (step // steps_per_epoch) / max(total // steps_per_epoch, 1)
         else:
             progress = (step - warmup) / max(total - warmup, 1)

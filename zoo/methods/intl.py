@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 
 from zoo.losses import intl_loss
 from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.names import WhiteningAxis
 from zoo.registry import register_method
 from zoo.spectral import whiten
 
@@ -22,7 +23,7 @@ class INTL(BaseMethod):
         proj_out: int = 2048
         proj_hidden_bias: bool = False
         iters: int = 4  # Newton iterations of IterNorm
-        axis: str = "channel"  # channel: N x N over the features (official axis 0); batch: D x D
+        axis: WhiteningAxis = WhiteningAxis.channel  # channel: N x N over the features (official axis 0); batch: D x D
         trade_off: float | None = None  # None = 0.01 (log2(global batch) - 3) on the channel axis
 
     def loss(self, views):

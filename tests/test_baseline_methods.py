@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from default_run import default_run
 from hydra import compose, initialize_config_module
 from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
@@ -47,17 +48,19 @@ def test_a_training_step_gives_a_finite_loss_and_backbone_gradients(name):
             assert all(p.grad is None for p in getattr(model, module).parameters())
 
 
-def test_the_papers_defaults():
-    simclr, moco, byol = (get_method(name) for name in ("simclr", "mocov2plus", "byol"))
-    assert (simclr.Config().proj_hidden, simclr.Config().proj_out, simclr.Config().temperature) == ([2048], 256, 0.2)
-    assert simclr.optimizer_defaults["name"] == "lars" and simclr.optimizer_defaults["lr"] == 0.4
-    config = moco.Config()
+def test_the_default_runs_values():
+    """solo-learn's CIFAR values in the default run (`method=<name>`, zoo/configs/embedded/); the classes' own
+    defaults are the official code's (tests/test_default_run.py)."""
+    simclr, simclr_optimizer = default_run("simclr")
+    assert (simclr.proj_hidden, simclr.proj_out, simclr.temperature) == ([2048], 256, 0.2)
+    assert simclr_optimizer.name == "lars" and simclr_optimizer.lr == 0.4
+    config, optimizer = default_run("mocov2plus")
     assert (config.temperature, config.momentum_base, config.momentum_final) == (0.2, 0.99, 0.999)
-    assert moco.optimizer_defaults == {"name": "sgd", "lr": 0.3, "weight_decay": 1e-4, "probe_lr": 0.3}
-    config = byol.Config()
+    assert get_method("mocov2plus").optimizer_defaults == {"name": "sgd", "lr": 0.3, "weight_decay": 1e-4, "probe_lr": 0.3}
+    config, optimizer = default_run("byol")
     assert (config.proj_hidden, config.proj_out, config.pred_hidden, config.momentum_base) == ([4096], 256, 4096, 0.99)
     # solo-learn's CIFAR lr is 1.0; the digits default run learns better at 0.5 (a CIFAR recipe passes 1.0)
-    assert byol.optimizer_defaults["lr"] == 0.5 and byol.optimizer_defaults["weight_decay"] == 1e-5
+    assert optimizer.lr == 0.5 and optimizer.weight_decay == 1e-5
 
 
 @pytest.mark.parametrize("name, hidden_bn", [("simclr", False), ("mocov2plus", False), ("byol", True)])

@@ -16,6 +16,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from default_run import default_run
 from gloo_ranks import run_on_gloo_ranks
 from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
@@ -26,7 +27,7 @@ from zoo.losses import dino_center, dino_loss, sinkhorn_knopp, swav_loss
 from zoo.methods.dino import DINO
 from zoo.methods.momentum import targets_first
 from zoo.methods.queue import FeatureQueueMixin
-from zoo.registry import create_method, get_method
+from zoo.registry import create_method
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((Path(__file__).parent / "data" / "swav_dino_reference.json").read_text())
@@ -165,18 +166,19 @@ def test_two_gloo_ranks_reproduce_the_single_process_codes_losses_gradients_and_
 
 
 # ---- the methods ---------------------------------------------------------------------------------
-def test_the_recipes_defaults():
-    swav, dino = get_method("swav").Config(), get_method("dino").Config()
-    # solo-learn's 3000 prototypes reach k-NN 0.893 in the digits default run, 100 reach 0.936 (a recipe passes 3000)
+def test_the_default_runs_values():
+    """solo-learn's CIFAR values in the default run (`method=<name>`, zoo/configs/embedded/), SwAV with fewer
+    prototypes; the classes' own defaults are the official code's (tests/test_default_run.py)."""
+    (swav, optimizer), (dino, dino_optimizer) = default_run("swav"), default_run("dino")
+    # 100 prototypes for the digits (the README's embedded benchmark; a recipe passes 3000)
     assert (swav.proj_hidden, swav.proj_out, swav.num_prototypes, swav.temperature) == ([2048], 128, 100, 0.1)
     assert (swav.sk_epsilon, swav.sk_iters, swav.queue_size, swav.epoch_queue_starts, swav.freeze_epochs) == (
         0.05, 3, 3840, 50, 2)
-    optimizer = get_method("swav").optimizer_defaults
-    assert (optimizer["name"], optimizer["lr"], optimizer["weight_decay"]) == ("lars", 0.6, 1e-6)
+    assert (optimizer.name, optimizer.lr, optimizer.weight_decay) == ("lars", 0.6, 1e-6)
     assert (dino.proj_hidden, dino.proj_out, dino.num_prototypes, dino.proj_hidden_bn) == ([2048, 2048], 256, 4096, False)
     assert (dino.student_temperature, dino.teacher_temperature, dino.warmup_teacher_temperature_epochs) == (0.1, 0.07, 0)
     assert (dino.center_momentum, dino.momentum_base, dino.momentum_final, dino.freeze_epochs) == (0.9, 0.9995, 1.0, 1)
-    assert get_method("dino").optimizer_defaults["lr"] == 0.3
+    assert dino_optimizer.lr == 0.3
 
 
 def test_swav_prototypes_are_unit_rows_in_every_step_and_its_projector_is_solo_learns():

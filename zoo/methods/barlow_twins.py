@@ -1,8 +1,8 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from zoo.losses import barlow_twins_loss
 from zoo.config import FB_LARS
+from zoo.losses import barlow_twins_loss
 from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
 

@@ -2,8 +2,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.backbones import build_mlp
-from zoo.losses import byol_loss
 from zoo.config import FB_LARS
+from zoo.losses import byol_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
 from zoo.methods.momentum import MomentumTargetMixin, target_pairs
 from zoo.registry import register_method

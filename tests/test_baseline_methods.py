@@ -22,8 +22,10 @@ from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+# solo-learn's SimCLR (the default run's; the class defaults are google-research/simclr's), at a small width
+SOLO_SIMCLR = {"proj_hidden_bn": False, "joint_projector": False, "joint_backbone": False, "temperature": 0.2}
 SMALL = {
-    "simclr": {"proj_hidden": [64], "proj_out": 32},
+    "simclr": {"proj_hidden": [64], "proj_out": 32, **SOLO_SIMCLR},
     "mocov2plus": {"proj_hidden": [64], "proj_out": 32, "queue_size": 40},
     "byol": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48},
 }
@@ -137,7 +139,8 @@ def test_simclr_with_htdts_head_equals_htdts_computation_in_value_and_gradient()
 
 
 def test_simclr_has_neither_htdt_option_by_default():
-    config = get_method("simclr").Config()
+    assert not get_method("simclr").Config().proj_bn_last  # the official (google-research) head joins the views
+    config, _ = default_run("simclr")  # solo-learn's, in the default run
     assert not config.proj_bn_last and not config.joint_projector
     model = create_method("simclr", SMALL["simclr"], **TINY)
     assert not model.joint_projector and not isinstance(model.projector[-1], nn.BatchNorm1d)
@@ -180,7 +183,8 @@ def test_swav_joint_forward_batches_the_crops_as_the_official_resnet():
         expected /= 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
     assert len(features) == 2 and torch.allclose(torch.cat(features), backbone[:16], rtol=1e-12, atol=1e-12)
-    per_crop = create_method("swav", small, **{**TINY, "crop_sizes": (16, 16, 8, 8, 8), "global_batch_size": 8}).double()
+    per_crop = create_method("swav", {**small, "joint_forward": False},
+                             **{**TINY, "crop_sizes": (16, 16, 8, 8, 8), "global_batch_size": 8}).double()
     per_crop.load_state_dict(model.state_dict())
     assert not per_crop.mcfg.joint_forward and not per_crop.joint_projector
     assert abs(per_crop.compute_loss(batch)[0].item() - loss.item()) > 1e-6  # per-crop BatchNorm statistics differ

@@ -22,6 +22,7 @@ from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
 from torch.utils.data import DataLoader
 
+from zoo.config import SOLO_LARS
 from zoo.errors import ZooError
 from zoo.losses import dino_center, dino_loss, sinkhorn_knopp, swav_loss
 from zoo.methods.dino import DINO
@@ -32,10 +33,14 @@ from zoo.registry import create_method
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((Path(__file__).parent / "data" / "swav_dino_reference.json").read_text())
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
+# solo-learn's CIFAR settings (the default run's; the class defaults are the official code's), at small widths
 SMALL = {
-    "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 24},
-    "dino": {"proj_hidden": [32, 32], "proj_out": 16, "num_prototypes": 24},
+    "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 24, "epoch_queue_starts": 50,
+             "freeze_epochs": 2, "freeze_steps": 0, "joint_forward": False},
+    "dino": {"proj_hidden": [32, 32], "proj_out": 16, "num_prototypes": 24, "teacher_temperature": 0.07,
+             "momentum_base": 0.9995},
 }
+SOLO_OPTIMIZER = {"swav": {**SOLO_LARS, "lr": 0.6, "weight_decay": 1e-6}, "dino": {**SOLO_LARS, "weight_decay": 1e-6}}
 WORLD_SIZE = 2
 
 
@@ -274,7 +279,7 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
     fused SGD would stop there with a TypeError)."""
     torch.manual_seed(0)
     model = create_method(name, {**SMALL[name], **freeze}, **TINY, scheduler={"warmup_epochs": 0},
-                          optimizer={"name": optimizer} if optimizer == "sgd" else None)
+                          optimizer={**SOLO_OPTIMIZER[name], "name": optimizer})
     assert model.optimizer_cfg.name == optimizer and model.optimizer_cfg.momentum > 0
     frozen = model.prototypes.weight if name == "swav" else model.projector.last_layer.parametrizations.weight.original1
     trained = model.projector[0].weight if name == "swav" else model.projector.mlp[0].weight

@@ -6,6 +6,8 @@ tests/data/default_run_snapshot.json holds the method and optimizer values the d
 every method before the split (composed from the code of that time), so the split changed nothing it trains.
 """
 
+import copy
+import functools
 import importlib.util
 import json
 from pathlib import Path
@@ -29,6 +31,11 @@ def plain(node):
 
 
 def trained_values(overrides):
+    return copy.deepcopy(_trained_values(tuple(overrides)))
+
+
+@functools.cache  # several tests compose the same command
+def _trained_values(overrides):
     cfg = compose_run(overrides)
     return {"method": plain(cfg.method), "optimizer": plain(cfg.optimizer)}
 

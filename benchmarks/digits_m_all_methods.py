@@ -58,6 +58,13 @@ def run(script, *args):
     return errors[-1] if errors else f"{script} exited with status {done.returncode}"
 
 
+def pretrain_command(method, seed, run_dir, data, overrides):
+    """The script and arguments of one row's pretraining: the default run (no recipe, so with the method's
+    embedded settings, zoo/configs/embedded/) on `data`."""
+    return ["main_pretrain.py", f"method={method}", f"data.name={data}", f"augment={data}", f"seed={seed}",
+            f"run_dir={run_dir}", "trainer.enable_progress_bar=false", *overrides]
+
+
 def measure(row, method, seed, run_dir, data, pretrain_overrides, linear_overrides):
     """One pretraining run and its linear evaluation; read from run_dir when done before (the wall time and
     load of the first measurement, or why it failed, are kept in run_dir/benchmark.json: delete the folder
@@ -65,8 +72,7 @@ def measure(row, method, seed, run_dir, data, pretrain_overrides, linear_overrid
     timing = run_dir / "benchmark.json"
     if not timing.exists():
         load, start = load_average(), time.time()
-        failed = run("main_pretrain.py", f"method={method}", f"data.name={data}", f"augment={data}", f"seed={seed}",
-                     f"run_dir={run_dir}", "trainer.enable_progress_bar=false", *pretrain_overrides)
+        failed = run(*pretrain_command(method, seed, run_dir, data, pretrain_overrides))
         seconds = time.time() - start
         failed = failed or run("main_linear.py", "--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), *linear_overrides)
         run_dir.mkdir(parents=True, exist_ok=True)

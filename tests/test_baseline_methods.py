@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from default_run import default_run
 from hydra import compose, initialize_config_module
 from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
@@ -21,8 +22,10 @@ from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+# solo-learn's SimCLR (the default run's; the class defaults are google-research/simclr's), at a small width
+SOLO_SIMCLR = {"proj_hidden_bn": False, "joint_projector": False, "joint_backbone": False, "temperature": 0.2}
 SMALL = {
-    "simclr": {"proj_hidden": [64], "proj_out": 32},
+    "simclr": {"proj_hidden": [64], "proj_out": 32, **SOLO_SIMCLR},
     "mocov2plus": {"proj_hidden": [64], "proj_out": 32, "queue_size": 40},
     "byol": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48},
 }
@@ -47,17 +50,19 @@ def test_a_training_step_gives_a_finite_loss_and_backbone_gradients(name):
             assert all(p.grad is None for p in getattr(model, module).parameters())
 
 
-def test_the_papers_defaults():
-    simclr, moco, byol = (get_method(name) for name in ("simclr", "mocov2plus", "byol"))
-    assert (simclr.Config().proj_hidden, simclr.Config().proj_out, simclr.Config().temperature) == ([2048], 256, 0.2)
-    assert simclr.optimizer_defaults["name"] == "lars" and simclr.optimizer_defaults["lr"] == 0.4
-    config = moco.Config()
+def test_the_default_runs_values():
+    """solo-learn's CIFAR values in the default run (`method=<name>`, zoo/configs/embedded/); the classes' own
+    defaults are the official code's (tests/test_default_run.py)."""
+    simclr, simclr_optimizer = default_run("simclr")
+    assert (simclr.proj_hidden, simclr.proj_out, simclr.temperature) == ([2048], 256, 0.2)
+    assert simclr_optimizer.name == "lars" and simclr_optimizer.lr == 0.4
+    config, optimizer = default_run("mocov2plus")
     assert (config.temperature, config.momentum_base, config.momentum_final) == (0.2, 0.99, 0.999)
-    assert moco.optimizer_defaults == {"name": "sgd", "lr": 0.3, "weight_decay": 1e-4, "probe_lr": 0.3}
-    config = byol.Config()
+    assert get_method("mocov2plus").optimizer_defaults == {"name": "sgd", "lr": 0.3, "weight_decay": 1e-4, "probe_lr": 0.3}
+    config, optimizer = default_run("byol")
     assert (config.proj_hidden, config.proj_out, config.pred_hidden, config.momentum_base) == ([4096], 256, 4096, 0.99)
     # solo-learn's CIFAR lr is 1.0; the digits default run learns better at 0.5 (a CIFAR recipe passes 1.0)
-    assert byol.optimizer_defaults["lr"] == 0.5 and byol.optimizer_defaults["weight_decay"] == 1e-5
+    assert optimizer.lr == 0.5 and optimizer.weight_decay == 1e-5
 
 
 @pytest.mark.parametrize("name, hidden_bn", [("simclr", False), ("mocov2plus", False), ("byol", True)])
@@ -134,7 +139,8 @@ def test_simclr_with_htdts_head_equals_htdts_computation_in_value_and_gradient()
 
 
 def test_simclr_has_neither_htdt_option_by_default():
-    config = get_method("simclr").Config()
+    assert not get_method("simclr").Config().proj_bn_last  # the official (google-research) head joins the views
+    config, _ = default_run("simclr")  # solo-learn's, in the default run
     assert not config.proj_bn_last and not config.joint_projector
     model = create_method("simclr", SMALL["simclr"], **TINY)
     assert not model.joint_projector and not isinstance(model.projector[-1], nn.BatchNorm1d)
@@ -177,7 +183,8 @@ def test_swav_joint_forward_batches_the_crops_as_the_official_resnet():
         expected /= 2
     assert loss.item() == pytest.approx(expected.item(), rel=1e-10)
     assert len(features) == 2 and torch.allclose(torch.cat(features), backbone[:16], rtol=1e-12, atol=1e-12)
-    per_crop = create_method("swav", small, **{**TINY, "crop_sizes": (16, 16, 8, 8, 8), "global_batch_size": 8}).double()
+    per_crop = create_method("swav", {**small, "joint_forward": False},
+                             **{**TINY, "crop_sizes": (16, 16, 8, 8, 8), "global_batch_size": 8}).double()
     per_crop.load_state_dict(model.state_dict())
     assert not per_crop.mcfg.joint_forward and not per_crop.joint_projector
     assert abs(per_crop.compute_loss(batch)[0].item() - loss.item()) > 1e-6  # per-crop BatchNorm statistics differ

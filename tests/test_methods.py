@@ -332,8 +332,8 @@ def test_a_method_is_built_and_stepped_without_a_run_config(method, config):
 
 def test_explicit_arguments_default_to_the_papers_optimizer_and_the_batch_scaled_lr():
     model = create_method("vicreg", {"proj_hidden": [32], "proj_out": 32}, **TINY)
-    assert model.optimizer_cfg.name == "lars" and model.optimizer_cfg.exclude_bias_and_norm  # solo-learn's LARS
-    assert model.lr == pytest.approx(0.3 * 16 / 256) and model.probe_lr == pytest.approx(0.1 * 16 / 256)
+    assert model.optimizer_cfg.name == "lars_fb" and model.optimizer_cfg.exclude_bias_and_norm  # main_vicreg.py's LARS
+    assert model.lr == pytest.approx(0.2 * 16 / 256) and model.probe_lr == pytest.approx(0.1 * 16 / 256)
     model = create_method("wmse", {"proj_hidden": [32], "proj_out": 8, "w_size": 16}, **TINY, lr=0.01)
     assert model.optimizer_cfg.name == "adam" and model.lr == 0.01 and model.probe_lr == pytest.approx(3e-3)
 

@@ -15,6 +15,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from default_run import default_run
 from gloo_ranks import run_on_gloo_ranks
 from torch import nn
 from torch.utils.data import DataLoader
@@ -224,7 +225,9 @@ def test_the_defaults_are_the_official_ones():
     assert {k: mmcr.optimizer_defaults[k] for k in ("name", "lr", "scale_lr", "weight_decay")} == \
         {"name": "adam", "lr": 1e-3, "scale_lr": False, "weight_decay": 1e-6}
     c = frossl.Config()
-    # the digits default (the official 2048-2048-1024 with weight 1 collapses in 105 steps; the recipes pass it)
+    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.invariance_weight) == ([2048, 2048], 1024, True, 1.0)
+    # the default run's (zoo/configs/embedded/frossl.yaml: the official projector and weight collapse on the digits)
+    c, _ = default_run("frossl")
     assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.invariance_weight) == ([512], 512, True, 0.1)
     assert {k: frossl.optimizer_defaults[k] for k in ("name", "lr", "weight_decay", "lars_eta", "exclude_bias_and_norm")} == \
         {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "exclude_bias_and_norm": True}

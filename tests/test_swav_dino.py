@@ -16,25 +16,31 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from default_run import default_run
 from gloo_ranks import run_on_gloo_ranks
 from killed_runs import killed_after_first_checkpoint, resumed
 from torch import nn
 from torch.utils.data import DataLoader
 
+from zoo.config import SOLO_LARS
 from zoo.errors import ZooError
 from zoo.losses import dino_center, dino_loss, sinkhorn_knopp, swav_loss
 from zoo.methods.dino import DINO
 from zoo.methods.momentum import targets_first
 from zoo.methods.queue import FeatureQueueMixin
-from zoo.registry import create_method, get_method
+from zoo.registry import create_method
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((Path(__file__).parent / "data" / "swav_dino_reference.json").read_text())
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
+# solo-learn's CIFAR settings (the default run's; the class defaults are the official code's), at small widths
 SMALL = {
-    "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 24},
-    "dino": {"proj_hidden": [32, 32], "proj_out": 16, "num_prototypes": 24},
+    "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 24, "epoch_queue_starts": 50,
+             "freeze_epochs": 2, "freeze_steps": 0, "joint_forward": False},
+    "dino": {"proj_hidden": [32, 32], "proj_out": 16, "num_prototypes": 24, "teacher_temperature": 0.07,
+             "momentum_base": 0.9995},
 }
+SOLO_OPTIMIZER = {"swav": {**SOLO_LARS, "lr": 0.6, "weight_decay": 1e-6}, "dino": {**SOLO_LARS, "weight_decay": 1e-6}}
 WORLD_SIZE = 2
 
 
@@ -165,18 +171,19 @@ def test_two_gloo_ranks_reproduce_the_single_process_codes_losses_gradients_and_
 
 
 # ---- the methods ---------------------------------------------------------------------------------
-def test_the_recipes_defaults():
-    swav, dino = get_method("swav").Config(), get_method("dino").Config()
-    # solo-learn's 3000 prototypes reach k-NN 0.893 in the digits default run, 100 reach 0.936 (a recipe passes 3000)
+def test_the_default_runs_values():
+    """solo-learn's CIFAR values in the default run (`method=<name>`, zoo/configs/embedded/), SwAV with fewer
+    prototypes; the classes' own defaults are the official code's (tests/test_default_run.py)."""
+    (swav, optimizer), (dino, dino_optimizer) = default_run("swav"), default_run("dino")
+    # 100 prototypes for the digits (the README's embedded benchmark; a recipe passes 3000)
     assert (swav.proj_hidden, swav.proj_out, swav.num_prototypes, swav.temperature) == ([2048], 128, 100, 0.1)
     assert (swav.sk_epsilon, swav.sk_iters, swav.queue_size, swav.epoch_queue_starts, swav.freeze_epochs) == (
         0.05, 3, 3840, 50, 2)
-    optimizer = get_method("swav").optimizer_defaults
-    assert (optimizer["name"], optimizer["lr"], optimizer["weight_decay"]) == ("lars", 0.6, 1e-6)
+    assert (optimizer.name, optimizer.lr, optimizer.weight_decay) == ("lars", 0.6, 1e-6)
     assert (dino.proj_hidden, dino.proj_out, dino.num_prototypes, dino.proj_hidden_bn) == ([2048, 2048], 256, 4096, False)
     assert (dino.student_temperature, dino.teacher_temperature, dino.warmup_teacher_temperature_epochs) == (0.1, 0.07, 0)
     assert (dino.center_momentum, dino.momentum_base, dino.momentum_final, dino.freeze_epochs) == (0.9, 0.9995, 1.0, 1)
-    assert get_method("dino").optimizer_defaults["lr"] == 0.3
+    assert dino_optimizer.lr == 0.3
 
 
 def test_swav_prototypes_are_unit_rows_in_every_step_and_its_projector_is_solo_learns():
@@ -272,7 +279,7 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
     fused SGD would stop there with a TypeError)."""
     torch.manual_seed(0)
     model = create_method(name, {**SMALL[name], **freeze}, **TINY, scheduler={"warmup_epochs": 0},
-                          optimizer={"name": optimizer} if optimizer == "sgd" else None)
+                          optimizer={**SOLO_OPTIMIZER[name], "name": optimizer})
     assert model.optimizer_cfg.name == optimizer and model.optimizer_cfg.momentum > 0
     frozen = model.prototypes.weight if name == "swav" else model.projector.last_layer.parametrizations.weight.original1
     trained = model.projector[0].weight if name == "swav" else model.projector.mlp[0].weight

@@ -354,8 +354,37 @@ def overrides_hash(overrides):
     return hashlib.sha1("\n".join(kept).encode()).hexdigest()[:8]
 
 
+# Optimizer presets, `optimizer.*` values that several methods' defaults or default-run settings share, each
+# written here once: a method's `optimizer_defaults` spreads one (`{**SOLO_LARS, "lr": 0.4}`), a config file
+# takes one with `- /optimizer_preset@optimizer: solo_lars` in its defaults list.
+# solo-learn's LARS (its CIFAR recipes): eta 0.02, clipped, one lr for every group, no LARS or weight decay on 1-D params.
+SOLO_LARS = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True,
+             "exclude_bias_and_norm": True, "bias_lr_factor": 1.0}
+# facebookresearch/barlowtwins main.py and facebookresearch/vicreg main_vicreg.py: their LARS (eta 0.001, no
+# clipping, no LARS or weight decay on 1-D params), base lr 0.2 x batch/256, weight decay 1e-6.
+FB_LARS = {"name": "lars_fb", "lr": 0.2, "weight_decay": 1e-6, "lars_eta": 0.001, "lars_clip": False,
+           "exclude_bias_and_norm": True}
+# The official W-MSE and CW-RGP optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
+WMSE_ADAM = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
+OPTIMIZER_PRESETS = {"solo_lars": SOLO_LARS, "fb_lars": FB_LARS, "wmse_adam": WMSE_ADAM}
+
+# The `embedded` option under a recipe: no file has this name, so the optional group adds nothing.
+NO_EMBEDDED_SETTINGS = "none-under-a-recipe"
+
+
+def embedded_choice(experiment, method):
+    """pretrain.yaml's `embedded` option: the default run's settings for `method`
+    (zoo/configs/embedded/<method>.yaml, optional) when no recipe is selected; none under a recipe
+    (`experiment=<dataset>/<recipe>`), whose values are its own on the method's official defaults."""
+    return method if experiment is None else NO_EMBEDDED_SETTINGS
+
+
 def register_configs():
     if not OmegaConf.has_resolver("zoo.overrides_id"):
         OmegaConf.register_new_resolver("zoo.overrides_id", overrides_id)
+    if not OmegaConf.has_resolver("zoo.embedded_choice"):
+        OmegaConf.register_new_resolver("zoo.embedded_choice", embedded_choice)
     store = ConfigStore.instance()
     store.store(name="pretrain_schema", node=PretrainConfig)
+    for name, values in OPTIMIZER_PRESETS.items():
+        store.store(group="optimizer_preset", name=name, node=values)

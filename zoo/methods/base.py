@@ -37,11 +37,6 @@ from zoo.names import Schedule, ScheduleInterval, WarmupRule
 from zoo.optim import make_optimizer
 from zoo.spectral import covariance
 
-# solo-learn's LARS setting for Barlow Twins and VICReg: eta 0.02, clipped, no LARS or weight decay on 1-D params.
-SOLO_LARS = {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "lars_clip": True, "exclude_bias_and_norm": True}
-# The official W-MSE and CW-RGP optimizer: Adam 3e-3, not scaled with the batch, L2 weight decay 1e-6.
-WMSE_ADAM = {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6, "probe_lr": 3e-3}
-
 
 @dataclass
 class MethodConfig:
@@ -54,15 +49,6 @@ class MethodConfig:
     proj_last_bias: bool = True
     proj_last_bn: bool = False  # BatchNorm without affine after the last layer (SimSiam)
     proj_hidden_bn: bool = True  # BatchNorm after each hidden Linear (SimCLR's and MoCo's projectors have none)
-
-
-@dataclass
-class NarrowProjectorConfig(MethodConfig):
-    """A 512-wide projector: what the 150 steps of the digits default run learn with for the
-    methods whose CIFAR recipes use 2048 (the recipes pass their own widths)."""
-
-    proj_hidden: list[int] = field(default_factory=lambda: [512])
-    proj_out: int = 512
 
 
 def typed_config(schema, *nodes):

@@ -2,8 +2,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.backbones import build_mlp
+from zoo.config import FB_LARS
 from zoo.losses import byol_loss
-from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
 from zoo.methods.momentum import MomentumTargetMixin, target_pairs
 from zoo.registry import register_method
 
@@ -13,21 +14,23 @@ class BYOL(MomentumTargetMixin, BaseMethod):
     """BYOL (Grill et al., NeurIPS 2020): an online projector + predictor regresses the EMA target's
     projection of another crop, 2 - 2 cos, summed over every (target crop, other crop) pair (the
     target encodes the largest crops; multi-crop adds online crops). Momentum 0.99 -> 1.0 on a
-    cosine schedule. Defaults: solo-learn's CIFAR recipe (scripts/pretrain/cifar/byol.yaml:
-    projector 4096 -> 256 and predictor 4096, with BN, LARS, weight decay 1e-5) but lr 0.5 x batch/256
-    instead of 1.0: in the 150 steps of the digits default run lr 1.0 reaches k-NN 0.91 (0.90 after
-    100 steps), 0.5 reaches 0.93 (0.94); a CIFAR recipe passes solo-learn's 1.0."""
+    cosine schedule. Defaults: the official code's (google-deepmind/deepmind-research byol/configs/byol.py,
+    the preset of main_loop.py's default 1000 epochs; utils/networks.py): projector 4096 (BN) -> 256 with
+    no bias on its last Linear, predictor 4096, base momentum 0.996, LARS lr 0.2 x batch/256, weight decay
+    1.5e-6, eta 0.001, no LARS or weight decay on biases and BatchNorm. The official predictor's last
+    Linear has no bias either; the zoo's has one."""
 
     num_views = None  # two crops or more (multi-crop)
-    # solo-learn's CIFAR optimizer (LARS, weight decay 1e-5, eta 0.02, clipped, no LARS / decay on 1-D params), lr 0.5.
-    optimizer_defaults: ClassVar[dict] = {**SOLO_LARS, "lr": 0.5, "weight_decay": 1e-5}
+    # byol.py's 1000-epoch preset: LARS lr 0.2 x batch/256, weight decay 1.5e-6, eta 0.001, 1-D params excluded.
+    optimizer_defaults: ClassVar[dict] = {**FB_LARS, "weight_decay": 1.5e-6}
 
     @dataclass
     class Config(MomentumTargetMixin.Config, MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [4096])
         proj_out: int = 256
+        proj_last_bias: bool = False
         pred_hidden: int = 4096
-        momentum_base: float = 0.99
+        momentum_base: float = 0.996
         momentum_final: float = 1.0
 
     def build_modules(self):

@@ -23,10 +23,9 @@ class CorInfoMax(BaseMethod):
     Defaults: the official CIFAR-10 command (serdarozsoy/corinfomax-ssl README, cifars-tiny): projector
     2048-2048-64 without BatchNorm, the last layer without bias, outputs L2-normalised, alpha
     (sim_weight) 250, forgetting factors 0.01, eps 1e-8, R_ini 1; SGD lr 0.5 (not scaled with the batch
-    of 512), momentum 0.9, weight decay 1e-4. The digits default run (5 epochs of batch 64) learns with
-    them unchanged: k-NN 0.953, online probe 0.849 (2-core CPU, loaded machine)."""
+    of 512), momentum 0.9, weight decay 1e-4; the default run trains with them unchanged."""
 
-    # The official SGD: lr 0.5 at its batch of 512, not scaled (the digits run's batch of 64 uses 0.5 too).
+    # The official SGD: lr 0.5 at its batch of 512, not scaled (at any batch, the default run's too).
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.5, "scale_lr": False, "weight_decay": 1e-4}
 
     @dataclass

@@ -8,7 +8,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from zoo.backbones import build_mlp
 from zoo.losses import dino_center, dino_loss
-from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
 from zoo.methods.freeze import FrozenEarlyMixin
 from zoo.methods.momentum import MomentumTargetMixin, linear_ramp, targets_first
 from zoo.registry import register_method
@@ -49,28 +49,31 @@ class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
     over the global batch; a buffer, so checkpoints keep it) at a temperature rising linearly from
     `warmup_teacher_temperature` to `teacher_temperature` over `warmup_teacher_temperature_epochs` epochs;
     the student's at `student_temperature`. The head's last layer gets no gradient during the first
-    `freeze_epochs` epochs (`FrozenEarlyMixin`). Defaults: solo-learn's CIFAR recipe
-    (scripts/pretrain/cifar/dino.yaml and solo-learn's DINO defaults: head 2048 -> 2048 -> 256 without BN,
-    4096 prototypes, teacher temperature 0.07 without warm-up, student 0.1, centre momentum 0.9, last layer
-    frozen for 1 epoch, LARS lr 0.3 x batch/256, weight decay 1e-6, momentum 0.9995 -> 1.0)."""
+    `freeze_epochs` epochs (`FrozenEarlyMixin`). Defaults: the official code's (facebookresearch/dino
+    main_dino.py, vision_transformer.py DINOHead): head 2048 -> 2048 -> 256 without BN, 65536 prototypes, the
+    last layer weight-normalised with its norm fixed, teacher temperature 0.04 (warm-up from 0.04 over 0
+    epochs), student 0.1, centre momentum 0.9, last layer frozen for 1 epoch, momentum 0.996 -> 1.0; the
+    optimizer of the README's ResNet-50 command (SGD lr 0.03 x batch/256, weight decay 1e-4, none on biases
+    and norms), main_dino.py's AdamW with a weight-decay schedule being its ViT setting."""
 
     num_views = None  # two crops or more (multi-crop)
-    # solo-learn's CIFAR optimizer: LARS lr 0.3, weight decay 1e-6, eta 0.02, clipped, no LARS / decay on 1-D params.
-    optimizer_defaults: ClassVar[dict] = {**SOLO_LARS, "lr": 0.3, "weight_decay": 1e-6}
+    # README, ResNet-50: --optimizer sgd --lr 0.03 --weight_decay 1e-4 --weight_decay_end 1e-4 (momentum 0.9, the lr
+    # x batch/256, no weight decay on biases and 1-D params: utils.get_params_groups).
+    optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4, "exclude_bias_and_norm": True}
 
     @dataclass
     class Config(FrozenEarlyMixin.Config, MomentumTargetMixin.Config, MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 256  # the bottleneck
         proj_hidden_bn: bool = False
-        num_prototypes: int = 4096
+        num_prototypes: int = 65536  # out_dim
         norm_last_layer: bool = True
         student_temperature: float = 0.1
-        teacher_temperature: float = 0.07
+        teacher_temperature: float = 0.04
         warmup_teacher_temperature: float = 0.04
         warmup_teacher_temperature_epochs: int = 0
         center_momentum: float = 0.9
-        momentum_base: float = 0.9995
+        momentum_base: float = 0.996  # momentum_teacher
         momentum_final: float = 1.0
         freeze_epochs: int = 1  # the last layer's
 

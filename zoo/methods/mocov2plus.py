@@ -17,9 +17,8 @@ class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
     keys, InfoNCE both ways (query 1 with key 2 and the queue of view-2 keys, and back), halved;
     the queues then take this step's keys of the global batch. Momentum 0.99 -> 0.999 on a cosine
     schedule. Defaults: solo-learn's CIFAR recipe (scripts/pretrain/cifar/mocov2plus.yaml:
-    projector 2048 -> 256 without BN, temperature 0.2, SGD lr 0.3 x batch/256, weight decay 1e-4)
-    but a queue of 1024 keys (CIFAR: 32768, ImageNet: 65536): the 1,347 digits would fill a
-    32768 queue 24 times over with copies of the same images, all of them false negatives."""
+    projector 2048 -> 256 without BN, temperature 0.2, a queue of 32768 keys (its ImageNet recipes:
+    65536), SGD lr 0.3 x batch/256, weight decay 1e-4)."""
 
     queue_count = 2  # one queue per view, as solo-learn's
     # solo-learn's CIFAR optimizer: SGD lr 0.3, weight decay 1e-4, probe lr 0.3.
@@ -31,7 +30,7 @@ class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
         proj_out: int = 256
         proj_hidden_bn: bool = False  # solo-learn: Linear-ReLU-Linear
         temperature: float = 0.2
-        queue_size: int = 1024
+        queue_size: int = 32768
         momentum_base: float = 0.99
         momentum_final: float = 0.999
 

@@ -1,28 +1,31 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.backbones import build_mlp
 from zoo.losses import simsiam_loss
-from zoo.methods.base import BaseMethod, NarrowProjectorConfig
+from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("simsiam")
 class SimSiam(BaseMethod):
     """SimSiam (Chen & He, CVPR 2021): a predictor on one branch, stop-gradient on
-    the other, negative cosine both ways. The predictor keeps a fixed lr. Defaults:
-    solo-learn's CIFAR recipe with a 512-wide projector and a 128 predictor bottleneck: at
-    the recipe's 2048 x 3 / 512 (which scripts/pretrain/cifar*/ pass) the 150 steps of the
-    digits default run reach k-NN 0.89, at 512 0.92."""
+    the other, negative cosine both ways. The predictor keeps a fixed lr. Defaults: the official
+    code's (facebookresearch/simsiam main_simsiam.py, simsiam/builder.py, and the README's command):
+    projector 2048-2048-2048 without hidden biases, BN after every layer (the last without affine, its
+    bias frozen), predictor bottleneck 512, the predictor at a fixed lr (the README's --fix-pred-lr;
+    main_simsiam.py's flag is off unless given), SGD lr 0.05 x batch/256, weight decay 1e-4."""
 
-    # solo-learn's CIFAR optimizer: SGD lr 0.5 x batch/256, weight decay 1e-5.
-    optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
+    # main_simsiam.py: SGD (momentum 0.9) lr 0.05 x batch/256, weight decay 1e-4 on every parameter.
+    optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.05, "weight_decay": 1e-4}
 
     @dataclass
-    class Config(NarrowProjectorConfig):
+    class Config(MethodConfig):
+        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
+        proj_out: int = 2048
         proj_hidden_bias: bool = False
         proj_last_bn: bool = True
-        pred_hidden: int = 128  # the paper's 4x bottleneck
+        pred_hidden: int = 512  # the paper's 4x bottleneck
         pred_fixed_lr: bool = True  # the predictor stays at the base lr (--fix-pred-lr)
 
     def build_modules(self):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.losses import sinkhorn_knopp, swav_loss
-from zoo.methods.base import SOLO_LARS, BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
 from zoo.methods.freeze import FrozenEarlyMixin
 from zoo.methods.momentum import targets_first
 from zoo.methods.queue import FeatureQueueMixin
@@ -23,36 +23,37 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
     it), as extra samples to spread over the prototypes. The prototypes get no gradient during the first
     `freeze_epochs` epochs / `freeze_steps` steps (`FrozenEarlyMixin`). The prototypes are the official
     code's (facebookresearch/swav main_swav.py: weights renormalised in place, no gradient through the
-    normalisation), not solo-learn's weight-normalised layer. Defaults: solo-learn's CIFAR recipe
-    (scripts/pretrain/cifar/swav.yaml: projector 2048 -> 128 with BN, temperature 0.1, epsilon 0.05,
-    3 Sinkhorn iterations, queue 3840 from epoch 50, prototypes frozen for 2 epochs, LARS lr 0.6 x batch/256,
-    weight decay 1e-6) but 100 prototypes instead of 3000: in the 105 steps of the digits default run
-    (batch 64, 10 classes) 3000 prototypes reach k-NN 0.893, 300 reach 0.898 and 100 reach 0.936 (3000 with
-    the prototypes frozen for 1 epoch instead of 2: 0.880; 2-core AMD EPYC); a CIFAR recipe passes 3000. The
-    queue never starts in the 5 epochs of that run.
+    normalisation), not solo-learn's weight-normalised layer. Defaults: the official code's (main_swav.py,
+    src/resnet50.py): projector 2048 (BN) -> 128, 3000 prototypes, temperature 0.1, epsilon 0.05, 3 Sinkhorn
+    iterations, prototypes frozen for the first 313 steps, LARC (eta 0.001, no clipping, on every parameter)
+    lr 4.8 at batch 4096 (0.3 x batch/256), weight decay 1e-6; the queue of the README's runs, 3840 embeddings
+    from epoch 15 (main_swav.py's own default is no queue, queue_length 0).
 
-    `joint_forward` (default off, as solo-learn) runs the crops as the official ResNet does (facebookresearch/swav
-    src/resnet50.py `forward`): the backbone once on each run of consecutive crops of one size, concatenated,
-    and the projector once on every crop's features concatenated, so each BatchNorm's statistics cover those
-    crops together (2 x 224 in one backbone call, 6 x 96 in another, all 8 in the projector's)."""
+    `joint_forward` (on by default, as the official code; solo-learn: off) runs the crops as the official ResNet
+    does (src/resnet50.py `forward`): the backbone once on each run of consecutive crops of one size,
+    concatenated, and the projector once on every crop's features concatenated, so each BatchNorm's statistics
+    cover those crops together (2 x 224 in one backbone call, 6 x 96 in another, all 8 in the projector's)."""
 
     num_views = None  # two crops or more (multi-crop)
     queue_starts_empty = True  # the official queue is zeros, used once every row holds an embedding
-    # solo-learn's CIFAR optimizer: LARS lr 0.6, weight decay 1e-6, eta 0.02, clipped, no LARS / decay on 1-D params.
-    optimizer_defaults: ClassVar[dict] = {**SOLO_LARS, "lr": 0.6, "weight_decay": 1e-6}
+    # main_swav.py: apex LARC (trust coefficient 0.001, clip=False) over SGD on every parameter, base_lr 4.8 at its
+    # batch of 64 x 64 GPUs, weight decay 1e-6.
+    optimizer_defaults: ClassVar[dict] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "lars_eta": 0.001,
+                                          "lars_clip": False, "exclude_bias_and_norm": False}
 
     @dataclass
     class Config(FrozenEarlyMixin.Config, FeatureQueueMixin.Config, MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048])
         proj_out: int = 128
-        num_prototypes: int = 100  # solo-learn / official: 3000 (see above)
+        num_prototypes: int = 3000
         temperature: float = 0.1
         sk_epsilon: float = 0.05
         sk_iters: int = 3
         queue_size: int = 3840
-        epoch_queue_starts: int = 50  # an epoch past the last one: no queue (the official queue_length=0)
-        freeze_epochs: int = 2  # the prototypes' (official ImageNet: freeze_steps=313)
-        joint_forward: bool = False  # the official multi-resolution forward (see above); solo-learn: one call per crop
+        epoch_queue_starts: int = 15  # an epoch past the last one: no queue (main_swav.py's queue_length=0)
+        freeze_epochs: int = 0  # the prototypes' (solo-learn's CIFAR recipe: 2 epochs)
+        freeze_steps: int = 313  # main_swav.py's freeze_prototypes_niters
+        joint_forward: bool = True  # the official multi-resolution forward (see above); solo-learn: one call per crop
 
     @property
     def queue_count(self):

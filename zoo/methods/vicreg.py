@@ -1,24 +1,28 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
+from zoo.config import FB_LARS
 from zoo.losses import vicreg_loss
-from zoo.methods.base import SOLO_LARS, BaseMethod, NarrowProjectorConfig
+from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("vicreg")
 class VICReg(BaseMethod):
     """VICReg (Bardes et al., ICLR 2022): invariance + variance + covariance.
-    Defaults: solo-learn's CIFAR recipe with the paper's 25/25/1 and a 512-wide projector:
-    at the recipe's 2048 x 3 (which scripts/pretrain/cifar*/ pass) the 150 steps of the
-    digits default run reach k-NN 0.84, at 512 0.95.
+    Defaults: the official code's (facebookresearch/vicreg main_vicreg.py): projector 8192-8192-8192
+    (hidden Linears with bias, BatchNorm, ReLU; the last Linear without bias), coefficients 25/25/1,
+    LARS lr 0.2 x batch/256, weight decay 1e-6.
     Loss parts (logged as train/loss/<part>): invariance, variance, covariance, each as
     weighted in the total (x sim, x var, x cov), so they sum to it."""
 
-    optimizer_defaults: ClassVar[dict] = SOLO_LARS  # solo-learn's CIFAR optimizer
+    optimizer_defaults: ClassVar[dict] = FB_LARS  # main_vicreg.py's LARS, base lr 0.2, weight decay 1e-6
 
     @dataclass
-    class Config(NarrowProjectorConfig):
+    class Config(MethodConfig):
+        proj_hidden: list[int] = field(default_factory=lambda: [8192, 8192])
+        proj_out: int = 8192
+        proj_last_bias: bool = False
         sim: float = 25.0
         var: float = 25.0
         cov: float = 1.0

@@ -1,8 +1,9 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from zoo.config import WMSE_ADAM
 from zoo.losses import wmse_loss
-from zoo.methods.base import WMSE_ADAM, BaseMethod, MethodConfig
+from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, whiten
 
@@ -10,9 +11,9 @@ from zoo.spectral import check_whitening, whiten
 @register_method("wmse")
 class WMSE(BaseMethod):
     """W-MSE (Ermolov et al., ICML 2021): Cholesky whitening of the batch, then the
-    normalised MSE between every pair of views. Defaults: the official CIFAR recipe's at half its
-    sizes (sub-batch 64 whitening 32 features, its 128 and 64 halved, which the recipes set): the default
-    run's batch of 64 cannot hold a sub-batch of 128, and whitening needs more samples than features."""
+    normalised MSE between every pair of views. Defaults: the official CIFAR recipe (htdt/self-supervised
+    README commands and cfg.py): projector 1024 (BN) -> 64, sub-batches of 128 whitened, one whitening
+    iteration, Adam lr 3e-3 (not scaled with the batch), weight decay 1e-6."""
 
     num_views = None  # 2 or 4 views in the paper; all pairs enter the loss
     joint_projector = True
@@ -22,8 +23,8 @@ class WMSE(BaseMethod):
     @dataclass
     class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [1024])
-        proj_out: int = 32
-        w_size: int | None = 64  # whitening sub-batch; None = the whole (global) batch
+        proj_out: int = 64
+        w_size: int | None = 128  # whitening sub-batch; None = the whole (global) batch
         w_iter: int = 1
         eps: float = 0.0
 

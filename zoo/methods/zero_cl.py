@@ -1,8 +1,9 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from zoo.config import WMSE_ADAM
 from zoo.losses import zero_cl_loss
-from zoo.methods.base import WMSE_ADAM, BaseMethod, MethodConfig
+from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, standardize, whiten
 

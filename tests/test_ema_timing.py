@@ -38,7 +38,7 @@ def samples(batches, batch=8):
 
 
 def target_params(model):
-    return [p.detach().clone() for m in (model.target_backbone, model.target_projector) for p in m.parameters()]
+    return [p.detach().clone() for m in (model.target.backbone, model.target.projector) for p in m.parameters()]
 
 
 def online_params(model):
@@ -96,16 +96,16 @@ def fit(name, batches, accumulate=1, timing=None):
     torch.manual_seed(0)
     model = create_method(name, {**SMALL[name], **STEEP}, **TINY, scheduler={"warmup_epochs": 0})
     if timing:
-        model.ema_timing = timing
+        model.target.timing = timing
     initial = target_params(model)
     taus = []
-    update = model.update_target
+    update = model.target.update
 
     def recording_update(tau):
         taus.append(tau)
         return update(tau)
 
-    model.update_target = recording_update
+    model.target.update = recording_update
     record = Record()
     trainer = L.Trainer(max_epochs=1, limit_val_batches=0, accelerator="cpu", devices=1, precision="64-true", logger=False,
                         accumulate_grad_batches=accumulate, enable_checkpointing=False, enable_progress_bar=False,
@@ -124,7 +124,7 @@ def assert_same(actual, expected, what):
 def test_the_target_moves_after_each_optimiser_step_as_solo_learn_moves_it(name):
     model, trainer, initial, record, taus = fit(name, batches=4)
     total = trainer.estimated_stepping_batches
-    assert total == 4 and record.step_end == [1, 2, 3, 4] and type(model).ema_timing == "after_step"
+    assert total == 4 and record.step_end == [1, 2, 3, 4] and model.target.timing == "after_step"
     m = model.mcfg
     before, after, expected_taus = solo_learn_order(initial, record.online_end, record.step_end, total,
                                                     m.momentum_base, m.momentum_final)
@@ -152,7 +152,7 @@ def test_under_gradient_accumulation_the_target_moves_once_per_optimiser_step():
 
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_the_before_forward_timing_is_intl_ms_official_order(accumulate):
-    """`ema_timing = "before_forward"`, for INTL-M: the target each forward sees is INTL's."""
+    """EMA timing "before_forward", for INTL-M: the target each forward sees is INTL's."""
     batches = 4 * accumulate
     model, _, initial, record, taus = fit("byol", batches=batches, accumulate=accumulate, timing="before_forward")
     steps_start = [0] + record.step_end[:-1]
@@ -175,8 +175,8 @@ def test_the_update_is_a_plain_ema_of_parameters_and_leaves_buffers_alone():
         for p in model.backbone.parameters():
             p.add_(1.0)
     old, online = target_params(model), online_params(model)
-    buffers = [b.clone() for b in model.target_backbone.buffers()]
-    model.update_target(0.75)
+    buffers = [b.clone() for b in model.target.backbone.buffers()]
+    model.target.update(0.75)
     assert_same(target_params(model), [0.75 * t + 0.25 * o for t, o in zip(old, online)], "EMA")
-    assert all(torch.equal(a, b) for a, b in zip(buffers, model.target_backbone.buffers()))
-    assert not any(p.requires_grad for m in (model.target_backbone, model.target_projector) for p in m.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(buffers, model.target.backbone.buffers()))
+    assert not any(p.requires_grad for m in (model.target.backbone, model.target.projector) for p in m.parameters())

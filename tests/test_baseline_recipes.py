@@ -374,9 +374,9 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
     if source.prototypes:
         last = model.projector.last_layer if hasattr(model.projector, "last_layer") else model.prototypes
         assert (last.in_features, last.out_features, last.bias) == (model.mcfg.proj_out, source.prototypes, None)
-        assert {id(p) for p in model.freeze.parameters_of()} == {id(p) for p in last.parameters()}
+        assert {id(p) for p in model.freeze_early.parameters_of()} == {id(p) for p in last.parameters()}
         epochs, steps = source.frozen  # the official `epoch < freeze_epochs` / `iteration < niters`
-        assert model.freeze.frozen(epoch=max(epochs - 1, 0), step=max(steps - 1, 0)) and not model.freeze.frozen(epochs, steps)
+        assert model.freeze_early.frozen(epoch=max(epochs - 1, 0), step=max(steps - 1, 0)) and not model.freeze_early.frozen(epochs, steps)
     if hasattr(model.projector, "last_layer"):  # DINO: rows of norm 1 (a fixed norm with norm_last_layer)
         assert not model.projector.last_layer.parametrizations.weight.original0.requires_grad
     if source.teacher_temperature:

@@ -20,6 +20,7 @@ from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
 from zoo.nn import EMA, StepState
 from zoo.pretrain import build_method
+from zoo.train.step import train_step
 from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,11 +103,14 @@ def test_training_step_gives_a_finite_loss_and_gradients(method):
     torch.manual_seed(0)
     model = build(method)
     crops = [torch.randn(32, 3, 16, 16) for _ in range(2)]
-    loss, probe_features = model.compute_loss(crops)
-    loss, parts = model.split_loss(loss)
+    labels = torch.randint(0, 10, (32,))
+    configured = model.build_optimizer(steps_per_epoch=5, total_steps=10)
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    # the one training step (forward, probe, backward, the components' hooks, optimiser and scheduler)
+    out = train_step(model, (crops, labels), optimizer, scheduler, StepState(step=0, total_steps=10, steps_per_epoch=5))
+    loss, parts, probe_features = out.loss, out.parts, out.features
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert set(parts) == LOSS_PARTS.get(method, set(parts)) and all(p.ndim == 0 and torch.isfinite(p) for p in parts.values())
-    loss.backward()
     grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert probe_features and probe_features[0].shape == (32, model.feature_dim)

@@ -299,11 +299,11 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
 
 def test_the_freeze_period_is_the_longer_of_its_epochs_and_steps():
     model = create_method("swav", {**SMALL["swav"], "freeze_epochs": 1, "freeze_steps": 313}, **TINY)
-    assert model.freeze.frozen(epoch=0, step=500) and model.freeze.frozen(epoch=3, step=312)
-    assert not model.freeze.frozen(epoch=1, step=313)
+    assert model.freeze_early.frozen(epoch=0, step=500) and model.freeze_early.frozen(epoch=3, step=312)
+    assert not model.freeze_early.frozen(epoch=1, step=313)
     model.compute_loss(crops())[0].backward()
     assert model.prototypes.weight.grad is not None
-    assert model.freeze.cancel_gradients(epoch=0, step=0) and model.prototypes.weight.grad is None
+    assert model.freeze_early.cancel_gradients(epoch=0, step=0) and model.prototypes.weight.grad is None
 
 
 # ---- the queue across kill -9 and resume, through the entry point ---------------------------------

@@ -84,7 +84,7 @@ class DINO(BaseMethod):
         super().build_modules()
         m = self.mcfg
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
-        self.freeze = FreezeEarly(self.projector.last_layer.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
+        self.freeze_early = FreezeEarly(self.projector.last_layer.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
         self.register_buffer("center", torch.zeros(1, m.num_prototypes))
 
     def teacher_temperature(self, epoch=None):

@@ -52,6 +52,7 @@ class MoCoV2(BaseMethod):
     default run (5 epochs of batch 64) reaches k-NN 0.936 (online probe 0.836) on a 2-core AMD EPYC,
     the official momentum and lr unchanged. An ImageNet recipe passes queue_size 65536."""
 
+    queue_count = 1
     # facebookresearch/moco main_moco.py: SGD (momentum 0.9) lr 0.03 per 256 samples, weight decay 1e-4.
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4}
 
@@ -74,7 +75,7 @@ class MoCoV2(BaseMethod):
         super().build_modules()
         m = self.mcfg
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
-        self.queue = FeatureQueue(count=1, size=m.queue_size, dim=m.proj_out)
+        self.queue = FeatureQueue(count=self.queue_count, size=m.queue_size, dim=m.proj_out)
 
     def compute_loss(self, crops):
         query_crop, key_crop = crops

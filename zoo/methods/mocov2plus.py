@@ -20,6 +20,7 @@ class MoCoV2Plus(BaseMethod):
     but a queue of 1024 keys (CIFAR: 32768, ImageNet: 65536): the 1,347 digits would fill a
     32768 queue 24 times over with copies of the same images, all of them false negatives."""
 
+    queue_count = 2  # one queue per view, as solo-learn's
     # solo-learn's CIFAR optimizer: SGD lr 0.3, weight decay 1e-4, probe lr 0.3.
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.3, "weight_decay": 1e-4, "probe_lr": 0.3}
 
@@ -41,7 +42,7 @@ class MoCoV2Plus(BaseMethod):
         super().build_modules()
         m = self.mcfg
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
-        self.queue = FeatureQueue(count=2, size=m.queue_size, dim=m.proj_out)  # one queue per view, as solo-learn's
+        self.queue = FeatureQueue(count=self.queue_count, size=m.queue_size, dim=m.proj_out)
 
     def compute_loss(self, crops):
         features = self.encode(crops)

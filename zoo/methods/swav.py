@@ -65,7 +65,7 @@ class SwAV(BaseMethod):
                                   starts_empty=True)
         self.prototypes = nn.Linear(m.proj_out, m.num_prototypes, bias=False)
         self.normalize_prototypes()
-        self.freeze = FreezeEarly(self.prototypes.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
+        self.freeze_early = FreezeEarly(self.prototypes.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
 
     @torch.no_grad()
     def normalize_prototypes(self):

@@ -1,6 +1,6 @@
 """Parameters held fixed for the first epochs or steps of training: SwAV's prototypes, DINO's last layer.
 
-    self.freeze = FreezeEarly(self.prototypes.parameters, epochs=cfg.freeze_epochs, steps=cfg.freeze_steps)
+    self.freeze_early = FreezeEarly(self.prototypes.parameters, epochs=cfg.freeze_epochs, steps=cfg.freeze_steps)
 
 Both official codes drop the gradients of these parameters after the backward pass while training is early
 (facebookresearch/swav `freeze_prototypes_niters`, facebookresearch/dino `cancel_gradients_last_layer`,

@@ -257,8 +257,12 @@ class BareSteps:
                 zero_grad(*args, **kwargs)
             phases.enter("backward")
 
+        def backward_done(*_):  # the optimiser's step pre-hook (a hook returning a value would replace the arguments)
+            phases.exit()
+            phases.enter("optimiser")
+
         self.optimizer.zero_grad = zero_grad_then_backward
-        self.optimizer.register_step_pre_hook(lambda *_: (phases.exit(), phases.enter("optimiser")))
+        self.optimizer.register_step_pre_hook(backward_done)
         self.optimizer.register_step_post_hook(lambda *_: phases.exit())
         self.scheduler.step = timed(phases, "other", self.scheduler.step)
         self.model.train()

@@ -3,7 +3,6 @@ global batch, the loss is the single-process loss and each rank's input gradient
 the single-process gradient of its half (what DDP's mean turns into the single-process parameter
 gradient), as tests/test_losses_ddp.py checks for the other losses."""
 
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F

@@ -20,8 +20,8 @@ from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
 from zoo.nn import EMA, StepState
 from zoo.pretrain import build_method
-from zoo.train.step import train_step
 from zoo.registry import create_method, get_method, method_names
+from zoo.train.step import train_step
 
 REPO = Path(__file__).resolve().parents[1]
 # Every registered method, so that a new method file gets the generic step test without an edit here.

@@ -23,8 +23,8 @@ from torch.utils.data import DataLoader
 
 from zoo.errors import ZooError
 from zoo.losses import dino_center, dino_loss, sinkhorn_knopp, swav_loss
-from zoo.methods.dino import DINO
 from zoo.methods.crops import targets_first
+from zoo.methods.dino import DINO
 from zoo.nn import FeatureQueue
 from zoo.registry import create_method, get_method
 

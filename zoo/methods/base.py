@@ -291,20 +291,26 @@ class BaseMethod(L.LightningModule):
     def _prepare(self, crop):
         return crop.contiguous(memory_format=torch.channels_last) if self._nhwc else crop
 
+    def on_train_start(self):
+        self._fit_steps = self.fit_steps()  # fixed for the fit: read once, not three times per step
+
+    def fit_steps(self):
+        """(optimiser steps of the whole fit, optimiser steps per epoch)."""
+        return max(int(self.trainer.estimated_stepping_batches), 1), self.steps_per_epoch()
+
     def step_state(self):
         """Where training is, for the step's hooks (`zoo.nn.StepState`): Lightning's optimiser steps done, total
         steps and epoch, which a checkpoint keeps; the first step of one when there is no trainer."""
         if self._trainer is None:
             return StepState(step=0, total_steps=1)
-        return StepState(step=self.global_step, total_steps=max(int(self.trainer.estimated_stepping_batches), 1),
-                         epoch=self.current_epoch, steps_per_epoch=self.steps_per_epoch())
+        total, per_epoch = getattr(self, "_fit_steps", None) or self.fit_steps()
+        return StepState(step=self.global_step, total_steps=total, epoch=self.current_epoch, steps_per_epoch=per_epoch)
 
     def training_step(self, batch, batch_idx):
         crops, labels = batch
         crops = [self._prepare(crop) for crop in crops]
         out = forward_step(self, crops, labels, self.step_state())  # EMA "before_forward" at a step's first batch
-        for name, value in out.logs.items():
-            self.log(name, value)
+        self.log_component_values(out.logs)
         # what zoo.callbacks.DivergenceGuard checks (before the optimiser step) and names when one is not finite
         self.step_losses = {"loss": out.loss.detach(), **{name: part.detach() for name, part in out.parts.items()},
                             "probe": out.probe_loss.detach()}
@@ -317,16 +323,20 @@ class BaseMethod(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer):
         # once per optimiser step, after every accumulated backward (and AMP's unscaling), before clipping
-        before_optimizer_step(self, self.step_state())
+        self.log_component_values(before_optimizer_step(self, self.step_state()))
 
     def optimizer_step(self, *args, **kwargs):
         state = self.step_state()  # optimiser steps completed before this one (Lightning counts it after the hook)
         result = super().optimizer_step(*args, **kwargs)  # the closure inside runs training_step and backward
         # inside optimizer_step: only on batches that step (not while accumulating), before any callback of the
         # batch (a checkpoint saved every n steps holds the moved EMA target)
-        for name, value in after_optimizer_step(self, state).items():
-            self.log(name, value)
+        self.log_component_values(after_optimizer_step(self, state))
         return result
+
+    def log_component_values(self, values):
+        """What the components' hooks returned to log (e.g. train/momentum), as step values."""
+        for name, value in values.items():
+            self.log(name, value)
 
     def log_train_metrics(self, metrics):
         """{name: 0-d tensor} of this step -> <name>_step, averaged over the ranks in one all-reduce (what

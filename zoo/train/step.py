@@ -35,9 +35,18 @@ class StepOutput:
     logs: dict = field(default_factory=dict)
 
 
+def step_components(method):
+    """The method's components, found in its module tree at its first step and kept: a walk over every module at
+    every hook would cost more than the hooks (components are built with the method, not added later)."""
+    found = method.__dict__.get("_step_components")
+    if found is None:
+        found = method.__dict__["_step_components"] = components(method)
+    return found
+
+
 def _run(method, hook, state):
     logs = {}
-    for component in components(method):
+    for component in step_components(method):
         logs.update(getattr(component, hook)(state) or {})
     return logs
 

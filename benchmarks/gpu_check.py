@@ -14,8 +14,9 @@ Method rows: INTL, INTL-M (6 crops, EMA target), CW-RGP (4 views), W-MSE (4 view
 at their ImageNet recipes (`experiment=imagenet/<recipe>`, built by `zoo.build.build_method`):
 ResNet-50, 224 px, the per-GPU batch data.global_batch_size / (recipe.paper_gpus x paper_nodes), the
 recipe's trainer.precision (16-mixed: fp16 autocast + GradScaler; TF32 matmuls as main_pretrain.py
-sets them). A step is the zoo's training step without Lightning: EMA update, compute_loss, the online
-probe, backward, optimizer and scheduler step. The loss sees the global batch, as on every DDP rank of
+sets them). A step is the zoo's training step without Lightning (`zoo.train.step.train_step`, the one training
+runs): compute_loss, the online probe, backward, optimizer and scheduler step, the EMA update where training
+does it. The loss sees the global batch, as on every DDP rank of
 the paper's run: the local batch plus random stand-ins for the other ranks' rows (the gather is
 emulated; no communication is timed). Each method with channels_last off / on and torch.compile
 (backbone, projector, predictor, EMA target) off / on: s/step, img/s per GPU, peak memory, and the
@@ -53,6 +54,8 @@ from _common import (
 )
 
 from zoo.errors import ZooError, exit_on_user_error
+from zoo.nn import StepState
+from zoo.train.step import train_step
 
 # (row name, recipe): the ImageNet recipes of the check
 RECIPES = [
@@ -66,7 +69,7 @@ RECIPES = [
 # (row name, recipe whose data config it is): the augmentation presets of the loader rows
 AUGMENTS = [("intl_imagenet", "imagenet/intl"), ("intl_multicrop", "imagenet/intl_m_ep100")]
 LOADERS = ["dali_gpu", "dali_cpu", "torchvision"]
-FORWARD_MODULES = ("backbone", "projector", "predictor", "target_backbone", "target_projector")
+FORWARD_MODULES = ("backbone", "projector", "predictor", "target")
 TINY_SIZE = 16  # CPU mode: crops of 224 px become 16 px (the others in proportion, at least 8)
 TINY_BATCH = 4  # CPU mode: per "GPU", with 2 emulated ranks
 
@@ -305,7 +308,8 @@ class Stepper:
         torch.manual_seed(0)
         self.model = build_method(cfg, num_classes, world_size=ranks).to(device)
         self.model.train()
-        configured = self.model.build_optimizer(steps_per_epoch=1000, total_steps=total_steps)
+        self.steps_per_epoch = 1000
+        configured = self.model.build_optimizer(steps_per_epoch=self.steps_per_epoch, total_steps=total_steps)
         self.optimizer, self.scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
         precision = str(cfg.trainer.precision)
         self.dtype = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}.get(precision)
@@ -332,19 +336,19 @@ class Stepper:
             if isinstance(module, torch.nn.Module):
                 module.compile(backend=backend, mode=mode, dynamic=dynamic)
 
+    def forward_context(self):
+        """The forward's context: the emulated ranks and autocast."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(emulated_ranks(self.ranks))
+        stack.enter_context(self.autocast())
+        return stack
+
     def step(self):
-        model = self.model
-        if getattr(model, "momentum_target", False):
-            model.update_target(model.momentum(self.done, self.total))
-        with emulated_ranks(self.ranks), self.autocast():
-            loss, features = model.compute_loss(self.crops)
-            loss, _ = model.split_loss(loss)
-            probe_loss, _ = model.probe_step(features, self.labels)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss + probe_loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.scheduler.step()
+        """The training step (`zoo.train.step.train_step`): each component (an EMA target) acts where training has it act."""
+        state = StepState(step=self.done, total_steps=self.total, epoch=self.done // self.steps_per_epoch,
+                          steps_per_epoch=self.steps_per_epoch)
+        train_step(self.model, (self.crops, self.labels), self.optimizer, self.scheduler, state, scaler=self.scaler,
+                   autocast=self.forward_context)
         self.done += 1
 
     def loss_seconds(self, sync, repeats):
@@ -352,7 +356,7 @@ class Stepper:
         model = self.model
         with torch.no_grad(), self.autocast():
             if getattr(model, "momentum_target", False):
-                views = [model.target_forward(self.crops[0])]
+                views = [model.target(self.crops[0])]
                 views += model.project([model.backbone(crop) for crop in self.crops[1:]])
             else:
                 views = model.project([model.backbone(crop) for crop in self.crops])

@@ -64,11 +64,14 @@ from _common import (
     synthetic_batches,
 )
 
+from zoo.nn import EMA, StepState, components
+from zoo.train.step import train_step
+
 METHODS = ["intl", "intl_m", "st", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
 PAPER_VIEWS = {"wmse": 4, "cwrgp": 4}  # the official small-data recipes' crop count
 PHASES = ["data", "forward", "loss", "probe", "backward", "optimiser", "logging", "other"]
 LOGGING = ("log", "metrics", "progress_bar")  # sub-phases that the table sums as "logging"
-FORWARD_MODULES = ("backbone", "projector", "predictor", "target_backbone", "target_projector")
+FORWARD_MODULES = ("backbone", "projector", "predictor", "target")
 
 
 # ---------------------------------------------------------------- an exclusive-time phase clock
@@ -130,6 +133,9 @@ def instrument(model, phases):
             module.register_forward_hook(lambda *_: phases.exit())
     model.compute_loss = timed(phases, "loss", model.compute_loss)
     model.probe_step = timed(phases, "probe", model.probe_step)
+    for ema in (c for c in components(model) if isinstance(c, EMA)):  # the EMA update counts as the optimiser's
+        ema.before_forward = timed(phases, "optimiser", ema.before_forward)
+        ema.after_optimizer_step = timed(phases, "optimiser", ema.after_optimizer_step)
 
 
 def step_rows(windows, warmup):
@@ -226,8 +232,10 @@ def channels_last_prepare(crop):
 
 
 class BareSteps:
-    """The step without Lightning: loader, compute_loss, backward, optimizer + scheduler step (the zoo's own
-    optimiser and schedule, `build_optimizer`), the EMA update where the method has one; no probe, no logging."""
+    """The step without Lightning (`zoo.train.step.train_step`, the one training uses, without the probe): loader,
+    compute_loss, backward, optimizer + scheduler step (the zoo's own optimiser and schedule, `build_optimizer`),
+    the components' hooks (the EMA update where the method has one); no probe, no logging. The phases are timed
+    by wrapping the optimiser's zero_grad and step and the scheduler's step, not by a copy of the step."""
 
     def __init__(self, cfg, num_classes, channels_last, total_steps, threads=None):
         self.threads = threads  # torch intra-op threads during this loop's steps (None: as set)
@@ -238,13 +246,28 @@ class BareSteps:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         loader, _ = train_loader(cfg)  # its own loader: a second iterator would reset a persistent-worker one
-        configured = self.model.build_optimizer(steps_per_epoch=max(len(loader), 1), total_steps=total_steps)
+        self.steps_per_epoch = max(len(loader), 1)
+        configured = self.model.build_optimizer(steps_per_epoch=self.steps_per_epoch, total_steps=total_steps)
         self.optimizer, self.scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
-        self.optimizer.register_step_post_hook(lambda *_: self.phases.exit())
+        phases = self.phases
+        zero_grad = self.optimizer.zero_grad
+
+        def zero_grad_then_backward(*args, **kwargs):  # the step runs zero_grad right before the backward
+            with phases.phase("other"):
+                zero_grad(*args, **kwargs)
+            phases.enter("backward")
+
+        def backward_done(*_):  # the optimiser's step pre-hook (a hook returning a value would replace the arguments)
+            phases.exit()
+            phases.enter("optimiser")
+
+        self.optimizer.zero_grad = zero_grad_then_backward
+        self.optimizer.register_step_pre_hook(backward_done)
+        self.optimizer.register_step_post_hook(lambda *_: phases.exit())
+        self.scheduler.step = timed(phases, "other", self.scheduler.step)
         self.model.train()
         self.stream = iter(TimedLoader(endless(loader), self.phases))
         self.total, self.done, self.windows = total_steps, 0, []
-        self.ema_timing = self.model.ema_timing if getattr(self.model, "momentum_target", False) else None
 
     def step(self):
         threads = torch.get_num_threads()
@@ -257,24 +280,12 @@ class BareSteps:
     def _step(self):
         phases, model = self.phases, self.model
         start, cpu = phases.now(), time.process_time()
-        crops, _labels = next(self.stream)
+        crops, labels = next(self.stream)
         if self.channels_last:
             crops = [channels_last_prepare(crop) for crop in crops]
-        if self.ema_timing == "before_forward":
-            with phases.phase("optimiser"):
-                model.update_target(model.momentum(self.done, self.total))
-        loss, _ = model.split_loss(model.compute_loss(crops)[0])
-        with phases.phase("other"):
-            self.optimizer.zero_grad(set_to_none=True)
-        with phases.phase("backward"):
-            loss.backward()
-        phases.enter("optimiser")
-        self.optimizer.step()  # the post-hook leaves "optimiser"
-        if self.ema_timing == "after_step":
-            with phases.phase("optimiser"):
-                model.update_target(model.momentum(self.done, self.total))
-        with phases.phase("other"):
-            self.scheduler.step()
+        state = StepState(step=self.done, total_steps=self.total, epoch=self.done // self.steps_per_epoch,
+                          steps_per_epoch=self.steps_per_epoch)
+        train_step(model, (crops, labels), self.optimizer, self.scheduler, state, probe=False)
         self.done += 1
         self.windows.append((phases.now() - start, time.process_time() - cpu, phases.take()))
 
@@ -300,8 +311,6 @@ def fit_profile(args, cfg, loader, num_classes, channels_last, companions=()):
             return _log(*a, **kw)
 
     model.log = log
-    if getattr(model, "momentum_target", False):  # the EMA update: after the optimiser step, INTL-M's before the forward
-        model._move_target = timed(phases, "optimiser", model._move_target)
     model.channels_last = channels_last  # the model converts itself in setup("fit")
 
     windows = []

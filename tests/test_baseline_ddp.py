@@ -3,14 +3,13 @@ global batch, the loss is the single-process loss and each rank's input gradient
 the single-process gradient of its half (what DDP's mean turns into the single-process parameter
 gradient), as tests/test_losses_ddp.py checks for the other losses."""
 
-from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
 
 from zoo.losses import byol_loss, info_nce_loss, nt_xent_loss
-from zoo.methods.queue import FeatureQueueMixin
+from zoo.nn import FeatureQueue
 
 WORLD_SIZE = 2
 
@@ -63,15 +62,16 @@ def _moco_loss(views):
 
 def _check_queue(rank, q, k):
     """Both ranks put the same global keys in their queue, in place of the oldest, wrapping around."""
-    holder = SimpleNamespace(queue=QUEUE.expand(2, -1, -1).clone(), queue_ptr=torch.tensor(20), queue_count=2,
-                             name="mocov2plus")
+    holder = FeatureQueue(count=2, size=QUEUE.shape[0], dim=QUEUE.shape[1])
+    holder.keys = QUEUE.expand(2, -1, -1).clone()
+    holder.ptr.fill_(20)
     rows = slice(rank * 4, (rank + 1) * 4)
-    FeatureQueueMixin.enqueue(holder, q[rows], k[rows])
+    holder.enqueue(q[rows], k[rows])
     wrapped = torch.tensor([20, 21, 22, 23, 0, 1, 2, 3])  # the global batch of 8 keys
-    assert torch.equal(holder.queue[0, wrapped], q) and torch.equal(holder.queue[1, wrapped], k), rank
-    assert holder.queue_ptr.item() == 4
+    assert torch.equal(holder.keys[0, wrapped], q) and torch.equal(holder.keys[1, wrapped], k), rank
+    assert holder.ptr.item() == 4
     untouched = torch.arange(4, 20)
-    assert torch.equal(holder.queue[:, untouched], QUEUE[untouched].expand(2, -1, -1)), rank
+    assert torch.equal(holder.keys[:, untouched], QUEUE[untouched].expand(2, -1, -1)), rank
 
 
 def _cases_and_references():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from zoo.errors import ZooError
 from zoo.losses import byol_loss, info_nce_loss, nt_xent_loss
-from zoo.methods.momentum import target_pairs
+from zoo.methods.crops import target_pairs
 
 SOLO_LEARN = json.loads((Path(__file__).parent / "data" / "baseline_solo_learn_losses.json").read_text())
 LOSSES = {

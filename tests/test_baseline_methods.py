@@ -17,7 +17,7 @@ from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.losses import byol_loss, info_nce_loss
 from zoo.methods.base import BaseMethod, MethodConfig
-from zoo.methods.queue import FeatureQueueMixin
+from zoo.nn import FeatureQueue
 from zoo.registry import create_method, get_method, method_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,9 +45,8 @@ def test_a_training_step_gives_a_finite_loss_and_backbone_gradients(name):
     assert loss.ndim == 0 and torch.isfinite(loss) and features[0].shape == (16, model.feature_dim)
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.backbone.parameters())
-    for module in ("target_backbone", "target_projector"):
-        if hasattr(model, module):
-            assert all(p.grad is None for p in getattr(model, module).parameters())
+    if hasattr(model, "target"):  # the EMA target's copies of backbone and projector
+        assert all(p.grad is None for p in model.target.parameters())
 
 
 def test_the_default_runs_values():
@@ -206,7 +205,7 @@ def test_byol_sums_the_loss_over_every_target_and_other_crop():
     with torch.no_grad():
         torch.manual_seed(1)
         predictions = [model.predictor(model.projector(model.backbone(c))) for c in batch]
-        targets = [model.target_projector(model.target_backbone(c)) for c in batch[:2]]
+        targets = [model.target.projector(model.target.backbone(c)) for c in batch[:2]]
     expected = sum(byol_loss(predictions[v], targets[t]) for t, v in [(0, 1), (0, 2), (1, 0), (1, 2)])
     assert torch.allclose(loss, expected, rtol=1e-5)
     groups = model.param_groups()
@@ -216,18 +215,18 @@ def test_byol_sums_the_loss_over_every_target_and_other_crop():
 def test_moco_contrasts_with_the_queue_before_this_steps_keys_go_in():
     torch.manual_seed(0)
     model = create_method("mocov2plus", SMALL["mocov2plus"], **TINY)
-    model.queue_ptr.fill_(32)  # 16 keys wrap around the 40-key queue: rows 32..39, then 0..7
-    before = model.queue.clone()
+    model.queue.ptr.fill_(32)  # 16 keys wrap around the 40-key queue: rows 32..39, then 0..7
+    before = model.queue.keys.clone()
     batch = crops()
     loss, _ = model.compute_loss(batch)
     with torch.no_grad():
         q1, q2 = (F.normalize(model.projector(model.backbone(c)), dim=-1) for c in batch)
-        k1, k2 = (F.normalize(model.target_forward(c), dim=-1) for c in batch)
+        k1, k2 = (F.normalize(model.target(c), dim=-1) for c in batch)
     expected = (info_nce_loss(q1, k2, before[1], 0.2) + info_nce_loss(q2, k1, before[0], 0.2)) / 2
     assert torch.allclose(loss, expected, rtol=1e-5)
     rows = torch.cat([torch.arange(32, 40), torch.arange(0, 8)])
-    assert torch.allclose(model.queue[0, rows], k1, atol=1e-6) and torch.allclose(model.queue[1, rows], k2, atol=1e-6)
-    assert torch.equal(model.queue[:, 8:32], before[:, 8:32]) and model.queue_ptr.item() == 8
+    assert torch.allclose(model.queue.keys[0, rows], k1, atol=1e-6) and torch.allclose(model.queue.keys[1, rows], k2, atol=1e-6)
+    assert torch.equal(model.queue.keys[:, 8:32], before[:, 8:32]) and model.queue.ptr.item() == 8
     assert torch.allclose(before.norm(dim=-1), torch.ones(2, 40))  # initially random unit keys
 
 
@@ -235,11 +234,11 @@ def test_the_queue_and_its_pointer_are_in_the_state_dict():
     model = create_method("mocov2plus", SMALL["mocov2plus"], **TINY)
     model.compute_loss(crops())
     state = model.state_dict()
-    assert state["queue"].shape == (2, 40, 32) and state["queue_ptr"].item() == 16
+    assert state["queue.keys"].shape == (2, 40, 32) and state["queue.ptr"].item() == 16
     fresh = create_method("mocov2plus", SMALL["mocov2plus"], **TINY)
-    assert not torch.equal(fresh.queue, model.queue)
+    assert not torch.equal(fresh.queue.keys, model.queue.keys)
     fresh.load_state_dict(state)
-    assert torch.equal(fresh.queue, model.queue) and fresh.queue_ptr.item() == 16
+    assert torch.equal(fresh.queue.keys, model.queue.keys) and fresh.queue.ptr.item() == 16
 
 
 def test_a_queue_smaller_than_the_global_batch_is_a_clear_error():
@@ -247,17 +246,20 @@ def test_a_queue_smaller_than_the_global_batch_is_a_clear_error():
         create_method("mocov2plus", {**SMALL["mocov2plus"], "queue_size": 8}, **TINY)
 
 
-def test_the_queue_mixin_declares_its_field_in_the_methods_config():
-    with pytest.raises(TypeError, match=r"FeatureQueueMixin.Config .* so that queue_size are declared"):
-        class NoQueueField(FeatureQueueMixin, BaseMethod):
-            pass
+def test_a_method_composes_a_queue_with_its_own_config_field():
+    """No Config-order rule: the method declares queue_size like any field and holds the component."""
 
-    class WithQueue(FeatureQueueMixin, BaseMethod):
+    class WithQueue(BaseMethod):
         @dataclass
-        class Config(FeatureQueueMixin.Config, MethodConfig):
-            pass
+        class Config(MethodConfig):
+            queue_size: int = 24
 
-    assert WithQueue.Config().queue_size == 65536
+        def build_modules(self):
+            super().build_modules()
+            self.queue = FeatureQueue(count=1, size=self.mcfg.queue_size, dim=self.mcfg.proj_out)
+
+    model = WithQueue({"proj_hidden": [16], "proj_out": 8}, **TINY)
+    assert model.state_dict()["queue.keys"].shape == (1, 24, 8) and model.state_dict()["queue.ptr"].item() == 0
 
 
 # ---- digits runs through the entry point -------------------------------------------------------
@@ -294,10 +296,10 @@ def test_the_queue_survives_kill_minus_nine_and_resume(tmp_path):
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
-    assert killed["state_dict"]["queue_ptr"].item() == written
+    assert killed["state_dict"]["queue.ptr"].item() == written
     final = resumed(args, run_dir)
     assert final["global_step"] == steps
-    assert final["state_dict"]["queue_ptr"].item() == batch * steps
-    assert torch.equal(final["state_dict"]["queue"][:, :written], killed["state_dict"]["queue"][:, :written])
-    assert not torch.equal(final["state_dict"]["queue"][:, written:batch * steps],
-                           killed["state_dict"]["queue"][:, written:batch * steps])
+    assert final["state_dict"]["queue.ptr"].item() == batch * steps
+    assert torch.equal(final["state_dict"]["queue.keys"][:, :written], killed["state_dict"]["queue.keys"][:, :written])
+    assert not torch.equal(final["state_dict"]["queue.keys"][:, written:batch * steps],
+                           killed["state_dict"]["queue.keys"][:, written:batch * steps])

@@ -364,7 +364,7 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
         assert forward_calls(model) == (source.backbone_calls, projector_calls)
     assert model.mcfg.get("temperature") == source.temperature  # what the loss divides by
     if source.queue:
-        assert tuple(model.queue.shape) == (source.queues, source.queue, model.mcfg.proj_out)
+        assert tuple(model.queue.keys.shape) == (source.queues, source.queue, model.mcfg.proj_out)
         if source.queue_from is not None:
             assert model.mcfg.epoch_queue_starts == source.queue_from
     elif hasattr(model, "queue"):  # SwAV without a queue (the official queue_length 0): it never joins the codes
@@ -375,9 +375,9 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
     if source.prototypes:
         last = model.projector.last_layer if hasattr(model.projector, "last_layer") else model.prototypes
         assert (last.in_features, last.out_features, last.bias) == (model.mcfg.proj_out, source.prototypes, None)
-        assert {id(p) for p in model.frozen_early_parameters()} == {id(p) for p in last.parameters()}
+        assert {id(p) for p in model.freeze_early.parameters_of()} == {id(p) for p in last.parameters()}
         epochs, steps = source.frozen  # the official `epoch < freeze_epochs` / `iteration < niters`
-        assert model.frozen_early(epoch=max(epochs - 1, 0), step=max(steps - 1, 0)) and not model.frozen_early(epochs, steps)
+        assert model.freeze_early.frozen(epoch=max(epochs - 1, 0), step=max(steps - 1, 0)) and not model.freeze_early.frozen(epochs, steps)
     if hasattr(model.projector, "last_layer"):  # DINO: rows of norm 1 (a fixed norm with norm_last_layer)
         assert not model.projector.last_layer.parametrizations.weight.original0.requires_grad
     if source.teacher_temperature:
@@ -410,8 +410,8 @@ def test_the_recipes_override_the_methods_digits_defaults(tmp_path):
 
     mocov2plus, byol, mocov2, swav = (built(compose_recipe([f"method={name}", "data.batch_size=256"]))
                                       for name in ("mocov2plus", "byol", "mocov2", "swav"))
-    assert mocov2plus.queue.shape[1] == 1024 and weights_lr(byol) == pytest.approx(0.5)  # the digits defaults, at batch 256
-    assert mocov2.queue.shape[1] == 1024 and swav.prototypes.out_features == 100
-    assert recipe("cifar10/mocov2plus").queue.shape[1] == 32768 and recipe("imagenet-100/mocov2plus").queue.shape[1] == 65536
+    assert mocov2plus.queue.keys.shape[1] == 1024 and weights_lr(byol) == pytest.approx(0.5)  # the digits defaults, at batch 256
+    assert mocov2.queue.keys.shape[1] == 1024 and swav.prototypes.out_features == 100
+    assert recipe("cifar10/mocov2plus").queue.keys.shape[1] == 32768 and recipe("imagenet-100/mocov2plus").queue.keys.shape[1] == 65536
     assert weights_lr(recipe("cifar10/byol")) == pytest.approx(1.0)  # solo-learn's lr 1.0 x 256 / 256
-    assert recipe("imagenet/mocov2").queue.shape[1] == 65536 and recipe("cifar10/swav").prototypes.out_features == 3000
+    assert recipe("imagenet/mocov2").queue.keys.shape[1] == 65536 and recipe("cifar10/swav").prototypes.out_features == 3000

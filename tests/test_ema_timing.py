@@ -12,6 +12,8 @@ before every batch's forward and after the fit, and the momentum of each update 
 """
 
 import math
+import sys
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -38,7 +40,7 @@ def samples(batches, batch=8):
 
 
 def target_params(model):
-    return [p.detach().clone() for m in (model.target_backbone, model.target_projector) for p in m.parameters()]
+    return [p.detach().clone() for m in (model.target.backbone, model.target.projector) for p in m.parameters()]
 
 
 def online_params(model):
@@ -96,16 +98,16 @@ def fit(name, batches, accumulate=1, timing=None):
     torch.manual_seed(0)
     model = create_method(name, {**SMALL[name], **STEEP}, **TINY, scheduler={"warmup_epochs": 0})
     if timing:
-        model.ema_timing = timing
+        model.target.timing = timing
     initial = target_params(model)
     taus = []
-    update = model.update_target
+    update = model.target.update
 
     def recording_update(tau):
         taus.append(tau)
         return update(tau)
 
-    model.update_target = recording_update
+    model.target.update = recording_update
     record = Record()
     trainer = L.Trainer(max_epochs=1, limit_val_batches=0, accelerator="cpu", devices=1, precision="64-true", logger=False,
                         accumulate_grad_batches=accumulate, enable_checkpointing=False, enable_progress_bar=False,
@@ -124,7 +126,7 @@ def assert_same(actual, expected, what):
 def test_the_target_moves_after_each_optimiser_step_as_solo_learn_moves_it(name):
     model, trainer, initial, record, taus = fit(name, batches=4)
     total = trainer.estimated_stepping_batches
-    assert total == 4 and record.step_end == [1, 2, 3, 4] and type(model).ema_timing == "after_step"
+    assert total == 4 and record.step_end == [1, 2, 3, 4] and model.target.timing == "after_step"
     m = model.mcfg
     before, after, expected_taus = solo_learn_order(initial, record.online_end, record.step_end, total,
                                                     m.momentum_base, m.momentum_final)
@@ -152,7 +154,7 @@ def test_under_gradient_accumulation_the_target_moves_once_per_optimiser_step():
 
 @pytest.mark.parametrize("accumulate", [1, 2])
 def test_the_before_forward_timing_is_intl_ms_official_order(accumulate):
-    """`ema_timing = "before_forward"`, for INTL-M: the target each forward sees is INTL's."""
+    """EMA timing "before_forward", for INTL-M: the target each forward sees is INTL's."""
     batches = 4 * accumulate
     model, _, initial, record, taus = fit("byol", batches=batches, accumulate=accumulate, timing="before_forward")
     steps_start = [0] + record.step_end[:-1]
@@ -175,8 +177,81 @@ def test_the_update_is_a_plain_ema_of_parameters_and_leaves_buffers_alone():
         for p in model.backbone.parameters():
             p.add_(1.0)
     old, online = target_params(model), online_params(model)
-    buffers = [b.clone() for b in model.target_backbone.buffers()]
-    model.update_target(0.75)
+    buffers = [b.clone() for b in model.target.backbone.buffers()]
+    model.target.update(0.75)
     assert_same(target_params(model), [0.75 * t + 0.25 * o for t, o in zip(old, online)], "EMA")
-    assert all(torch.equal(a, b) for a, b in zip(buffers, model.target_backbone.buffers()))
-    assert not any(p.requires_grad for m in (model.target_backbone, model.target_projector) for p in m.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(buffers, model.target.backbone.buffers()))
+    assert not any(p.requires_grad for m in (model.target.backbone, model.target.projector) for p in m.parameters())
+
+
+# ---- the GPU benchmark's step (benchmarks/gpu_check.py Stepper) against training's --------------------------------
+# Every EMA method at a tiny setting; each moves its target where its official code does (INTL-M before the forward).
+EMA_METHODS = {
+    "byol": ["method.proj_hidden=[32]", "method.proj_out=16", "method.pred_hidden=24"],
+    "mocov2": ["method.proj_hidden=[32]", "method.proj_out=16", "method.queue_size=40"],
+    "mocov2plus": ["method.proj_hidden=[32]", "method.proj_out=16", "method.queue_size=40"],
+    "dino": ["method.proj_hidden=[32,32]", "method.proj_out=16", "method.num_prototypes=24"],
+    "mec": ["method.proj_hidden=[32,32]", "method.proj_out=16", "method.pred_hidden=8"],
+    "intl_m": ["method.proj_hidden=[32]", "method.proj_out=16", "data.views=[{size: 16, count: 3}]"],
+}
+
+
+def record_events(model, optimizer, events):
+    """Appends "forward" (the online backbone's first call of a step), "step" (after optimizer.step) and
+    ("ema", tau) (each move of the EMA target) to `events`, in the order they happen."""
+    def forward(*_):
+        if events[-1:] != ["forward"]:
+            events.append("forward")
+
+    model.backbone.register_forward_pre_hook(forward)
+    optimizer.register_step_post_hook(lambda *_: events.append("step"))
+    update = model.target.update
+
+    def recording_update(tau):
+        events.append(("ema", tau))
+        return update(tau)
+
+    model.target.update = recording_update
+
+
+@pytest.mark.parametrize("name", sorted(EMA_METHODS))
+def test_the_gpu_benchmarks_step_moves_the_target_where_training_does(name):
+    """benchmarks/gpu_check.py's step and a Lightning fit of the same method: the same sequence of forwards,
+    optimiser steps and EMA moves (with the same momenta) over 3 steps."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _common import compose_config
+    from gpu_check import Stepper, crop_sizes
+
+    from zoo.build import build_method
+
+    cfg = compose_config([f"method={name}", *EMA_METHODS[name], "backbone.name=test_resnet", "backbone.small_stem=false",
+                          "data.image_size=16", "data.batch_size=8", "scheduler.warmup_epochs=0"])
+    steps = 3
+    stepper = Stepper(cfg, per_gpu=8, ranks=1, device=torch.device("cpu"), num_classes=10, total_steps=steps)
+    benchmark = []
+    record_events(stepper.model, stepper.optimizer, benchmark)
+    for _ in range(steps):
+        stepper.step()
+
+    torch.manual_seed(0)
+    model = build_method(cfg, 10, world_size=1)
+    training = []
+
+    class Record(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            record_events(pl_module, trainer.optimizers[0], training)
+
+    gen = torch.Generator().manual_seed(0)
+    data = [([torch.randn(3, s, s, generator=gen) for s in crop_sizes(cfg)], i % 10) for i in range(8 * steps)]
+    trainer = L.Trainer(max_steps=steps, limit_val_batches=0, accelerator="cpu", devices=1, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Record()])
+    trainer.fit(model, DataLoader(data, batch_size=8, shuffle=False))
+
+    def shape(events):
+        return [e if isinstance(e, str) else e[0] for e in events]
+
+    assert shape(benchmark) == shape(training), name
+    assert [e[1] for e in benchmark if e[0] == "ema"] == pytest.approx([e[1] for e in training if e[0] == "ema"], abs=1e-15)
+    first = ["ema", "forward", "step"] if name == "intl_m" else ["forward", "step", "ema"]  # the official orders
+    assert shape(training) == first * steps

@@ -290,7 +290,7 @@ def test_mmcr_and_mec_recipes_train_with_the_official_values(recipe, recorded, t
         return
     # MEC: the teacher, cosine_scheduler(0.996, 1, epochs, iters) with no warmup: 1 + (0.996 - 1) (1 + cos(pi s / T)) / 2.
     for s in (0, 1, total // 3, total // 2, total - 1):
-        assert model.momentum(s, total) == pytest.approx(1 + 0.5 * (0.996 - 1) * (1 + math.cos(math.pi * s / total)), rel=1e-12)
+        assert model.target.momentum(s, total) == pytest.approx(1 + 0.5 * (0.996 - 1) * (1 + math.cos(math.pi * s / total)), rel=1e-12)
     # lamda = 1 / (m eps / d), d = --dim 2048, m = the global batch; lamda_scheduler: linspace(8/lamda, 1/lamda, W), then 1/lamda.
     lamda = 1 / (official["batch"] * 64 / 2048)
     assert mec_lambda(model.mcfg.proj_out, model.global_batch_size, model.mcfg.eps) == pytest.approx(lamda, rel=1e-12)

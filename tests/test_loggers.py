@@ -10,8 +10,8 @@ import time
 import pytest
 from test_pretrain import REPO, TINY, run
 
+from zoo.config import chosen_trackers
 from zoo.errors import ZooError
-from zoo.loggers import chosen_trackers
 
 
 @pytest.fixture(scope="module")

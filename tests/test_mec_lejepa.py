@@ -19,7 +19,7 @@ from zoo.errors import ZooError
 from zoo.losses.coding_rate import mec_lambda, mec_loss
 from zoo.losses.sigreg import epps_pulley, lejepa_loss, random_slices, sigreg_loss
 from zoo.methods.mec import MEC
-from zoo.methods.momentum import MomentumTargetMixin
+from zoo.nn import EMA
 from zoo.registry import create_method
 from zoo.spectral import log_det_series
 
@@ -79,7 +79,8 @@ def test_mec_lambda_warmup_and_momentum_schedules_are_the_officials(case):
     holder = SimpleNamespace(mcfg=config, global_batch_size=case["m"], global_step=0)
     lambda_inverse = [MEC.lambda_inverse(holder, step, per_epoch) for step in range(steps)]
     assert lambda_inverse == pytest.approx(case["lambda_inverse"], rel=1e-12)
-    momentum = [MomentumTargetMixin.momentum(holder, step, steps) for step in range(steps)]
+    ema = EMA({}, config.momentum_base, config.momentum_final)  # the schedule MEC's target moves with
+    momentum = [ema.momentum(step, steps) for step in range(steps)]
     assert momentum == pytest.approx(case["momentum"], rel=1e-12)
 
 
@@ -219,7 +220,7 @@ def test_mec_is_the_official_architecture_and_optimises_the_predictor_not_the_te
     assert not model.projector[-2].bias.requires_grad  # followed by BN
     optimised = {id(p) for group in model.param_groups() for p in group["params"]}
     assert all(id(p) in optimised for p in model.predictor.parameters())
-    assert not any(id(p) in optimised for p in model.target_projector.parameters())
+    assert not any(id(p) in optimised for p in model.target.projector.parameters())
     config = MEC.Config()
     assert (config.proj_hidden, config.proj_out, config.pred_hidden, config.eps, config.order) == ([2048, 2048], 2048, 512, 64.0, 4)
     assert (config.lambda_warmup_factor, config.lambda_warmup_epochs, config.momentum_base) == (8.0, 10.0, 0.996)

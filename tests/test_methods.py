@@ -19,8 +19,9 @@ from zoo.build import build_method
 from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
-from zoo.methods.momentum import MomentumTargetMixin
+from zoo.nn import EMA, StepState
 from zoo.registry import create_method, get_method, method_names
+from zoo.train.step import train_step
 
 REPO = Path(__file__).resolve().parents[1]
 # Every registered method, so that a new method file gets the generic step test without an edit here.
@@ -102,11 +103,14 @@ def test_training_step_gives_a_finite_loss_and_gradients(method):
     torch.manual_seed(0)
     model = build(method)
     crops = [torch.randn(32, 3, 16, 16) for _ in range(2)]
-    loss, probe_features = model.compute_loss(crops)
-    loss, parts = model.split_loss(loss)
+    labels = torch.randint(0, 10, (32,))
+    configured = model.build_optimizer(steps_per_epoch=5, total_steps=10)
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    # the one training step (forward, probe, backward, the components' hooks, optimiser and scheduler)
+    out = train_step(model, (crops, labels), optimizer, scheduler, StepState(step=0, total_steps=10, steps_per_epoch=5))
+    loss, parts, probe_features = out.loss, out.parts, out.features
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert set(parts) == LOSS_PARTS.get(method, set(parts)) and all(p.ndim == 0 and torch.isfinite(p) for p in parts.values())
-    loss.backward()
     grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert probe_features and probe_features[0].shape == (32, model.feature_dim)
@@ -217,18 +221,17 @@ def test_intl_m_target_is_an_ema_of_online_parameters_only():
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(1.0)
-    before = [p.clone() for p in model.target_backbone.parameters()]
-    buffers_before = [b.clone() for b in model.target_backbone.buffers()]
-    model.momentum = lambda step=None: 0.75  # the schedule is tested on its own; here only the update
-    model.log = lambda *args, **kwargs: None
-    model.on_train_batch_start(None, 0)
-    for old, new, online in zip(before, model.target_backbone.parameters(), model.backbone.parameters()):
+    before = [p.clone() for p in model.target.backbone.parameters()]
+    buffers_before = [b.clone() for b in model.target.backbone.buffers()]
+    model.target.momentum = lambda step, total_steps: 0.75  # the schedule is tested on its own; here only the update
+    model.target.before_forward(StepState(step=0, total_steps=10))  # INTL-M's target moves before the forward
+    for old, new, online in zip(before, model.target.backbone.parameters(), model.backbone.parameters()):
         assert torch.allclose(new, 0.75 * old + 0.25 * online)
         assert not new.requires_grad
-    assert all(torch.equal(a, b) for a, b in zip(buffers_before, model.target_backbone.buffers()))
+    assert all(torch.equal(a, b) for a, b in zip(buffers_before, model.target.backbone.buffers()))
     loss, _ = model.split_loss(model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(3)])[0])
     loss.backward()
-    assert all(p.grad is None for p in model.target_backbone.parameters())
+    assert all(p.grad is None for p in model.target.backbone.parameters())
 
 
 def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -361,34 +364,38 @@ def test_build_method_turns_the_run_config_into_the_explicit_arguments():
     assert model.hparams["num_classes"] == 10
 
 
-def test_the_momentum_mixin_declares_its_fields_in_the_methods_config():
+def test_a_method_composes_an_ema_target_with_its_own_config_fields():
     config = get_method("intl_m").Config()
     assert (config.momentum_base, config.momentum_final) == (0.996, 1.0)
-    assert config.proj_hidden_bias is False  # INTL's defaults, not shadowed by the mixin
-    with pytest.raises(TypeError, match="MomentumTargetMixin.Config"):
-        class NoMomentumFields(MomentumTargetMixin, BaseMethod):  # its Config lacks the fields
-            pass
+    assert config.proj_hidden_bias is False  # INTL's defaults
 
-    class EMACosine(MomentumTargetMixin, BaseMethod):
-        """A BYOL-shaped toy: the online crop 1 against the target's crop 0."""
+    class EMACosine(BaseMethod):
+        """A BYOL-shaped toy: the online crop 1 against the target's crop 0 (no Config-order rule: the fields
+        are the method's own, the EMA a component it holds)."""
 
         from dataclasses import dataclass
 
         @dataclass
-        class Config(MomentumTargetMixin.Config, MethodConfig):
-            pass
+        class Config(MethodConfig):
+            momentum_base: float = 0.996
+            momentum_final: float = 1.0
+
+        def build_modules(self):
+            super().build_modules()
+            m = self.mcfg
+            self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
 
         def compute_loss(self, crops):
-            target = self.target_forward(crops[0])
+            target = self.target(crops[0])
             features = [self.backbone(crops[1])]
             online = self.project(features)[0]
             return -torch.nn.functional.cosine_similarity(online, target).mean(), features
 
     model = EMACosine({"proj_hidden": [32], "proj_out": 16, "momentum_base": 0.5}, **TINY)
-    assert model.momentum(0, 100) == pytest.approx(0.5) and model.momentum(100, 100) == pytest.approx(1.0)
+    assert model.target.momentum(0, 100) == pytest.approx(0.5) and model.target.momentum(100, 100) == pytest.approx(1.0)
     loss, _ = model.compute_loss([torch.randn(16, 3, 16, 16) for _ in range(2)])
     loss.backward()
-    assert all(p.grad is None for p in model.target_backbone.parameters())
+    assert all(p.grad is None for p in model.target.backbone.parameters())
 
 
 def save_checkpoint(model, path, hyper_parameters=None):

@@ -14,9 +14,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from zoo.config import OptimizerConfig
+from zoo.config import OptimizerConfig, check_optimizer
 from zoo.errors import ZooError
-from zoo.optim import check_optimizer, make_optimizer
+from zoo.optim import make_optimizer
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "lars_reference.json").read_text())["cases"]
 # The variant each source's recipes select (optimizer.name).

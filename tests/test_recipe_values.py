@@ -467,7 +467,7 @@ def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # 
                 s -= s % spe
             progress = (s // spe) / official.epochs if official.momentum_per_epoch else s / total
             expected = end - (end - start) * (math.cos(math.pi * progress) + 1) / 2  # INTL-M: 1 - (1-m0) (1+cos(pi t/T))/2
-            assert model.momentum(s, total) == pytest.approx(expected, rel=1e-12)
+            assert model.target.momentum(s, total) == pytest.approx(expected, rel=1e-12)
     else:
         assert not model.momentum_target
 

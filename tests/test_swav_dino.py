@@ -25,9 +25,9 @@ from torch.utils.data import DataLoader
 from zoo.config import SOLO_LARS
 from zoo.errors import ZooError
 from zoo.losses import dino_center, dino_loss, sinkhorn_knopp, swav_loss
+from zoo.methods.crops import targets_first
 from zoo.methods.dino import DINO
-from zoo.methods.momentum import targets_first
-from zoo.methods.queue import FeatureQueueMixin
+from zoo.nn import FeatureQueue
 from zoo.registry import create_method
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,9 +155,10 @@ def _ranks_match_one_process(rank, expected):
     rows = slice(rank * 6, (rank + 1) * 6)
     local_scores = [s[rows].clone().requires_grad_() for s in scores]
     local_student = [s[rows].clone().requires_grad_() for s in student]
-    holder = SimpleNamespace(queue=queue[None])  # the queue mixin's share of the rows: 4 and 3 of the 7
+    holder = FeatureQueue(count=1, size=len(queue), dim=queue.shape[-1])
+    holder.keys = queue[None]  # the queue's share of the rows: 4 and 3 of the 7
     local_codes, local_swav, local_dino, local_center = _ddp_losses(
-        local_scores, FeatureQueueMixin.queue_share(holder)[0], local_student, [t[rows] for t in teacher], center)
+        local_scores, holder.share()[0], local_student, [t[rows] for t in teacher], center)
     (local_swav + local_dino).backward()
     assert rel_err(local_codes, codes[rows]) < 1e-12, rank
     assert rel_err(local_swav.detach(), swav) < 1e-12 and rel_err(local_dino.detach(), dino) < 1e-12, rank
@@ -199,21 +200,21 @@ def test_swav_prototypes_are_unit_rows_in_every_step_and_its_projector_is_solo_l
 def test_swav_codes_use_the_queue_only_from_its_epoch_on_and_once_full():
     torch.manual_seed(0)
     model = create_method("swav", {**SMALL["swav"], "epoch_queue_starts": 1}, **TINY)
-    assert not model.queue.any() and model.queue.shape == (2, 24, 16)  # starts empty, one queue per global crop
+    assert not model.queue.keys.any() and model.queue.keys.shape == (2, 24, 16)  # starts empty, one queue per global crop
     batch = crops()
     model.compute_loss(batch)
     with torch.no_grad():  # the queue holds the global crops' L2-normalised projections
         keys = torch.stack([F.normalize(model.projector(model.backbone(crop)), dim=-1) for crop in batch])
-    assert model.queue_ptr.item() == 8 and torch.allclose(model.queue[:, :8], keys, atol=1e-6)
-    assert not model.queue[:, 8:].any()
+    assert model.queue.ptr.item() == 8 and torch.allclose(model.queue.keys[:, :8], keys, atol=1e-6)
+    assert not model.queue.keys[:, 8:].any()
     model._trainer = SimpleNamespace(current_epoch=1)
     assert not model.uses_queue()  # from its epoch on, but not full yet
-    model.queue.normal_()
+    model.queue.keys.normal_()
     assert model.uses_queue()
     model._trainer = SimpleNamespace(current_epoch=0)
     assert not model.uses_queue()
     model._trainer = SimpleNamespace(current_epoch=1)
-    queue = model.queue.clone()
+    queue = model.queue.keys.clone()
     scores = [torch.randn(8, 24) for _ in range(2)]
     with torch.no_grad():
         expected = [sinkhorn_knopp(torch.cat([s, model.prototypes(queue[i])]))[:8] for i, s in enumerate(scores)]
@@ -235,8 +236,8 @@ def test_dino_head_is_the_officials_and_the_teacher_averages_its_last_layer_too(
     assert nn.BatchNorm1d in [type(layer) for layer in learnt.projector.mlp]
     with torch.no_grad():
         direction.add_(1.0)
-    model.update_target(0.5)  # the teacher's last layer is half-way to the student's
-    target = model.target_projector.last_layer.parametrizations.weight.original1
+    model.target.update(0.5)  # the teacher's last layer is half-way to the student's
+    target = model.target.projector.last_layer.parametrizations.weight.original1
     assert torch.allclose(target, direction - 0.5)
     assert head(torch.randn(4, model.feature_dim)).shape == (4, 16)  # the projector's output: the bottleneck
 
@@ -249,7 +250,7 @@ def test_dino_centres_the_teacher_and_keeps_the_centre_in_the_state_dict():
     loss, features = model.compute_loss(batch)
     assert torch.isfinite(loss) and len(features) == 2  # the probe sees the two 16 px crops
     with torch.no_grad():
-        teacher = [model.target_projector.logits(model.target_forward(batch[t])) for t in (0, 2)]
+        teacher = [model.target.projector.logits(model.target(batch[t])) for t in (0, 2)]
     # teacher BN in training mode: the same batches give the same logits, so the centre is 0.3 x their mean
     assert torch.allclose(model.center, 0.3 * torch.cat(teacher).mean(dim=0, keepdim=True), atol=1e-6)
     fresh = create_method("dino", {**SMALL["dino"], "center_momentum": 0.7}, **{**TINY, "crop_sizes": (16, 8, 16)})
@@ -261,7 +262,7 @@ def test_the_global_crops_come_first_for_codes_and_teacher():
     assert targets_first((16, 16)) == ([0, 1], 2)
     assert targets_first((16, 8, 16, 8)) == ([0, 2, 1, 3], 2)
     model = create_method("swav", SMALL["swav"], **{**TINY, "crop_sizes": (16, 16, 16, 8)})
-    assert model.queue.shape[0] == 3  # a queue per crop with codes
+    assert model.queue.keys.shape[0] == 3  # a queue per crop with codes
 
 
 def _random_crops(count, batches):
@@ -305,11 +306,11 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
 
 def test_the_freeze_period_is_the_longer_of_its_epochs_and_steps():
     model = create_method("swav", {**SMALL["swav"], "freeze_epochs": 1, "freeze_steps": 313}, **TINY)
-    assert model.frozen_early(epoch=0, step=500) and model.frozen_early(epoch=3, step=312)
-    assert not model.frozen_early(epoch=1, step=313)
+    assert model.freeze_early.frozen(epoch=0, step=500) and model.freeze_early.frozen(epoch=3, step=312)
+    assert not model.freeze_early.frozen(epoch=1, step=313)
     model.compute_loss(crops())[0].backward()
     assert model.prototypes.weight.grad is not None
-    assert model.cancel_frozen_gradients() and model.prototypes.weight.grad is None
+    assert model.freeze_early.cancel_gradients(epoch=0, step=0) and model.prototypes.weight.grad is None
 
 
 # ---- the queue across kill -9 and resume, through the entry point ---------------------------------
@@ -329,10 +330,10 @@ def test_the_swav_queue_survives_kill_minus_nine_and_resume(tmp_path):
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
-    killed_queue = killed["state_dict"]["queue"]
-    assert killed["state_dict"]["queue_ptr"].item() == written
+    killed_queue = killed["state_dict"]["queue.keys"]
+    assert killed["state_dict"]["queue.ptr"].item() == written
     assert killed_queue[:, :written].any(dim=-1).all() and not killed_queue[:, written:].any()
     final = resumed(args, run_dir)
-    assert final["global_step"] == steps and final["state_dict"]["queue_ptr"].item() == 0  # 144 rows: wrapped once
-    assert torch.equal(final["state_dict"]["queue"][:, :written], killed_queue[:, :written])
-    assert final["state_dict"]["queue"].any(dim=-1).all()
+    assert final["global_step"] == steps and final["state_dict"]["queue.ptr"].item() == 0  # 144 rows: wrapped once
+    assert torch.equal(final["state_dict"]["queue.keys"][:, :written], killed_queue[:, :written])
+    assert final["state_dict"]["queue.keys"].any(dim=-1).all()

@@ -114,33 +114,33 @@ def test_mocov2_contrasts_the_first_crops_query_with_the_seconds_key_and_one_que
     torch.manual_seed(0)
     model = create_method("mocov2", SMALL_MOCO, **TINY)
     assert [type(layer) for layer in model.projector] == [nn.Linear, nn.ReLU, nn.Linear]
-    model.queue_ptr.fill_(32)  # 16 keys wrap around the 40-key queue: rows 32..39, then 0..7
-    before = model.queue.clone()
+    model.queue.ptr.fill_(32)  # 16 keys wrap around the 40-key queue: rows 32..39, then 0..7
+    before = model.queue.keys.clone()
     batch = crops()
     loss, features = model.compute_loss(batch)
     with torch.no_grad():
         query = F.normalize(model.projector(model.backbone(batch[0])), dim=-1)
-        key = F.normalize(model.target_forward(batch[1]), dim=-1)
+        key = F.normalize(model.target(batch[1]), dim=-1)
     assert torch.allclose(loss, info_nce_loss(query, key, before[0], 0.2), rtol=1e-5)
     assert len(features) == 1 and features[0].shape == (16, model.feature_dim)  # the query crop's, for the probe
-    assert model.queue.shape == (1, 40, 32)
+    assert model.queue.keys.shape == (1, 40, 32)
     rows = torch.cat([torch.arange(32, 40), torch.arange(0, 8)])
-    assert torch.allclose(model.queue[0, rows], key, atol=1e-6) and torch.equal(model.queue[0, 8:32], before[0, 8:32])
-    assert model.queue_ptr.item() == 8
+    assert torch.allclose(model.queue.keys[0, rows], key, atol=1e-6) and torch.equal(model.queue.keys[0, 8:32], before[0, 8:32])
+    assert model.queue.ptr.item() == 8
     loss.backward()
-    assert all(p.grad is None for p in model.target_backbone.parameters())
+    assert all(p.grad is None for p in model.target.backbone.parameters())
     assert all(p.grad is not None for p in model.backbone.parameters())
 
 
 def test_mocov2_momentum_is_constant_and_moves_the_key_encoder_by_a_thousandth():
     model = create_method("mocov2", SMALL_MOCO, **TINY)
-    assert model.momentum(step=0, total_steps=100) == model.momentum(step=70, total_steps=100) == 0.999
+    assert model.target.momentum(step=0, total_steps=100) == model.target.momentum(step=70, total_steps=100) == 0.999
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(1.0)
-    target = [p.clone() for p in model.target_backbone.parameters()]
-    model.update_target(model.momentum(step=5, total_steps=100))
-    for new, old, online in zip(model.target_backbone.parameters(), target, model.backbone.parameters()):
+    target = [p.clone() for p in model.target.backbone.parameters()]
+    model.target.update(model.target.momentum(step=5, total_steps=100))
+    for new, old, online in zip(model.target.backbone.parameters(), target, model.backbone.parameters()):
         assert torch.allclose(new, 0.999 * old + 0.001 * online, atol=1e-6)
 
 

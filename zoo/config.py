@@ -20,6 +20,7 @@ from omegaconf.nodes import EnumNode
 from zoo.arguments import CHECKED_KEYS, check_values
 from zoo.errors import ZooError
 from zoo.names import (
+    UNCLIPPED_LARS,
     CorruptImages,
     Interpolation,
     LinearOptimizer,
@@ -29,6 +30,7 @@ from zoo.names import (
     Optimizer,
     Schedule,
     ScheduleInterval,
+    Tracker,
     WarmupRule,
     not_one_of,
 )
@@ -310,6 +312,30 @@ def check_batch_limits(trainer):
                            "of them (a float between 0.0 and 1.0)")
 
 
+def check_optimizer(opt):
+    """ZooError for an optimizer config no optimiser here takes (checked when the config is composed; its name,
+    a zoo.names.Optimizer, by the schema)."""
+    if opt.name in UNCLIPPED_LARS and opt.lars_clip:
+        raise ZooError(f"optimizer.lars_clip=true clips solo-learn's LARS (optimizer.name=lars); {opt.name} "
+                       "has no clipping: set optimizer.lars_clip=false or optimizer.name=lars")
+
+
+def chosen_trackers(choice):
+    """`logger` as given (a name or a list of names) -> the trackers beyond CSV; one-line
+    errors for an unknown name or a tracker whose extra is not installed."""
+    names = [choice] if isinstance(choice, str) else list(choice or [])  # not an enum field: a name or a list of them
+    for name in names:
+        if name not in tuple(Tracker):
+            raise ZooError(f"{not_one_of('logger', name, Tracker)} (several: logger=[wandb,tensorboard])")
+    trackers = [name.value for name in Tracker if name in names and name != Tracker.csv]
+    for name in trackers:
+        try:
+            __import__("wandb" if name == "wandb" else "tensorboard")
+        except ImportError:
+            raise ZooError(f"logger={name} needs the {name} extra: pip install 'zoo[{name}]'") from None
+    return trackers
+
+
 def check_pretrain_config(cfg):
     """One `error:` line for a value the schema's types let through but training cannot use,
     before any trainer, data loader or worker exists."""
@@ -320,16 +346,12 @@ def check_pretrain_config(cfg):
         OmegaConf.to_container(cfg, resolve=True)
     check_values({key: OmegaConf.select(cfg, key) for key in CHECKED_KEYS})
     check_batch_limits(cfg.trainer)
-    from zoo.optim import check_optimizer
-
     check_optimizer(cfg.optimizer)
     if str(cfg.trainer.accelerator) in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ZooError(f"trainer.accelerator={cfg.trainer.accelerator} but this machine has no CUDA GPU: "
                        "use trainer.accelerator=auto (or cpu)")
     if cfg.recipe.name and cfg.data.root and not cfg.data.download and not Path(cfg.data.root).exists():
         raise ZooError(f"data not found at {cfg.data.root} (set DATA_DIR or pass data.root=PATH)")
-    from zoo.loggers import chosen_trackers
-
     chosen_trackers(cfg.logger)
     if not timm.is_model(cfg.backbone.name):
         raise ZooError(f"unknown timm backbone '{cfg.backbone.name}' (see timm.list_models(), e.g. resnet18, resnet50)")

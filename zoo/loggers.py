@@ -16,8 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from zoo.atomic import atomic_write_bytes
-from zoo.errors import ZooError
-from zoo.names import Tracker, not_one_of
+from zoo.config import chosen_trackers
 
 WANDB_ID_FILE = "wandb_id"
 
@@ -41,22 +40,6 @@ class ResumableCSVLogger(CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = _KeepingWriter(log_dir=self.log_dir)
         return self._experiment
-
-
-def chosen_trackers(choice):
-    """`logger` as given (a name or a list of names) -> the trackers beyond CSV; one-line
-    errors for an unknown name or a tracker whose extra is not installed."""
-    names = [choice] if isinstance(choice, str) else list(choice or [])  # not an enum field: a name or a list of them
-    for name in names:
-        if name not in tuple(Tracker):
-            raise ZooError(f"{not_one_of('logger', name, Tracker)} (several: logger=[wandb,tensorboard])")
-    trackers = [name.value for name in Tracker if name in names and name != Tracker.csv]
-    for name in trackers:
-        try:
-            __import__("wandb" if name == "wandb" else "tensorboard")
-        except ImportError:
-            raise ZooError(f"logger={name} needs the {name} extra: pip install 'zoo[{name}]'") from None
-    return trackers
 
 
 def wandb_run_id(run_dir, is_global_zero):

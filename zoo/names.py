@@ -26,6 +26,10 @@ class Optimizer(StrEnum):
     adamw = "adamw"
 
 
+# The LARS variants without LARC's clipping (optimizer.lars_clip=true is refused with them).
+UNCLIPPED_LARS = (Optimizer.lars_fb, Optimizer.lars_google)
+
+
 class Schedule(StrEnum):
     """scheduler.name: the lr after warm-up (zoo.methods.base.lr_factor_schedule)."""
 

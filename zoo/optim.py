@@ -14,7 +14,8 @@ exclude_bias_and_norm do not, as the sources' filters), with its own weight deca
 
 import torch
 
-from zoo.errors import ZooError
+from zoo.config import check_optimizer
+from zoo.names import UNCLIPPED_LARS as UNCLIPPED_LARS_NAMES
 
 
 class FBLars(torch.optim.Optimizer):
@@ -67,15 +68,7 @@ class GoogleLars(FBLars):
 
 
 # The LARS variants without clipping, by optimizer.name.
-UNCLIPPED_LARS = {"lars_fb": FBLars, "lars_google": GoogleLars}
-
-
-def check_optimizer(opt):
-    """ZooError for an optimizer config no optimiser here takes (checked when the config is composed; its name,
-    a zoo.names.Optimizer, by the schema)."""
-    if opt.name in UNCLIPPED_LARS and opt.lars_clip:
-        raise ZooError(f"optimizer.lars_clip=true clips solo-learn's LARS (optimizer.name=lars); {opt.name} "
-                       "has no clipping: set optimizer.lars_clip=false or optimizer.name=lars")
+UNCLIPPED_LARS = dict(zip(UNCLIPPED_LARS_NAMES, (FBLars, GoogleLars)))  # name -> class
 
 
 def make_optimizer(opt, groups, lr, fused_sgd=False, fused=False):

@@ -1,9 +1,10 @@
 """The shared training stack: every method is a subclass with a projector and a loss.
 
 The base owns the backbone, projector construction, optimiser and schedule,
-the online linear probe, online k-NN and spectrum statistics; the optional
-momentum (EMA) target is a mixin (`zoo.methods.momentum`). A method file only
-says what is particular to it.
+the online linear probe, online k-NN and spectrum statistics; an EMA target,
+a feature queue or early freezing are components the method holds (`zoo.nn`),
+which the one training step (`zoo.train.step`) finds and calls. A method file
+only says what is particular to it.
 
 A method is built from its own config plus explicit arguments, like timm's
 `create_model(name, **kwargs)`; no run config is needed:
@@ -34,8 +35,11 @@ from zoo.metrics.health import collapse_indicator, health
 from zoo.metrics.knn import knn_predict
 from zoo.metrics.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
 from zoo.names import Schedule, ScheduleInterval, WarmupRule
+from zoo.nn import EMA, StepState, components
+from zoo.nn.legacy import rename_old_layout_keys
 from zoo.optim import make_optimizer
 from zoo.spectral import covariance
+from zoo.train.step import after_optimizer_step, before_optimizer_step, forward_step
 
 
 @dataclass
@@ -93,8 +97,6 @@ class BaseMethod(L.LightningModule):
     name = "?"
     # How many crops the loss takes: 2 for two-view losses, None for any number (multi-crop).
     num_views = 2
-    # True for methods with an EMA target branch: set by `zoo.methods.momentum.MomentumTargetMixin`.
-    momentum_target = False
     # How the training forward batches the crops, as the method's source does (each call's BatchNorm
     # statistics cover the crops it holds); `encode` and `project` honour it, and so every method's forward:
     #   joint_backbone: True = one backbone call per run of consecutive crops of one size, concatenated
@@ -104,9 +106,6 @@ class BaseMethod(L.LightningModule):
     # A method whose recipes follow sources that differ makes them properties of its config (SwAV, SimCLR).
     joint_backbone = False
     joint_projector = False
-    # True where a trained parameter may get its first gradient after other parameters have stepped (a mixin
-    # freezing some early: SwAV's prototypes, DINO's last layer), so that SGD cannot use torch's fused kernel.
-    gradients_start_late = False
     # `optimizer.*` values of the method's paper (applied under the optimizer argument, and by Hydra
     # when `method=<name>` is selected).
     optimizer_defaults: ClassVar[dict] = {}
@@ -165,6 +164,8 @@ class BaseMethod(L.LightningModule):
         self.projector = self.build_projector()
         self.classifier = nn.Linear(self.feature_dim, self.num_classes)
         self.build_modules()
+        # checkpoints of the layout before components (target_backbone.*, queue, ...) load under today's names
+        self.register_load_state_dict_pre_hook(rename_old_layout_keys)
         self.check_global_batch(self.mcfg, self.global_batch_size)
         self._val_outputs = {}
         self.last_eval = {}
@@ -178,8 +179,19 @@ class BaseMethod(L.LightningModule):
                          m.proj_hidden_bn)
 
     def build_modules(self):
-        """Modules beyond backbone, projector and probe (a predictor, an EMA target), built once those
-        exist; an override calls `super().build_modules()` (mixins add theirs there too)."""
+        """Modules beyond backbone, projector and probe (a predictor; components such as an EMA target,
+        `zoo.nn`), built once those exist; an override calls `super().build_modules()`."""
+
+    @property
+    def momentum_target(self):
+        """True for a method with an EMA target branch (an `zoo.nn.EMA` component)."""
+        return any(isinstance(c, EMA) for c in components(self))
+
+    @property
+    def gradients_start_late(self):
+        """True where a trained parameter may get its first gradient after other parameters have stepped (a
+        component freezing some early: SwAV's prototypes, DINO's last layer), so SGD cannot use torch's fused kernel."""
+        return any(c.gradients_start_late for c in components(self))
 
     def loss(self, views):
         """Projector outputs, one per crop, in crop order -> scalar loss, or (loss, {part name: tensor})."""
@@ -266,20 +278,52 @@ class BaseMethod(L.LightningModule):
     def _prepare(self, crop):
         return crop.contiguous(memory_format=torch.channels_last) if self._nhwc else crop
 
+    def on_train_start(self):
+        self._fit_steps = self.fit_steps()  # fixed for the fit: read once, not three times per step
+
+    def fit_steps(self):
+        """(optimiser steps of the whole fit, optimiser steps per epoch)."""
+        return max(int(self.trainer.estimated_stepping_batches), 1), self.steps_per_epoch()
+
+    def step_state(self):
+        """Where training is, for the step's hooks (`zoo.nn.StepState`): Lightning's optimiser steps done, total
+        steps and epoch, which a checkpoint keeps; the first step of one when there is no trainer."""
+        if self._trainer is None:
+            return StepState(step=0, total_steps=1)
+        total, per_epoch = getattr(self, "_fit_steps", None) or self.fit_steps()
+        return StepState(step=self.global_step, total_steps=total, epoch=self.current_epoch, steps_per_epoch=per_epoch)
+
     def training_step(self, batch, batch_idx):
         crops, labels = batch
         crops = [self._prepare(crop) for crop in crops]
-        loss, features = self.compute_loss(crops)
-        loss, parts = self.split_loss(loss)
-        probe_loss, probe_acc = self.probe_step(features, labels)
+        out = forward_step(self, crops, labels, self.step_state())  # EMA "before_forward" at a step's first batch
+        self.log_component_values(out.logs)
         # what zoo.callbacks.DivergenceGuard checks (before the optimiser step) and names when one is not finite
-        self.step_losses = {"loss": loss.detach(), **{name: part.detach() for name, part in parts.items()},
-                            "probe": probe_loss.detach()}
+        self.step_losses = {"loss": out.loss.detach(), **{name: part.detach() for name, part in out.parts.items()},
+                            "probe": out.probe_loss.detach()}
         self.trained_steps += 1
-        metrics = {"train/loss": loss, "train/probe_loss": probe_loss, "train/probe_top1": probe_acc} if self.labelled else {"train/loss": loss}
-        metrics |= {f"train/loss/{name}": part for name, part in parts.items()}
+        metrics = ({"train/loss": out.loss, "train/probe_loss": out.probe_loss, "train/probe_top1": out.probe_top1}
+                   if self.labelled else {"train/loss": out.loss})
+        metrics |= {f"train/loss/{name}": part for name, part in out.parts.items()}
         self.log_train_metrics(metrics)
-        return loss + probe_loss
+        return out.total
+
+    def on_before_optimizer_step(self, optimizer):
+        # once per optimiser step, after every accumulated backward (and AMP's unscaling), before clipping
+        self.log_component_values(before_optimizer_step(self, self.step_state()))
+
+    def optimizer_step(self, *args, **kwargs):
+        state = self.step_state()  # optimiser steps completed before this one (Lightning counts it after the hook)
+        result = super().optimizer_step(*args, **kwargs)  # the closure inside runs training_step and backward
+        # inside optimizer_step: only on batches that step (not while accumulating), before any callback of the
+        # batch (a checkpoint saved every n steps holds the moved EMA target)
+        self.log_component_values(after_optimizer_step(self, state))
+        return result
+
+    def log_component_values(self, values):
+        """What the components' hooks returned to log (e.g. train/momentum), as step values."""
+        for name, value in values.items():
+            self.log(name, value)
 
     def log_train_metrics(self, metrics):
         """{name: 0-d tensor} of this step -> <name>_step, averaged over the ranks in one all-reduce (what

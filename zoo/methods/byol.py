@@ -5,12 +5,13 @@ from zoo.backbones import build_mlp
 from zoo.config import FB_LARS
 from zoo.losses import byol_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
-from zoo.methods.momentum import MomentumTargetMixin, target_pairs
+from zoo.methods.crops import target_pairs
+from zoo.nn import EMA
 from zoo.registry import register_method
 
 
 @register_method("byol")
-class BYOL(MomentumTargetMixin, BaseMethod):
+class BYOL(BaseMethod):
     """BYOL (Grill et al., NeurIPS 2020): an online projector + predictor regresses the EMA target's
     projection of another crop, 2 - 2 cos, summed over every (target crop, other crop) pair (the
     target encodes the largest crops; multi-crop adds online crops). Momentum 0.99 -> 1.0 on a
@@ -25,7 +26,7 @@ class BYOL(MomentumTargetMixin, BaseMethod):
     optimizer_defaults: ClassVar[dict] = {**FB_LARS, "weight_decay": 1.5e-6}
 
     @dataclass
-    class Config(MomentumTargetMixin.Config, MethodConfig):
+    class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [4096])
         proj_out: int = 256
         proj_last_bias: bool = False
@@ -35,12 +36,14 @@ class BYOL(MomentumTargetMixin, BaseMethod):
 
     def build_modules(self):
         super().build_modules()
+        m = self.mcfg
+        self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
         self.predictor = build_mlp(self.mcfg.proj_out, [self.mcfg.pred_hidden], self.mcfg.proj_out)
 
     def compute_loss(self, crops):
         features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)
-        targets = {t: self.target_forward(crops[t]) for t in sorted({t for t, _ in pairs})}
+        targets = {t: self.target(crops[t]) for t in sorted({t for t, _ in pairs})}
         loss = sum(byol_loss(predictions[v], targets[t]) for t, v in pairs)
         return loss, largest_crops(features, crops)

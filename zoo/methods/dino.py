@@ -9,8 +9,9 @@ from torch.nn.utils.parametrizations import weight_norm
 from zoo.backbones import build_mlp
 from zoo.losses import dino_center, dino_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
-from zoo.methods.freeze import FrozenEarlyMixin
-from zoo.methods.momentum import MomentumTargetMixin, linear_ramp, targets_first
+from zoo.methods.crops import targets_first
+from zoo.nn import EMA, FreezeEarly
+from zoo.nn.ramps import linear_ramp
 from zoo.registry import register_method
 
 
@@ -42,14 +43,14 @@ class DINOHead(nn.Module):
 
 
 @register_method("dino")
-class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
+class DINO(BaseMethod):
     """DINO (Caron et al., ICCV 2021) with a ResNet: the student (backbone + `DINOHead`) matches, for every
     crop, the softmax over the prototypes that its EMA teacher gives for every other global (largest) crop,
     centred and sharpened: the teacher's logits minus a centre (an EMA, `center_momentum`, of their mean
     over the global batch; a buffer, so checkpoints keep it) at a temperature rising linearly from
     `warmup_teacher_temperature` to `teacher_temperature` over `warmup_teacher_temperature_epochs` epochs;
     the student's at `student_temperature`. The head's last layer gets no gradient during the first
-    `freeze_epochs` epochs (`FrozenEarlyMixin`). Defaults: the official code's (facebookresearch/dino
+    `freeze_epochs` epochs (`zoo.nn.FreezeEarly`). Defaults: the official code's (facebookresearch/dino
     main_dino.py, vision_transformer.py DINOHead): head 2048 -> 2048 -> 256 without BN, 65536 prototypes, the
     last layer weight-normalised with its norm fixed, teacher temperature 0.04 (warm-up from 0.04 over 0
     epochs), student 0.1, centre momentum 0.9, last layer frozen for 1 epoch, momentum 0.996 -> 1.0; the
@@ -62,7 +63,7 @@ class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4, "exclude_bias_and_norm": True}
 
     @dataclass
-    class Config(FrozenEarlyMixin.Config, MomentumTargetMixin.Config, MethodConfig):
+    class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 256  # the bottleneck
         proj_hidden_bn: bool = False
@@ -76,6 +77,7 @@ class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
         momentum_base: float = 0.996  # momentum_teacher
         momentum_final: float = 1.0
         freeze_epochs: int = 1  # the last layer's
+        freeze_steps: int = 0
 
     def build_projector(self):
         m = self.mcfg
@@ -83,10 +85,10 @@ class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
 
     def build_modules(self):
         super().build_modules()
-        self.register_buffer("center", torch.zeros(1, self.mcfg.num_prototypes))
-
-    def frozen_early_parameters(self):
-        return self.projector.last_layer.parameters()
+        m = self.mcfg
+        self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
+        self.freeze_early = FreezeEarly(self.projector.last_layer.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
+        self.register_buffer("center", torch.zeros(1, m.num_prototypes))
 
     def teacher_temperature(self, epoch=None):
         """The teacher's temperature at `epoch` (default: the current one): the official np.linspace warm-up,
@@ -107,7 +109,7 @@ class DINO(FrozenEarlyMixin, MomentumTargetMixin, BaseMethod):
         student = [self.projector.logits(z) for z in self.project(features)]
         order, teacher_count = targets_first(self.crop_sizes)
         with torch.no_grad():
-            teacher = [self.target_projector.logits(self.target_forward(crops[t])) for t in order[:teacher_count]]
+            teacher = [self.target.projector.logits(self.target(crops[t])) for t in order[:teacher_count]]
         loss = dino_loss(*(student[v] for v in order), teacher=teacher, center=self.center,
                          teacher_temperature=self.teacher_temperature(), student_temperature=self.mcfg.student_temperature)
         self.center.copy_(dino_center(*teacher, center=self.center, momentum=self.mcfg.center_momentum))

@@ -6,7 +6,7 @@ import torch
 from zoo.errors import ZooError
 from zoo.losses.sigreg import lejepa_loss, random_slices
 from zoo.methods.base import BaseMethod, MethodConfig
-from zoo.methods.momentum import targets_first
+from zoo.methods.crops import targets_first
 from zoo.registry import register_method
 
 

@@ -7,12 +7,14 @@ from zoo.backbones import build_mlp
 from zoo.errors import ZooError
 from zoo.losses.coding_rate import mec_lambda, mec_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
-from zoo.methods.momentum import MomentumTargetMixin, linear_ramp, target_pairs
+from zoo.methods.crops import target_pairs
+from zoo.nn import EMA
+from zoo.nn.ramps import linear_ramp
 from zoo.registry import register_method
 
 
 @register_method("mec")
-class MEC(MomentumTargetMixin, BaseMethod):
+class MEC(BaseMethod):
     """MEC (Liu et al., NeurIPS 2022), maximum entropy coding: an online projector + predictor and the
     EMA teacher's projection of another crop, both L2-normalised over the global batch, maximise the
     order-4 Taylor series of the coding length log det(I + lambda P Z^T), lambda = d / (m eps), averaged
@@ -27,14 +29,14 @@ class MEC(MomentumTargetMixin, BaseMethod):
     0.5 x batch/256, momentum 0.9, weight decay 1e-5, 10 warm-up epochs, cosine to 0). The official hidden
     widths are the backbone's feature width (2048 on its ResNet-50), and its ResNet zero-initialises each
     block's last BN (`backbone.zero_init_residual=true`, a run setting). The teacher moves after each
-    optimiser step with that step's momentum, as the official code (and the mixin's default) does."""
+    optimiser step with that step's momentum, as the official code (and the EMA component's default) does."""
 
     num_views = None  # two crops or more (multi-crop pairs as BYOL's)
     # The official SGD: lr 0.5 x batch/256, weight decay 1e-5 on every parameter, the predictor scheduled too.
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
 
     @dataclass
-    class Config(MomentumTargetMixin.Config, MethodConfig):  # momentum_base 0.996, momentum_final 1.0
+    class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
         proj_out: int = 2048
         proj_hidden_bias: bool = False
@@ -44,6 +46,8 @@ class MEC(MomentumTargetMixin, BaseMethod):
         order: int = 4  # of the Taylor series
         lambda_warmup_factor: float = 8.0  # 1 / lambda starts at this x its final value
         lambda_warmup_epochs: float = 10.0
+        momentum_base: float = 0.996
+        momentum_final: float = 1.0
 
     def build_projector(self):
         projector = super().build_projector()
@@ -56,6 +60,7 @@ class MEC(MomentumTargetMixin, BaseMethod):
         if m.order < 1 or m.eps <= 0 or m.lambda_warmup_factor <= 0 or m.lambda_warmup_epochs < 0:
             raise ZooError(f"mec needs order >= 1, eps > 0, lambda_warmup_factor > 0 and lambda_warmup_epochs >= 0, "
                            f"got {m.order}, {m.eps}, {m.lambda_warmup_factor}, {m.lambda_warmup_epochs}")
+        self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
         self.predictor = build_mlp(m.proj_out, [m.pred_hidden], m.proj_out, hidden_bias=False)
 
     def lambda_inverse(self, step=None, steps_per_epoch=None):
@@ -73,7 +78,7 @@ class MEC(MomentumTargetMixin, BaseMethod):
         features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)
-        targets = {t: self.target_forward(crops[t]) for t in sorted({t for t, _ in pairs})}
+        targets = {t: self.target(crops[t]) for t in sorted({t for t, _ in pairs})}
         if self._trainer is None:  # built and stepped without a trainer: the schedule's first step
             lambda_inverse = self.lambda_inverse(step=0, steps_per_epoch=1)
         else:

@@ -7,8 +7,7 @@ import torch.nn.functional as F
 
 from zoo.losses import info_nce_loss
 from zoo.methods.base import BaseMethod, MethodConfig
-from zoo.methods.momentum import MomentumTargetMixin
-from zoo.methods.queue import FeatureQueueMixin
+from zoo.nn import EMA, FeatureQueue
 from zoo.registry import register_method
 from zoo.spectral import _same_on_every_rank, gather, is_distributed, world_size
 
@@ -29,7 +28,7 @@ def encode_shuffled_across_ranks(encode, x):
 
 
 @register_method("mocov2")
-class MoCoV2(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
+class MoCoV2(BaseMethod):
     """MoCo v2 (Chen et al., 2020) as facebookresearch/moco runs it (main_moco.py --mlp --moco-t 0.2
     --aug-plus --cos; moco/builder.py): asymmetric, one direction per step. The L2-normalised query
     of crop 0 (online backbone + projector) against the key of crop 1 (the EMA key encoder, momentum
@@ -46,7 +45,7 @@ class MoCoV2(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
 
     Not a subclass of MoCoV2Plus: that is solo-learn's symmetrised variant of this method (two
     queues, a cosine momentum schedule), not the other way round; both share the queue and EMA
-    mixins, the projector builder and the InfoNCE loss.
+    components, the projector builder and the InfoNCE loss.
 
     Defaults: the official ImageNet recipe (main_moco.py with the MoCo v2 flags above): 65536 keys in
     the queue."""
@@ -56,7 +55,7 @@ class MoCoV2(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4}
 
     @dataclass
-    class Config(FeatureQueueMixin.Config, MomentumTargetMixin.Config, MethodConfig):
+    class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048])  # official: the backbone's width (ResNet-50)
         proj_out: int = 128
         proj_hidden_bn: bool = False  # --mlp: Linear-ReLU-Linear
@@ -66,16 +65,26 @@ class MoCoV2(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
         momentum_final: float = 0.999
         shuffle_bn: bool = True  # under DDP: the key encoder on a random share of the global batch
 
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        FeatureQueue.check_size(cls.name, config.queue_size, global_batch_size)
+
+    def build_modules(self):
+        super().build_modules()
+        m = self.mcfg
+        self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
+        self.queue = FeatureQueue(count=self.queue_count, size=m.queue_size, dim=m.proj_out)
+
     def compute_loss(self, crops):
         query_crop, key_crop = crops
         (features,) = self.encode([query_crop])
         (query,) = self.project([features])
         query = F.normalize(query, dim=-1)
         if self.mcfg.shuffle_bn:
-            key = encode_shuffled_across_ranks(self.target_forward, key_crop)
+            key = encode_shuffled_across_ranks(self.target, key_crop)
         else:
-            key = self.target_forward(key_crop)
+            key = self.target(key_crop)
         key = F.normalize(key, dim=-1)
-        loss = info_nce_loss(query, key, self.queue[0].clone(), self.mcfg.temperature)  # the queue before this step's keys
-        self.enqueue(key)
+        loss = info_nce_loss(query, key, self.queue.keys[0].clone(), self.mcfg.temperature)  # the queue before this step's keys
+        self.queue.enqueue(key)
         return loss, [features]

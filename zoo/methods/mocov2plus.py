@@ -5,13 +5,12 @@ import torch.nn.functional as F
 
 from zoo.losses import info_nce_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
-from zoo.methods.momentum import MomentumTargetMixin
-from zoo.methods.queue import FeatureQueueMixin
+from zoo.nn import EMA, FeatureQueue
 from zoo.registry import register_method
 
 
 @register_method("mocov2plus")
-class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
+class MoCoV2Plus(BaseMethod):
     """MoCo v2+ (solo-learn's symmetric MoCo v2, Chen et al., 2020): L2-normalised queries of the
     online branch against the keys of an EMA target (backbone + projector) and a queue of past
     keys, InfoNCE both ways (query 1 with key 2 and the queue of view-2 keys, and back), halved;
@@ -25,7 +24,7 @@ class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
     optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.3, "weight_decay": 1e-4, "probe_lr": 0.3}
 
     @dataclass
-    class Config(FeatureQueueMixin.Config, MomentumTargetMixin.Config, MethodConfig):
+    class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048])
         proj_out: int = 256
         proj_hidden_bn: bool = False  # solo-learn: Linear-ReLU-Linear
@@ -34,11 +33,21 @@ class MoCoV2Plus(FeatureQueueMixin, MomentumTargetMixin, BaseMethod):
         momentum_base: float = 0.99
         momentum_final: float = 0.999
 
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        FeatureQueue.check_size(cls.name, config.queue_size, global_batch_size)
+
+    def build_modules(self):
+        super().build_modules()
+        m = self.mcfg
+        self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
+        self.queue = FeatureQueue(count=self.queue_count, size=m.queue_size, dim=m.proj_out)
+
     def compute_loss(self, crops):
         features = self.encode(crops)
         q1, q2 = (F.normalize(z, dim=-1) for z in self.project(features))
-        k1, k2 = (F.normalize(self.target_forward(crop), dim=-1) for crop in crops)
-        queue, t = self.queue.clone(), self.mcfg.temperature  # the negatives of this step, before its keys go in
+        k1, k2 = (F.normalize(self.target(crop), dim=-1) for crop in crops)
+        queue, t = self.queue.keys.clone(), self.mcfg.temperature  # the negatives of this step, before its keys go in
         loss = (info_nce_loss(q1, k2, queue[1], t) + info_nce_loss(q2, k1, queue[0], t)) / 2
-        self.enqueue(k1, k2)
+        self.queue.enqueue(k1, k2)
         return loss, largest_crops(features, crops)

@@ -7,21 +7,20 @@ from torch import nn
 
 from zoo.losses import sinkhorn_knopp, swav_loss
 from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
-from zoo.methods.freeze import FrozenEarlyMixin
-from zoo.methods.momentum import targets_first
-from zoo.methods.queue import FeatureQueueMixin
+from zoo.methods.crops import targets_first
+from zoo.nn import FeatureQueue, FreezeEarly
 from zoo.registry import register_method
 
 
 @register_method("swav")
-class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
+class SwAV(BaseMethod):
     """SwAV (Caron et al., NeurIPS 2020): the L2-normalised projection of every crop is scored against
     unit-norm prototypes (a linear layer without bias, renormalised before every step); the scores of each
     global (largest) crop give its codes by Sinkhorn-Knopp over the global batch, and every other crop
     predicts them (swapped prediction, softmax at `temperature`). From epoch `epoch_queue_starts` on, once
     full, a queue of the global crops' past embeddings joins the Sinkhorn problem (each rank its share of
     it), as extra samples to spread over the prototypes. The prototypes get no gradient during the first
-    `freeze_epochs` epochs / `freeze_steps` steps (`FrozenEarlyMixin`). The prototypes are the official
+    `freeze_epochs` epochs / `freeze_steps` steps (`zoo.nn.FreezeEarly`). The prototypes are the official
     code's (facebookresearch/swav main_swav.py: weights renormalised in place, no gradient through the
     normalisation), not solo-learn's weight-normalised layer. Defaults: the official code's (main_swav.py,
     src/resnet50.py): projector 2048 (BN) -> 128, 3000 prototypes, temperature 0.1, epsilon 0.05, 3 Sinkhorn
@@ -35,14 +34,13 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
     cover those crops together (2 x 224 in one backbone call, 6 x 96 in another, all 8 in the projector's)."""
 
     num_views = None  # two crops or more (multi-crop)
-    queue_starts_empty = True  # the official queue is zeros, used once every row holds an embedding
     # main_swav.py: apex LARC (trust coefficient 0.001, clip=False) over SGD on every parameter, base_lr 4.8 at its
     # batch of 64 x 64 GPUs, weight decay 1e-6.
     optimizer_defaults: ClassVar[dict] = {"name": "lars", "lr": 0.3, "weight_decay": 1e-6, "lars_eta": 0.001,
                                           "lars_clip": False, "exclude_bias_and_norm": False}
 
     @dataclass
-    class Config(FrozenEarlyMixin.Config, FeatureQueueMixin.Config, MethodConfig):
+    class Config(MethodConfig):
         proj_hidden: list[int] = field(default_factory=lambda: [2048])
         proj_out: int = 128
         num_prototypes: int = 3000
@@ -55,21 +53,23 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
         freeze_steps: int = 313  # main_swav.py's freeze_prototypes_niters
         joint_forward: bool = True  # the official multi-resolution forward (see above); solo-learn: one call per crop
 
-    @property
-    def queue_count(self):
-        return targets_first(self.crop_sizes)[1]  # one queue per crop with codes
+    @classmethod
+    def check_batch(cls, config, global_batch_size):
+        FeatureQueue.check_size(cls.name, config.queue_size, global_batch_size)
 
     def build_modules(self):
         super().build_modules()
-        self.prototypes = nn.Linear(self.mcfg.proj_out, self.mcfg.num_prototypes, bias=False)
+        m = self.mcfg
+        # one queue per crop with codes; zeros, used once every row holds an embedding (the official queue)
+        self.queue = FeatureQueue(count=targets_first(self.crop_sizes)[1], size=m.queue_size, dim=m.proj_out,
+                                  starts_empty=True)
+        self.prototypes = nn.Linear(m.proj_out, m.num_prototypes, bias=False)
         self.normalize_prototypes()
+        self.freeze_early = FreezeEarly(self.prototypes.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
 
     @torch.no_grad()
     def normalize_prototypes(self):
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
-
-    def frozen_early_parameters(self):
-        return self.prototypes.parameters()
 
     @property
     def joint_backbone(self):  # BaseMethod.encode reads it: one backbone call per run of same-size crops
@@ -80,13 +80,13 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
         return bool(self.mcfg.joint_forward)
 
     def uses_queue(self):
-        return self.current_epoch >= self.mcfg.epoch_queue_starts and self.queue_filled()
+        return self.current_epoch >= self.mcfg.epoch_queue_starts and self.queue.filled()
 
     @torch.no_grad()
     def codes(self, scores):
         """Sinkhorn codes of the coded crops' prototype scores (one (n, K) tensor each), with this rank's share
         of the queue's scores as extra rows once the queue is in use."""
-        queue_scores = self.prototypes(self.queue_share()) if self.uses_queue() else None
+        queue_scores = self.prototypes(self.queue.share()) if self.uses_queue() else None
         codes = []
         for i, crop_scores in enumerate(scores):
             rows = crop_scores if queue_scores is None else torch.cat([crop_scores, queue_scores[i]])
@@ -100,5 +100,5 @@ class SwAV(FrozenEarlyMixin, FeatureQueueMixin, BaseMethod):
         order, coded = targets_first(self.crop_sizes)
         scores = [self.prototypes(embeddings[v]) for v in order]
         loss = swav_loss(*scores, codes=self.codes(scores[:coded]), temperature=self.mcfg.temperature)
-        self.enqueue(*(embeddings[v] for v in order[:coded]))  # after the codes: this step's are not in its queue
+        self.queue.enqueue(*(embeddings[v] for v in order[:coded]))  # after the codes: this step's are not in its queue
         return loss, largest_crops(features, crops)

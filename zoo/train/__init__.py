@@ -1,0 +1,1 @@
+"""Training: the one training step (`zoo.train.step`), Lightning-free, that every loop calls."""

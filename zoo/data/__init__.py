@@ -47,17 +47,17 @@ class DataSpec:
         return expand_crops(self.views)
 
     def eval_transform(self):
-        return eval_transform(self.image_size, self.mean, self.std, resize_ratio=self.eval_resize_ratio,
-                              interpolation=self.eval_interpolation)
+        return _evaluation_transform(self.image_size, self.mean, self.std, self.eval_resize_ratio, self.eval_interpolation)
 
     def dataset(self, split, transform):
         """The images of `split` (train | train_labeled | val), each transformed by `transform`."""
         return build_dataset(self.source, split, transform)
 
 
-def _views(data_cfg, size):
-    """The crop groups with every size filled in, and the count of a one-group spec set by data.num_views."""
-    views = with_default_size(data_cfg.views, size)
+def _views(data_cfg):
+    """The crop groups with every size filled in (data.image_size, else the data set's), and the count of a
+    one-group spec set by data.num_views."""
+    views = with_default_size(data_cfg.views, data_cfg.image_size or dataset_info(data_cfg.name).image_size)
     if data_cfg.num_views is not None:
         if len(views) != 1:
             raise ZooError(f"data.num_views={data_cfg.num_views} sets the crop count of a one-group data.views, but it has "
@@ -68,6 +68,18 @@ def _views(data_cfg, size):
     return tuple(views)
 
 
+def _evaluation(data_cfg):
+    """The evaluation transform's values: size, mean, std, resize ratio and interpolation (unset: the data set's)."""
+    info = dataset_info(data_cfg.name)
+    return {"image_size": data_cfg.image_size or info.image_size, "mean": tuple(data_cfg.mean or info.mean),
+            "std": tuple(data_cfg.std or info.std), "eval_resize_ratio": data_cfg.eval_resize_ratio or info.eval_resize_ratio,
+            "eval_interpolation": info.eval_interpolation}
+
+
+def _evaluation_transform(image_size, mean, std, eval_resize_ratio, eval_interpolation):
+    return eval_transform(image_size, mean, std, resize_ratio=eval_resize_ratio, interpolation=eval_interpolation)
+
+
 def _name(value):
     """A config name as plain text, whether the schema holds it as a string or as an Enum member."""
     return getattr(value, "name", value)
@@ -75,18 +87,12 @@ def _name(value):
 
 def data_spec(data_cfg):
     """The `DataSpec` of a data config (`data.*`): unset values are the data set's (zoo.catalog)."""
-    info = dataset_info(data_cfg.name)
-    size = data_cfg.image_size or info.image_size
     return DataSpec(
         source=Source(name=data_cfg.name, root=data_cfg.root, download=data_cfg.download,
                       corrupt_images=_name(data_cfg.corrupt_images), test_fraction=data_cfg.digits_test_fraction,
                       labels=data_cfg.labels),
-        views=_views(data_cfg, size),
-        mean=tuple(data_cfg.mean or info.mean),
-        std=tuple(data_cfg.std or info.std),
-        image_size=size,
-        eval_resize_ratio=data_cfg.eval_resize_ratio or info.eval_resize_ratio,
-        eval_interpolation=info.eval_interpolation,
+        views=_views(data_cfg),
+        **_evaluation(data_cfg),
         batch_size=data_cfg.batch_size,
         eval_batch_size=data_cfg.eval_batch_size,
         num_workers=data_cfg.num_workers,
@@ -94,11 +100,13 @@ def data_spec(data_cfg):
     )
 
 
+# What the recipes, exports and tables read of a data config (which may come from an older checkpoint or
+# snapshot, without the keys added since): these read only their own keys.
 def resolved_views(data_cfg):
-    """The crop groups of a data config, every size filled in (data.image_size, else the data set's)."""
-    return list(data_spec(data_cfg).views)
+    """The crop groups of a data config, every size filled in."""
+    return list(_views(data_cfg))
 
 
 def eval_pipeline(data_cfg):
     """The evaluation transform of a data config: resize, centre-crop, normalise."""
-    return data_spec(data_cfg).eval_transform()
+    return _evaluation_transform(**_evaluation(data_cfg))

@@ -272,7 +272,6 @@ def emulated_ranks(ranks):
     if ranks == 1:
         yield
         return
-    import zoo.losses
     import zoo.spectral
 
     def gather(x, dim=0):
@@ -280,15 +279,13 @@ def emulated_ranks(ranks):
         others = [torch.randn_like(local) * local.std() + local.mean() for _ in range(ranks - 1)]
         return torch.cat([x, *others], dim=dim)
 
-    patches = {
-        (zoo.spectral, "is_distributed"): lambda: True,
-        (zoo.spectral, "world_size"): lambda: ranks,
-        (zoo.spectral, "gather"): gather,
-        (zoo.spectral, "_same_on_every_rank"): lambda t, device: t.to(device),
-        (zoo.losses, "is_distributed"): lambda: True,
-        (zoo.losses, "world_size"): lambda: ranks,
-        (zoo.losses, "gather"): gather,
-    }
+    stand_ins = {"is_distributed": lambda: True, "world_size": lambda: ranks, "gather": gather,
+                 "_same_on_every_rank": lambda t, device: t.to(device)}
+    # every zoo module holding one of zoo.spectral's functions under its name (`from zoo.spectral import gather`)
+    patches = {(module, name): value for module in list(sys.modules.values())
+               if getattr(module, "__name__", "").startswith("zoo")
+               for name, value in stand_ins.items()
+               if getattr(module, name, None) is getattr(zoo.spectral, name)}
     saved = {key: getattr(*key) for key in patches}
     try:
         for (module, name), value in patches.items():

@@ -20,7 +20,8 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from zoo.checkpoint import load_method, read_checkpoint
+from zoo.build import load_method
+from zoo.checkpoint import read_checkpoint
 from zoo.config import register_configs
 from zoo.methods.byol import BYOL
 from zoo.nn.ramps import cosine_ramp

@@ -347,7 +347,7 @@ def test_construction_checks_its_config_and_refuses_a_run_config():
     with pytest.raises(Exception, match="proj_out"):
         create_method("vicreg", {"proj_out": "wide"}, **TINY)
     cfg = compose_config(["method=vicreg"])
-    with pytest.raises(TypeError, match=r"zoo\.pretrain\.build_method"):
+    with pytest.raises(TypeError, match=r"zoo\.build\.build_method"):
         get_method("vicreg")(cfg, num_classes=10)
 
 

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from zoo.errors import ZooError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_entry(command, env=None, timeout=120):

@@ -2,7 +2,7 @@
 
 A method class carries its official code's defaults; what the embedded default run changes for a method lives
 in zoo/configs/embedded/<method>.yaml, which pretrain.yaml takes only when no recipe is selected.
-tests/data/default_run_snapshot.json holds the method and optimizer values the default run resolved to for
+tests/fixtures/default_run_snapshot.json holds the method and optimizer values the default run resolved to for
 every method before the split (composed from the code of that time), so the split changed nothing it trains.
 """
 
@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 from zoo.config import NO_EMBEDDED_SETTINGS
 from zoo.registry import create_method, method_names
 
-REPO = Path(__file__).resolve().parents[1]
-SNAPSHOT = json.loads((REPO / "tests" / "data" / "default_run_snapshot.json").read_text())
+REPO = Path(__file__).resolve().parents[2]
+SNAPSHOT = json.loads((REPO / "tests" / "fixtures" / "default_run_snapshot.json").read_text())
 EMBEDDED = REPO / "zoo" / "configs" / "embedded"
 
 

@@ -10,7 +10,7 @@ third-party imports inside functions (optional extras, heavy libraries) are not 
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The layers, lowest first: a module imports only from its own layer or lower ones. A module belongs to the layer of
 # the longest name listed for it (zoo.eval.cli is an entry point, the rest of zoo.eval is evaluation).

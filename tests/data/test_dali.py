@@ -15,7 +15,7 @@ from PIL import Image, ImageFilter
 
 pytest.importorskip("nvidia.dali")
 
-from test_data import blur_probe, line_sigma  # the blur probe both loaders are checked on
+from image_probes import blur_probe, line_sigma
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
@@ -25,7 +25,7 @@ from zoo.data.augment import MultiViewTransform
 from zoo.data.datasets import Source, training_files
 from zoo.errors import ZooError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 # A view with every random op off: the whole (square) image, resized.
 PLAIN = CropGroup(size=32, scale=[1.0, 1.0], ratio=[1.0, 1.0], flip_p=0.0, jitter_p=0.0, gray_p=0.0, blur_p=0.0, solarize_p=0.0)

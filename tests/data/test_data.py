@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from image_probes import blur_probe, line_sigma
 from omegaconf import OmegaConf
 from PIL import Image, ImageFilter
 
@@ -43,23 +44,6 @@ def test_asymmetric_views_apply_their_own_probabilities():
     first, second = MultiViewTransform([plain, solarized], [0.0] * 3, [1.0] * 3)(image)
     assert torch.allclose(first, torch.full_like(first, 200 / 255))
     assert torch.allclose(second, torch.full_like(second, 55 / 255))  # 255 - 200: solarized at threshold 128
-
-
-def blur_probe(size, seed=0):
-    """Colour noise with a black 25 px stripe down the middle holding a white 1 px line: an impulse response and texture."""
-    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    middle = size // 2
-    pixels[:, middle - 12 : middle + 13] = 0
-    pixels[:, middle] = 255
-    return pixels
-
-
-def line_sigma(pixels):
-    """Std (px) of the horizontal spread of the probe's line, from the 13 columns about it (all of a sigma-2 blur)."""
-    middle = pixels.shape[1] // 2
-    spread = pixels[:, middle - 6 : middle + 7].astype(np.float64).mean(axis=(0, 2))
-    offsets = np.arange(-6, 7)
-    return float(np.sqrt((spread * offsets**2).sum() / spread.sum()))
 
 
 @pytest.mark.parametrize("size", [32, 96, 224])

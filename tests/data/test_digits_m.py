@@ -10,7 +10,7 @@ import pytest
 from zoo.catalog import dataset_info
 from zoo.data import digits_m
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

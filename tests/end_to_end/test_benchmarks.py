@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
 # The methods the CI runs time (every method's step itself is tested in test_methods.py): a whitening one, the
 # multi-crop one and a four-crop one.

@@ -8,8 +8,8 @@ import lightning
 import pytest
 import timm
 import torch
-from test_detection import coco_root, r50_checkpoint, run_script, workdir  # noqa: F401 (fixtures)
-from test_pretrain import REPO, TINY, run
+from detection_helpers import run_script
+from pretrain_helpers import REPO, TINY, run
 
 from zoo.provenance import TrainingMeter, provenance
 
@@ -98,7 +98,7 @@ def test_knn_sweep_summary(pretrained, tmp_path):
     check_provenance(record, trained=False)  # a sweep trains nothing
 
 
-def test_detection_metrics(workdir, coco_root, r50_checkpoint):  # noqa: F811 (fixtures)
+def test_detection_metrics(workdir, coco_root, r50_checkpoint):
     output = workdir / "provenance-run"
     result = run_script("train_coco.py", "--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke",
                         "--output", output, "--max-iter", 2)

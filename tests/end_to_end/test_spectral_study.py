@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.batch_size=32", "data.num_workers=0", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
         "data.eval_batch_size=32",
         "method.proj_hidden=[128]", "method.proj_out=64"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_pretrain import TINY, run
+from pretrain_helpers import TINY, run
 
 from zoo.callbacks import EmbeddingPlot
 from zoo.metrics.embedding import plot_embedding, project_2d, subsample

@@ -11,9 +11,9 @@ import pytest
 import timm
 import torch
 import torchvision
+from default_run import compose_run
+from detection_helpers import detectron2_match, detectron2_r50_c4_pretrained_keys
 from safetensors.torch import load_file
-from test_detection import detectron2_match, detectron2_r50_c4_pretrained_keys
-from test_methods import compose_config
 
 from downstream.detection import convert
 from zoo.build import build_method
@@ -37,7 +37,7 @@ def write_zoo_checkpoint(path, overrides):
     """A pretraining checkpoint as Lightning writes it (the module's state_dict and hyper-parameters,
     the run config among them), from the method training builds; BN statistics and affine weights
     drawn at random so that the feature check sees them."""
-    model = build_method(compose_config(["data.batch_size=8", "method.proj_hidden=[32]", "method.proj_out=16", *overrides]),
+    model = build_method(compose_run(["data.batch_size=8", "method.proj_hidden=[32]", "method.proj_out=16", *overrides]),
                          num_classes=10, world_size=1)
     generator = torch.Generator().manual_seed(0)
     for module in model.backbone.modules():

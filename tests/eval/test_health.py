@@ -19,7 +19,7 @@ from zoo.metrics.health import (
 )
 from zoo.metrics.spectrum import covariance_eigenvalues, effective_rank
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "health_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "health_reference.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -7,29 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from pretrain_helpers import TINY, pretrain_in_process
+from run_folders import make_run, rows
 
-from zoo.report import COLUMNS, SWEEP_BEST, load_targets, main, report
+from zoo.report import SWEEP_BEST, load_targets, main, report
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def make_run(folder, method, dataset, epochs, views, batch, done=None, online=None, config=None, root=None):
-    """A pretraining run as main_pretrain.py leaves it: config.yaml, summary.json, a checkpoint path."""
-    folder.mkdir(parents=True)
-    cfg = {"method": {"name": method}, "data": {"name": dataset, "root": root, "views": [{"count": views}]},
-           "trainer": {"max_epochs": epochs}, "optimizer": {"scale_lr": True}, "eval": {"knn_k": 20}}
-    for key, value in (config or {}).items():
-        *parents, leaf = key.split(".")
-        node = cfg
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
-    summary = {"method": method, "dataset": dataset, "epochs": epochs if done is None else done, "global_batch_size": batch,
-               "effective_rank": 123.4, "checkpoint": str(folder / "checkpoints/last.ckpt"), **(online or {})}
-    (folder / "summary.json").write_text(json.dumps(summary))
-    return folder
+REPO = Path(__file__).resolve().parents[2]
 
 
 def add_evaluation(run, protocol, folder=None, **values):
@@ -37,13 +20,6 @@ def add_evaluation(run, protocol, folder=None, **values):
     folder.mkdir(parents=True)
     summary = {"checkpoint": str(run / "checkpoints/last.ckpt"), "protocol": protocol, **values}
     (folder / "summary.json").write_text(json.dumps(summary))
-
-
-def rows(table):
-    """The table as dicts keyed by column name (one per row)."""
-    lines = table.splitlines()
-    assert lines[0] == "| " + " | ".join(COLUMNS) + " |"
-    return [dict(zip(COLUMNS, line.strip("| ").split(" | "))) for line in lines[2:]]
 
 
 def test_a_run_sits_next_to_its_target_with_the_difference(tmp_path):
@@ -193,8 +169,6 @@ def test_any_other_difference_is_another_row(tmp_path):
 def test_three_digits_seeds_are_one_row_of_the_report(tmp_path, monkeypatch, capsys):
     """Real runs: main_pretrain.py's entry point with seed=0/1/2 (in this process: a new one per seed would spend
     most of its time importing torch), then `python -m zoo.report` as a user runs it."""
-    from test_pretrain import TINY, pretrain_in_process
-
     one_step = [o for o in TINY if not o.startswith(("trainer.limit_", "data.batch_size="))]
     one_step += ["data.batch_size=16", "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "trainer.max_epochs=1"]
     for seed in range(3):

@@ -1,5 +1,5 @@
 """main_transfer.py: ssl-transfer's logistic-regression search (its numbers from linear.py run with
-scikit-learn 1.4.2, tests/data/ssl_transfer_linear.json), the metrics, the 12 data sets read from fake
+scikit-learn 1.4.2, tests/fixtures/ssl_transfer_linear.json), the metrics, the 12 data sets read from fake
 copies in their on-disk layouts, the few-shot and shift suites, resume after kill -9, bad roots."""
 
 import json
@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 import transfer_layouts as layouts
+from pretrain_helpers import pretrain_tiny
+from run_folders import make_run, rows
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
@@ -31,8 +33,8 @@ from zoo.eval.transfer import (
     voc11_average_precision,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-REFERENCE = json.loads((REPO / "tests/data/ssl_transfer_linear.json").read_text())
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = json.loads((REPO / "tests/fixtures/ssl_transfer_linear.json").read_text())
 TINY_TRANSFER = ["transfer.image_size=16", "transfer.num_workers=0", "transfer.c_grid=4", "transfer.progress=false"]
 
 
@@ -212,8 +214,6 @@ def test_a_custom_folder_without_validation_split_draws_one(tmp_path):
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
     """The tiny pretraining run of tests/test_linear_protocols.py."""
-    from test_linear_protocols import pretrain_tiny
-
     return pretrain_tiny(tmp_path_factory.mktemp("runs") / "digits") / "checkpoints" / "last.ckpt"
 
 
@@ -315,8 +315,6 @@ def test_tables_name_the_metric_and_the_mean():
 
 
 def test_report_shows_transfer_rows_beside_the_papers_numbers(tmp_path):
-    from test_report import make_run, rows
-
     from zoo.report import report
 
     run = make_run(tmp_path / "imagenet/byol", "byol", "imagenet", 300, 2, 4096)

@@ -1,7 +1,7 @@
 """CorInfoMax, MMCR and FroSSL: their losses against the numbers the official code computed, their DDP equality
 on two gloo processes, CorInfoMax's running covariances across a checkpoint and resume, a training step each.
 
-tests/data/spectral_family_reference.json holds the values and input gradients that the official losses
+tests/fixtures/spectral_family_reference.json holds the values and input gradients that the official losses
 (serdarozsoy/corinfomax-ssl, ThomasYerxa/mmcr, OFSkean/FroSSL; the file names the commits and says how each
 was called) gave in float64 on inputs drawn from seeds, with shapes and settings beyond the defaults: 2-5
 views, more or fewer samples than features, CorInfoMax over several steps with other forgetting factors,
@@ -24,7 +24,7 @@ from zoo.errors import ZooError
 from zoo.losses.spectral_family import corinfomax_loss, frossl_loss, mmcr_loss
 from zoo.registry import create_method, get_method
 
-OFFICIAL = json.loads((Path(__file__).parent / "data" / "spectral_family_reference.json").read_text())
+OFFICIAL = json.loads((Path(__file__).parents[1] / "fixtures" / "spectral_family_reference.json").read_text())
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 SMALL = {
     "corinfomax": {"proj_hidden": [64], "proj_out": 16},

@@ -1,6 +1,6 @@
 """MEC and LeJEPA: their losses against the official codes' numbers, under two gloo processes, and as methods.
 
-tests/data/mec_lejepa_reference.json holds what xinliu20/MEC's loss_func, lamda_scheduler and cosine_scheduler
+tests/fixtures/mec_lejepa_reference.json holds what xinliu20/MEC's loss_func, lamda_scheduler and cosine_scheduler
 and rbalestr-lab/lejepa's EppsPulley, SlicingUnivariateTest and MINIMAL.md's SIGReg and loss lines computed
 (run outside the project; the file says how each was called) on float64 inputs the tests regenerate from their
 seeds: batch sizes, widths, eps, series orders, slice counts, integration ranges and points, view counts and
@@ -23,7 +23,7 @@ from zoo.nn import EMA
 from zoo.registry import create_method
 from zoo.spectral import log_det_series
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "mec_lejepa_reference.json").read_text())
+REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "mec_lejepa_reference.json").read_text())
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
 SMALL = {
     "mec": {"proj_hidden": [32, 32], "proj_out": 16, "pred_hidden": 8},

@@ -1,6 +1,6 @@
 """SimCLR / MoCo / BYOL losses against the numbers solo-learn's own loss functions computed.
 
-tests/data/baseline_solo_learn_losses.json holds float64 inputs with the value and input
+tests/fixtures/baseline_solo_learn_losses.json holds float64 inputs with the value and input
 gradients that vturrisi/solo-learn's simclr_loss_func, mocov2plus_loss_func and byol_loss_func
 gave on them (run outside the project; the file says how each was called). The cases differ
 from the DDP and method tests' shapes: three views, another temperature, a queue longer than
@@ -18,7 +18,7 @@ from zoo.errors import ZooError
 from zoo.losses import byol_loss, info_nce_loss, nt_xent_loss
 from zoo.methods.crops import target_pairs
 
-SOLO_LEARN = json.loads((Path(__file__).parent / "data" / "baseline_solo_learn_losses.json").read_text())
+SOLO_LEARN = json.loads((Path(__file__).parents[1] / "fixtures" / "baseline_solo_learn_losses.json").read_text())
 LOSSES = {
     "simclr": lambda inputs, case: nt_xent_loss(*inputs, temperature=case["temperature"]),
     "info_nce": lambda inputs, case: info_nce_loss(*inputs, temperature=case["temperature"]),

@@ -2,7 +2,7 @@
 methods (prototypes, queue, head, centre, temperature schedule, the frozen-early parameters in a real
 fit, the queue across kill -9 and resume).
 
-tests/data/swav_dino_reference.json holds float64 inputs with what facebookresearch/swav's
+tests/fixtures/swav_dino_reference.json holds float64 inputs with what facebookresearch/swav's
 distributed_sinkhorn, solo-learn's swav_loss_func and facebookresearch/dino's DINOLoss computed on them
 (run outside the project; the file says how each was called): shapes, temperatures, epsilons, Sinkhorn
 iterations, crop counts and centre momenta other than the tests' and the defaults.
@@ -30,8 +30,8 @@ from zoo.methods.dino import DINO
 from zoo.nn import FeatureQueue
 from zoo.registry import create_method
 
-REPO = Path(__file__).resolve().parents[1]
-REFERENCE = json.loads((Path(__file__).parent / "data" / "swav_dino_reference.json").read_text())
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "swav_dino_reference.json").read_text())
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
 # solo-learn's CIFAR settings (the default run's; the class defaults are the official code's), at small widths
 SMALL = {

@@ -2,7 +2,7 @@
 equality on two gloo processes, and MoCo v2's single queue, asymmetric loss, constant momentum and
 shuffling BN.
 
-tests/data/whitening_baselines_reference.json holds float64 inputs with the value and input
+tests/fixtures/whitening_baselines_reference.json holds float64 inputs with the value and input
 gradients that winci-ai/CW-RGP's ZeroICL.ins_loss and CW_RGP.forward (batch axis, random groups)
 gave on them, run outside the project (the file says how each was called); its shapes and settings
 differ from the other tests' (more samples than features for Zero-CL, 2-4 views, w_iter 2, eps).
@@ -23,7 +23,7 @@ from zoo.methods.mocov2 import encode_shuffled_across_ranks
 from zoo.registry import create_method, get_method
 from zoo.spectral import covariance
 
-CW_RGP = json.loads((Path(__file__).parent / "data" / "whitening_baselines_reference.json").read_text())
+CW_RGP = json.loads((Path(__file__).parents[1] / "fixtures" / "whitening_baselines_reference.json").read_text())
 CASES = [(name, i) for name in ("zero_cl", "shuffled_dbn") for i in range(len(CW_RGP[name]))]
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 SMALL_MOCO = {"proj_hidden": [64], "proj_out": 32, "queue_size": 40}

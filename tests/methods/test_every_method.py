@@ -12,18 +12,17 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from default_run import compose_run
 from omegaconf import OmegaConf
 
 from zoo.build import build_method
-from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
 from zoo.nn import EMA, StepState
 from zoo.registry import create_method, get_method, method_names
 from zoo.train.step import train_step
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Every registered method, so that a new method file gets the generic step test without an edit here.
 METHODS = method_names()
 # Small projector settings every method can whiten with a batch of 32 (a method not listed: its defaults).
@@ -77,15 +76,8 @@ LOSS_PARTS = {
 }
 
 
-def compose_config(overrides):
-    register_configs()
-    method_names()  # registers every method's config group entry
-    with initialize_config_module("zoo.configs", version_base="1.3"):
-        return compose("pretrain", overrides=overrides)
-
-
 def build(method, extra=()):
-    cfg = compose_config([f"method={method}", "data.batch_size=32", *SMALL.get(method, []), *extra])
+    cfg = compose_run([f"method={method}", "data.batch_size=32", *SMALL.get(method, []), *extra])
     return build_method(cfg, num_classes=10, world_size=1)
 
 
@@ -292,7 +284,7 @@ def test_a_digits_run_logs_the_loss_parts_that_sum_to_the_loss(method, tmp_path)
     from zoo.pretrain import pretrain
 
     run_dir = tmp_path / "run"
-    cfg = compose_config([
+    cfg = compose_run([
         f"method={method}", *SMALL[method], "data.batch_size=16", "data.num_workers=0", "data.image_size=16",
         "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", f"run_dir={run_dir}",
     ])
@@ -346,13 +338,13 @@ def test_construction_checks_its_config_and_refuses_a_run_config():
         create_method("vicreg", {"lambda_": 1.0}, **TINY)  # a field VICReg does not declare
     with pytest.raises(Exception, match="proj_out"):
         create_method("vicreg", {"proj_out": "wide"}, **TINY)
-    cfg = compose_config(["method=vicreg"])
+    cfg = compose_run(["method=vicreg"])
     with pytest.raises(TypeError, match=r"zoo\.build\.build_method"):
         get_method("vicreg")(cfg, num_classes=10)
 
 
 def test_build_method_turns_the_run_config_into_the_explicit_arguments():
-    cfg = compose_config(["method=intl_m", "data.batch_size=16", "data.views=[{size: 16, count: 2}, {size: 8, count: 3}]",
+    cfg = compose_run(["method=intl_m", "data.batch_size=16", "data.views=[{size: 16, count: 2}, {size: 8, count: 3}]",
                           "optimizer.lr=0.4", "optimizer.probe_lr=0.2", "eval.knn_k=7", *SMALL["intl_m"]])
     model = build_method(cfg, num_classes=10, world_size=4, accumulate_grad_batches=2)
     assert model.crop_sizes == (16, 16, 8, 8, 8) and model.global_batch_size == 64 and model.knn_k == 7
@@ -413,7 +405,7 @@ def save_checkpoint(model, path, hyper_parameters=None):
 def test_checkpoints_load_new_and_old(tmp_path):
     from zoo.build import load_method
 
-    cfg = compose_config(["method=simsiam", "data.batch_size=16", *SMALL["simsiam"]])
+    cfg = compose_run(["method=simsiam", "data.batch_size=16", *SMALL["simsiam"]])
     torch.manual_seed(0)
     model = build_method(cfg, num_classes=10, world_size=2)
     new, old = tmp_path / "new.ckpt", tmp_path / "old.ckpt"
@@ -441,7 +433,7 @@ def test_a_checkpoint_holds_the_names_as_plain_strings(tmp_path):
     from zoo.build import load_method
     from zoo.names import Optimizer, WhiteningAxis
 
-    cfg = compose_config(["method=intl", "method.axis=batch", "optimizer.name=lars", "scheduler.warmup_rule=endpoints",
+    cfg = compose_run(["method=intl", "method.axis=batch", "optimizer.name=lars", "scheduler.warmup_rule=endpoints",
                           "data.batch_size=16", *SMALL["intl"]])
     assert cfg.method.axis is WhiteningAxis.batch and cfg.optimizer.name is Optimizer.lars
     model = build_method(cfg, num_classes=10, world_size=1)

@@ -20,7 +20,7 @@ from zoo.methods.base import BaseMethod, MethodConfig
 from zoo.nn import FeatureQueue
 from zoo.registry import create_method, get_method, method_names
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 # solo-learn's SimCLR (the default run's; the class defaults are google-research/simclr's), at a small width
 SOLO_SIMCLR = {"proj_hidden_bn": False, "joint_projector": False, "joint_backbone": False, "temperature": 0.2}

@@ -20,32 +20,18 @@ solo-learn's solo/losses/dino.py; winci-ai/CW-RGP base/{cfg,model}.py, base/data
 base/methods/{zero_icl,cwrgp,whitening}.py.
 """
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
-from test_scripts import PRETRAIN_RECIPES, compose_recipe
-from torch import nn
+from recipe_helpers import PRETRAIN_RECIPES, Augment, check_crop, compose_recipe, hidden, layers, linear, stem
 from torchvision.transforms import v2 as T
 
-from zoo.backbones import create_backbone
 from zoo.build import build_method
-from zoo.config import BackboneConfig
 from zoo.data import resolved_views
-from zoo.data.augment import expand_crops, torchvision_view
+from zoo.data.augment import expand_crops
 from zoo.pretrain import split_global_batch
-
-
-# ---- the sources' pieces ------------------------------------------------------------------------------
-def linear(d_in, d_out, bias=True):
-    return f"Linear {d_in}>{d_out}" + (" +bias" if bias else "")
-
-
-def hidden(d_in, d_out):
-    """Linear + BatchNorm + ReLU: a bias before the BatchNorm is cancelled by it, so `layers` leaves it out."""
-    return [linear(d_in, d_out, bias=False), f"BN {d_out}", "ReLU"]
 
 
 def solo_mlp(d_in, d_hidden, d_out, bn):
@@ -56,21 +42,6 @@ def solo_mlp(d_in, d_hidden, d_out, bn):
 def dino_mlp(d_in, d_hidden, d_out):
     """solo-learn's DINOHead MLP (num_layers 3, use_bn_in_head False): Linear (bias) + GELU twice, then Linear (bias)."""
     return [linear(d_in, d_hidden), "GELU", linear(d_hidden, d_hidden), "GELU", linear(d_hidden, d_out)]
-
-
-@dataclass
-class Augment:
-    """One crop as the source builds it; `ops` the order of the operations that can fire."""
-
-    jitter: tuple  # brightness, contrast, saturation, hue
-    gray_p: float
-    solarize_p: float = 0.0
-    scale: tuple = (0.08, 1.0)
-    jitter_p: float = 0.8
-    flip_p: float = 0.5
-    ops: tuple = ("crop", "jitter", "gray", "blur", "flip")  # solo-learn's pipeline (solo/data/pretrain_dataloader.py)
-    interpolation: T.InterpolationMode = T.InterpolationMode.BICUBIC  # of the crop: PIL bicubic / TF resize_bicubic
-    size: int | None = None  # the crop's size; None = the source's `crop` (multi-crop: the small crops give theirs)
 
 
 SOLO_SYMMETRIC = Augment((0.8, 0.8, 0.8, 0.2), 0.2)  # augmentations/symmetric.yaml
@@ -231,24 +202,6 @@ def test_every_baseline_recipe_has_its_source():
     assert RECIPES == baselines and len(RECIPES) == 36
 
 
-# ---- what training builds -----------------------------------------------------------------------------
-def layers(mlp):
-    """A projector / predictor as text, one entry per layer; a Linear's bias is shown unless a BatchNorm follows."""
-    modules = list(mlp)
-    described = []
-    for i, module in enumerate(modules):
-        if isinstance(module, nn.Linear):
-            before_bn = i + 1 < len(modules) and isinstance(modules[i + 1], nn.BatchNorm1d)
-            described.append(linear(module.in_features, module.out_features, module.bias is not None and not before_bn))
-        elif isinstance(module, nn.BatchNorm1d):
-            described.append(f"BN {module.num_features}" + ("" if module.affine else " no affine"))
-        elif isinstance(module, (nn.ReLU, nn.GELU)):
-            described.append(type(module).__name__)
-        else:
-            raise TypeError(f"a head layer this test cannot describe: {module}")
-    return described
-
-
 def built(cfg):
     """The method as pretraining builds it for the published run (its GPUs; one without a recipe), on the meta device."""
     gpus = cfg.recipe.paper_gpus * cfg.recipe.paper_nodes
@@ -257,36 +210,6 @@ def built(cfg):
         cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, gpus)
     with torch.device("meta"):
         return build_method(cfg, num_classes=10, world_size=gpus)
-
-
-def check_crop(crop, expected, size):
-    """One crop's torchvision pipeline (its operations in order, the random-resized crop, jitter, grey, flip,
-    solarize) against the source's `Augment`."""
-    ops = pipeline_ops(torchvision_view(crop, [0.5] * 3, [0.5] * 3))
-    assert tuple(name for name, _ in ops) == expected.ops
-    step = dict(ops)
-    assert (step["crop"].size, step["crop"].scale, step["crop"].ratio) == ((size,) * 2, expected.scale, (3 / 4, 4 / 3))
-    assert step["crop"].interpolation == expected.interpolation
-    jitter = step["jitter"].transforms[0]
-    b, c, s, h = expected.jitter
-    assert [*jitter.brightness, *jitter.contrast, *jitter.saturation, *jitter.hue] == pytest.approx(
-        [1 - b, 1 + b, 1 - c, 1 + c, 1 - s, 1 + s, -h, h])
-    assert (step["jitter"].p, step["gray"].p, step["flip"].p) == (expected.jitter_p, expected.gray_p, expected.flip_p)
-    assert (step["solarize"].p if "solarize" in step else 0.0) == expected.solarize_p
-
-
-def pipeline_ops(pipeline):
-    """(name, transform) of each operation of a torchvision_view pipeline that can fire."""
-    names = {T.RandomResizedCrop: "crop", T.RandomGrayscale: "gray", T.RandomSolarize: "solarize", T.RandomHorizontalFlip: "flip"}
-    ops = []
-    for step in pipeline.transforms:
-        if isinstance(step, T.RandomApply):
-            name = "jitter" if isinstance(step.transforms[0], T.ColorJitter) else "blur"
-        else:
-            name = names.get(type(step))
-        if name and getattr(step, "p", 1.0) > 0:
-            ops.append((name, step))
-    return ops
 
 
 class _EveryCropProjected(Exception):
@@ -323,18 +246,6 @@ def forward_calls(model, rows=2):
         return tuple(groups)
 
     return crops_of(calls["backbone"]), crops_of(calls["projector"])
-
-
-@functools.cache
-def stem(backbone_items, crop):
-    """conv1 (kernel, stride, padding), whether the max-pool is kept, and whether each residual block's last
-    BatchNorm starts at zero: of the backbone really built (on the CPU, once per backbone config)."""
-    model = create_backbone(BackboneConfig(**dict(backbone_items)), crop)
-    last_bns = [block.bn3 if hasattr(block, "bn3") else block.bn2 for layer in (model.layer1, model.layer4) for block in layer]
-    zero = {bool((bn.weight == 0).all()) for bn in last_bns}
-    assert len(zero) == 1, "every block alike"
-    conv = model.conv1
-    return conv.kernel_size[0], conv.stride[0], conv.padding[0], not isinstance(model.maxpool, nn.Identity), zero.pop()
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

@@ -26,9 +26,25 @@ import math
 
 import numpy as np
 import pytest
-from test_baseline_recipes import Augment, check_crop, hidden, layers, linear, stem
-from test_recipe_values import TRAIN_SIZE, constant_lr, probe_steps, swav_lr, trained_with
-from test_scripts import ALL_SCRIPTS, LINEAR, PRETRAIN_RECIPES, TINY_RUN, compose_recipe, recorded, resolved, tiny_imagenet  # noqa: F401 (recorded, tiny_imagenet: fixtures)
+from recipe_helpers import (
+    ALL_SCRIPTS,
+    LINEAR,
+    PRETRAIN_RECIPES,
+    TINY_RUN,
+    TRAIN_SIZE,
+    Augment,
+    check_crop,
+    compose_recipe,
+    constant_lr,
+    hidden,
+    layers,
+    linear,
+    probe_steps,
+    resolved,
+    stem,
+    swav_lr,
+    trained_with,
+)
 from torchvision.transforms import v2 as T
 
 from zoo.data import eval_pipeline, resolved_views
@@ -134,7 +150,7 @@ def check_blur(crops, expected):
         assert blur.sigma == (0.1, 2.0) and blur.effective_sigma == pytest.approx(blur.sigma, rel=0.03), blur
 
 
-def published(recorded, recipe, tmp_path):  # noqa: F811 (the fixture)
+def published(recorded, recipe, tmp_path):
     """The config the pretraining script resolves to, on the published run's GPUs, its global batch split as training does."""
     cfg = resolved(recorded, f"pretrain/{recipe}", tmp_path)
     cfg.trainer.devices, cfg.trainer.num_nodes = cfg.recipe.paper_gpus, cfg.recipe.paper_nodes
@@ -148,7 +164,7 @@ def group_lr(optimizer, scheduler, index, step):
 
 
 @pytest.mark.parametrize("recipe", sorted(CORINFOMAX))
-def test_corinfomax_recipe_trains_with_the_official_values(recipe, recorded, tmp_path):  # noqa: F811
+def test_corinfomax_recipe_trains_with_the_official_values(recipe, recorded, tmp_path):
     official = CORINFOMAX[recipe]
     cfg, gpus = published(recorded, recipe, tmp_path)
     assert (cfg.data.global_batch_size, gpus, cfg.trainer.max_epochs) == (official["batch"], official["gpus"], official["epochs"])
@@ -244,7 +260,7 @@ MEC = {
 
 
 @pytest.mark.parametrize("recipe", sorted(MMCR | MEC))
-def test_mmcr_and_mec_recipes_train_with_the_official_values(recipe, recorded, tmp_path):  # noqa: F811
+def test_mmcr_and_mec_recipes_train_with_the_official_values(recipe, recorded, tmp_path):
     official = (MMCR | MEC)[recipe]
     cfg, gpus = published(recorded, recipe, tmp_path)
     assert (cfg.data.global_batch_size, gpus, cfg.trainer.max_epochs) == (official["batch"], official["gpus"], official["epochs"])
@@ -315,7 +331,7 @@ def test_mmcr_cifar100_uses_the_cifar10_statistics_as_the_official_loader():
 
 
 @pytest.mark.parametrize("recipe", ["cifar10/corinfomax", "cifar100/corinfomax"])
-def test_corinfomax_cifar_probe_evaluates_at_36_px(recipe, recorded, tmp_path):  # noqa: F811
+def test_corinfomax_cifar_probe_evaluates_at_36_px(recipe, recorded, tmp_path):
     """The protocols themselves are test_scripts.LINEAR's (test_linear_script_resolves_to_its_protocol)."""
     cfg = resolved(recorded, f"linear/{recipe}", tmp_path)
     assert cfg.data.eval_resize_ratio == pytest.approx(36 / 32)
@@ -339,7 +355,7 @@ def test_targets_are_the_readmes_numbers():
 
 # ---- two training steps ---------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_tiny_imagenet_corinfomax_runs_two_steps(tiny_imagenet, tmp_path):  # noqa: F811
+def test_tiny_imagenet_corinfomax_runs_two_steps(tiny_imagenet, tmp_path):
     """The folder recipe test_scripts does not run (its two-step test takes imagenet/ and imagenet-100/ recipes)."""
     cfg = compose_recipe(["experiment=tiny-imagenet/corinfomax", f"data.root={tiny_imagenet}", *TINY_RUN, f"run_dir={tmp_path}",
                           "checkpoint_every_n_steps=100"])

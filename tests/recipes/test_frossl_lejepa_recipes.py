@@ -13,8 +13,7 @@ import json
 import pytest
 import torch
 from omegaconf import OmegaConf
-from test_recipe_values import minimal_lejepa_lr
-from test_scripts import TINY_RUN, compose_linear, compose_recipe, probe, recorded, same_value, tiny_imagenet  # noqa: F401 (fixtures)
+from recipe_helpers import TINY_RUN, compose_linear, compose_recipe, minimal_lejepa_lr, same_value
 
 from zoo.backbones import create_backbone
 from zoo.build import build_method
@@ -176,7 +175,7 @@ def test_a_timm_vit_small_is_built_for_the_largest_crop_and_takes_smaller_ones()
 
 
 @pytest.mark.slow
-def test_the_vit_recipe_trains_two_steps_with_probe_and_spectrum(tiny_imagenet, tmp_path):  # noqa: F811
+def test_the_vit_recipe_trains_two_steps_with_probe_and_spectrum(tiny_imagenet, tmp_path):
     """imagenet-100/lejepa_vit_small with its ViT-S/16, bf16 and 8 crops (sizes / 7: 32 and 14 px) on a tiny
     folder: the 384-wide features feed the online probe, k-NN and the spectrum diagnostics."""
     tiny = [o for o in TINY_RUN if not o.startswith(("backbone.name", "trainer.precision", "data.image_size"))]
@@ -192,7 +191,7 @@ def test_the_vit_recipe_trains_two_steps_with_probe_and_spectrum(tiny_imagenet, 
 
 
 @pytest.mark.slow
-def test_the_tiny_imagenet_frossl_recipe_trains_two_steps(tiny_imagenet, tmp_path):  # noqa: F811
+def test_the_tiny_imagenet_frossl_recipe_trains_two_steps(tiny_imagenet, tmp_path):
     cfg = compose_recipe(["experiment=tiny-imagenet/frossl", f"data.root={tiny_imagenet}", *TINY_RUN,
                           f"run_dir={tmp_path}", "checkpoint_every_n_steps=100"])
     model = pretrain(cfg)

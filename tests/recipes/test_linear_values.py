@@ -12,7 +12,7 @@ import math
 
 import pytest
 import torch
-from test_scripts import RECIPES, compose_recipe, recorded, resolved  # noqa: F401 (recorded: the fixture)
+from recipe_helpers import RECIPES, compose_recipe, resolved
 from torch import nn
 from torchvision.transforms import v2 as T
 
@@ -170,7 +170,7 @@ def test_every_linear_script_has_its_official_values():
 
 
 @pytest.mark.parametrize("script", sorted(RECIPES))
-def test_linear_script_trains_with_its_official_values(script, recorded, tmp_path):  # noqa: F811 (the fixture)
+def test_linear_script_trains_with_its_official_values(script, recorded, tmp_path):
     name, dataset = script.removeprefix("linear/"), script.split("/")[1]
     optimizer_name, classifier_lr, backbone_lr, weight_decay, batch, epochs, trust = OFFICIAL[name]
     cfg = resolved(recorded, script, tmp_path)

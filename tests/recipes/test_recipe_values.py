@@ -17,20 +17,25 @@ decay, warmup, epochs) and the formula of its own lr function, e.g. INTL main.py
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pytest
 import torch
-from test_scripts import ALL_SCRIPTS, compose_recipe, recorded, resolved  # noqa: F401 (recorded: the fixture)
+from recipe_helpers import (
+    ALL_SCRIPTS,
+    TRAIN_SIZE,
+    compose_recipe,
+    constant_lr,
+    minimal_lejepa_lr,
+    probe_steps,
+    resolved,
+    swav_lr,
+    trained_with,
+)
 from torchvision.transforms import v2 as T
 
 from zoo.build import build_method
 from zoo.data import eval_pipeline, resolved_views
 from zoo.data.augment import applied_blur, expand_crops
 from zoo.pretrain import split_global_batch
-
-# Training-set sizes the official loaders see (STL-10: train+unlabeled); batches per epoch drop the last.
-TRAIN_SIZE = {"cifar10": 50_000, "cifar100": 50_000, "stl10": 105_000, "tiny-imagenet": 100_000,
-              "imagenet-100": 126_689, "imagenet": 1_281_167}
 
 
 # ---- the official lr functions: lr of step s (0-based) of T, W warmup steps, E epochs ----------------
@@ -88,21 +93,6 @@ def simsiam_lr(base, epochs):
     """FB SimSiam main_simsiam.py adjust_learning_rate, as FB MoCo main_moco.py's with --cos: per-epoch cosine
     base 1/2 (1 + cos(pi e/E)), no warmup."""
     return lambda s, spe, total: base * 0.5 * (1 + math.cos(math.pi * (s // spe) / epochs))
-
-
-def swav_lr(base, start, final, warmup_epochs=10):
-    """FB SwAV main_swav.py lr_schedule per step: np.linspace(start, base, W) over the warmup (both ends
-    included), then final + (base - final) 1/2 (1 + cos(pi t/(T - W))) for step t after it."""
-    def lr(s, spe, total):
-        w = warmup_epochs * spe
-        if s < w:
-            return float(np.linspace(start, base, w)[s])
-        return final + 0.5 * (base - final) * (1 + math.cos(math.pi * (s - w) / (total - w)))
-    return lr
-
-
-def constant_lr(base):
-    return lambda s, spe, total: base
 
 
 @dataclass
@@ -307,17 +297,6 @@ for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl1
                                               eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10"
                                               else T.InterpolationMode.BILINEAR)
         BLUR_P[f"{ds}/{method}"] = (0.0, 0.0)
-# FroSSL (OFSkean/FroSSL, a solo-learn fork: scripts/pretrain/<dataset>/frossl.yaml with solo-learn's lr rules) and
-# LeJEPA (rbalestr-lab/lejepa README + MINIMAL.md); tests/test_family_recipes_b.py checks the rest of these recipes.
-def minimal_lejepa_lr(base, warmup_epochs=1, start_factor=0.01, end=1e-3):
-    """MINIMAL.md: SequentialLR(LinearLR(start_factor=0.01, total_iters=W), cosine) with W = one epoch of steps,
-    stepped every batch; LinearLR's factor is start + (1 - start) s / W. README: the cosine ends at lr / 1000."""
-    def lr(s, spe, total):
-        w = warmup_epochs * spe
-        if s < w:
-            return base * (start_factor + (1 - start_factor) * s / w)
-        return base * end + (base - base * end) * 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
-    return lr
 
 
 def frossl_official(yaml, batch, gpus, epochs, lr):
@@ -361,41 +340,6 @@ def test_every_pretraining_script_has_its_official_values():
     assert sorted(f"pretrain/{k}" for k in OFFICIAL) == PRETRAIN_SCRIPTS == sorted(f"pretrain/{k}" for k in BLUR_P)
 
 
-# ---- what training uses ---------------------------------------------------------------------------
-def role_of(name, param):
-    if name.startswith("classifier."):
-        return f"probe_{name.split('.')[1]}"
-    if name.startswith("predictor."):
-        return "predictor"
-    return "weights" if param.ndim > 1 else "norms"
-
-
-def trained_with(cfg, steps_per_epoch):
-    """(method, optimizer, scheduler, {role: param-group index}) as pretraining builds them."""
-    with torch.device("meta"):
-        model = build_method(cfg, num_classes=10, world_size=cfg.trainer.devices * cfg.trainer.num_nodes)
-    built = model.build_optimizer(steps_per_epoch, steps_per_epoch * cfg.trainer.max_epochs)
-    optimizer, scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
-    group_of = {id(p): i for i, group in enumerate(optimizer.param_groups) for p in group["params"]}
-    roles = {}
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            roles.setdefault(role_of(name, param), set()).add(group_of[id(param)])
-    return model, optimizer, scheduler, roles
-
-
-def probe_steps(spe, total, milestones_epochs=()):
-    """Steps where schedules differ: the start, around warmups of 500 iterations, 2 and 10 epochs,
-    epoch boundaries, milestones, the middle and the end."""
-    steps = {0, 1, 2, total // 2, total - 1}
-    for w in (500, 2 * spe, 10 * spe):
-        steps |= {w - 2, w - 1, w, w + 1}
-    steps |= {spe - 1, spe, 3 * spe + 5}
-    for epoch in milestones_epochs:
-        steps |= {epoch * spe - 1, epoch * spe}
-    return sorted(s for s in steps if 0 <= s < total)
-
-
 def test_the_default_run_warms_up_for_one_of_its_five_epochs():
     """README command 1 (no overrides): INTL's SGD lr 0.3 x 64/256 on INTL's own schedule (main.py
     adjust_learning_rate) with one warmup epoch of the 21 steps an epoch of the 1,347 training digits gives."""
@@ -426,7 +370,7 @@ def test_the_default_run_convolves_14x14_maps_of_its_16_px_crops():
 
 
 @pytest.mark.parametrize("script", PRETRAIN_SCRIPTS)
-def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):  # noqa: F811 (the fixture)
+def test_recipe_trains_with_its_official_values(script, recorded, tmp_path):
     official = OFFICIAL[script.removeprefix("pretrain/")]
     dataset = script.split("/")[1]
     cfg = resolved(recorded, script, tmp_path)

@@ -8,223 +8,38 @@ script instead of one Python start-up each); test_cfg_job_prints_the_resolved_co
 real thing.
 """
 
-import contextlib
 import dataclasses
-import enum
 import json
-import math
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from default_run import compose_run
 from omegaconf import OmegaConf
+from pretrain_helpers import pretrain_in_process
+from recipe_helpers import (
+    ALL_SCRIPTS,
+    DATASETS,
+    EXPERIMENTS,
+    METHODS,
+    PRETRAIN_RECIPES,
+    RECIPES,
+    REPO,
+    SCRIPTS,
+    TINY_RUN,
+    bash,
+    compose_linear,
+    compose_recipe,
+    recipe_value,
+    resolved,
+    same_value,
+    script_env,
+)
 
 from zoo.backbones import wants_small_stem
-from zoo.config import register_configs
 from zoo.data import resolved_views
-from zoo.eval.cli import build_config
 from zoo.pretrain import pretrain, split_global_batch
-from zoo.registry import method_names
-
-REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = REPO / "scripts"
-DATASETS = ["cifar10", "cifar100", "imagenet-100", "imagenet"]
-METHODS = ["intl", "barlow_twins", "vicreg", "wmse", "cwrgp", "simsiam"]
-ALL_SCRIPTS = sorted(str(p.relative_to(SCRIPTS))[:-3] for p in SCRIPTS.glob("*/*/*.sh"))
-
-# ---- the linear protocols (../shared/reference/recipes.md §6), written out independently of the scripts ----
-
-
-def probe(name, protocol, epochs, batch, optimizer, lr, wd, schedule, **extra):
-    return {"linear.name": name, "linear.protocol": protocol, "linear.epochs": epochs, "linear.batch_size": batch,
-            "linear.optimizer": optimizer, "linear.lr": lr, "linear.weight_decay": wd, "linear.schedule": schedule,
-            **{f"linear.{k}": v for k, v in extra.items()}}
-
-
-LP_SMALL = probe("LP-SMALL", "precomputed", 500, 1000, "adam", 1e-2, 5e-6, "exponential", final_lr=1e-6, knn_k=5)
-LINEAR = {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in METHODS}
-LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("stl10", "tiny-imagenet", "imagenet-100") for m in ("wmse", "cwrgp")}
-LINEAR |= {
-    "imagenet-100/intl": probe("LP-INTL", "frozen", 100, 256, "sgd", 0.2, 0, "step", milestones=[60, 80], knn_k=5),
-    "imagenet-100/barlow_twins": probe("LP-SOLO", "frozen", 100, 256, "sgd", 0.1, 0, "step", milestones=[60, 80]),
-    "imagenet-100/vicreg": probe("LP-SOLO", "frozen", 100, 256, "sgd", 0.3, 0, "step", milestones=[60, 80]),
-    "imagenet-100/simsiam": probe("LP-SOLO", "frozen", 100, 256, "sgd", 30.0, 0, "step", milestones=[60, 80]),
-    "imagenet/intl": probe("LP-INTL", "frozen", 100, 256, "sgd", 0.2, 0, "step", milestones=[60, 80]),
-    "imagenet/intl_m": probe("LP-INTL", "frozen", 100, 256, "sgd", 0.4, 0, "step", milestones=[60, 80]),
-    "imagenet/barlow_twins": probe("LP-FB-BT", "frozen", 100, 256, "sgd", 0.3, 1e-6, "cosine"),
-    "imagenet/barlow_twins_ep100": probe("LP-SOLO", "frozen", 100, 256, "sgd", 0.3, 1e-5, "step", milestones=[60, 80]),
-    "imagenet/vicreg": probe("LP-FB-VIC", "frozen", 100, 256, "sgd", 0.02, 1e-6, "cosine"),
-    "imagenet/simsiam": probe("LP-SS-LARS", "frozen", 90, 4096, "lars", 1.6, 0, "cosine", lars_eta=0.001),
-    "imagenet/cwrgp": probe("LP-CW-LARS", "frozen", 100, 1024, "lars", 0.4, 0, "cosine", lars_eta=0.001),
-    "imagenet/wmse": probe("LP-CW-LARS", "frozen", 100, 1024, "lars", 0.4, 0, "cosine", lars_eta=0.001),
-    "imagenet/barlow_twins_semi_1pct": probe("SS-FB-BT-1pct", "finetune", 20, 256, "sgd", 0.5, 0, "cosine", backbone_lr=0.005,
-                                             label_fraction=1),
-    "imagenet/vicreg_semi_1pct": probe("SS-FB-VIC-1pct", "finetune", 20, 256, "sgd", 0.08, 0, "cosine", backbone_lr=0.03,
-                                       label_fraction=1),
-    "imagenet/vicreg_semi_10pct": probe("SS-FB-VIC-10pct", "finetune", 20, 256, "sgd", 0.1, 0, "cosine", backbone_lr=0.01,
-                                        label_fraction=10),
-}
-# The baselines: LP-SMALL on the small sets, solo-learn's LP-SOLO lrs on ImageNet-100, Table 4's probe on ImageNet.
-BASELINES = ["simclr", "mocov2plus", "byol"]
-LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in BASELINES}
-LINEAR |= {f"{ds}/{m}_wmse_protocol": LP_SMALL for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet") for m in ("simclr", "byol")}
-LINEAR |= {f"imagenet-100/{m}": probe("LP-SOLO", "frozen", 100, 256, "sgd", lr, 0, "step", milestones=[60, 80])
-           for m, lr in (("simclr", 1.0), ("mocov2plus", 3.0), ("byol", 0.3))}
-LINEAR |= {f"imagenet/{m}": LINEAR["imagenet/simsiam"] for m in ("simclr", "byol")}
-# SwAV and DINO as solo-learn runs them (LP-SMALL on CIFAR, its LP-SOLO lrs on ImageNet-100), MoCo v2 and SwAV on
-# ImageNet under Table 4's probe, Zero-CL and Shuffled-DBN as the CW-RGP table's rows (LP-SMALL).
-LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100") for m in ("swav", "dino")}
-LINEAR |= {f"imagenet-100/{m}": probe("LP-SOLO", "frozen", 100, 256, "sgd", lr, 0, "step", milestones=[60, 80])
-           for m, lr in (("swav", 0.15), ("dino", 0.3))}
-LINEAR |= {f"imagenet/{m}": LINEAR["imagenet/simsiam"] for m in ("mocov2", "swav")}
-# SwAV's own probe (eval_linear.py defaults) for its multi-crop recipe.
-LINEAR["imagenet/swav_multicrop_ep100"] = probe("LP-SWAV", "frozen", 100, 256, "sgd", 0.3, 1e-6, "cosine")
-LINEAR |= {f"{ds}/{m}": LP_SMALL for ds in ("cifar10", "cifar100", "stl10", "tiny-imagenet") for m in ("zero_cl", "shuffled_dbn")}
-for pct in (1, 10):
-    for variant, backbone_lr in (("intl", 0.006), ("intl_m", 0.004)):
-        LINEAR[f"imagenet/{variant}_semi_{pct}pct"] = probe(f"SS-INTL-{pct}pct", "finetune", 20, 256, "sgd", 0.2, 0, "constant",
-                                                            backbone_lr=backbone_lr, label_fraction=pct)
-# The whitening / spectral family: each official repository's probe (CorInfoMax's, MMCR's, MEC's, FroSSL's fork
-# of solo-learn after its lr x batch x devices / 256, LeJEPA's README); tests/test_family_recipes_{a,b}.py say where.
-# corinfomax main_linear*.py + the README commands: SGD 0.2 (momentum 0.9, no decay), CosineAnnealingLR(100) per epoch,
-# batch 256, bicubic RandomResizedCrop(size) + flip; CIFAR evaluation Resize(int(32 x 8/7) = 36) + CenterCrop(32).
-LP_CIM = probe("LP-CIM", "frozen", 100, 256, "sgd", 0.2, 0, "cosine", crop_interpolation="bicubic", crop_scale=[0.08, 1.0],
-               momentum=0.9, knn_k=0)
-LINEAR |= {f"{ds}/corinfomax": LP_CIM for ds in ("cifar10", "cifar100", "tiny-imagenet", "imagenet-100")}
-LINEAR["imagenet-100/corinfomax_resnet50"] = LP_CIM
-# imagenet1k README: --lin_learning_rate 25 --lin_scheduler step --lin_step_size 20 (StepLR gamma 0.1), batch 256.
-LINEAR["imagenet/corinfomax"] = probe("LP-CIM-IN", "frozen", 100, 256, "sgd", 25.0, 0, "step", milestones=[20, 40, 60, 80],
-                                        gamma=0.1, crop_interpolation="bicubic", knn_k=0)
-# mmcr model_select_cifar_stl.py defaults (batch 1024, lr 0.1, 50 epochs) into train_classifier: Adam, wd 1e-6, cosine.
-for ds, interpolation, scale in (("cifar10", "bilinear", [0.08, 1.0]), ("cifar100", "bilinear", [0.08, 1.0]),
-                                 ("stl10", "bicubic", [0.2, 1.0])):
-    LINEAR[f"{ds}/mmcr"] = probe("LP-MMCR", "frozen", 50, 1024, "adam", 0.1, 1e-6, "cosine", crop_interpolation=interpolation,
-                                   crop_scale=scale, knn_k=0)
-# mmcr linear_classifier_imagenet.py defaults: batch 2048, lr 0.3, 100 epochs; SGD momentum 0.9, wd 1e-6, cosine.
-LINEAR["imagenet/mmcr"] = probe("LP-MMCR-IN", "frozen", 100, 2048, "sgd", 0.3, 1e-6, "cosine", crop_interpolation="bicubic",
-                                  momentum=0.9, knn_k=0)
-# MEC main_lincls.py --lars: lr 0.03 x 4096 / 256, wd 0, LARC trust 0.001, cosine per epoch over 100 epochs.
-LINEAR["imagenet/mec"] = probe("LP-MEC-LARS", "frozen", 100, 4096, "lars", 0.03 * 4096 / 256, 0, "cosine", lars_eta=0.001,
-                                 crop_interpolation="bilinear", knn_k=0)
-LINEAR |= {
-    "imagenet-100/frossl": probe("LP-SOLO", "frozen", 100, 1024, "sgd", 0.1 * 512 * 2 / 256, 0, "step", milestones=[60, 80],
-                                 crop_interpolation="bicubic"),
-    "cifar10/frossl": probe("LP-FROSSL", "frozen", 100, 256, "adam", 1e-3, 0, "step", milestones=[40, 80]),
-    "cifar100/frossl": probe("LP-FROSSL", "frozen", 100, 256, "adam", 1e-3, 0, "step", milestones=[40, 80]),
-    "stl10/frossl": probe("LP-FROSSL", "frozen", 100, 256, "sgd", 0.01, 0, "step", milestones=[40, 80]),
-    "tiny-imagenet/frossl": probe("LP-FROSSL", "frozen", 100, 256, "sgd", 0.1, 0, "step", milestones=[60, 80]),
-    "imagenet-100/lejepa": probe("LP-LEJEPA", "frozen", 100, 256, "adam", 1e-3, 1e-6, "cosine"),
-    "imagenet-100/lejepa_vit_small": probe("LP-LEJEPA", "frozen", 100, 256, "adam", 1e-3, 1e-6, "cosine"),
-}
-RECIPES = {f"linear/{k}": v for k, v in LINEAR.items()}
-EXPERIMENTS = REPO / "zoo" / "configs" / "experiment"
-PRETRAIN_RECIPES = sorted(str(p.relative_to(EXPERIMENTS))[:-5] for p in EXPERIMENTS.rglob("*.yaml"))
-
-
-# ---- running the scripts --------------------------------------------------------------------
-def script_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "NUM_GPUS", "NUM_NODES", "RUN_DIR")}
-    return {**env, **{k: str(v) for k, v in extra.items()}}
-
-
-def bash(script, *args, env=None, timeout=30):
-    return subprocess.run(["bash", str(SCRIPTS / f"{script}.sh"), *args], check=False, capture_output=True, text=True, cwd=REPO,
-                          env=env or script_env(), timeout=timeout)
-
-
-@pytest.fixture
-def recorded(tmp_path):
-    """Runs a script with PYTHON = a shim that records the command line; returns (python file, its arguments)."""
-    out = tmp_path / "argv"
-    shim = tmp_path / "python-shim"
-    shim.write_text('#!/bin/sh\nfor arg in "$@"; do printf \'%s\\0\' "$arg"; done > "$ZOO_ARGV"\n')
-    shim.chmod(0o755)
-
-    def run(script, *args, **env):
-        result = bash(script, *args, env=script_env(PYTHON=shim, ZOO_ARGV=out, **env))
-        assert result.returncode == 0, result.stderr
-        argv = out.read_text().split("\0")[:-1]
-        return Path(argv[0]).name, argv[1:]
-
-    return run
-
-
-def resolve_pretrain(overrides):
-    register_configs()
-    method_names()
-    with initialize_config_module("zoo.configs", version_base="1.3"):
-        return compose("pretrain", overrides=overrides)
-
-
-def resolved(recorded, script, data_dir, **env):
-    """The config a script resolves to (`--cfg job --resolve`), from the arguments it passes on,
-    with the environment (DATA_DIR, NUM_GPUS, ...) the recipe config reads."""
-    entry, argv = recorded(script, "--cfg", "job", DATA_DIR=data_dir, **env)
-    assert "--cfg" in argv
-    flags_at = argv.index("--cfg")
-    overrides = argv[:flags_at] + argv[flags_at + 2:]
-    if entry == "main_pretrain.py":
-        return compose_recipe(overrides, DATA_DIR=data_dir, **env)
-    assert entry == "main_linear.py"
-    return compose_linear(overrides, DATA_DIR=data_dir, **env)
-
-
-@contextlib.contextmanager
-def recipe_environment(**env):
-    """Only `env` of the variables the recipe configs read (oc.env) and main_linear reads (DATA_DIR)."""
-    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "NUM_GPUS", "NUM_NODES", "RUN_DIR")}
-    try:
-        for key in saved:
-            os.environ.pop(key, None)
-        os.environ.update({k: str(v) for k, v in env.items()})
-        yield
-    finally:
-        for key, value in saved.items():
-            os.environ.pop(key, None)
-            if value is not None:
-                os.environ[key] = value
-
-
-def compose_recipe(overrides, **env):
-    """Pretraining config of `overrides`, resolved under `env`."""
-    with recipe_environment(**env):
-        return OmegaConf.create(OmegaConf.to_container(resolve_pretrain(overrides), resolve=True))
-
-
-def compose_linear(overrides, **env):
-    """main_linear.py's config of `overrides` without a checkpoint, resolved under `env`."""
-    with recipe_environment(**env):
-        return OmegaConf.create(OmegaConf.to_container(build_config(None, overrides), resolve=True))
-
-
-def recipe_value(cfg, key):
-    if key == "batch":
-        return cfg.data.batch_size * cfg.trainer.devices * cfg.trainer.num_nodes
-    if key == "projector":
-        return [*cfg.method.proj_hidden, cfg.method.proj_out]
-    if key == "views":
-        return sum(group.count for group in cfg.data.views)
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, enum.Enum):  # a name of zoo.names: compared as the string the recipe gives
-        return value.value
-    return OmegaConf.to_container(value, enum_to_str=True) if OmegaConf.is_config(value) else value
-
-
-def same_value(actual, expected):
-    """Equal, floats to 1e-9 relative, through nested lists and dicts (pytest.approx takes no nesting)."""
-    if isinstance(expected, dict):
-        return isinstance(actual, dict) and actual.keys() == expected.keys() and all(
-            same_value(actual[k], v) for k, v in expected.items())
-    if isinstance(expected, (list, tuple)):
-        return isinstance(actual, (list, tuple)) and len(actual) == len(expected) and all(
-            same_value(a, e) for a, e in zip(actual, expected))
-    numbers = (int, float)
-    if isinstance(expected, numbers) and isinstance(actual, numbers) and not isinstance(expected, bool) and not isinstance(actual, bool):
-        return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12)
-    return type(actual) is type(expected) and actual == expected
 
 
 # ---- tests ----------------------------------------------------------------------------------------
@@ -246,7 +61,7 @@ def test_linear_script_resolves_to_its_protocol(script, recorded, tmp_path):
     assert not mismatches, f"{script}: (resolved, recipe) {mismatches}"
 
 
-SNAPSHOT = json.loads((REPO / "tests" / "data" / "recipe_snapshot.json").read_text())
+SNAPSHOT = json.loads((REPO / "tests" / "fixtures" / "recipe_snapshot.json").read_text())
 # The recipes that existed before the move; those added since have no snapshot.
 SNAPSHOT_PRETRAIN = sorted(k.removeprefix("pretrain/") for k in SNAPSHOT if k.startswith("pretrain/"))
 SNAPSHOT_LINEAR = sorted(k for k in SNAPSHOT if k.startswith("linear/"))
@@ -254,7 +69,7 @@ SNAPSHOT_LINEAR = sorted(k for k in SNAPSHOT if k.startswith("linear/"))
 
 @pytest.mark.parametrize("recipe", SNAPSHOT_PRETRAIN)
 def test_recipe_config_resolves_as_the_script_did_before_the_move(recipe, recorded):
-    """tests/data/recipe_snapshot.json: every script's resolved config before recipes became Hydra configs
+    """tests/fixtures/recipe_snapshot.json: every script's resolved config before recipes became Hydra configs
     (DATA_DIR=/data, the published GPU count), fidelity fixes included. The config now carries the global
     batch and the recipe's facts; training derives the per-device batch (split_global_batch) and the views."""
     paper = compose_recipe([f"experiment={recipe}"])
@@ -300,7 +115,7 @@ def test_recipes_state_source_protocol_and_target_once():
 
 @pytest.mark.parametrize("script", SNAPSHOT_LINEAR)
 def test_linear_recipe_resolves_as_the_script_did_before_the_move(script, recorded):
-    """tests/data/recipe_snapshot.json holds each linear script's config before the protocols became
+    """tests/fixtures/recipe_snapshot.json holds each linear script's config before the protocols became
     Hydra configs (DATA_DIR=/data, one device, as the scripts defaulted to)."""
     cfg = OmegaConf.to_container(resolved(recorded, script, "/data", NUM_GPUS=1))
     assert cfg.pop("recipe")["name"] == script.removeprefix("linear/")
@@ -383,8 +198,6 @@ def test_a_batch_that_does_not_split_or_a_per_device_batch_is_refused(tiny_image
 def test_the_same_command_gets_the_same_run_dir(tmp_path, monkeypatch, capsys):
     """What the script runs (main_pretrain.py experiment=cifar10/intl), in this process; the script itself
     once, with RUN_DIR."""
-    from test_pretrain import pretrain_in_process
-
     (tmp_path / "cifar10").mkdir()
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
 
@@ -428,7 +241,7 @@ def test_augmentation_presets_compose_and_keep_their_op_order():
             "solo_vic", "solo_symw", "solo_sym", "swav"} <= set(presets)
     groups = {}
     for preset in presets:
-        cfg = resolve_pretrain([f"augment={preset}", "method=intl"])
+        cfg = compose_run([f"augment={preset}", "method=intl"])
         groups[preset] = [as_crop_group(g) for g in cfg.data.views]
         for group in groups[preset]:
             torchvision_view(group.__class__(**{**group.__dict__, "size": group.size or 32}), [0.5] * 3, [0.5] * 3)
@@ -443,27 +256,6 @@ def test_augmentation_presets_compose_and_keep_their_op_order():
 
 
 # ---- end to end: the ImageNet INTL recipe and its linear probe on a tiny folder ----------------------
-@pytest.fixture(scope="module")
-def tiny_imagenet(tmp_path_factory):
-    """An ImageFolder with train/ and val/, two classes of small JPEGs."""
-    import numpy as np
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("tiny-imagenet")
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 8), ("val", 4)):
-        for label, colour in enumerate(((200, 40, 40), (40, 40, 200))):
-            folder = root / split / f"n0000000{label}"
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.clip(rng.normal(colour, 40, size=(40, 40, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"n0000000{label}_{i}.JPEG")
-    return root
-
-
-TINY_RUN = ["data.image_size=32", "data.global_batch_size=8", "data.num_workers=0", "data.loader=torchvision", "backbone.name=resnet18",
-            "method.proj_hidden=[64,64]", "method.proj_out=64", "trainer.max_steps=2", "trainer.precision=32-true",
-            "trainer.enable_progress_bar=false"]
 
 
 @pytest.mark.slow

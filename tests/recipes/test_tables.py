@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_detection import write_tiny_coco
-from test_scripts import TINY_RUN
+from detection_helpers import write_tiny_coco
+from recipe_helpers import TINY_RUN
 
 from zoo.tables import TRAIN_IMAGES, chains, load_table, main, split_overrides, table_names
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAPER_TABLES = ["intl/imagenet_linear", "intl/imagenet_semi", "intl/coco", "cwrgp/small_datasets", "cwrgp/imagenet",
                 "solo-learn/cifar", "solo-learn/imagenet100", "spectral/family"]
 

@@ -1,6 +1,6 @@
 """Checkpoints written before the EMA target and the feature queue became components still load and resume.
 
-tests/data/old_layout/{byol,mocov2plus}.ckpt were written by the mixin layout's code (the commit before
+tests/fixtures/old_layout/{byol,mocov2plus}.ckpt were written by the mixin layout's code (the commit before
 `zoo.nn`), a 2-step fit of the embedded digits set:
 
     python main_pretrain.py method=<byol|mocov2plus> backbone.name=test_efficientnet backbone.small_stem=false \
@@ -27,7 +27,7 @@ from zoo.methods.byol import BYOL
 from zoo.nn.ramps import cosine_ramp
 from zoo.registry import method_names
 
-OLD = Path(__file__).parent / "data" / "old_layout"
+OLD = Path(__file__).parents[1] / "fixtures" / "old_layout"
 RUN = ["backbone.name=test_efficientnet", "backbone.small_stem=false", "data.image_size=16", "data.batch_size=16",
        "data.num_workers=0", "data.eval_batch_size=64", "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false",
        "method.proj_hidden=[16]", "method.proj_out=8", "optimizer.momentum=0"]

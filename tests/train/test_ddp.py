@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Per-device batch 16, global 32: whitening statistics cover both ranks' samples.
 SETTINGS = {
     "st": ["method.proj_hidden=[64]", "method.proj_out=64"],

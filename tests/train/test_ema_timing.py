@@ -218,7 +218,7 @@ def record_events(model, optimizer, events):
 def test_the_gpu_benchmarks_step_moves_the_target_where_training_does(name):
     """benchmarks/gpu_check.py's step and a Lightning fit of the same method: the same sequence of forwards,
     optimiser steps and EMA moves (with the same momenta) over 3 steps."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from _common import compose_config
     from gpu_check import Stepper, crop_sizes
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_pretrain import pretrain_in_process
+from pretrain_helpers import pretrain_in_process
 
 from zoo.errors import ZooError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["data.batch_size=16", "data.num_workers=0", "data.image_size=16", "trainer.limit_val_batches=1", "data.eval_batch_size=32",
         "trainer.enable_progress_bar=false", "method.proj_hidden=[64]", "method.proj_out=32"]
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from test_pretrain import REPO, TINY, run
+from pretrain_helpers import REPO, TINY, run
 
 from zoo.config import chosen_trackers
 from zoo.errors import ZooError

@@ -1,6 +1,6 @@
 """The LARS variants against their sources' optimisers, and the optimizer names a config may give.
 
-tests/data/lars_reference.json holds what each source's own LARS class computed (run outside the project on float64
+tests/fixtures/lars_reference.json holds what each source's own LARS class computed (run outside the project on float64
 tensors: facebookresearch/barlowtwins main.py, facebookresearch/vicreg main_vicreg.py, ThomasYerxa/mmcr
 mmcr/imagenet/misc.py, vturrisi/solo-learn solo/utils/lars.py, google-research/simclr lars_optimizer.py (TensorFlow),
 google-deepmind/deepmind-research byol/utils/optimizers.py (optax); the file says how each was called): six steps
@@ -18,7 +18,7 @@ from zoo.config import OptimizerConfig, check_optimizer
 from zoo.errors import ZooError
 from zoo.optim import make_optimizer
 
-REFERENCE = json.loads((Path(__file__).parent / "data" / "lars_reference.json").read_text())["cases"]
+REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "lars_reference.json").read_text())["cases"]
 # The variant each source's recipes select (optimizer.name).
 VARIANT = {"barlowtwins": "lars_fb", "vicreg": "lars_fb", "mmcr": "lars_fb", "solo-learn": "lars", "simclr": "lars_google", "byol": "lars_fb"}
 

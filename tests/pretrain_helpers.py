@@ -68,3 +68,9 @@ def pretrain_tiny(run_dir):
                             capture_output=True, text=True, cwd=REPO, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+# A short digits run of a baseline method (SimCLR, MoCo v2+, BYOL) at 16 px.
+SHORT_RUN = ["data.batch_size=32", "data.num_workers=0", "data.image_size=16", "trainer.limit_train_batches=3",
+       "trainer.limit_val_batches=2", "data.eval_batch_size=32", "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1",
+       "method.proj_hidden=[128]", "method.proj_out=64"]

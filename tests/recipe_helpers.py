@@ -84,7 +84,7 @@ for pct in (1, 10):
         LINEAR[f"imagenet/{variant}_semi_{pct}pct"] = probe(f"SS-INTL-{pct}pct", "finetune", 20, 256, "sgd", 0.2, 0, "constant",
                                                             backbone_lr=backbone_lr, label_fraction=pct)
 # The whitening / spectral family: each official repository's probe (CorInfoMax's, MMCR's, MEC's, FroSSL's fork
-# of solo-learn after its lr x batch x devices / 256, LeJEPA's README); tests/test_family_recipes_{a,b}.py say where.
+# of solo-learn after its lr x batch x devices / 256, LeJEPA's README); tests/recipes/test_corinfomax_mmcr_mec_recipes.py and test_frossl_lejepa_recipes.py say where.
 # corinfomax main_linear*.py + the README commands: SGD 0.2 (momentum 0.9, no decay), CosineAnnealingLR(100) per epoch,
 # batch 256, bicubic RandomResizedCrop(size) + flip; CIFAR evaluation Resize(int(32 x 8/7) = 36) + CenterCrop(32).
 LP_CIM = probe("LP-CIM", "frozen", 100, 256, "sgd", 0.2, 0, "cosine", crop_interpolation="bicubic", crop_scale=[0.08, 1.0],
@@ -310,7 +310,7 @@ def constant_lr(base):
 
 
 # FroSSL (OFSkean/FroSSL, a solo-learn fork: scripts/pretrain/<dataset>/frossl.yaml with solo-learn's lr rules) and
-# LeJEPA (rbalestr-lab/lejepa README + MINIMAL.md); tests/test_family_recipes_b.py checks the rest of these recipes.
+# LeJEPA (rbalestr-lab/lejepa README + MINIMAL.md); tests/recipes/test_frossl_lejepa_recipes.py checks the rest of these recipes.
 def minimal_lejepa_lr(base, warmup_epochs=1, start_factor=0.01, end=1e-3):
     """MINIMAL.md: SequentialLR(LinearLR(start_factor=0.01, total_iters=W), cosine) with W = one epoch of steps,
     stepped every batch; LinearLR's factor is start + (1 - start) s / W. README: the cosine ends at lr / 1000."""

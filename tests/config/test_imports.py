@@ -193,7 +193,7 @@ def upward_errors(edges, layers=LAYERS):
 
 def function_import_errors(edges, allowed=FUNCTION_IMPORTS):
     return [f"{a} imports {b} inside a function at {where}: import it at the top of the module (or state the reason "
-            "in tests/test_imports.py's FUNCTION_IMPORTS)"
+            "in tests/config/test_imports.py's FUNCTION_IMPORTS)"
             for a, b, where, in_function in edges if in_function and a not in allowed]
 
 
@@ -208,7 +208,7 @@ def project_edges():
 
 def test_every_module_has_a_layer():
     unplaced = [module_name(path) for path in project_files() if layer_of(module_name(path)) is None]
-    assert not unplaced, f"add these modules to a layer of tests/test_imports.py's LAYERS: {unplaced}"
+    assert not unplaced, f"add these modules to a layer of tests/config/test_imports.py's LAYERS: {unplaced}"
 
 
 def test_no_import_cycle():

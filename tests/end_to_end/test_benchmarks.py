@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = REPO / "benchmarks"
-# The methods the CI runs time (every method's step itself is tested in test_methods.py): a whitening one, the
+# The methods the CI runs time (every method's step itself is tested in tests/methods/test_every_method.py): a whitening one, the
 # multi-crop one and a four-crop one.
 STEP_METHODS = ["intl", "cwrgp"]
 CHECK_METHODS = ["intl", "intl_m", "cwrgp"]

@@ -213,7 +213,7 @@ def test_a_custom_folder_without_validation_split_draws_one(tmp_path):
 # ---- the suites end to end -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def digits_checkpoint(tmp_path_factory):
-    """The tiny pretraining run of tests/test_linear_protocols.py."""
+    """The tiny pretraining run of tests/eval/test_linear_protocols.py."""
     return pretrain_tiny(tmp_path_factory.mktemp("runs") / "digits") / "checkpoints" / "last.ckpt"
 
 

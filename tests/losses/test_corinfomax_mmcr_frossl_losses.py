@@ -1,5 +1,5 @@
-"""CorInfoMax, MMCR and FroSSL: their losses against the numbers the official code computed, their DDP equality
-on two gloo processes, CorInfoMax's running covariances across a checkpoint and resume, a training step each.
+"""CorInfoMax's, MMCR's and FroSSL's losses against the numbers the official code computed, and their DDP equality
+on two gloo processes (the methods: tests/methods/test_corinfomax.py, test_corinfomax_mmcr_frossl.py).
 
 tests/fixtures/spectral_family_reference.json holds the values and input gradients that the official losses
 (serdarozsoy/corinfomax-ssl, ThomasYerxa/mmcr, OFSkean/FroSSL; the file names the commits and says how each
@@ -11,28 +11,15 @@ eps, weights and initial R, without the L2 normalisation too. `_inputs` draws th
 import json
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from default_run import default_run
 from gloo_ranks import run_on_gloo_ranks
-from torch import nn
-from torch.utils.data import DataLoader
 
 from zoo.errors import ZooError
 from zoo.losses.spectral_family import corinfomax_loss, frossl_loss, mmcr_loss
-from zoo.registry import create_method, get_method
 
 OFFICIAL = json.loads((Path(__file__).parents[1] / "fixtures" / "spectral_family_reference.json").read_text())
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
-SMALL = {
-    "corinfomax": {"proj_hidden": [64], "proj_out": 16},
-    "mmcr": {"proj_hidden": [64], "proj_out": 32},
-    "frossl": {"proj_hidden": [64], "proj_out": 32},
-}
-LOSS_PARTS = {"corinfomax": {"invariance", "log_det"}, "mmcr": {"centroid_nuclear", "view_nuclear"},
-              "frossl": {"invariance", "log_frobenius"}}
 WORLD_SIZE = 2
 
 
@@ -175,77 +162,3 @@ def test_two_gloo_ranks_reproduce_the_single_process_losses_gradients_and_state(
     run_on_gloo_ranks(_worker, WORLD_SIZE, before=_single_process)
 
 
-# ---- (c) CorInfoMax's running covariances across a checkpoint and resume ------------------------------------
-def _crops(count, batches):
-    gen = torch.Generator().manual_seed(3)
-    return [([torch.randn(3, 16, 16, generator=gen) for _ in range(2)], i % 10) for i in range(count * batches)]
-
-
-def _fit(max_steps, ckpt_path=None):
-    """CorInfoMax on 2 fixed batches of 8 per epoch, constant lr (the same steps whatever max_steps)."""
-    torch.manual_seed(0)
-    model = create_method("corinfomax", SMALL["corinfomax"], **{**TINY, "global_batch_size": 8},
-                          scheduler={"name": "constant", "warmup_epochs": 0})
-    trainer = L.Trainer(max_steps=max_steps, limit_val_batches=0, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, DataLoader(_crops(8, 2), batch_size=8, shuffle=False), ckpt_path=ckpt_path)
-    return model, trainer
-
-
-def test_corinfomax_keeps_its_running_covariances_in_the_checkpoint_and_resumes_with_them(tmp_path):
-    fresh = create_method("corinfomax", SMALL["corinfomax"], **TINY)
-    assert torch.equal(fresh.running_cov, torch.eye(16, dtype=torch.float64).expand(2, 16, 16))
-    assert not fresh.running_mean.any() and fresh.running_cov.dtype == torch.float64
-    stopped, trainer = _fit(2)
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
-    saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    assert torch.equal(saved["running_cov"], stopped.running_cov) and torch.equal(saved["running_mean"], stopped.running_mean)
-    assert not torch.allclose(saved["running_cov"], fresh.running_cov)  # two steps moved R off its start
-    resumed, _ = _fit(3, ckpt_path=tmp_path / "last.ckpt")
-    uninterrupted, _ = _fit(3)
-    assert not torch.allclose(resumed.running_cov, stopped.running_cov)  # the third step updated R
-    assert torch.allclose(resumed.running_cov, uninterrupted.running_cov, rtol=1e-6, atol=1e-9)
-    assert torch.allclose(resumed.running_mean, uninterrupted.running_mean, rtol=1e-6, atol=1e-9)
-    reloaded = create_method("corinfomax", SMALL["corinfomax"], **TINY)
-    reloaded.load_state_dict(saved)
-    assert torch.equal(reloaded.running_cov, stopped.running_cov)
-
-
-# ---- (d) the methods: defaults and a training step ---------------------------------------------------------
-def test_the_defaults_are_the_official_ones():
-    corinfomax, mmcr, frossl = (get_method(name) for name in ("corinfomax", "mmcr", "frossl"))
-    c = corinfomax.Config()
-    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.proj_last_bias, c.normalize) == ([2048, 2048], 64, False, False, True)
-    assert (c.sim_weight, c.cov_weight, c.init_scale) == (250.0, 1.0, 1.0)
-    assert (c.cov_forgetting, c.mean_forgetting, c.eps) == (0.01, 0.01, 1e-8)
-    assert corinfomax.optimizer_defaults == {"name": "sgd", "lr": 0.5, "scale_lr": False, "weight_decay": 1e-4}
-    c = mmcr.Config()
-    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.lambd) == ([512], 128, True, 0.0)
-    assert not c.proj_hidden_bias and not c.proj_last_bias
-    assert {k: mmcr.optimizer_defaults[k] for k in ("name", "lr", "scale_lr", "weight_decay")} == \
-        {"name": "adam", "lr": 1e-3, "scale_lr": False, "weight_decay": 1e-6}
-    c = frossl.Config()
-    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.invariance_weight) == ([2048, 2048], 1024, True, 1.0)
-    # the default run's (zoo/configs/embedded/frossl.yaml: the official projector and weight collapse on the digits)
-    c, _ = default_run("frossl")
-    assert (c.proj_hidden, c.proj_out, c.proj_hidden_bn, c.invariance_weight) == ([512], 512, True, 0.1)
-    assert {k: frossl.optimizer_defaults[k] for k in ("name", "lr", "weight_decay", "lars_eta", "exclude_bias_and_norm")} == \
-        {"name": "lars", "lr": 0.3, "weight_decay": 1e-4, "lars_eta": 0.02, "exclude_bias_and_norm": True}
-    assert corinfomax.num_views == 2 and mmcr.num_views is None and frossl.num_views is None
-    projector = create_method("corinfomax", SMALL["corinfomax"], **TINY).projector
-    assert [type(layer) for layer in projector] == [nn.Linear, nn.ReLU, nn.Linear] and projector[-1].bias is None
-
-
-@pytest.mark.parametrize("name, crops", [("corinfomax", 2), ("mmcr", 2), ("mmcr", 4), ("frossl", 3)])
-def test_a_training_step_gives_a_finite_loss_its_parts_and_gradients(name, crops):
-    torch.manual_seed(0)
-    model = create_method(name, SMALL[name], **{**TINY, "crop_sizes": (16,) * crops})
-    state = {key: value.clone() for key, value in model.state_dict().items() if key.startswith("running_")}
-    batch = [torch.randn(16, 3, 16, 16) for _ in range(crops)]
-    loss, parts = model.split_loss(model.compute_loss(batch)[0])
-    assert loss.ndim == 0 and torch.isfinite(loss) and set(parts) == LOSS_PARTS[name]
-    loss.backward()
-    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
-    for key, before in state.items():  # CorInfoMax's step moved its running estimates
-        assert not torch.allclose(getattr(model, key), before), key

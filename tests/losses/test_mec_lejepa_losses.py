@@ -1,4 +1,5 @@
-"""MEC and LeJEPA: their losses against the official codes' numbers, under two gloo processes, and as methods.
+"""MEC's and LeJEPA's losses against the official codes' numbers, and under two gloo processes (the methods:
+tests/methods/test_mec.py, test_lejepa.py, test_mec_lejepa.py).
 
 tests/fixtures/mec_lejepa_reference.json holds what xinliu20/MEC's loss_func, lamda_scheduler and cosine_scheduler
 and rbalestr-lab/lejepa's EppsPulley, SlicingUnivariateTest and MINIMAL.md's SIGReg and loss lines computed
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from gloo_ranks import run_on_gloo_ranks
+from method_settings import TINY_8, narrow_config
 
 from zoo.errors import ZooError
 from zoo.losses.coding_rate import mec_lambda, mec_loss
@@ -24,11 +26,6 @@ from zoo.registry import create_method
 from zoo.spectral import log_det_series
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "mec_lejepa_reference.json").read_text())
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
-SMALL = {
-    "mec": {"proj_hidden": [32, 32], "proj_out": 16, "pred_hidden": 8},
-    "lejepa": {"proj_hidden": [32, 32], "proj_out": 8, "num_slices": 16},
-}
 WORLD_SIZE = 2
 
 
@@ -49,11 +46,6 @@ def draws(seed, *shapes):
 def unit_directions(seed, dim, num_slices):
     (directions,) = draws(seed, (dim, num_slices))
     return directions / directions.norm(dim=0)
-
-
-def crops(count=2, size=16, batch=8, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 3, size, size, generator=gen) for _ in range(count)]
 
 
 # ---- MEC against the official code, float64 -----------------------------------------------------
@@ -151,7 +143,7 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(ZooError, match="1 <= global_views <= 2"):
         lejepa_loss(z, z, global_views=3, directions=torch.randn(4, 3))
     with pytest.raises(ZooError, match="lejepa needs num_slices >= 1"):
-        create_method("lejepa", {**SMALL["lejepa"], "num_slices": 0}, **TINY)
+        create_method("lejepa", {**narrow_config("lejepa"), "num_slices": 0}, **TINY_8)
 
 
 def test_the_losses_keep_float32_under_autocast():
@@ -198,43 +190,3 @@ def test_two_gloo_ranks_reproduce_the_single_process_losses_and_gradients():
     run_on_gloo_ranks(_ranks_match_one_process, WORLD_SIZE, before=_single_process)
 
 
-# ---- the methods ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, parts", [("mec", set()), ("lejepa", {"prediction", "sigreg"})])
-def test_a_training_step_gives_a_finite_loss_and_gradients(name, parts):
-    torch.manual_seed(0)
-    model = create_method(name, SMALL[name], **{**TINY, "crop_sizes": (16, 16, 8)})  # multi-crop
-    loss, features = model.compute_loss(crops(2) + crops(1, size=8, seed=1))
-    loss, named = model.split_loss(loss)
-    assert loss.ndim == 0 and torch.isfinite(loss) and set(named) == parts
-    loss.backward()
-    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
-    assert len(features) == 2 and features[0].shape == (8, model.feature_dim)  # the probe sees the 16 px crops
-
-
-def test_mec_is_the_official_architecture_and_optimises_the_predictor_not_the_teacher():
-    model = create_method("mec", SMALL["mec"], **TINY)
-    layers = [type(layer).__name__ for layer in model.projector]
-    assert layers == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
-    assert model.projector[0].bias is None and not model.projector[-1].affine
-    assert not model.projector[-2].bias.requires_grad  # followed by BN
-    optimised = {id(p) for group in model.param_groups() for p in group["params"]}
-    assert all(id(p) in optimised for p in model.predictor.parameters())
-    assert not any(id(p) in optimised for p in model.target.projector.parameters())
-    config = MEC.Config()
-    assert (config.proj_hidden, config.proj_out, config.pred_hidden, config.eps, config.order) == ([2048, 2048], 2048, 512, 64.0, 4)
-    assert (config.lambda_warmup_factor, config.lambda_warmup_epochs, config.momentum_base) == (8.0, 10.0, 0.996)
-
-
-def test_lejepa_draws_new_directions_every_step_and_keeps_its_step_counter_in_the_state_dict():
-    torch.manual_seed(0)
-    model = create_method("lejepa", SMALL["lejepa"], **TINY)
-    with torch.no_grad():
-        views = model.project([model.backbone(crop) for crop in crops()])
-        for step in range(2):  # the same views, the directions of each step
-            expected = lejepa_loss(*views, global_views=2, directions=random_slices(8, 16, step), lambd=0.02)
-            assert torch.allclose(model.loss(views)[0], expected)
-    assert model.slice_step.item() == 2 and not torch.equal(random_slices(8, 16, 0), random_slices(8, 16, 1))
-    fresh = create_method("lejepa", SMALL["lejepa"], **TINY)
-    fresh.load_state_dict(model.state_dict())
-    assert fresh.slice_step.item() == 2

@@ -1,7 +1,7 @@
 """Two real gloo processes, each with half the batch: SimCLR's negatives and MoCo's queue cover the
 global batch, the loss is the single-process loss and each rank's input gradient is world_size x
 the single-process gradient of its half (what DDP's mean turns into the single-process parameter
-gradient), as tests/test_losses_ddp.py checks for the other losses."""
+gradient), as tests/losses/test_losses_ddp.py checks for the other losses."""
 
 
 import torch

@@ -1,6 +1,6 @@
-"""Zero-CL and Shuffled-DBN against the numbers the CW-RGP repository's own code computed, their DDP
-equality on two gloo processes, and MoCo v2's single queue, asymmetric loss, constant momentum and
-shuffling BN.
+"""Zero-CL's and Shuffled-DBN's losses against the numbers the CW-RGP repository's own code computed, and their
+DDP equality on two gloo processes with MoCo v2's shuffling BN (the methods: tests/methods/test_mocov2.py,
+test_shuffled_dbn.py, test_zero_cl_shuffled_dbn_mocov2.py).
 
 tests/fixtures/whitening_baselines_reference.json holds float64 inputs with the value and input
 gradients that winci-ai/CW-RGP's ZeroICL.ins_loss and CW_RGP.forward (batch axis, random groups)
@@ -13,20 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
-from torch import nn
 
 from zoo.errors import ZooError
-from zoo.losses import info_nce_loss, shuffled_dbn_loss, zero_cl_loss
+from zoo.losses import shuffled_dbn_loss, zero_cl_loss
 from zoo.methods.mocov2 import encode_shuffled_across_ranks
-from zoo.registry import create_method, get_method
-from zoo.spectral import covariance
 
 CW_RGP = json.loads((Path(__file__).parents[1] / "fixtures" / "whitening_baselines_reference.json").read_text())
 CASES = [(name, i) for name in ("zero_cl", "shuffled_dbn") for i in range(len(CW_RGP[name]))]
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
-SMALL_MOCO = {"proj_hidden": [64], "proj_out": 32, "queue_size": 40}
 WORLD_SIZE = 2
 
 
@@ -79,74 +73,6 @@ def test_float32_maths_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert zero_cl_loss(*views).dtype == torch.float32
         assert shuffled_dbn_loss(*views, groups=4).dtype == torch.float32
-
-
-def test_the_defaults_are_their_sources():
-    zero_cl, shuffled_dbn, mocov2 = (get_method(name) for name in ("zero_cl", "shuffled_dbn", "mocov2"))
-    config = zero_cl.Config()
-    assert (config.proj_hidden, config.proj_out, config.eps, config.ridge) == ([1024], 512, 0.1, 1e-5)
-    assert zero_cl.optimizer_defaults["name"] == "adam" and not zero_cl.joint_projector  # one projector call per view
-    config = shuffled_dbn.Config()
-    assert (config.proj_out, config.groups, config.w_size, config.eps) == (128, 16, None, 0.0)
-    assert shuffled_dbn.joint_projector and shuffled_dbn.num_views is None
-    config = mocov2.Config()
-    assert (config.proj_hidden, config.proj_out, config.proj_hidden_bn, config.temperature) == ([2048], 128, False, 0.2)
-    assert config.momentum_base == config.momentum_final == 0.999 and config.shuffle_bn
-    assert mocov2.optimizer_defaults == {"name": "sgd", "lr": 0.03, "weight_decay": 1e-4} and mocov2.queue_count == 1
-
-
-def test_shuffled_dbn_transform_whitens_its_first_group():
-    model = create_method("shuffled_dbn", {"proj_hidden": [64], "proj_out": 32, "groups": 4}, **TINY)
-    white, axis = model.transform(torch.randn(16, 32, dtype=torch.float64))
-    assert axis == "batch" and white.shape == (16, 8)
-    assert torch.allclose(covariance(white, "batch"), torch.eye(8, dtype=torch.float64), atol=1e-8)
-    with pytest.raises(ZooError, match="rank-deficient"):  # 16 samples cannot whiten groups of 16 features
-        create_method("shuffled_dbn", {"proj_hidden": [64], "proj_out": 32, "groups": 2}, **TINY)
-
-
-# ---- MoCo v2 ------------------------------------------------------------------------------------
-def crops(count=2, size=16, batch=16, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(batch, 3, size, size, generator=gen) for _ in range(count)]
-
-
-def test_mocov2_contrasts_the_first_crops_query_with_the_seconds_key_and_one_queue():
-    torch.manual_seed(0)
-    model = create_method("mocov2", SMALL_MOCO, **TINY)
-    assert [type(layer) for layer in model.projector] == [nn.Linear, nn.ReLU, nn.Linear]
-    model.queue.ptr.fill_(32)  # 16 keys wrap around the 40-key queue: rows 32..39, then 0..7
-    before = model.queue.keys.clone()
-    batch = crops()
-    loss, features = model.compute_loss(batch)
-    with torch.no_grad():
-        query = F.normalize(model.projector(model.backbone(batch[0])), dim=-1)
-        key = F.normalize(model.target(batch[1]), dim=-1)
-    assert torch.allclose(loss, info_nce_loss(query, key, before[0], 0.2), rtol=1e-5)
-    assert len(features) == 1 and features[0].shape == (16, model.feature_dim)  # the query crop's, for the probe
-    assert model.queue.keys.shape == (1, 40, 32)
-    rows = torch.cat([torch.arange(32, 40), torch.arange(0, 8)])
-    assert torch.allclose(model.queue.keys[0, rows], key, atol=1e-6) and torch.equal(model.queue.keys[0, 8:32], before[0, 8:32])
-    assert model.queue.ptr.item() == 8
-    loss.backward()
-    assert all(p.grad is None for p in model.target.backbone.parameters())
-    assert all(p.grad is not None for p in model.backbone.parameters())
-
-
-def test_mocov2_momentum_is_constant_and_moves_the_key_encoder_by_a_thousandth():
-    model = create_method("mocov2", SMALL_MOCO, **TINY)
-    assert model.target.momentum(step=0, total_steps=100) == model.target.momentum(step=70, total_steps=100) == 0.999
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(1.0)
-    target = [p.clone() for p in model.target.backbone.parameters()]
-    model.target.update(model.target.momentum(step=5, total_steps=100))
-    for new, old, online in zip(model.target.backbone.parameters(), target, model.backbone.parameters()):
-        assert torch.allclose(new, 0.999 * old + 0.001 * online, atol=1e-6)
-
-
-def test_one_process_encodes_the_keys_unshuffled():
-    x = torch.randn(6, 3)
-    assert torch.equal(encode_shuffled_across_ranks(lambda t: t - t.mean(0), x), x - x.mean(0))
 
 
 # ---- two gloo processes ------------------------------------------------------------------------

@@ -7,78 +7,29 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from default_run import compose_run
+from hydra.core.config_store import ConfigStore
+from method_settings import LOSS_PARTS, TINY, build, overrides, small_config
 from omegaconf import OmegaConf
 
+from zoo import registry
 from zoo.build import build_method
 from zoo.errors import ZooError
 from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
 from zoo.nn import EMA, StepState
-from zoo.registry import create_method, get_method, method_names
+from zoo.registry import create_method, get_method, method_names, register_method
 from zoo.train.step import train_step
 
 REPO = Path(__file__).resolve().parents[2]
 # Every registered method, so that a new method file gets the generic step test without an edit here.
 METHODS = method_names()
-# Small projector settings every method can whiten with a batch of 32 (a method not listed: its defaults).
-SMALL = {
-    "intl": ["method.proj_hidden=[128]", "method.proj_out=64"],
-    "intl_m": ["method.proj_hidden=[128]", "method.proj_out=64"],
-    "st": ["method.proj_hidden=[128]", "method.proj_out=64", "method.p=0.25"],
-    "barlow_twins": ["method.proj_hidden=[128]", "method.proj_out=64"],
-    "vicreg": ["method.proj_hidden=[128]", "method.proj_out=64"],
-    "wmse": ["method.proj_hidden=[128]", "method.proj_out=8", "method.w_size=16"],
-    "cwrgp": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=2", "method.w_size=16"],
-    "simsiam": ["method.proj_hidden=[128]", "method.proj_out=64", "method.pred_hidden=32"],
-    "swav": ["method.proj_hidden=[128]", "method.proj_out=64", "method.num_prototypes=100", "method.queue_size=64"],
-    "dino": ["method.proj_hidden=[128,128]", "method.proj_out=64", "method.num_prototypes=100"],
-    "zero_cl": ["method.proj_hidden=[128]", "method.proj_out=64"],
-    "shuffled_dbn": ["method.proj_hidden=[128]", "method.proj_out=64", "method.groups=8"],
-    "mocov2": ["method.proj_hidden=[128]", "method.proj_out=64", "method.queue_size=64"],
-    "corinfomax": ["method.proj_hidden=[64]", "method.proj_out=16"],
-    "mmcr": ["method.proj_hidden=[64]", "method.proj_out=32"],
-    "frossl": ["method.proj_hidden=[64]", "method.proj_out=32"],
-    "mec": ["method.proj_hidden=[64,64]", "method.proj_out=32", "method.pred_hidden=16"],
-    "lejepa": ["method.proj_hidden=[64]", "method.proj_out=16"],
-    "simclr": ["method.proj_hidden=[64]", "method.proj_out=32"],
-    "mocov2plus": ["method.proj_hidden=[64]", "method.proj_out=32", "method.queue_size=64"],
-    "byol": ["method.proj_hidden=[64]", "method.proj_out=32", "method.pred_hidden=48"],
-}
-# The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses. A method
-# not listed (a new one) is checked for finite parts only.
-LOSS_PARTS = {
-    "intl": {"mse", "trace"},
-    "intl_m": {"mse", "trace"},
-    "st": {"mse", "trace"},
-    "barlow_twins": {"on_diag", "off_diag"},
-    "vicreg": {"invariance", "variance", "covariance"},
-    "wmse": set(),
-    "cwrgp": set(),
-    "simsiam": set(),
-    "swav": set(),
-    "dino": set(),
-    "zero_cl": set(),
-    "shuffled_dbn": set(),
-    "mocov2": set(),
-    "corinfomax": {"invariance", "log_det"},
-    "mmcr": {"centroid_nuclear", "view_nuclear"},
-    "frossl": {"invariance", "log_frobenius"},
-    "mec": set(),
-    "lejepa": {"prediction", "sigreg"},
-    "simclr": set(),
-    "mocov2plus": set(),
-    "byol": set(),
-}
-
-
-def build(method, extra=()):
-    cfg = compose_run([f"method={method}", "data.batch_size=32", *SMALL.get(method, []), *extra])
-    return build_method(cfg, num_classes=10, world_size=1)
 
 
 def test_every_method_of_the_papers_and_the_family_is_registered():
@@ -90,8 +41,9 @@ def test_unknown_method_lists_the_registered_names():
         get_method("nope")
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_training_step_gives_a_finite_loss_and_gradients(method):
+def check_training_step(method):
+    """The generic step test: `method` built at its small config (its class defaults if it has none), one
+    training step on two crops of 32 samples."""
     torch.manual_seed(0)
     model = build(method)
     crops = [torch.randn(32, 3, 16, 16) for _ in range(2)]
@@ -106,6 +58,32 @@ def test_training_step_gives_a_finite_loss_and_gradients(method):
     grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
     assert probe_features and probe_features[0].shape == (32, model.feature_dim)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_training_step_gives_a_finite_loss_and_gradients(method):
+    check_training_step(method)
+
+
+def test_a_method_without_test_settings_still_gets_the_generic_step_test(monkeypatch):
+    """A newly registered method (one file, no entry in tests/method_settings.py) is built at its class defaults
+    and passes the generic step test; registered here for this test only."""
+
+    class Throwaway(BaseMethod):
+        @dataclass
+        class Config(MethodConfig):  # small class defaults: what a settings entry would otherwise give
+            proj_hidden: list[int] = field(default_factory=lambda: [64])
+            proj_out: int = 32
+
+        def loss(self, views):
+            return -F.cosine_similarity(*views).mean()
+    monkeypatch.setattr(registry, "_METHODS", dict(registry._METHODS))  # the registration ends with the test
+    try:
+        register_method("throwaway_step_test")(Throwaway)
+        assert "throwaway_step_test" in method_names() and small_config("throwaway_step_test") == {}
+        check_training_step("throwaway_step_test")
+    finally:
+        ConfigStore.instance().repo["method"].pop("throwaway_step_test.yaml", None)
 
 
 def test_two_view_method_given_four_crops_is_a_clear_error():
@@ -134,16 +112,6 @@ def test_whitening_that_cannot_work_fails_before_training(method, overrides, mes
     with pytest.raises(ZooError, match=None) as info:
         build(method, overrides)
     assert message in str(info.value) and "\n" not in str(info.value)
-
-
-def test_simsiam_predictor_keeps_a_fixed_lr():
-    model = build("simsiam")
-    groups = model.param_groups()
-    predictor = [g for g in groups if g["params"][0] is next(model.predictor.parameters())]
-    assert len(predictor) == 1 and predictor[0]["fixed_lr"]
-    frozen_bias = model.projector[-2].bias
-    assert not frozen_bias.requires_grad
-    assert all(frozen_bias is not p for g in groups for p in g["params"])
 
 
 def test_weight_decay_excluded_from_biases_and_norms_when_asked():
@@ -208,24 +176,6 @@ def test_a_method_outside_the_package_trains_through_the_entry_point(tmp_path):
     assert OmegaConf.load(run_dir / "config.yaml").method.temperature == 0.5
 
 
-def test_intl_m_target_is_an_ema_of_online_parameters_only():
-    model = build("intl_m", ["data.views=[{size: 16, count: 3}]"])
-    with torch.no_grad():
-        for p in model.backbone.parameters():
-            p.add_(1.0)
-    before = [p.clone() for p in model.target.backbone.parameters()]
-    buffers_before = [b.clone() for b in model.target.backbone.buffers()]
-    model.target.momentum = lambda step, total_steps: 0.75  # the schedule is tested on its own; here only the update
-    model.target.before_forward(StepState(step=0, total_steps=10))  # INTL-M's target moves before the forward
-    for old, new, online in zip(before, model.target.backbone.parameters(), model.backbone.parameters()):
-        assert torch.allclose(new, 0.75 * old + 0.25 * online)
-        assert not new.requires_grad
-    assert all(torch.equal(a, b) for a, b in zip(buffers_before, model.target.backbone.buffers()))
-    loss, _ = model.split_loss(model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(3)])[0])
-    loss.backward()
-    assert all(p.grad is None for p in model.target.backbone.parameters())
-
-
 def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     result, run_dir = pretrain_plugin(tmp_path, '''
         from dataclasses import dataclass
@@ -265,27 +215,13 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert len(crops) == 2 and crops[0].shape == (16, 3, 16, 16) and labels.shape == (16,)
 
 
-def test_cwrgp_covariance_penalty_is_a_loss_part_until_cov_stop():
-    model = build("cwrgp", ["method.cov_w=0.5", "method.cov_stop=1"])
-    torch.manual_seed(0)
-    views = [torch.randn(32, 64) for _ in range(2)]
-    torch.manual_seed(1)
-    total, parts = model.loss(views)
-    assert set(parts) == {"mse", "covariance"} and parts["covariance"] > 0
-    assert torch.equal(total, parts["mse"] + parts["covariance"])
-    model._trainer = SimpleNamespace(current_epoch=1)  # past cov_stop: the penalty is off
-    torch.manual_seed(1)
-    total_after, parts_after = model.loss(views)
-    assert torch.equal(total_after, parts["mse"]) and parts_after["covariance"] == 0
-
-
 @pytest.mark.parametrize("method", ["intl", "vicreg", "barlow_twins"])
 def test_a_digits_run_logs_the_loss_parts_that_sum_to_the_loss(method, tmp_path):
     from zoo.pretrain import pretrain
 
     run_dir = tmp_path / "run"
     cfg = compose_run([
-        f"method={method}", *SMALL[method], "data.batch_size=16", "data.num_workers=0", "data.image_size=16",
+        f"method={method}", *overrides(small_config(method)), "data.batch_size=16", "data.num_workers=0", "data.image_size=16",
         "trainer.max_steps=2", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false", f"run_dir={run_dir}",
     ])
     pretrain(cfg)
@@ -295,10 +231,6 @@ def test_a_digits_run_logs_the_loss_parts_that_sum_to_the_loss(method, tmp_path)
     for row in rows:
         parts = [float(row[f"train/loss/{part}_step"]) for part in LOSS_PARTS[method]]
         assert sum(parts) == pytest.approx(float(row["train/loss_step"]), rel=1e-5)
-
-
-# ---- construction from the method's config and explicit arguments (no run config) ------------------
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 
 
 @pytest.mark.parametrize("method, config", [
@@ -345,7 +277,7 @@ def test_construction_checks_its_config_and_refuses_a_run_config():
 
 def test_build_method_turns_the_run_config_into_the_explicit_arguments():
     cfg = compose_run(["method=intl_m", "data.batch_size=16", "data.views=[{size: 16, count: 2}, {size: 8, count: 3}]",
-                          "optimizer.lr=0.4", "optimizer.probe_lr=0.2", "eval.knn_k=7", *SMALL["intl_m"]])
+                          "optimizer.lr=0.4", "optimizer.probe_lr=0.2", "eval.knn_k=7", *overrides(small_config("intl_m"))])
     model = build_method(cfg, num_classes=10, world_size=4, accumulate_grad_batches=2)
     assert model.crop_sizes == (16, 16, 8, 8, 8) and model.global_batch_size == 64 and model.knn_k == 7
     assert model.lr == pytest.approx(0.4 * 128 / 256) == cfg.optimizer.lr_scaled  # the optimiser step's batch
@@ -405,7 +337,7 @@ def save_checkpoint(model, path, hyper_parameters=None):
 def test_checkpoints_load_new_and_old(tmp_path):
     from zoo.build import load_method
 
-    cfg = compose_run(["method=simsiam", "data.batch_size=16", *SMALL["simsiam"]])
+    cfg = compose_run(["method=simsiam", "data.batch_size=16", *overrides(small_config("simsiam"))])
     torch.manual_seed(0)
     model = build_method(cfg, num_classes=10, world_size=2)
     new, old = tmp_path / "new.ckpt", tmp_path / "old.ckpt"
@@ -434,7 +366,7 @@ def test_a_checkpoint_holds_the_names_as_plain_strings(tmp_path):
     from zoo.names import Optimizer, WhiteningAxis
 
     cfg = compose_run(["method=intl", "method.axis=batch", "optimizer.name=lars", "scheduler.warmup_rule=endpoints",
-                          "data.batch_size=16", *SMALL["intl"]])
+                          "data.batch_size=16", *overrides(small_config("intl"))])
     assert cfg.method.axis is WhiteningAxis.batch and cfg.optimizer.name is Optimizer.lars
     model = build_method(cfg, num_classes=10, world_size=1)
 

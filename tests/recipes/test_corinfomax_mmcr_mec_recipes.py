@@ -134,7 +134,7 @@ CORINFOMAX = {
 
 
 def check_views(cfg, model, views, crop):
-    """Each crop's torchvision pipeline against the source's (as test_baseline_recipes checks the baselines')."""
+    """Each crop's torchvision pipeline against the source's (as test_baseline_method_recipes checks the baselines')."""
     assert tuple(model.crop_sizes) == (crop,) * len(views)
     crops = expand_crops(resolved_views(cfg.data))
     for group, expected in zip(crops, views, strict=True):

@@ -221,7 +221,7 @@ BLUR_P |= {"imagenet-100/intl": (1.0, 0.1), "imagenet-100/barlow_twins": (1.0, 0
            "imagenet/cwrgp": (0.5,) * 4, "imagenet/cwrgp_ep200": (0.5,) * 4, "imagenet/wmse": (0.5,) * 4}
 BLUR_P |= {f"imagenet/intl_m_ep{epochs}": (0.5,) * 6 for epochs in (100, 200, 400, 800)}
 
-# ---- the baselines: SimCLR, MoCo v2+, BYOL (what they see beyond lr and weight decay: test_baseline_recipes.py) ----
+# ---- the baselines: SimCLR, MoCo v2+, BYOL (what they see beyond lr and weight decay: tests/recipes/test_baseline_method_recipes.py) ----
 for ds in ("cifar10", "cifar100"):
     solo = f"solo-learn scripts/pretrain/cifar/{{}}.yaml ({ds})"
     OFFICIAL |= {
@@ -330,7 +330,7 @@ OFFICIAL |= {
 BLUR_P |= {"cifar10/frossl": (0.5, 0.5), "cifar100/frossl": (0.5, 0.5), "stl10/frossl": (0.5, 0.5),
                    "tiny-imagenet/frossl": (1.0, 0.1), "imagenet-100/frossl": (0.5,) * 8,
                    "imagenet-100/lejepa": (0.5,) * 8, "imagenet-100/lejepa_vit_small": (0.5,) * 8}
-# CorInfoMax's, MMCR's and MEC's recipes are checked in tests/test_family_recipes_a.py (CorInfoMax's per-epoch
+# CorInfoMax's, MMCR's and MEC's recipes are checked in tests/recipes/test_corinfomax_mmcr_mec_recipes.py (CorInfoMax's per-epoch
 # schedule cannot meet this file's per-step comparison).
 FAMILY = ("corinfomax", "mmcr", "mec")
 PRETRAIN_SCRIPTS = sorted(s for s in ALL_SCRIPTS if s.startswith("pretrain/") and s.split("/")[-1].split("_")[0] not in FAMILY)

@@ -1,6 +1,6 @@
 """A Lightning DDP run (2 CPU processes, gloo) trains a whitening method through main_pretrain.py: the spectral
 transform (whitening on the feature axis) and CW-RGP (sub-batches and channel groups on the batch axis). The
-2-rank equality of every whitening loss and its gradient is in test_losses_ddp.py; this is the run around it."""
+2-rank equality of every whitening loss and its gradient is in tests/losses/test_losses_ddp.py; this is the run around it."""
 
 import json
 import subprocess

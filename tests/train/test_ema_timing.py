@@ -18,17 +18,13 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from method_settings import TEST_RESNET, narrow_config, overrides
 from torch.utils.data import DataLoader
 
 from zoo.registry import create_method
 
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8,
-        "backbone": {"name": "test_resnet", "small_stem": False}}  # timm's tiny test ResNet: float64 steps in milliseconds
-SMALL = {
-    "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
-    "mocov2plus": {"proj_hidden": [32], "proj_out": 16, "queue_size": 40},
-    "dino": {"proj_hidden": [32, 32], "proj_out": 16, "num_prototypes": 24, "freeze_epochs": 0},
-}
+# The tiny test ResNet at narrow widths; DINO's last layer not frozen, so that every step moves the whole target.
+TIMED = {"byol": narrow_config("byol"), "mocov2plus": narrow_config("mocov2plus"), "dino": {**narrow_config("dino"), "freeze_epochs": 0}}
 # A schedule that moves a lot in 4 steps, so that an update one step early or late changes the target.
 STEEP = {"momentum_base": 0.5, "momentum_final": 1.0}
 
@@ -96,7 +92,7 @@ def intl_order(initial_target, online_start, step_start, total_steps, base):
 
 def fit(name, batches, accumulate=1, timing=None):
     torch.manual_seed(0)
-    model = create_method(name, {**SMALL[name], **STEEP}, **TINY, scheduler={"warmup_epochs": 0})
+    model = create_method(name, {**TIMED[name], **STEEP}, **TEST_RESNET, scheduler={"warmup_epochs": 0})
     if timing:
         model.target.timing = timing
     initial = target_params(model)
@@ -122,7 +118,7 @@ def assert_same(actual, expected, what):
     assert worst < 1e-12, f"{what}: differs by {worst}"
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(TIMED))
 def test_the_target_moves_after_each_optimiser_step_as_solo_learn_moves_it(name):
     model, trainer, initial, record, taus = fit(name, batches=4)
     total = trainer.estimated_stepping_batches
@@ -172,7 +168,7 @@ def test_the_before_forward_timing_is_intl_ms_official_order(accumulate):
 
 def test_the_update_is_a_plain_ema_of_parameters_and_leaves_buffers_alone():
     torch.manual_seed(0)
-    model = create_method("byol", {**SMALL["byol"], **STEEP}, **TINY).double()
+    model = create_method("byol", {**TIMED["byol"], **STEEP}, **TEST_RESNET).double()
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(1.0)
@@ -186,14 +182,8 @@ def test_the_update_is_a_plain_ema_of_parameters_and_leaves_buffers_alone():
 
 # ---- the GPU benchmark's step (benchmarks/gpu_check.py Stepper) against training's --------------------------------
 # Every EMA method at a tiny setting; each moves its target where its official code does (INTL-M before the forward).
-EMA_METHODS = {
-    "byol": ["method.proj_hidden=[32]", "method.proj_out=16", "method.pred_hidden=24"],
-    "mocov2": ["method.proj_hidden=[32]", "method.proj_out=16", "method.queue_size=40"],
-    "mocov2plus": ["method.proj_hidden=[32]", "method.proj_out=16", "method.queue_size=40"],
-    "dino": ["method.proj_hidden=[32,32]", "method.proj_out=16", "method.num_prototypes=24"],
-    "mec": ["method.proj_hidden=[32,32]", "method.proj_out=16", "method.pred_hidden=8"],
-    "intl_m": ["method.proj_hidden=[32]", "method.proj_out=16", "data.views=[{size: 16, count: 3}]"],
-}
+EMA_METHODS = {name: overrides(narrow_config(name)) for name in ("byol", "mocov2", "mocov2plus", "dino", "mec", "intl_m")}
+EMA_METHODS["intl_m"].append("data.views=[{size: 16, count: 3}]")
 
 
 def record_events(model, optimizer, events):

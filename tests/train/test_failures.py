@@ -254,7 +254,7 @@ def test_sigint_and_sigterm_checkpoint_mark_the_run_unfinished_and_exit_nonzero(
     assert summary["finished"] is True and summary["steps"] == 20
 
 
-# ---- corrupt images (the DALI loader's cases: tests/test_dali.py) -----------------------------------
+# ---- corrupt images (the DALI loader's cases: tests/data/test_dali.py) -----------------------------------
 
 
 def image_folder(root, corrupt=True):

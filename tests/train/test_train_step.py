@@ -1,9 +1,10 @@
-"""zoo.train.step: the one training step, without Lightning (its Lightning use: tests/test_ema_timing.py)."""
+"""zoo.train.step: the one training step, without Lightning (its Lightning use: tests/train/test_ema_timing.py)."""
 
 import copy
 
 import pytest
 import torch
+from method_settings import TEST_RESNET, narrow_config
 
 from zoo.config import SOLO_LARS
 from zoo.nn import StepState, components
@@ -12,13 +13,9 @@ from zoo.train.step import forward_step, train_step
 
 # solo-learn's clipped LARS (eta 0.02): its steps move the prototypes visibly in two steps, which the official
 # SwAV LARS (eta 0.001, the class default) does not
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8,
-        "backbone": {"name": "test_resnet", "small_stem": False}, "optimizer": {**SOLO_LARS, "lr": 0.6}}
-SMALL = {
-    "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 40, "freeze_epochs": 0,
-             "freeze_steps": 1},
-    "intl_m": {"proj_hidden": [32], "proj_out": 16, "momentum_base": 0.5},
-}
+TINY = {**TEST_RESNET, "optimizer": {**SOLO_LARS, "lr": 0.6}}
+# SwAV's prototypes frozen for the first step only; INTL-M's target moving a lot in two steps.
+STEPPED = {"swav": {**narrow_config("swav"), "freeze_epochs": 0, "freeze_steps": 1}, "intl_m": {**narrow_config("intl_m"), "momentum_base": 0.5}}
 
 
 def batch(seed):
@@ -31,12 +28,12 @@ def optimiser(model):
     return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize("name", sorted(STEPPED))
 def test_an_amp_scaler_takes_the_same_steps_as_none(name):
     """The scaler's path (scaled backward, unscale before the components' hooks, scaler.step) gives the steps of
     the plain path: the scale is a power of two, so unscaling is exact; SwAV's prototypes stay frozen in step 0."""
     torch.manual_seed(0)
-    plain = create_method(name, SMALL[name], **TINY)
+    plain = create_method(name, STEPPED[name], **TINY)
     scaled = copy.deepcopy(plain)
     prototypes = plain.prototypes.weight.clone() if name == "swav" else None
     for model, scaler in ((plain, None), (scaled, torch.amp.GradScaler("cpu", init_scale=2.0**10))):
@@ -57,7 +54,7 @@ def test_the_before_forward_hooks_run_once_per_optimiser_step():
     """Under gradient accumulation the forward runs several times per optimiser step: INTL-M's target moves at
     the first of them only."""
     torch.manual_seed(0)
-    model = create_method("intl_m", SMALL["intl_m"], **TINY)
+    model = create_method("intl_m", STEPPED["intl_m"], **TINY)
     (ema,) = components(model)
     moves = []
     update = ema.update

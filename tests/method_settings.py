@@ -6,6 +6,8 @@ tests/losses/); a method not listed gets {} (its class defaults), so a newly reg
 generic tests without an entry here. `narrow_config(name)`: narrower widths, for the tests that fit or step a
 method many times (EMA timing, the AMP step, the frozen-early parameters). The other tables are settings a
 group of tests checks, on top of one of those two.
+`build(name)` builds a method from `method=<name>` at its small config, as training does; `crops` draws the
+random crops the methods' own tests step on.
 """
 
 import copy

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from detection_helpers import CORRUPT_TRAIN_IMAGE, write_tiny_coco, write_zoo_checkpoint
 
 # Under pytest-xdist (pyproject's addopts: two workers) each worker, and every process it starts, computes
 # with one intra-op thread: two workers on two cores, rather than four threads taking turns on them.
@@ -25,3 +26,26 @@ def root_logging_restored():
     yield
     logging.getLogger().handlers[:] = ROOT_HANDLERS
     logging.getLogger().setLevel(ROOT_LEVEL)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("detection")
+
+
+@pytest.fixture(scope="module")
+def coco_root(workdir):
+    """Four landscape training images, the last one corrupt, so two iterations of two images
+    (plus one PreciseBN batch) are sure to meet it; one landscape and one portrait test image."""
+    root = workdir / "coco"
+    write_tiny_coco(root, "train", [(96, 64)] * 4, first_image_id=1)
+    write_tiny_coco(root, "val", [(96, 72), (64, 96)], first_image_id=101)
+    (root / "train2017" / CORRUPT_TRAIN_IMAGE).write_bytes(b"not a jpeg")
+    return root
+
+
+@pytest.fixture(scope="module")
+def r50_checkpoint(workdir):
+    path = workdir / "r50.ckpt"
+    backbone = write_zoo_checkpoint(path, "resnet50")
+    return path, backbone.state_dict()

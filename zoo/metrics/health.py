@@ -49,7 +49,7 @@ def rankme(features, eps=RANKME_EPS):
 
     Source: Garrido, Balestriero, Najman, LeCun, "RankMe: Assessing the downstream performance of pretrained
     self-supervised representations by their rank", ICML 2023, Eq. 1 (no official code file was found; checked
-    against the paper's formula in numpy, tests/data/health_reference.json).
+    against the paper's formula in numpy, tests/fixtures/health_reference.json).
 
     Not `zoo.metrics.spectrum.effective_rank` (Roy & Vetterli 2007) of the covariance eigenvalues: those are the
     squared singular values of the *centred* embedding / (N - 1), so the entropy weights differ (s_k^2 vs s_k)
@@ -94,7 +94,7 @@ def lidar(views, delta=LIDAR_DELTA, eps=LIDAR_EPS):
 
     Source: Thilak, Huang, Littwin, Saremi, Susskind, Ramapuram, "LiDAR: Sensing linear probing performance in
     joint embedding SSL architectures", ICLR 2024 (no official code file was found; checked against the
-    paper's formula in numpy, tests/data/health_reference.json)."""
+    paper's formula in numpy, tests/fixtures/health_reference.json)."""
     if views.dim() != 3:
         return Measure(None, f"expected samples x views x features, got shape {tuple(views.shape)}")
     if views.shape[1] < 2:

@@ -16,12 +16,13 @@ from torch import nn
 from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.losses import byol_loss, info_nce_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.nn import FeatureQueue
 from zoo.registry import create_method, get_method, method_names
+from zoo.train.harness import Pretrainer
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 # solo-learn's SimCLR (the default run's; the class defaults are google-research/simclr's), at a small width
 SOLO_SIMCLR = {"proj_hidden_bn": False, "joint_projector": False, "joint_backbone": False, "temperature": 0.2}
 SMALL = {
@@ -208,7 +209,7 @@ def test_byol_sums_the_loss_over_every_target_and_other_crop():
         targets = [model.target.projector(model.target.backbone(c)) for c in batch[:2]]
     expected = sum(byol_loss(predictions[v], targets[t]) for t, v in [(0, 1), (0, 2), (1, 0), (1, 2)])
     assert torch.allclose(loss, expected, rtol=1e-5)
-    groups = model.param_groups()
+    groups = Pretrainer(model, num_classes=10).param_groups()
     assert any(p is next(model.predictor.parameters()) for g in groups for p in g["params"])  # trained, at the method lr
 
 
@@ -249,7 +250,7 @@ def test_a_queue_smaller_than_the_global_batch_is_a_clear_error():
 def test_a_method_composes_a_queue_with_its_own_config_field():
     """No Config-order rule: the method declares queue_size like any field and holds the component."""
 
-    class WithQueue(BaseMethod):
+    class WithQueue(Method):
         @dataclass
         class Config(MethodConfig):
             queue_size: int = 24
@@ -296,10 +297,11 @@ def test_the_queue_survives_kill_minus_nine_and_resume(tmp_path):
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
-    assert killed["state_dict"]["queue.ptr"].item() == written
+    assert killed["state_dict"]["method.queue.ptr"].item() == written
     final = resumed(args, run_dir)
     assert final["global_step"] == steps
-    assert final["state_dict"]["queue.ptr"].item() == batch * steps
-    assert torch.equal(final["state_dict"]["queue.keys"][:, :written], killed["state_dict"]["queue.keys"][:, :written])
-    assert not torch.equal(final["state_dict"]["queue.keys"][:, written:batch * steps],
-                           killed["state_dict"]["queue.keys"][:, written:batch * steps])
+    assert final["state_dict"]["method.queue.ptr"].item() == batch * steps
+    assert torch.equal(final["state_dict"]["method.queue.keys"][:, :written],
+                       killed["state_dict"]["method.queue.keys"][:, :written])
+    assert not torch.equal(final["state_dict"]["method.queue.keys"][:, written:batch * steps],
+                           killed["state_dict"]["method.queue.keys"][:, written:batch * steps])

@@ -21,10 +21,11 @@ from zoo.losses.sigreg import epps_pulley, lejepa_loss, random_slices, sigreg_lo
 from zoo.methods.mec import MEC
 from zoo.nn import EMA
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 from zoo.spectral import log_det_series
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "mec_lejepa_reference.json").read_text())
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
 SMALL = {
     "mec": {"proj_hidden": [32, 32], "proj_out": 16, "pred_hidden": 8},
     "lejepa": {"proj_hidden": [32, 32], "proj_out": 8, "num_slices": 16},
@@ -218,7 +219,7 @@ def test_mec_is_the_official_architecture_and_optimises_the_predictor_not_the_te
     assert layers == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d"]
     assert model.projector[0].bias is None and not model.projector[-1].affine
     assert not model.projector[-2].bias.requires_grad  # followed by BN
-    optimised = {id(p) for group in model.param_groups() for p in group["params"]}
+    optimised = {id(p) for group in Pretrainer(model, num_classes=10).param_groups() for p in group["params"]}
     assert all(id(p) in optimised for p in model.predictor.parameters())
     assert not any(id(p) in optimised for p in model.target.projector.parameters())
     config = MEC.Config()

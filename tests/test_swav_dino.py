@@ -29,10 +29,11 @@ from zoo.methods.crops import targets_first
 from zoo.methods.dino import DINO
 from zoo.nn import FeatureQueue
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((Path(__file__).parent / "data" / "swav_dino_reference.json").read_text())
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}
 # solo-learn's CIFAR settings (the default run's; the class defaults are the official code's), at small widths
 SMALL = {
     "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 24, "epoch_queue_starts": 50,
@@ -207,18 +208,15 @@ def test_swav_codes_use_the_queue_only_from_its_epoch_on_and_once_full():
         keys = torch.stack([F.normalize(model.projector(model.backbone(crop)), dim=-1) for crop in batch])
     assert model.queue.ptr.item() == 8 and torch.allclose(model.queue.keys[:, :8], keys, atol=1e-6)
     assert not model.queue.keys[:, 8:].any()
-    model._trainer = SimpleNamespace(current_epoch=1)
-    assert not model.uses_queue()  # from its epoch on, but not full yet
+    assert not model.uses_queue(epoch=1)  # from its epoch on, but not full yet
     model.queue.keys.normal_()
-    assert model.uses_queue()
-    model._trainer = SimpleNamespace(current_epoch=0)
-    assert not model.uses_queue()
-    model._trainer = SimpleNamespace(current_epoch=1)
+    assert model.uses_queue(epoch=1)
+    assert not model.uses_queue(epoch=0)
     queue = model.queue.keys.clone()
     scores = [torch.randn(8, 24) for _ in range(2)]
     with torch.no_grad():
         expected = [sinkhorn_knopp(torch.cat([s, model.prototypes(queue[i])]))[:8] for i, s in enumerate(scores)]
-    assert all(torch.allclose(c, e) for c, e in zip(model.codes(scores), expected))
+    assert all(torch.allclose(c, e) for c, e in zip(model.codes(scores, epoch=1), expected))
 
 
 def test_dino_head_is_the_officials_and_the_teacher_averages_its_last_layer_too():
@@ -230,7 +228,7 @@ def test_dino_head_is_the_officials_and_the_teacher_averages_its_last_layer_too(
     assert torch.allclose(head.last_layer.weight.norm(dim=1), torch.ones(24))
     norm, direction = head.last_layer.parametrizations.weight.original0, head.last_layer.parametrizations.weight.original1
     assert not norm.requires_grad and direction.requires_grad
-    assert all(norm is not p for g in model.param_groups() for p in g["params"])
+    assert all(norm is not p for g in Pretrainer(model, num_classes=10).param_groups() for p in g["params"])
     learnt = create_method("dino", {**SMALL["dino"], "norm_last_layer": False, "proj_hidden_bn": True}, **TINY)
     assert learnt.projector.last_layer.parametrizations.weight.original0.requires_grad
     assert nn.BatchNorm1d in [type(layer) for layer in learnt.projector.mlp]
@@ -279,9 +277,10 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
     Under SGD with momentum the unfrozen parameters get their momentum buffers at their first gradient (torch's
     fused SGD would stop there with a TypeError)."""
     torch.manual_seed(0)
-    model = create_method(name, {**SMALL[name], **freeze}, **TINY, scheduler={"warmup_epochs": 0},
-                          optimizer={**SOLO_OPTIMIZER[name], "name": optimizer})
-    assert model.optimizer_cfg.name == optimizer and model.optimizer_cfg.momentum > 0
+    harness = Pretrainer(name, config={**SMALL[name], **freeze}, **TINY, num_classes=10, scheduler={"warmup_epochs": 0},
+                         optimizer={**SOLO_OPTIMIZER[name], "name": optimizer})
+    model = harness.method
+    assert harness.optimizer_cfg.name == optimizer and harness.optimizer_cfg.momentum > 0
     frozen = model.prototypes.weight if name == "swav" else model.projector.last_layer.parametrizations.weight.original1
     trained = model.projector[0].weight if name == "swav" else model.projector.mlp[0].weight
     seen = []
@@ -294,7 +293,7 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
     trainer = L.Trainer(max_steps=3, limit_val_batches=0, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[Record()])
-    trainer.fit(model, DataLoader(_random_crops(8, 2), batch_size=8, shuffle=False))
+    trainer.fit(harness, DataLoader(_random_crops(8, 2), batch_size=8, shuffle=False))
     def moved(now, before):  # SwAV renormalises its unit prototypes every step: rounding only, ~1e-8
         return (now - before).abs().max().item() > 1e-5
 
@@ -330,10 +329,10 @@ def test_the_swav_queue_survives_kill_minus_nine_and_resume(tmp_path):
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
-    killed_queue = killed["state_dict"]["queue.keys"]
-    assert killed["state_dict"]["queue.ptr"].item() == written
+    killed_queue = killed["state_dict"]["method.queue.keys"]
+    assert killed["state_dict"]["method.queue.ptr"].item() == written
     assert killed_queue[:, :written].any(dim=-1).all() and not killed_queue[:, written:].any()
     final = resumed(args, run_dir)
-    assert final["global_step"] == steps and final["state_dict"]["queue.ptr"].item() == 0  # 144 rows: wrapped once
-    assert torch.equal(final["state_dict"]["queue.keys"][:, :written], killed_queue[:, :written])
-    assert final["state_dict"]["queue.keys"].any(dim=-1).all()
+    assert final["global_step"] == steps and final["state_dict"]["method.queue.ptr"].item() == 0  # 144 rows: wrapped once
+    assert torch.equal(final["state_dict"]["method.queue.keys"][:, :written], killed_queue[:, :written])
+    assert final["state_dict"]["method.queue.keys"].any(dim=-1).all()

@@ -8,12 +8,13 @@ import torch
 from zoo.config import SOLO_LARS
 from zoo.nn import StepState, components
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 from zoo.train.step import forward_step, train_step
 
 # solo-learn's clipped LARS (eta 0.02): its steps move the prototypes visibly in two steps, which the official
 # SwAV LARS (eta 0.001, the class default) does not
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 8,
-        "backbone": {"name": "test_resnet", "small_stem": False}, "optimizer": {**SOLO_LARS, "lr": 0.6}}
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 8, "backbone": {"name": "test_resnet", "small_stem": False}}
+HARNESS = {"num_classes": 10, "optimizer": {**SOLO_LARS, "lr": 0.6}}
 SMALL = {
     "swav": {"proj_hidden": [32], "proj_out": 16, "num_prototypes": 24, "queue_size": 40, "freeze_epochs": 0,
              "freeze_steps": 1},
@@ -27,7 +28,7 @@ def batch(seed):
 
 
 def optimiser(model):
-    configured = model.build_optimizer(steps_per_epoch=2, total_steps=4)
+    configured = Pretrainer(model, **HARNESS).build_optimizer(steps_per_epoch=2, total_steps=4)
     return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
 
 

@@ -23,9 +23,10 @@ from torch.utils.data import DataLoader
 from zoo.errors import ZooError
 from zoo.losses.spectral_family import corinfomax_loss, frossl_loss, mmcr_loss
 from zoo.registry import create_method, get_method
+from zoo.train.harness import Pretrainer
 
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "spectral_family_reference.json").read_text())
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 SMALL = {
     "corinfomax": {"proj_hidden": [64], "proj_out": 16},
     "mmcr": {"proj_hidden": [64], "proj_out": 32},
@@ -184,11 +185,11 @@ def _crops(count, batches):
 def _fit(max_steps, ckpt_path=None):
     """CorInfoMax on 2 fixed batches of 8 per epoch, constant lr (the same steps whatever max_steps)."""
     torch.manual_seed(0)
-    model = create_method("corinfomax", SMALL["corinfomax"], **{**TINY, "global_batch_size": 8},
-                          scheduler={"name": "constant", "warmup_epochs": 0})
+    model = create_method("corinfomax", SMALL["corinfomax"], **{**TINY, "global_batch_size": 8})
+    harness = Pretrainer(model, num_classes=10, scheduler={"name": "constant", "warmup_epochs": 0})
     trainer = L.Trainer(max_steps=max_steps, limit_val_batches=0, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, DataLoader(_crops(8, 2), batch_size=8, shuffle=False), ckpt_path=ckpt_path)
+    trainer.fit(harness, DataLoader(_crops(8, 2), batch_size=8, shuffle=False), ckpt_path=ckpt_path)
     return model, trainer
 
 
@@ -199,15 +200,16 @@ def test_corinfomax_keeps_its_running_covariances_in_the_checkpoint_and_resumes_
     stopped, trainer = _fit(2)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    assert torch.equal(saved["running_cov"], stopped.running_cov) and torch.equal(saved["running_mean"], stopped.running_mean)
-    assert not torch.allclose(saved["running_cov"], fresh.running_cov)  # two steps moved R off its start
+    assert torch.equal(saved["method.running_cov"], stopped.running_cov)
+    assert torch.equal(saved["method.running_mean"], stopped.running_mean)
+    assert not torch.allclose(saved["method.running_cov"], fresh.running_cov)  # two steps moved R off its start
     resumed, _ = _fit(3, ckpt_path=tmp_path / "last.ckpt")
     uninterrupted, _ = _fit(3)
     assert not torch.allclose(resumed.running_cov, stopped.running_cov)  # the third step updated R
     assert torch.allclose(resumed.running_cov, uninterrupted.running_cov, rtol=1e-6, atol=1e-9)
     assert torch.allclose(resumed.running_mean, uninterrupted.running_mean, rtol=1e-6, atol=1e-9)
     reloaded = create_method("corinfomax", SMALL["corinfomax"], **TINY)
-    reloaded.load_state_dict(saved)
+    Pretrainer(reloaded, num_classes=10).load_state_dict(saved)
     assert torch.equal(reloaded.running_cov, stopped.running_cov)
 
 

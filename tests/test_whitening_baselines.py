@@ -25,7 +25,7 @@ from zoo.spectral import covariance
 
 CW_RGP = json.loads((Path(__file__).parent / "data" / "whitening_baselines_reference.json").read_text())
 CASES = [(name, i) for name in ("zero_cl", "shuffled_dbn") for i in range(len(CW_RGP[name]))]
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 SMALL_MOCO = {"proj_hidden": [64], "proj_out": 32, "queue_size": 40}
 WORLD_SIZE = 2
 

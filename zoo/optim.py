@@ -76,7 +76,7 @@ UNCLIPPED_LARS = dict(zip(UNCLIPPED_LARS_NAMES, (FBLars, GoogleLars)))  # name -
 
 
 def make_optimizer(opt, groups, lr, fused_sgd=False, fused=False):
-    """The optimiser `opt` (an OptimizerConfig) names, over the zoo's parameter groups (`BaseMethod.param_groups`)."""
+    """The optimiser `opt` (an OptimizerConfig) names, over the zoo's parameter groups (`zoo.train.harness.Pretrainer.param_groups`)."""
     check_optimizer(opt)
     if opt.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, fused=fused_sgd)

@@ -21,8 +21,8 @@ from zoo.losses.sigreg import epps_pulley, lejepa_loss, random_slices, sigreg_lo
 from zoo.methods.mec import MEC
 from zoo.nn import EMA
 from zoo.registry import create_method
-from zoo.train.harness import Pretrainer
 from zoo.spectral import log_det_series
+from zoo.train.harness import Pretrainer
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "mec_lejepa_reference.json").read_text())
 TINY = {"crop_sizes": (16, 16), "global_batch_size": 8, "backbone": "resnet18"}

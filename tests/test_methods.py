@@ -19,8 +19,8 @@ from zoo.build import build_method
 from zoo.config import register_configs
 from zoo.errors import ZooError
 from zoo.methods.base import Method, MethodConfig
-from zoo.optim import lr_factor_schedule
 from zoo.nn import EMA, StepState
+from zoo.optim import lr_factor_schedule
 from zoo.registry import create_method, get_method, method_names
 from zoo.train.harness import Pretrainer, top_k_accuracy
 from zoo.train.step import train_step

@@ -303,7 +303,7 @@ class Stepper:
         from zoo.build import build_method
 
         torch.manual_seed(0)
-        self.model = build_method(cfg, num_classes, world_size=ranks).to(device)
+        self.model = build_method(cfg, num_classes, world_size=ranks).to(device)  # the harness; its .method
         self.model.train()
         self.steps_per_epoch = 1000
         configured = self.model.build_optimizer(steps_per_epoch=self.steps_per_epoch, total_steps=total_steps)
@@ -329,7 +329,7 @@ class Stepper:
 
     def compile(self, backend, mode, dynamic=None):
         for name in FORWARD_MODULES:
-            module = getattr(self.model, name, None)
+            module = getattr(self.model.method, name, None)
             if isinstance(module, torch.nn.Module):
                 module.compile(backend=backend, mode=mode, dynamic=dynamic)
 
@@ -344,13 +344,13 @@ class Stepper:
         """The training step (`zoo.train.step.train_step`): each component (an EMA target) acts where training has it act."""
         state = StepState(step=self.done, total_steps=self.total, epoch=self.done // self.steps_per_epoch,
                           steps_per_epoch=self.steps_per_epoch)
-        train_step(self.model, (self.crops, self.labels), self.optimizer, self.scheduler, state, scaler=self.scaler,
-                   autocast=self.forward_context)
+        train_step(self.model.method, (self.crops, self.labels), self.optimizer, self.scheduler, state, scaler=self.scaler,
+                   autocast=self.forward_context, probe=self.model.probe_step)
         self.done += 1
 
     def loss_seconds(self, sync, repeats):
         """Forward + backward of the loss alone (whitening included) on this step's projector outputs."""
-        model = self.model
+        model = self.model.method
         with torch.no_grad(), self.autocast():
             if getattr(model, "momentum_target", False):
                 views = [model.target(self.crops[0])]

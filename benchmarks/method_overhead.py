@@ -31,7 +31,7 @@ def build(method, batch_size, views):
             f"method={method}", f"data.batch_size={batch_size}", "data.name=cifar10",
             f"data.views=[{{size: 32, count: {views}}}]",
         ])
-    return build_method(cfg, num_classes=10, world_size=1)
+    return build_method(cfg, num_classes=10, world_size=1).method
 
 
 def median_seconds(fn, repeats):

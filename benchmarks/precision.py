@@ -38,7 +38,7 @@ def method_loss(method, batch, size, proj_hidden, proj_out, seed=0):
                           "backbone.name=test_resnet", "backbone.small_stem=false", f"method.proj_hidden=[{proj_hidden}]", f"method.proj_out={proj_out}"])
     fit_whitening(cfg, batch)
     torch.manual_seed(seed)
-    model = build_method(cfg, num_classes=10, world_size=1)
+    model = build_method(cfg, num_classes=10, world_size=1).method
     generator = torch.Generator().manual_seed(seed)
     crops = [torch.randn(batch, 3, size, size, generator=generator) for _ in range(views)]
     state = {key: value.clone() for key, value in model.state_dict().items()}  # queues, EMA targets, BN statistics

@@ -125,15 +125,17 @@ def timed(phases, name, fn):
 
 
 def instrument(model, phases):
-    """Time the model's pieces in place (instance attributes and hooks; the classes stay as they are)."""
+    """Time the harness's and its method's pieces in place (instance attributes and hooks; the classes stay as
+    they are)."""
+    method = model.method
     for attr in FORWARD_MODULES:
-        module = getattr(model, attr, None)
+        module = getattr(method, attr, None)
         if isinstance(module, torch.nn.Module):
             module.register_forward_pre_hook(lambda *_: phases.enter("forward"))
             module.register_forward_hook(lambda *_: phases.exit())
-    model.compute_loss = timed(phases, "loss", model.compute_loss)
+    method.compute_loss = timed(phases, "loss", method.compute_loss)
     model.probe_step = timed(phases, "probe", model.probe_step)
-    for ema in (c for c in components(model) if isinstance(c, EMA)):  # the EMA update counts as the optimiser's
+    for ema in (c for c in components(method) if isinstance(c, EMA)):  # the EMA update counts as the optimiser's
         ema.before_forward = timed(phases, "optimiser", ema.before_forward)
         ema.after_optimizer_step = timed(phases, "optimiser", ema.after_optimizer_step)
 
@@ -285,7 +287,7 @@ class BareSteps:
             crops = [channels_last_prepare(crop) for crop in crops]
         state = StepState(step=self.done, total_steps=self.total, epoch=self.done // self.steps_per_epoch,
                           steps_per_epoch=self.steps_per_epoch)
-        train_step(model, (crops, labels), self.optimizer, self.scheduler, state, probe=False)
+        train_step(model.method, (crops, labels), self.optimizer, self.scheduler, state)
         self.done += 1
         self.windows.append((phases.now() - start, time.process_time() - cpu, phases.take()))
 
@@ -389,10 +391,10 @@ def median_call(fn, repeats=50):
 
 def probe_costs(cfg, num_classes, batch, views):
     """The probe's pieces at this batch: forward + CE + accuracy, its backward, the accuracy alone vs a plain one."""
-    from zoo.methods.base import top_k_accuracy
+    from zoo.train.harness import top_k_accuracy
 
     model = build(cfg, num_classes)
-    features = [torch.randn(batch, model.feature_dim) for _ in range(views)]
+    features = [torch.randn(batch, model.method.feature_dim) for _ in range(views)]
     labels = torch.randint(0, num_classes, (batch,))
     logits = torch.randn(batch * views, num_classes)
     targets = labels.repeat(views)

@@ -79,9 +79,10 @@ LOSS_PARTS = {
     "byol": set(),
 }
 
-# create_method's run arguments for a method's own tests: 16 px crops of a batch of 16 (8: the multi-crop methods'
-# and MEC's / LeJEPA's tests), or timm's tiny test ResNet, whose float64 steps take milliseconds.
-TINY = {"num_classes": 10, "crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
+# create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops
+# of a batch of 16 (8: the multi-crop methods' and MEC's / LeJEPA's tests), or timm's tiny test ResNet, whose float64
+# steps take milliseconds.
+TINY = {"crop_sizes": (16, 16), "global_batch_size": 16, "backbone": "resnet18"}
 TINY_8 = {**TINY, "global_batch_size": 8}
 TEST_RESNET = {**TINY_8, "backbone": {"name": "test_resnet", "small_stem": False}}
 
@@ -117,7 +118,8 @@ def crops(count=2, size=16, batch=TINY["global_batch_size"], seed=0):
 
 
 def build(method, extra=()):
-    """The method as training builds it from `method=<name>` at its small config, a batch of 32 and `extra` overrides."""
+    """What training fits (the harness, `Pretrainer`; `.method` the method), built from `method=<name>` at its small
+    config, a batch of 32 and `extra` overrides."""
     cfg = compose_run([f"method={method}", "data.batch_size=32", *overrides(small_config(method)), *extra])
     return build_method(cfg, num_classes=10, world_size=1)
 

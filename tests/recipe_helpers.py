@@ -341,8 +341,8 @@ def trained_with(cfg, steps_per_epoch):
     roles = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            roles.setdefault(role_of(name, param), set()).add(group_of[id(param)])
-    return model, optimizer, scheduler, roles
+            roles.setdefault(role_of(name.removeprefix("method."), param), set()).add(group_of[id(param)])
+    return model.method, optimizer, scheduler, roles
 
 
 def probe_steps(spe, total, milestones_epochs=()):

@@ -1,6 +1,7 @@
-"""Run outputs that Lightning does not write the way we need: atomic
-checkpoints and the eigenvalue-spectrum and embedding figures;
-and how a run stops: on a non-finite loss or gradient (DivergenceGuard) or a signal (StopOnSignal)."""
+"""What pretraining computes and writes around the harness (`zoo.train.harness.Pretrainer`): the validation
+metrics (ValidationMetrics, from the harness's public `validation_output()`), atomic checkpoints and the
+eigenvalue-spectrum and embedding figures; and how a run stops: on a non-finite loss or gradient
+(DivergenceGuard) or a signal (StopOnSignal)."""
 
 import io
 import signal
@@ -19,6 +20,11 @@ from zoo.atomic import atomic_write_bytes
 from zoo.errors import ZooError
 from zoo.loggers import log_spectra
 from zoo.metrics.embedding import MAX_POINTS, plot_embedding, subsample
+from zoo.metrics.health import collapse_indicator, health
+from zoo.metrics.knn import knn_predict
+from zoo.metrics.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
+from zoo.spectral import covariance
+from zoo.train.harness import top_k_accuracy
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -48,6 +54,102 @@ def checkpoint_callbacks(run_dir, every_n_steps, keep_every_n_epochs=0):
     return callbacks
 
 
+def validation_metrics(trainer):
+    """The trainer's ValidationMetrics callback (None without one)."""
+    return next((c for c in trainer.callbacks if isinstance(c, ValidationMetrics)), None)
+
+
+def latest_metrics(trainer):
+    """The latest validation's values ({} before the first, or without a ValidationMetrics callback)."""
+    found = validation_metrics(trainer)
+    return found.latest if found is not None else {}
+
+
+class ValidationMetrics(L.Callback):
+    """After each validation epoch, from the harness's `validation_output()`: online k-NN and probe accuracy
+    (top-1 / top-5, without labels None), effective ranks and condition numbers of the backbone features and
+    projector outputs, `output_std`, the method's transform diagnostics (whitening methods: `Method.transform`)
+    and the health values (`zoo.metrics.health`; a value that cannot be computed is printed once per run with
+    its reason). Logged as val/<name> (val/knn_top1 on the progress bar); `latest` keeps them, eigenvalues
+    included, and `step` the global step they evaluated."""
+
+    def __init__(self):
+        self.latest = {}
+        self.step = None
+        self._said_missing = set()  # (metric, reason) pairs already printed: one line each per run
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        output = pl_module.validation_output()
+        if output is None:
+            return
+        feats, labels, projections = output.features, output.labels, output.projections
+        accuracies = dict.fromkeys(("knn_top1", "knn_top5", "linear_top1", "linear_top5"))  # None without labels
+        if pl_module.labelled:
+            num_classes = pl_module.num_classes
+            known = output.bank_labels >= 0
+            scores = knn_predict(output.bank_features[known], output.bank_labels[known], feats, num_classes,
+                                 pl_module.knn_k, pl_module.knn_temperature)
+            logits = pl_module.classifier(feats)
+            top5 = min(5, num_classes)
+            accuracies["knn_top1"], accuracies["knn_top5"] = (
+                top_k_accuracy(scores, labels, num_classes, k).item() for k in (1, top5))
+            accuracies["linear_top1"], accuracies["linear_top5"] = (
+                top_k_accuracy(logits, labels, num_classes, k).item() for k in (1, top5))
+        backbone_eigs, projector_eigs = covariance_eigenvalues(feats), covariance_eigenvalues(projections)
+        self.latest = {
+            **accuracies,
+            "evaluated_images": len(feats),  # each validation image once, whatever the number of processes
+            "effective_rank": effective_rank(backbone_eigs),
+            "projector_effective_rank": effective_rank(projector_eigs),
+            "backbone_condition_number": condition_number(backbone_eigs),
+            "projector_condition_number": condition_number(projector_eigs),
+            "output_std": collapse_indicator(projections).value,
+            "backbone_eigenvalues": backbone_eigs.cpu(),
+            "projector_eigenvalues": projector_eigs.cpu(),
+        }
+        self.latest.update(transform_diagnostics(pl_module.method, projections))
+        self.latest.update(self.health_values(trainer, feats, projections, backbone_eigs, projector_eigs))
+        self.step = trainer.global_step
+        scalars = {f"val/{k}": v for k, v in self.latest.items() if isinstance(v, float)}
+        if pl_module.labelled:
+            pl_module.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
+        pl_module.log_dict(scalars)
+
+    def health_values(self, trainer, feats, projections, backbone_eigs, projector_eigs):
+        """`zoo.metrics.health.health` by name, None where a metric cannot be computed; its reason is printed
+        once per run (a float is logged to metrics.csv, a None is not: summary.json holds null)."""
+        values = {}
+        for name, (value, reason) in health(feats, projections, backbone_eigs, projector_eigs).items():
+            values[name] = value
+            if value is None and (name, reason) not in self._said_missing and trainer.global_rank == 0:
+                self._said_missing.add((name, reason))
+                print(f"warning: step {trainer.global_step}: val/{name} not computed: {reason}")
+        return values
+
+
+@torch.no_grad()
+def transform_diagnostics(method, projections):
+    """Spectrum of `method`'s transformed output on the first training-sized batch of validation
+    projections, and how far its covariance (on the whitening axis) is from the identity."""
+    if len(projections) < method.global_batch_size:
+        return {}
+    transformed = method.transform(projections[: method.global_batch_size])
+    if transformed is None:
+        return {}
+    white, axis = transformed
+    if not torch.isfinite(white).all():
+        return {}  # the transform overflowed on this batch (e.g. lambda^-p of a ~0 eigenvalue): no diagnostics
+    cov = covariance(white.double(), axis)
+    eigs = attainable_eigenvalues(cov, observations=white.shape[-2] if axis == "batch" else white.shape[-1])
+    identity = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+    return {
+        "transformed_identity_distance": float(torch.linalg.matrix_norm(cov - identity) / len(cov) ** 0.5),
+        "transformed_effective_rank": effective_rank(eigs),
+        "transformed_condition_number": condition_number(eigs),
+        "transformed_eigenvalues": eigs.cpu(),
+    }
+
+
 SPECTRA = ("backbone", "projector", "transformed")
 
 
@@ -61,7 +163,7 @@ class SpectrumPlot(L.Callback):
         self.history = []  # (epoch, {"backbone": [...], "projector": [...]})
 
     def on_validation_end(self, trainer, pl_module):
-        result = getattr(pl_module, "last_eval", {})
+        result = latest_metrics(trainer)
         if "backbone_eigenvalues" not in result or trainer.sanity_checking:
             return
         entry = {key: result[f"{key}_eigenvalues"].tolist() for key in SPECTRA if f"{key}_eigenvalues" in result}
@@ -81,10 +183,10 @@ class EmbeddingPlot(L.Callback):
     """At the end of a run, draws `embedding.png`: a 2-D t-SNE of the backbone's validation features
     coloured by class (zoo/metrics/embedding.py), from the validation that evaluated the final weights.
 
-    The features are the ones the online k-NN gathers: this callback's on_validation_epoch_end runs
-    before the module's, which concatenates and then frees them. Each validation keeps a random
-    subset of this process's share on the CPU; the picture is drawn once, when fit ends on weights
-    that validation saw, or after the separate validation of the final weights (`trainer.validate`)."""
+    The features are the harness's validation output (`Pretrainer.validation_output()`, what the online k-NN
+    reads), which the module frees after the callbacks' on_validation_epoch_end. Each validation keeps a random
+    subset of them on the CPU; the picture is drawn once, when fit ends on weights that validation saw, or
+    after the separate validation of the final weights (`trainer.validate`)."""
 
     def __init__(self, path, max_points=None):
         self.path = Path(path)
@@ -92,10 +194,12 @@ class EmbeddingPlot(L.Callback):
         self.latest = None  # (global step, features, labels) of the latest validation
 
     def on_validation_epoch_end(self, trainer, pl_module):
-        store = getattr(pl_module, "_val_outputs", {}).get(pl_module.evaluated_loader)  # the validation images
-        if trainer.sanity_checking or not store or not store["features"]:
+        if trainer.sanity_checking:
             return
-        features, labels = subsample(torch.cat(store["features"]), torch.cat(store["labels"]), self.max_points)
+        output = pl_module.validation_output()  # on every process: the first call gathers
+        if output is None or not len(output.features):
+            return
+        features, labels = subsample(output.features, output.labels, self.max_points)
         self.latest = (trainer.global_step, features, labels)
 
     def on_validation_end(self, trainer, pl_module):
@@ -168,7 +272,7 @@ def _nonfinite_text(named_tensors):
 
 def nonfinite_gradients(pl_module, optimizer):
     """Which optimiser groups hold non-finite gradients, with their modules and first parameter; '' if none."""
-    names = {id(p): name for name, p in pl_module.named_parameters()}
+    names = {id(p): name.removeprefix("method.") for name, p in pl_module.named_parameters()}
     grads = [(index, names.get(id(p), "?"), p.grad) for index, group in enumerate(optimizer.param_groups)
              for p in group["params"] if p.grad is not None]
     text = _nonfinite_text((name, grad) for _, name, grad in grads)
@@ -261,7 +365,7 @@ class DivergenceGuard(L.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         # finite gradients can still step the weights past float range: such weights never replace a checkpoint
-        bad = _nonfinite_text(pl_module.named_parameters())
+        bad = _nonfinite_text((name.removeprefix("method."), p) for name, p in pl_module.named_parameters())
         if bad:
             raise Diverged(
                 f"method {pl_module.name} diverged by step {trainer.global_step}: non-finite weights ({bad}); training "
@@ -271,7 +375,7 @@ class DivergenceGuard(L.Callback):
 
     def capture(self, trainer, pl_module, losses, what):
         """The replay capture, in a checkpoint's shape (`hyper_parameters`, `state_dict`)."""
-        result = getattr(pl_module, "last_eval", {})
+        result = latest_metrics(trainer)
         capture = {
             "hyper_parameters": dict(pl_module.hparams),
             "state_dict": _to_cpu(pl_module.state_dict()),
@@ -287,7 +391,7 @@ class DivergenceGuard(L.Callback):
         atomic_write_bytes(self.capture_path, buffer.getvalue())
 
     def on_validation_end(self, trainer, pl_module):
-        result = getattr(pl_module, "last_eval", {})
+        result = latest_metrics(trainer)
         if trainer.sanity_checking or "effective_rank" not in result:
             return
         reasons = []

@@ -15,7 +15,7 @@ from zoo.arguments import check_checkpoint_file
 from zoo.atomic import writing_error
 from zoo.config import PretrainConfig
 from zoo.errors import ZooError
-from zoo.nn.legacy import renamed_keys
+from zoo.nn.legacy import method_state
 from zoo.registry import get_method
 
 BACKBONE_PREFIX = "backbone."
@@ -26,8 +26,8 @@ def read_checkpoint(path):
 
     The backbone state dict has the timm model's own key names (the
     `backbone.` prefix stripped); `config` is the resolved run config as stored;
-    `state_dict` is the whole LightningModule's, under today's names (`zoo.nn.legacy`: checkpoints of the
-    layout before components load too).
+    `state_dict` is the method's (`zoo.methods.base.Method`: the harness's "method." prefix stripped, no
+    probe), under today's names (`zoo.nn.legacy`: checkpoints of earlier layouts load too).
     """
     path = Path(path)
     check_checkpoint_file(path)
@@ -39,7 +39,7 @@ def read_checkpoint(path):
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
     if config is None or state is None:
         raise ZooError(f"{path} is not a zoo pretraining checkpoint (no 'cfg' hyper-parameters or no state_dict)")
-    state = renamed_keys(state)
+    state = method_state(state)
     backbone = {k[len(BACKBONE_PREFIX):]: v for k, v in state.items() if k.startswith(BACKBONE_PREFIX)}
     if not backbone:
         raise ZooError(f"{path} holds no backbone weights (no '{BACKBONE_PREFIX}*' keys)")

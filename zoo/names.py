@@ -31,7 +31,7 @@ UNCLIPPED_LARS = (Optimizer.lars_fb, Optimizer.lars_google)
 
 
 class Schedule(StrEnum):
-    """scheduler.name: the lr after warm-up (zoo.methods.base.lr_factor_schedule)."""
+    """scheduler.name: the lr after warm-up (zoo.optim.lr_factor_schedule)."""
 
     cosine = "cosine"
     step = "step"
@@ -46,7 +46,7 @@ class ScheduleInterval(StrEnum):
 
 
 class WarmupRule(StrEnum):
-    """scheduler.warmup_rule (zoo.methods.base.WARMUP_RULES)."""
+    """scheduler.warmup_rule (zoo.optim.WARMUP_RULES)."""
 
     next = "next"
     from_zero = "from_zero"

@@ -1,4 +1,5 @@
-"""The optimisers pretraining builds (`make_optimizer`), and the LARS variants torch and timm lack.
+"""The optimisers pretraining builds (`make_optimizer`), the LARS variants torch and timm lack, and the lr
+schedule (`lr_factor_schedule`, `batch_scaled`).
 
 Three LARS variants, each the formula of the code a recipe follows (optimizer.name):
   lars         solo-learn's solo/utils/lars.py, which is timm's `Lars`: trust ratio eta ||w|| / (||g|| + wd ||w|| + eps),
@@ -12,10 +13,13 @@ All keep the zoo's parameter groups: a group adapts when `always_adapt` (timm's 
 exclude_bias_and_norm do not, as the sources' filters), with its own weight decay (0 for those).
 """
 
+import math
+
 import torch
 
 from zoo.config import check_optimizer
 from zoo.names import UNCLIPPED_LARS as UNCLIPPED_LARS_NAMES
+from zoo.names import Schedule, ScheduleInterval, WarmupRule
 
 
 class FBLars(torch.optim.Optimizer):
@@ -72,7 +76,7 @@ UNCLIPPED_LARS = dict(zip(UNCLIPPED_LARS_NAMES, (FBLars, GoogleLars)))  # name -
 
 
 def make_optimizer(opt, groups, lr, fused_sgd=False, fused=False):
-    """The optimiser `opt` (an OptimizerConfig) names, over the zoo's parameter groups (`BaseMethod.param_groups`)."""
+    """The optimiser `opt` (an OptimizerConfig) names, over the zoo's parameter groups (`zoo.train.harness.Pretrainer.param_groups`)."""
     check_optimizer(opt)
     if opt.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=opt.momentum, fused=fused_sgd)
@@ -84,3 +88,45 @@ def make_optimizer(opt, groups, lr, fused_sgd=False, fused=False):
         return UNCLIPPED_LARS[opt.name](groups, lr=lr, momentum=opt.momentum, trust_coeff=opt.lars_eta)
     cls = torch.optim.Adam if opt.name == "adam" else torch.optim.AdamW
     return cls(groups, lr=lr, betas=tuple(opt.betas), fused=fused)
+
+
+def batch_scaled(lr, scale_lr, global_batch_size):
+    """The lr applied: `lr` x global batch / 256 when `scale_lr` (the linear scaling rule), else `lr`."""
+    return lr * (global_batch_size / 256 if scale_lr else 1.0)
+
+
+WARMUP_RULES = {  # scheduler.warmup_rule
+    WarmupRule.next: lambda step, warmup: (step + 1) / warmup,
+    WarmupRule.from_zero: lambda step, warmup: step / warmup,
+    WarmupRule.endpoints: lambda step, warmup: step / max(warmup - 1, 1),
+}
+
+
+def lr_factor_schedule(cfg, steps_per_epoch, total_steps, base_lr=1.0):
+    """Per-step lr multiplier: linear warmup, then cosine / step / constant.
+
+    A LambdaLR factor rather than timm's schedulers: it keeps each parameter
+    group's own lr ratio (probe, biases) and lets fixed-lr groups opt out.
+    `base_lr` is the group's lr, for the absolute `warmup_start_lr`.
+    """
+    warmup = cfg.warmup_steps if cfg.warmup_steps > 0 else round(cfg.warmup_epochs * steps_per_epoch)
+    total = max(int(total_steps), 1)
+    warmup_fraction = WARMUP_RULES[cfg.warmup_rule]
+
+    def factor(step):
+        if step < warmup:
+            start = cfg.warmup_start_lr / base_lr if base_lr else 0.0
+            return start + (1 - start) * warmup_fraction(step, warmup)
+        if cfg.name == Schedule.constant:
+            return 1.0
+        if cfg.name == Schedule.step:
+            epoch = step // steps_per_epoch
+            return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+        if cfg.interval == ScheduleInterval.epoch:  # per-epoch cosine (SimSiam, CW-RGP ImageNet)
+            progress = (step // steps_per_epoch) / max(total // steps_per_epoch, 1)
+        else:
+            progress = (step - warmup) / max(total - warmup, 1)
+        progress = min(progress, 1.0)
+        return cfg.final_factor + (1 - cfg.final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor

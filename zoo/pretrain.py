@@ -28,6 +28,7 @@ from zoo.callbacks import (
     EmbeddingPlot,
     SpectrumPlot,
     StopOnSignal,
+    ValidationMetrics,
     checkpoint_callbacks,
 )
 from zoo.catalog import dataset_info
@@ -80,16 +81,17 @@ def quiet_lightning():
 
 def pretraining_trainer(cfg, run_dir):
     """The shared trainer with pretraining's outputs: a metrics.csv that survives a resume (and the
-    trackers `cfg.logger` names), atomic periodic checkpoints, the spectrum and embedding plots, the training meter,
-    and the stops: at a non-finite loss or gradient (DivergenceGuard) and on SIGTERM / SIGINT (StopOnSignal)."""
-    callbacks = checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)
+    trackers `cfg.logger` names), the validation metrics, atomic periodic checkpoints, the spectrum and embedding
+    plots, the training meter, and the stops: at a non-finite loss or gradient (DivergenceGuard) and on SIGTERM /
+    SIGINT (StopOnSignal)."""
+    callbacks = [ValidationMetrics(), *checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)]
     callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter(),
                   DivergenceGuard(run_dir / "divergence.pt", **cfg.divergence), StopOnSignal(run_dir / "checkpoints" / "last.ckpt")]
     return build_trainer(cfg.trainer, run_dir, logger=run_loggers(cfg, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()])
 
 
 def check_batch_config(cfg, method_cls, world_size):
-    """The method's batch limits (`BaseMethod.check_global_batch`) on the run config, once the per-device batch and
+    """The method's batch limits (`Method.check_global_batch`) on the run config, once the per-device batch and
     the devices are known and before any data or model exists: one `error:` line instead of a NaN loss or a
     traceback at the first step."""
     config = typed_config(method_cls.Config, OmegaConf.to_container(cfg.method, resolve=True))
@@ -108,7 +110,7 @@ def callback(trainer, kind):
 
 def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
     """summary.json; `stopped`: why the run ended before its planned steps (None: it finished)."""
-    evaluated = getattr(model, "last_eval", {})
+    evaluated = callback(trainer, ValidationMetrics).latest
     keys = (
         "knn_top1", "knn_top5", "linear_top1", "linear_top5", "evaluated_images", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
@@ -252,7 +254,7 @@ def train(cfg, data, trainer, run_dir, started):
     val_loaders = [loaders.knn_bank, loaders.val] if loaders.knn_bank is not None else [loaders.val]
     try:
         trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
-        if model.trained_steps and getattr(model, "last_eval_step", None) != trainer.global_step:
+        if model.trained_steps and callback(trainer, ValidationMetrics).step != trainer.global_step:
             trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
     except (SIGTERMException, Diverged) as stop:
         signalled = callback(trainer, StopOnSignal).received or "SIGTERM"

@@ -128,10 +128,10 @@ def get_method(name):
 def create_method(name, config=None, **kwargs):
     """The method registered as `name`, built from its config and explicit arguments (like timm's
     `create_model`): `config` is its `Config` or a dict of its fields on the paper's defaults;
-    `kwargs` are `BaseMethod`'s arguments (num_classes, crop_sizes, global_batch_size, backbone,
-    optimizer, scheduler, lr, probe_lr, knn_k, knn_temperature), e.g.
+    `kwargs` are `zoo.methods.base.Method`'s arguments (crop_sizes, global_batch_size, backbone), e.g.
 
-        create_method("vicreg", {"proj_out": 64}, num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
+        create_method("vicreg", {"proj_out": 64}, crop_sizes=(16, 16), global_batch_size=16)
 
-    From a run config, `zoo.build.build_method(cfg, num_classes, world_size)` gives these arguments."""
+    The harness that trains it (`zoo.train.harness.Pretrainer`) takes the optimiser, probe and k-NN arguments;
+    from a run config, `zoo.build.build_method(cfg, num_classes, world_size)` builds both."""
     return get_method(name)(config, **kwargs)

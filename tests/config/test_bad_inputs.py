@@ -68,7 +68,7 @@ def test_bad_argument_is_one_line_before_torch(args, env, expected, tmp_path):
 
 def test_the_schedule_names_checked_early_are_the_ones_the_schedule_computes():
     from zoo.arguments import NAMES
-    from zoo.methods.base import WARMUP_RULES
+    from zoo.optim import WARMUP_RULES
 
     assert tuple(NAMES["scheduler.warmup_rule"]) == tuple(WARMUP_RULES)
 
@@ -166,7 +166,7 @@ def test_validation_outputs_of_several_processes_count_each_sample_once(total, w
     stacks it, comes back as the data set in order: 450 k-NN samples on 4 processes stay 450."""
     from torch.utils.data import DistributedSampler
 
-    from zoo.methods.base import in_dataset_order
+    from zoo.train.harness import in_dataset_order
 
     dataset = list(range(total))
     shares = [list(DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False)) for rank in range(world)]

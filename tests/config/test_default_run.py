@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from zoo.config import NO_EMBEDDED_SETTINGS
 from zoo.registry import create_method, method_names
+from zoo.train.harness import Pretrainer
 
 REPO = Path(__file__).resolve().parents[2]
 SNAPSHOT = json.loads((REPO / "tests" / "fixtures" / "default_run_snapshot.json").read_text())
@@ -151,8 +152,9 @@ def test_create_method_builds_the_official_defaults(method):
     the projector it built (on the meta device: the official widths hold ~10^8 parameters)."""
     _, config, optimizer = OFFICIAL[method]
     with torch.device("meta"):
-        model = create_method(method, num_classes=10, crop_sizes=(16, 16), global_batch_size=256)
+        model = create_method(method, crop_sizes=(16, 16), global_batch_size=256)
+        harness = Pretrainer(model, num_classes=10)
     assert {key: model.mcfg[key] for key in config} == config
-    assert {key: model.optimizer_cfg[key] for key in optimizer} == optimizer
+    assert {key: harness.optimizer_cfg[key] for key in optimizer} == optimizer
     widths = [layer.out_features for layer in model.projector.modules() if isinstance(layer, torch.nn.Linear)]
     assert widths[: len(config["proj_hidden"]) + 1] == [*config["proj_hidden"], config["proj_out"]]

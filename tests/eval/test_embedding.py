@@ -11,6 +11,7 @@ from pretrain_helpers import TINY, run
 
 from zoo.callbacks import EmbeddingPlot
 from zoo.metrics.embedding import plot_embedding, project_2d, subsample
+from zoo.train.harness import ValidationOutput
 
 
 def clustered_features(classes=4, per_class=30, dim=64, seed=0):
@@ -70,8 +71,8 @@ def test_callback_draws_once_from_the_validation_of_the_final_weights(tmp_path):
     features, labels = clustered_features()
     path = tmp_path / "embedding.png"
     callback = EmbeddingPlot(path)
-    module = SimpleNamespace(name="intl", evaluated_loader=1, _val_outputs={0: {"features": [torch.zeros(2, 64)], "labels": [torch.zeros(2)]},
-                                                        1: {"features": list(features.split(50)), "labels": list(labels.split(50))}})
+    output = ValidationOutput(features, labels, torch.zeros(len(features), 8), torch.zeros(2, 64), torch.zeros(2))
+    module = SimpleNamespace(name="intl", validation_output=lambda: output)
     trainer = SimpleNamespace(sanity_checking=False, global_step=5, is_global_zero=True, state=SimpleNamespace(fn="fit"))
     callback.on_validation_epoch_end(trainer, module)
     callback.on_validation_end(trainer, module)  # a validation during fit: the weights may train on

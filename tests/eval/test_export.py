@@ -40,7 +40,7 @@ def write_zoo_checkpoint(path, overrides):
     model = build_method(compose_run(["data.batch_size=8", "method.proj_hidden=[32]", "method.proj_out=16", *overrides]),
                          num_classes=10, world_size=1)
     generator = torch.Generator().manual_seed(0)
-    for module in model.backbone.modules():
+    for module in model.method.backbone.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             for tensor, low, high in ((module.running_mean, -0.2, 0.2), (module.running_var, 0.5, 1.5),
                                       (module.weight.data, 0.5, 1.5), (module.bias.data, -0.2, 0.2)):

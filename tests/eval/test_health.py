@@ -130,14 +130,14 @@ def test_health_names_every_key_and_says_why_one_is_missing():
 def test_validation_prints_a_missing_metric_once_and_keeps_it_none(capsys):
     from types import SimpleNamespace
 
-    from zoo.methods.base import BaseMethod
+    from zoo.callbacks import ValidationMetrics
 
-    module = SimpleNamespace(_said_missing=set(), global_rank=0, global_step=3)
+    metrics, trainer = ValidationMetrics(), SimpleNamespace(global_rank=0, global_step=3)
     torch.manual_seed(0)
     backbone, projections = torch.randn(64, 32), torch.randn(64, 4)  # a 4-wide projector: no alpha-ReQ
     eigs = covariance_eigenvalues(backbone), covariance_eigenvalues(projections)
-    first = BaseMethod.health_values(module, backbone, projections, *eigs)
-    second = BaseMethod.health_values(module, backbone, projections, *eigs)
+    first = metrics.health_values(trainer, backbone, projections, *eigs)
+    second = metrics.health_values(trainer, backbone, projections, *eigs)
     assert first["projector_alpha_req"] is None and second == first
     assert json.loads(json.dumps(first))["projector_alpha_req"] is None  # null in summary.json, never NaN
     lines = capsys.readouterr().out.splitlines()

@@ -6,6 +6,7 @@ from method_settings import TINY, small_config
 from torch.utils.data import DataLoader
 
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 
 
 def _crops(count, batches):
@@ -16,11 +17,11 @@ def _crops(count, batches):
 def _fit(max_steps, ckpt_path=None):
     """CorInfoMax on 2 fixed batches of 8 per epoch, constant lr (the same steps whatever max_steps)."""
     torch.manual_seed(0)
-    model = create_method("corinfomax", small_config("corinfomax"), **{**TINY, "global_batch_size": 8},
-                          scheduler={"name": "constant", "warmup_epochs": 0})
+    model = create_method("corinfomax", small_config("corinfomax"), **{**TINY, "global_batch_size": 8})
+    harness = Pretrainer(model, num_classes=10, scheduler={"name": "constant", "warmup_epochs": 0})
     trainer = L.Trainer(max_steps=max_steps, limit_val_batches=0, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    trainer.fit(model, DataLoader(_crops(8, 2), batch_size=8, shuffle=False), ckpt_path=ckpt_path)
+    trainer.fit(harness, DataLoader(_crops(8, 2), batch_size=8, shuffle=False), ckpt_path=ckpt_path)
     return model, trainer
 
 
@@ -31,13 +32,14 @@ def test_corinfomax_keeps_its_running_covariances_in_the_checkpoint_and_resumes_
     stopped, trainer = _fit(2)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
     saved = torch.load(tmp_path / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"]
-    assert torch.equal(saved["running_cov"], stopped.running_cov) and torch.equal(saved["running_mean"], stopped.running_mean)
-    assert not torch.allclose(saved["running_cov"], fresh.running_cov)  # two steps moved R off its start
+    assert torch.equal(saved["method.running_cov"], stopped.running_cov)
+    assert torch.equal(saved["method.running_mean"], stopped.running_mean)
+    assert not torch.allclose(saved["method.running_cov"], fresh.running_cov)  # two steps moved R off its start
     resumed, _ = _fit(3, ckpt_path=tmp_path / "last.ckpt")
     uninterrupted, _ = _fit(3)
     assert not torch.allclose(resumed.running_cov, stopped.running_cov)  # the third step updated R
     assert torch.allclose(resumed.running_cov, uninterrupted.running_cov, rtol=1e-6, atol=1e-9)
     assert torch.allclose(resumed.running_mean, uninterrupted.running_mean, rtol=1e-6, atol=1e-9)
     reloaded = create_method("corinfomax", small_config("corinfomax"), **TINY)
-    reloaded.load_state_dict(saved)
+    Pretrainer(reloaded, num_classes=10).load_state_dict(saved)
     assert torch.equal(reloaded.running_cov, stopped.running_cov)

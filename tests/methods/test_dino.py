@@ -8,6 +8,7 @@ from method_settings import crops as crops_of_16
 from torch import nn
 
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 
 crops = functools.partial(crops_of_16, batch=TINY_8["global_batch_size"])
 
@@ -21,7 +22,7 @@ def test_dino_head_is_the_officials_and_the_teacher_averages_its_last_layer_too(
     assert torch.allclose(head.last_layer.weight.norm(dim=1), torch.ones(24))
     norm, direction = head.last_layer.parametrizations.weight.original0, head.last_layer.parametrizations.weight.original1
     assert not norm.requires_grad and direction.requires_grad
-    assert all(norm is not p for g in model.param_groups() for p in g["params"])
+    assert all(norm is not p for g in Pretrainer(model, num_classes=10).param_groups() for p in g["params"])
     learnt = create_method("dino", {**solo_learn_narrow("dino"), "norm_last_layer": False, "proj_hidden_bn": True}, **TINY_8)
     assert learnt.projector.last_layer.parametrizations.weight.original0.requires_grad
     assert nn.BatchNorm1d in [type(layer) for layer in learnt.projector.mlp]

@@ -22,9 +22,11 @@ from omegaconf import OmegaConf
 from zoo import registry
 from zoo.build import build_method
 from zoo.errors import ZooError
-from zoo.methods.base import BaseMethod, MethodConfig, lr_factor_schedule
+from zoo.methods.base import Method, MethodConfig
 from zoo.nn import EMA, StepState
+from zoo.optim import lr_factor_schedule
 from zoo.registry import create_method, get_method, method_names, register_method
+from zoo.train.harness import Pretrainer, top_k_accuracy
 from zoo.train.step import train_step
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,13 +53,14 @@ def check_training_step(method):
     configured = model.build_optimizer(steps_per_epoch=5, total_steps=10)
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     # the one training step (forward, probe, backward, the components' hooks, optimiser and scheduler)
-    out = train_step(model, (crops, labels), optimizer, scheduler, StepState(step=0, total_steps=10, steps_per_epoch=5))
+    out = train_step(model.method, (crops, labels), optimizer, scheduler, StepState(step=0, total_steps=10, steps_per_epoch=5),
+                     probe=model.probe_step)
     loss, parts, probe_features = out.loss, out.parts, out.features
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert set(parts) == LOSS_PARTS.get(method, set(parts)) and all(p.ndim == 0 and torch.isfinite(p) for p in parts.values())
-    grads = [p.grad for p in model.backbone.parameters() if p.grad is not None]
+    grads = [p.grad for p in model.method.backbone.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
-    assert probe_features and probe_features[0].shape == (32, model.feature_dim)
+    assert probe_features and probe_features[0].shape == (32, model.method.feature_dim)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -69,7 +72,7 @@ def test_a_method_without_test_settings_still_gets_the_generic_step_test(monkeyp
     """A newly registered method (one file, no entry in tests/method_settings.py) is built at its class defaults
     and passes the generic step test; registered here for this test only."""
 
-    class Throwaway(BaseMethod):
+    class Throwaway(Method):
         @dataclass
         class Config(MethodConfig):  # small class defaults: what a settings entry would otherwise give
             proj_hidden: list[int] = field(default_factory=lambda: [64])
@@ -94,7 +97,7 @@ def test_two_view_method_given_four_crops_is_a_clear_error():
 
 @pytest.mark.parametrize("method", ["intl", "wmse", "cwrgp"])
 def test_multi_view_methods_take_four_crops(method):
-    model = build(method, ["data.views=[{size: 16, count: 4}]"])
+    model = build(method, ["data.views=[{size: 16, count: 4}]"]).method
     loss, _ = model.split_loss(model.compute_loss([torch.randn(32, 3, 16, 16) for _ in range(4)])[0])
     assert torch.isfinite(loss)
 
@@ -155,11 +158,11 @@ def test_a_method_outside_the_package_trains_through_the_entry_point(tmp_path):
     result, run_dir = pretrain_plugin(tmp_path, '''
         from dataclasses import dataclass
         import torch.nn.functional as F
-        from zoo.methods.base import BaseMethod, MethodConfig
+        from zoo.methods.base import Method, MethodConfig
         from zoo.registry import register_method
 
         @register_method("cosine_toy")
-        class CosineToy(BaseMethod):
+        class CosineToy(Method):
             """Negative cosine between the two views (collapses; a registry test only)."""
 
             @dataclass
@@ -180,21 +183,22 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     result, run_dir = pretrain_plugin(tmp_path, '''
         from dataclasses import dataclass
         import torch.nn.functional as F
-        from zoo.methods.base import BaseMethod, MethodConfig
+        from zoo.methods.base import Method, MethodConfig
         from zoo.registry import register_method
 
         @register_method("nan_after_two")
-        class NanAfterTwo(BaseMethod):
+        class NanAfterTwo(Method):
             """A cosine loss that turns NaN at step 2."""
 
             @dataclass
             class Config(MethodConfig):
                 pass
 
-            def loss(self, views):
-                z1, z2 = views
+            def compute_loss(self, crops, state=None):
+                features = self.encode(crops)
+                z1, z2 = self.project(features)
                 loss = -F.cosine_similarity(z1, z2).mean()
-                return loss * float("nan") if self.global_step >= 2 else loss
+                return (loss * float("nan") if state is not None and state.step >= 2 else loss), features
     ''', "method=nan_after_two", "trainer.max_steps=10", "checkpoint_every_n_steps=1")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -210,7 +214,7 @@ def test_a_loss_that_turns_nan_stops_the_run_and_keeps_the_last_good_checkpoint(
     capture = torch.load(run_dir / "divergence.pt", map_location="cpu", weights_only=False)
     assert capture["global_step"] == 2 and capture["losses"][0]["loss"] != capture["losses"][0]["loss"]  # nan
     weights = [k for k in ckpt["state_dict"] if "running_" not in k and "num_batches_tracked" not in k]
-    assert {k.split(".")[0] for k in weights} >= {"backbone", "projector"} and all(torch.equal(capture["state_dict"][k], ckpt["state_dict"][k]) for k in weights)
+    assert {k.removeprefix("method.").split(".")[0] for k in weights} >= {"backbone", "projector"} and all(torch.equal(capture["state_dict"][k], ckpt["state_dict"][k]) for k in weights)
     crops, labels = capture["batch"]
     assert len(crops) == 2 and crops[0].shape == (16, 3, 16, 16) and labels.shape == (16,)
 
@@ -240,28 +244,30 @@ def test_a_digits_run_logs_the_loss_parts_that_sum_to_the_loss(method, tmp_path)
 def test_a_method_is_built_and_stepped_without_a_run_config(method, config):
     torch.manual_seed(0)
     cls = get_method(method)
-    model = cls(cls.Config(**config), **TINY, optimizer={"name": "sgd", "lr": 0.1})
-    assert model.lr == pytest.approx(0.1 * 16 / 256) and model.crop_sizes == (16, 16)
-    optimizer = model.build_optimizer(steps_per_epoch=10, total_steps=100)["optimizer"]
+    model = cls(cls.Config(**config), **TINY)
+    harness = Pretrainer(model, num_classes=10, optimizer={"name": "sgd", "lr": 0.1})
+    assert harness.lr == pytest.approx(0.1 * 16 / 256) and model.crop_sizes == (16, 16)
+    optimizer = harness.build_optimizer(steps_per_epoch=10, total_steps=100)["optimizer"]
     crops, labels = [torch.randn(16, 3, 16, 16) for _ in range(2)], torch.randint(0, 10, (16,))
     before = [p.detach().clone() for p in model.backbone.parameters()]
     loss, features = model.compute_loss(crops)
     loss, _ = model.split_loss(loss)
-    probe_loss, probe_top1 = model.probe_step(features, labels)
+    probe_loss, probe_top1 = harness.probe_step(features, labels)
     (loss + probe_loss).backward()
     optimizer.step()
     assert torch.isfinite(loss) and torch.isfinite(probe_loss) and 0 <= probe_top1 <= 1
     assert any(not torch.equal(a, b) for a, b in zip(before, model.backbone.parameters()))
     # the same through the registry, timm-style, with the config as a dict of overrides
-    same = create_method(method, config, **TINY, optimizer={"name": "sgd", "lr": 0.1})
+    same = create_method(method, config, **TINY)
     assert type(same) is cls and same.mcfg == model.mcfg
 
 
 def test_explicit_arguments_default_to_the_papers_optimizer_and_the_batch_scaled_lr():
-    model = create_method("vicreg", {"proj_hidden": [32], "proj_out": 32}, **TINY)
+    model = Pretrainer(create_method("vicreg", {"proj_hidden": [32], "proj_out": 32}, **TINY), num_classes=10)
     assert model.optimizer_cfg.name == "lars_fb" and model.optimizer_cfg.exclude_bias_and_norm  # main_vicreg.py's LARS
     assert model.lr == pytest.approx(0.2 * 16 / 256) and model.probe_lr == pytest.approx(0.1 * 16 / 256)
-    model = create_method("wmse", {"proj_hidden": [32], "proj_out": 8, "w_size": 16}, **TINY, lr=0.01)
+    model = Pretrainer(create_method("wmse", {"proj_hidden": [32], "proj_out": 8, "w_size": 16}, **TINY), num_classes=10,
+                       lr=0.01)
     assert model.optimizer_cfg.name == "adam" and model.lr == 0.01 and model.probe_lr == pytest.approx(3e-3)
 
 
@@ -272,7 +278,7 @@ def test_construction_checks_its_config_and_refuses_a_run_config():
         create_method("vicreg", {"proj_out": "wide"}, **TINY)
     cfg = compose_run(["method=vicreg"])
     with pytest.raises(TypeError, match=r"zoo\.build\.build_method"):
-        get_method("vicreg")(cfg, num_classes=10)
+        get_method("vicreg")(cfg)
 
 
 def test_build_method_turns_the_run_config_into_the_explicit_arguments():
@@ -282,7 +288,7 @@ def test_build_method_turns_the_run_config_into_the_explicit_arguments():
     assert model.crop_sizes == (16, 16, 8, 8, 8) and model.global_batch_size == 64 and model.knn_k == 7
     assert model.lr == pytest.approx(0.4 * 128 / 256) == cfg.optimizer.lr_scaled  # the optimiser step's batch
     assert model.probe_lr == pytest.approx(0.2 * 64 / 256)  # the forward pass's batch
-    assert model.mcfg.proj_out == 64 and model.mcfg.momentum_base == 0.996
+    assert model.method.mcfg.proj_out == 64 and model.method.mcfg.momentum_base == 0.996
     # what main_linear.py, main_knn.py and downstream/ read from a checkpoint
     assert model.hparams["cfg"]["data"]["batch_size"] == 16 and model.hparams["world_size"] == 4
     assert model.hparams["num_classes"] == 10
@@ -293,7 +299,7 @@ def test_a_method_composes_an_ema_target_with_its_own_config_fields():
     assert (config.momentum_base, config.momentum_final) == (0.996, 1.0)
     assert config.proj_hidden_bias is False  # INTL's defaults
 
-    class EMACosine(BaseMethod):
+    class EMACosine(Method):
         """A BYOL-shaped toy: the online crop 1 against the target's crop 0 (no Config-order rule: the fields
         are the method's own, the EMA a component it holds)."""
 
@@ -309,7 +315,7 @@ def test_a_method_composes_an_ema_target_with_its_own_config_fields():
             m = self.mcfg
             self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
 
-        def compute_loss(self, crops):
+        def compute_loss(self, crops, state=None):
             target = self.target(crops[0])
             features = [self.backbone(crops[1])]
             online = self.project(features)[0]
@@ -347,11 +353,12 @@ def test_checkpoints_load_new_and_old(tmp_path):
                                  "world_size": 2})
     for path in (new, old):
         loaded, config = load_method(path)
-        assert type(loaded) is type(model) and loaded.global_batch_size == 32 and config.method.name == "simsiam"
-        assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
-    # a new checkpoint is Lightning's too: the method's own arguments are its hyper-parameters
-    loaded = get_method("simsiam").load_from_checkpoint(new, map_location="cpu", weights_only=False)
-    assert loaded.global_batch_size == 32 and loaded.mcfg == model.mcfg and loaded.lr == model.lr
+        assert type(loaded) is type(model.method) and loaded.global_batch_size == 32 and config.method.name == "simsiam"
+        assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.method.state_dict().items())
+    # a new checkpoint is Lightning's too: the harness's and the method's own arguments are its hyper-parameters
+    loaded = Pretrainer.load_from_checkpoint(new, map_location="cpu", weights_only=False)
+    assert loaded.global_batch_size == 32 and loaded.method.mcfg == model.method.mcfg and loaded.lr == model.lr
+    assert type(loaded.method) is type(model.method)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
 
 
@@ -385,8 +392,6 @@ def test_a_checkpoint_holds_the_names_as_plain_strings(tmp_path):
 
 
 def test_the_online_probe_accuracy_ignores_unlabelled_samples():
-    from zoo.methods.base import top_k_accuracy
-
     scores = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1], [0.2, 0.3, 0.5], [0.5, 0.4, 0.1]])
     labels = torch.tensor([1, 2, -1, 1])
     assert top_k_accuracy(scores, labels, 3).item() == pytest.approx(1 / 3)
@@ -401,7 +406,7 @@ def test_the_model_trains_channels_last_where_that_is_faster(device, size, nhwc)
     for model, expected in ((decided, nhwc), (forced, not nhwc)):
         model.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
         model.setup("fit")
-        conv = model.backbone.conv1.weight
+        conv = model.method.backbone.conv1.weight
         assert conv.is_contiguous(memory_format=torch.channels_last) == expected and conv.shape[-1] > 1
         crop = model._prepare(torch.randn(4, 3, size, size))
         assert crop.is_contiguous(memory_format=torch.channels_last) == expected
@@ -460,7 +465,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     if method in ("simclr", "mocov2", "mocov2plus", "dino", "corinfomax"):
         extra.append("method.proj_hidden_bn=true")  # a projector with BatchNorm, so its batching shows
     torch.manual_seed(0)
-    model = build(method, extra)
+    model = build(method, extra).method
     backbone, projector = copy.deepcopy(model.backbone), copy.deepcopy(model.projector)
     crops = [torch.randn(32, 3, size, size) for size in model.crop_sizes]
     model.compute_loss(crops)

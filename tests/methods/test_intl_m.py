@@ -7,7 +7,7 @@ from zoo.nn import StepState
 
 
 def test_intl_m_target_is_an_ema_of_online_parameters_only():
-    model = build("intl_m", ["data.views=[{size: 16, count: 3}]"])
+    model = build("intl_m", ["data.views=[{size: 16, count: 3}]"]).method
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(1.0)

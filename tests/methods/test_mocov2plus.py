@@ -12,7 +12,7 @@ from pretrain_helpers import SHORT_RUN
 
 from zoo.errors import ZooError
 from zoo.losses import info_nce_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.nn import FeatureQueue
 from zoo.registry import create_method
 
@@ -54,7 +54,7 @@ def test_a_queue_smaller_than_the_global_batch_is_a_clear_error():
 def test_a_method_composes_a_queue_with_its_own_config_field():
     """No Config-order rule: the method declares queue_size like any field and holds the component."""
 
-    class WithQueue(BaseMethod):
+    class WithQueue(Method):
         @dataclass
         class Config(MethodConfig):
             queue_size: int = 24
@@ -78,10 +78,11 @@ def test_the_queue_survives_kill_minus_nine_and_resume(tmp_path):
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
-    assert killed["state_dict"]["queue.ptr"].item() == written
+    assert killed["state_dict"]["method.queue.ptr"].item() == written
     final = resumed(args, run_dir)
     assert final["global_step"] == steps
-    assert final["state_dict"]["queue.ptr"].item() == batch * steps
-    assert torch.equal(final["state_dict"]["queue.keys"][:, :written], killed["state_dict"]["queue.keys"][:, :written])
-    assert not torch.equal(final["state_dict"]["queue.keys"][:, written:batch * steps],
-                           killed["state_dict"]["queue.keys"][:, written:batch * steps])
+    assert final["state_dict"]["method.queue.ptr"].item() == batch * steps
+    assert torch.equal(final["state_dict"]["method.queue.keys"][:, :written],
+                       killed["state_dict"]["method.queue.keys"][:, :written])
+    assert not torch.equal(final["state_dict"]["method.queue.keys"][:, written:batch * steps],
+                           killed["state_dict"]["method.queue.keys"][:, written:batch * steps])

@@ -2,7 +2,6 @@
 resume), the global crops first, the freeze period."""
 
 import functools
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -83,18 +82,15 @@ def test_swav_codes_use_the_queue_only_from_its_epoch_on_and_once_full():
         keys = torch.stack([F.normalize(model.projector(model.backbone(crop)), dim=-1) for crop in batch])
     assert model.queue.ptr.item() == 8 and torch.allclose(model.queue.keys[:, :8], keys, atol=1e-6)
     assert not model.queue.keys[:, 8:].any()
-    model._trainer = SimpleNamespace(current_epoch=1)
-    assert not model.uses_queue()  # from its epoch on, but not full yet
+    assert not model.uses_queue(epoch=1)  # from its epoch on, but not full yet
     model.queue.keys.normal_()
-    assert model.uses_queue()
-    model._trainer = SimpleNamespace(current_epoch=0)
-    assert not model.uses_queue()
-    model._trainer = SimpleNamespace(current_epoch=1)
+    assert model.uses_queue(epoch=1)
+    assert not model.uses_queue(epoch=0)
     queue = model.queue.keys.clone()
     scores = [torch.randn(8, 24) for _ in range(2)]
     with torch.no_grad():
         expected = [sinkhorn_knopp(torch.cat([s, model.prototypes(queue[i])]))[:8] for i, s in enumerate(scores)]
-    assert all(torch.allclose(c, e) for c, e in zip(model.codes(scores), expected))
+    assert all(torch.allclose(c, e) for c, e in zip(model.codes(scores, epoch=1), expected))
 
 
 def test_the_global_crops_come_first_for_codes_and_teacher():
@@ -130,10 +126,10 @@ def test_the_swav_queue_survives_kill_minus_nine_and_resume(tmp_path):
     killed_steps = killed["global_step"]
     assert 0 < killed_steps < steps, "the run was not killed mid-training"
     written = batch * killed_steps
-    killed_queue = killed["state_dict"]["queue.keys"]
-    assert killed["state_dict"]["queue.ptr"].item() == written
+    killed_queue = killed["state_dict"]["method.queue.keys"]
+    assert killed["state_dict"]["method.queue.ptr"].item() == written
     assert killed_queue[:, :written].any(dim=-1).all() and not killed_queue[:, written:].any()
     final = resumed(args, run_dir)
-    assert final["global_step"] == steps and final["state_dict"]["queue.ptr"].item() == 0  # 144 rows: wrapped once
-    assert torch.equal(final["state_dict"]["queue.keys"][:, :written], killed_queue[:, :written])
-    assert final["state_dict"]["queue.keys"].any(dim=-1).all()
+    assert final["global_step"] == steps and final["state_dict"]["method.queue.ptr"].item() == 0  # 144 rows: wrapped once
+    assert torch.equal(final["state_dict"]["method.queue.keys"][:, :written], killed_queue[:, :written])
+    assert final["state_dict"]["method.queue.keys"].any(dim=-1).all()

@@ -7,7 +7,7 @@ from default_run import default_run
 from method_settings import SOLO_OPTIMIZER, TINY_8, solo_learn_narrow
 from torch.utils.data import DataLoader
 
-from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 
 
 def test_the_default_runs_values():
@@ -39,9 +39,10 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
     Under SGD with momentum the unfrozen parameters get their momentum buffers at their first gradient (torch's
     fused SGD would stop there with a TypeError)."""
     torch.manual_seed(0)
-    model = create_method(name, {**solo_learn_narrow(name), **freeze}, **TINY_8, scheduler={"warmup_epochs": 0},
-                          optimizer={**SOLO_OPTIMIZER[name], "name": optimizer})
-    assert model.optimizer_cfg.name == optimizer and model.optimizer_cfg.momentum > 0
+    harness = Pretrainer(name, config={**solo_learn_narrow(name), **freeze}, **TINY_8, num_classes=10,
+                         scheduler={"warmup_epochs": 0}, optimizer={**SOLO_OPTIMIZER[name], "name": optimizer})
+    model = harness.method
+    assert harness.optimizer_cfg.name == optimizer and harness.optimizer_cfg.momentum > 0
     frozen = model.prototypes.weight if name == "swav" else model.projector.last_layer.parametrizations.weight.original1
     trained = model.projector[0].weight if name == "swav" else model.projector.mlp[0].weight
     seen = []
@@ -54,7 +55,7 @@ def test_the_frozen_parameters_stay_fixed_early_in_a_real_fit_then_train(name, f
     trainer = L.Trainer(max_steps=3, limit_val_batches=0, accelerator="cpu", devices=1, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         callbacks=[Record()])
-    trainer.fit(model, DataLoader(_random_crops(8, 2), batch_size=8, shuffle=False))
+    trainer.fit(harness, DataLoader(_random_crops(8, 2), batch_size=8, shuffle=False))
     def moved(now, before):  # SwAV renormalises its unit prototypes every step: rounding only, ~1e-8
         return (now - before).abs().max().item() > 1e-5
 

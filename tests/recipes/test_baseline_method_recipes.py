@@ -209,7 +209,7 @@ def built(cfg):
     if cfg.data.global_batch_size:
         cfg.data.batch_size = split_global_batch(cfg.data.global_batch_size, gpus)
     with torch.device("meta"):
-        return build_method(cfg, num_classes=10, world_size=gpus)
+        return build_method(cfg, num_classes=10, world_size=gpus)  # the harness; its method: .method
 
 
 class _EveryCropProjected(Exception):
@@ -254,7 +254,8 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
     # In-process, as `bash scripts/pretrain/<recipe>.sh --cfg job` resolves it (each script launches its recipe:
     # test_scripts; test_recipe_values resolves every script itself).
     cfg = compose_recipe([f"experiment={recipe}"], DATA_DIR=tmp_path)
-    model = built(cfg)
+    harness = built(cfg)
+    model = harness.method
 
     mlp = model.projector.mlp if hasattr(model.projector, "last_layer") else model.projector  # DINO: the head's MLP
     assert layers(mlp) == (source.projector_in_zoo or source.projector)
@@ -263,7 +264,7 @@ def test_baseline_recipe_builds_its_sources_method(recipe, tmp_path):
     if source.predictor:
         assert layers(model.predictor) == (source.predictor_in_zoo or source.predictor)
         # It trains in the backbone's parameter groups (their lr and weight decay: test_recipe_values), as in every source.
-        groups = model.build_optimizer(steps_per_epoch=10, total_steps=100)["optimizer"].param_groups
+        groups = harness.build_optimizer(steps_per_epoch=10, total_steps=100)["optimizer"].param_groups
         group_of = {id(p): i for i, group in enumerate(groups) for p in group["params"]}
         backbone_group = {p.ndim > 1: group_of[id(p)] for p in model.backbone.parameters()}
         assert all(group_of[id(p)] == backbone_group[p.ndim > 1] for p in model.predictor.parameters())
@@ -321,8 +322,10 @@ def test_the_recipes_override_the_methods_digits_defaults(tmp_path):
 
     mocov2plus, byol, mocov2, swav = (built(compose_recipe([f"method={name}", "data.batch_size=256"]))
                                       for name in ("mocov2plus", "byol", "mocov2", "swav"))
-    assert mocov2plus.queue.keys.shape[1] == 1024 and weights_lr(byol) == pytest.approx(0.5)  # the digits defaults, at batch 256
-    assert mocov2.queue.keys.shape[1] == 1024 and swav.prototypes.out_features == 100
-    assert recipe("cifar10/mocov2plus").queue.keys.shape[1] == 32768 and recipe("imagenet-100/mocov2plus").queue.keys.shape[1] == 65536
+    assert mocov2plus.method.queue.keys.shape[1] == 1024 and weights_lr(byol) == pytest.approx(0.5)  # the digits defaults, at batch 256
+    assert mocov2.method.queue.keys.shape[1] == 1024 and swav.method.prototypes.out_features == 100
+    assert (recipe("cifar10/mocov2plus").method.queue.keys.shape[1] == 32768
+            and recipe("imagenet-100/mocov2plus").method.queue.keys.shape[1] == 65536)
     assert weights_lr(recipe("cifar10/byol")) == pytest.approx(1.0)  # solo-learn's lr 1.0 x 256 / 256
-    assert recipe("imagenet/mocov2").queue.keys.shape[1] == 65536 and recipe("cifar10/swav").prototypes.out_features == 3000
+    assert (recipe("imagenet/mocov2").method.queue.keys.shape[1] == 65536
+            and recipe("cifar10/swav").method.prototypes.out_features == 3000)

@@ -361,4 +361,4 @@ def test_tiny_imagenet_corinfomax_runs_two_steps(tiny_imagenet, tmp_path):
                           "checkpoint_every_n_steps=100"])
     model = pretrain(cfg)
     assert model.trained_steps == 2
-    assert bool(model.running_cov.isfinite().all())
+    assert bool(model.method.running_cov.isfinite().all())

@@ -62,6 +62,7 @@ def test_frossl_is_built_as_the_fork(recipe):
     (nn.Linear's default); invariance_weight from the yaml (STL-10: 1.4, others 1.0); CIFAR stem 3x3/1 pad 2, no
     max-pool (solo/methods/base.py, cifar only)."""
     cfg, model = built(recipe)
+    model = model.method
     assert model.mcfg.name == "frossl"
     assert layers(model.projector) == [("Linear", 512, 2048, True), ("BatchNorm1d", None, None, True),
                                        ("Linear", 2048, 2048, True), ("BatchNorm1d", None, None, True),
@@ -82,7 +83,8 @@ def test_frossl_is_built_as_the_fork(recipe):
 def test_lejepa_is_built_as_minimal(recipe):
     """MINIMAL.md: MLP(feat, [2048, 2048, 16], BatchNorm1d): Linear BN ReLU Linear BN ReLU Linear, biases on;
     SIGReg with 256 slices, 17 knots on [0, 3], lambda 0.02; bf16 (README)."""
-    cfg, model = built(recipe)
+    cfg, harness = built(recipe)
+    model = harness.method
     width = 384 if "vit" in recipe else 512
     assert model.feature_dim == width
     assert layers(model.projector) == [("Linear", width, 2048, True), ("BatchNorm1d", None, None, True),
@@ -91,7 +93,7 @@ def test_lejepa_is_built_as_minimal(recipe):
     m = model.mcfg
     assert (m.lambd, m.num_slices, m.t_max, m.points) == (0.02, 256, 3.0, 17)
     assert cfg.trainer.precision == "bf16-mixed"
-    assert model.optimizer_cfg.betas == [0.9, 0.999]  # torch AdamW's defaults
+    assert harness.optimizer_cfg.betas == [0.9, 0.999]  # torch AdamW's defaults
 
 
 # ---- views ----------------------------------------------------------------------------------------------
@@ -183,7 +185,7 @@ def test_the_vit_recipe_trains_two_steps_with_probe_and_spectrum(tiny_imagenet, 
                           f"run_dir={tmp_path}", "checkpoint_every_n_steps=100"])
     cfg.data.views = [{**v, "size": v["size"] // 7} for v in OmegaConf.to_container(cfg.data.views)]
     model = pretrain(cfg)
-    assert model.trained_steps == 2 and model.feature_dim == 384
+    assert model.trained_steps == 2 and model.method.feature_dim == 384
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["global_batch_size"] == 8
     assert summary["effective_rank"] is not None and 0 < summary["effective_rank"] <= 384

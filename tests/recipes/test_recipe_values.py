@@ -1,7 +1,7 @@
 """What every pretraining recipe trains with, against its official source.
 
 Each script is resolved as `--cfg job` would, then the method and its optimiser are built exactly
-as training builds them (`zoo.build.build_method`, `BaseMethod.build_optimizer`, on the meta
+as training builds them (`zoo.build.build_method`, `Pretrainer.build_optimizer`, on the meta
 device: no memory, no time), and the test reads back the values training uses: each parameter
 group's lr after batch scaling, its weight decay and LARS adaptation, the lr at chosen steps of the
 schedule (warmup, peak, epoch boundaries, milestones, the end), the EMA momentum, the global batch
@@ -358,7 +358,7 @@ def test_the_default_run_convolves_14x14_maps_of_its_16_px_crops():
     """README command 1's backbone as pretraining builds it: two 16 px crops into the small stem without
     padding, whose 14x14 maps cost 0.77x the convolution work of padding 1's 16x16."""
     cfg = compose_recipe([], NUM_GPUS="1")
-    model = build_method(cfg, num_classes=10, world_size=1)
+    model = build_method(cfg, num_classes=10, world_size=1).method
     assert model.crop_sizes == (16, 16)
     stem = model.backbone.conv1
     assert (stem.kernel_size, stem.stride, stem.padding) == ((3, 3), (1, 1), (0, 0))

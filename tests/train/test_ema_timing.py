@@ -22,6 +22,7 @@ from method_settings import TEST_RESNET, narrow_config, overrides
 from torch.utils.data import DataLoader
 
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 
 # The tiny test ResNet at narrow widths; DINO's last layer not frozen, so that every step moves the whole target.
 TIMED = {"byol": narrow_config("byol"), "mocov2plus": narrow_config("mocov2plus"), "dino": {**narrow_config("dino"), "freeze_epochs": 0}}
@@ -52,12 +53,12 @@ class Record(L.Callback):
         self.target_start, self.online_start, self.target_end, self.online_end, self.step_end = [], [], [], [], []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.target_start.append(target_params(pl_module))
-        self.online_start.append(online_params(pl_module))
+        self.target_start.append(target_params(pl_module.method))
+        self.online_start.append(online_params(pl_module.method))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.target_end.append(target_params(pl_module))
-        self.online_end.append(online_params(pl_module))
+        self.target_end.append(target_params(pl_module.method))
+        self.online_end.append(online_params(pl_module.method))
         self.step_end.append(trainer.global_step)
 
 
@@ -92,7 +93,8 @@ def intl_order(initial_target, online_start, step_start, total_steps, base):
 
 def fit(name, batches, accumulate=1, timing=None):
     torch.manual_seed(0)
-    model = create_method(name, {**TIMED[name], **STEEP}, **TEST_RESNET, scheduler={"warmup_epochs": 0})
+    model = create_method(name, {**TIMED[name], **STEEP}, **TEST_RESNET)
+    harness = Pretrainer(model, num_classes=10, scheduler={"warmup_epochs": 0})
     if timing:
         model.target.timing = timing
     initial = target_params(model)
@@ -108,7 +110,7 @@ def fit(name, batches, accumulate=1, timing=None):
     trainer = L.Trainer(max_epochs=1, limit_val_batches=0, accelerator="cpu", devices=1, precision="64-true", logger=False,
                         accumulate_grad_batches=accumulate, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[record])
-    trainer.fit(model, DataLoader(samples(batches), batch_size=8, shuffle=False))
+    trainer.fit(harness, DataLoader(samples(batches), batch_size=8, shuffle=False))
     return model, trainer, initial, record, taus
 
 
@@ -219,7 +221,7 @@ def test_the_gpu_benchmarks_step_moves_the_target_where_training_does(name):
     steps = 3
     stepper = Stepper(cfg, per_gpu=8, ranks=1, device=torch.device("cpu"), num_classes=10, total_steps=steps)
     benchmark = []
-    record_events(stepper.model, stepper.optimizer, benchmark)
+    record_events(stepper.model.method, stepper.optimizer, benchmark)
     for _ in range(steps):
         stepper.step()
 
@@ -229,7 +231,7 @@ def test_the_gpu_benchmarks_step_moves_the_target_where_training_does(name):
 
     class Record(L.Callback):
         def on_train_start(self, trainer, pl_module):
-            record_events(pl_module, trainer.optimizers[0], training)
+            record_events(pl_module.method, trainer.optimizers[0], training)
 
     gen = torch.Generator().manual_seed(0)
     data = [([torch.randn(3, s, s, generator=gen) for s in crop_sizes(cfg)], i % 10) for i in range(8 * steps)]

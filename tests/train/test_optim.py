@@ -24,7 +24,7 @@ VARIANT = {"barlowtwins": "lars_fb", "vicreg": "lars_fb", "mmcr": "lars_fb", "so
 
 
 def zoo_steps(case, name):
-    """The parameters after each step of the optimiser `name` builds over the zoo's groups (BaseMethod.param_groups
+    """The parameters after each step of the optimiser `name` builds over the zoo's groups (Pretrainer.param_groups
     with exclude_bias_and_norm: weights; 1-D at lr x bias_lr_factor, neither decayed nor adapted; the probe)."""
     values = case["zoo"]
     opt = OmegaConf.structured(OptimizerConfig(name=name, weight_decay=values["weight_decay"], lars_eta=values["lars_eta"],

@@ -9,11 +9,12 @@ from method_settings import TEST_RESNET, narrow_config
 from zoo.config import SOLO_LARS
 from zoo.nn import StepState, components
 from zoo.registry import create_method
+from zoo.train.harness import Pretrainer
 from zoo.train.step import forward_step, train_step
 
 # solo-learn's clipped LARS (eta 0.02): its steps move the prototypes visibly in two steps, which the official
 # SwAV LARS (eta 0.001, the class default) does not
-TINY = {**TEST_RESNET, "optimizer": {**SOLO_LARS, "lr": 0.6}}
+HARNESS = {"num_classes": 10, "optimizer": {**SOLO_LARS, "lr": 0.6}}
 # SwAV's prototypes frozen for the first step only; INTL-M's target moving a lot in two steps.
 STEPPED = {"swav": {**narrow_config("swav"), "freeze_epochs": 0, "freeze_steps": 1}, "intl_m": {**narrow_config("intl_m"), "momentum_base": 0.5}}
 
@@ -24,7 +25,7 @@ def batch(seed):
 
 
 def optimiser(model):
-    configured = model.build_optimizer(steps_per_epoch=2, total_steps=4)
+    configured = Pretrainer(model, **HARNESS).build_optimizer(steps_per_epoch=2, total_steps=4)
     return configured["optimizer"], configured["lr_scheduler"]["scheduler"]
 
 
@@ -33,7 +34,7 @@ def test_an_amp_scaler_takes_the_same_steps_as_none(name):
     """The scaler's path (scaled backward, unscale before the components' hooks, scaler.step) gives the steps of
     the plain path: the scale is a power of two, so unscaling is exact; SwAV's prototypes stay frozen in step 0."""
     torch.manual_seed(0)
-    plain = create_method(name, STEPPED[name], **TINY)
+    plain = create_method(name, STEPPED[name], **TEST_RESNET)
     scaled = copy.deepcopy(plain)
     prototypes = plain.prototypes.weight.clone() if name == "swav" else None
     for model, scaler in ((plain, None), (scaled, torch.amp.GradScaler("cpu", init_scale=2.0**10))):
@@ -54,7 +55,7 @@ def test_the_before_forward_hooks_run_once_per_optimiser_step():
     """Under gradient accumulation the forward runs several times per optimiser step: INTL-M's target moves at
     the first of them only."""
     torch.manual_seed(0)
-    model = create_method("intl_m", STEPPED["intl_m"], **TINY)
+    model = create_method("intl_m", STEPPED["intl_m"], **TEST_RESNET)
     (ema,) = components(model)
     moves = []
     update = ema.update

@@ -3,12 +3,12 @@ from typing import ClassVar
 
 from zoo.config import FB_LARS
 from zoo.losses import barlow_twins_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("barlow_twins")
-class BarlowTwins(BaseMethod):
+class BarlowTwins(Method):
     """Barlow Twins (Zbontar et al., ICML 2021): the cross-correlation of the two
     batch-normalised views driven to the identity. Defaults: the official code's
     (facebookresearch/barlowtwins main.py): projector 8192-8192-8192 without biases, lambd 0.0051,

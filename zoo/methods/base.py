@@ -1,45 +1,38 @@
-"""The shared training stack: every method is a subclass with a projector and a loss.
+"""The method: an `nn.Module` (no Lightning) with a backbone, a projector and a loss; every method subclasses it.
 
-The base owns the backbone, projector construction, optimiser and schedule,
-the online linear probe, online k-NN and spectrum statistics; an EMA target,
-a feature queue or early freezing are components the method holds (`zoo.nn`),
-which the one training step (`zoo.train.step`) finds and calls. A method file
-only says what is particular to it.
+A method file says only what is particular to it: its `Config`, its heads (`build_projector`, `build_modules`) and
+its loss (`loss(views)`, or `compute_loss(crops, state)` for more than projector outputs). An EMA target, a feature
+queue or early freezing are components the method holds (`zoo.nn`), which the one training step (`zoo.train.step`)
+finds and calls. The optimiser, schedule, online probe, logging and validation belong to the harness that wraps
+any method for training (`zoo.train.harness.Pretrainer`).
 
-A method is built from its own config plus explicit arguments, like timm's
-`create_model(name, **kwargs)`; no run config is needed:
+A method is built from its own config plus explicit arguments, like timm's `create_model(name, **kwargs)`; no run
+config is needed, and its loss runs without a trainer:
 
-    VICReg(VICReg.Config(proj_out=64), num_classes=10, crop_sizes=(16, 16), global_batch_size=16)
+    model = VICReg(VICReg.Config(proj_out=64), crop_sizes=(16, 16), global_batch_size=16)
+    out = model.forward_loss([crop_a, crop_b])   # MethodOutput: total, parts, features, logs
+    out.total.backward()
 
-`zoo.build.build_method(cfg, num_classes, world_size)` is the one place that turns
-a run config into these arguments.
+`forward_loss(crops, state)` takes where training is (`zoo.nn.StepState`: step, total steps, epoch, steps per
+epoch; None = the first step) for methods whose loss follows the schedule (DINO's teacher temperature).
 """
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import lightning as L
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torchmetrics.functional.classification import multiclass_accuracy
 
-from zoo.backbones import build_mlp, create_backbone, wants_channels_last
-from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig, plain_values
+from zoo.backbones import build_mlp, create_backbone
+from zoo.config import BackboneConfig
 from zoo.errors import ZooError
-from zoo.metrics.health import collapse_indicator, health
-from zoo.metrics.knn import knn_predict
-from zoo.metrics.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
-from zoo.names import Schedule, ScheduleInterval, WarmupRule
 from zoo.nn import EMA, StepState, components
 from zoo.nn.legacy import rename_old_layout_keys
-from zoo.optim import make_optimizer
-from zoo.spectral import covariance
-from zoo.train.step import after_optimizer_step, before_optimizer_step, forward_step
+
+FIRST_STEP = StepState(step=0, total_steps=1)  # where a method stands without a training loop
 
 
 @dataclass
@@ -55,42 +48,34 @@ class MethodConfig:
     proj_hidden_bn: bool = True  # BatchNorm after each hidden Linear (SimCLR's and MoCo's projectors have none)
 
 
+@dataclass
+class MethodOutput:
+    """One forward of a method's loss: `total` (what backward takes), its named `parts` (logged as
+    train/loss/<part>; empty for a one-term loss), the backbone `features` the online probe reads (the largest
+    crops'), and `logs`: values of this step to log (e.g. DINO's teacher temperature), {name: number}."""
+
+    total: torch.Tensor
+    parts: dict = field(default_factory=dict)
+    features: list = field(default_factory=list)
+    logs: dict = field(default_factory=dict)
+
+
 def typed_config(schema, *nodes):
     """`nodes` (dataclass instances, dicts or DictConfigs; None skipped) merged in order onto the
     dataclass `schema`: a typed DictConfig, so a misspelled key or a wrong type fails here."""
     return OmegaConf.merge(OmegaConf.structured(schema), *[node for node in nodes if node is not None])
 
 
-def batch_scaled(lr, scale_lr, global_batch_size):
-    """The lr applied: `lr` x global batch / 256 when `scale_lr` (the linear scaling rule), else `lr`."""
-    return lr * (global_batch_size / 256 if scale_lr else 1.0)
+class Method(nn.Module):
+    """A self-supervised method: backbone + projector + loss.
 
-
-def in_dataset_order(gathered, total):
-    """(world, n, ...) outputs of a validation loader under DistributedSampler (no shuffling), as
-    `all_gather` stacks them, back in the data set's order without the padding: the sampler deals
-    sample i to process i % world and pads the last round with the first samples again, so
-    450 images on 4 processes would otherwise count 452 (two twice)."""
-    return gathered.transpose(0, 1).flatten(0, 1)[:total]
-
-
-class BaseMethod(L.LightningModule):
-    """A self-supervised method: backbone + projector + loss, with an online probe and k-NN.
-
-    Arguments (everything the method reads; the checkpoint's hyper-parameters keep them):
+    Arguments (everything the method reads; a checkpoint's hyper-parameters keep them):
       config: the method's `Config` (a dataclass instance, or a dict / DictConfig of its fields
         on top of the defaults; None = the paper's defaults).
-      num_classes: classes of the online probe and k-NN.
       crop_sizes: the size of each training crop, in crop order, e.g. (224, 224, 96, 96, 96, 96):
         their number is the views the loss takes, the largest decides the backbone's stem.
       global_batch_size: samples per training step over all devices (what whitening sees).
       backbone: a timm model name or a `BackboneConfig` (dataclass, dict or DictConfig).
-      optimizer, scheduler: `OptimizerConfig` / `SchedulerConfig` (or dicts of their fields);
-        the optimizer's defaults are the method's `optimizer_defaults` on the schema's.
-      lr, probe_lr: the lrs actually applied; None = optimizer.lr / optimizer.probe_lr scaled by
-        global_batch_size / 256 when optimizer.scale_lr (pretraining passes them, with gradient
-        accumulation in the lr's batch).
-      knn_k, knn_temperature: the online k-NN of validation.
     """
 
     Config = MethodConfig
@@ -106,24 +91,17 @@ class BaseMethod(L.LightningModule):
     # A method whose recipes follow sources that differ makes them properties of its config (SwAV, SimCLR).
     joint_backbone = False
     joint_projector = False
-    # `optimizer.*` values of the method's paper (applied under the optimizer argument, and by Hydra
-    # when `method=<name>` is selected).
+    # `optimizer.*` values of the method's paper: the harness applies them under its optimizer argument, and
+    # Hydra when `method=<name>` is selected.
     optimizer_defaults: ClassVar[dict] = {}
 
     def __init__(
         self,
         config: MethodConfig | Mapping | None = None,
         *,
-        num_classes: int,
         crop_sizes: Sequence[int] = (224, 224),
         global_batch_size: int = 256,
         backbone: str | BackboneConfig | Mapping = "resnet18",
-        optimizer: OptimizerConfig | Mapping | None = None,
-        scheduler: SchedulerConfig | Mapping | None = None,
-        lr: float | None = None,
-        probe_lr: float | None = None,
-        knn_k: int = EvalConfig.knn_k,
-        knn_temperature: float = EvalConfig.knn_temperature,
     ):
         super().__init__()
         if isinstance(config, DictConfig | Mapping) and {"method", "data"} <= set(config):
@@ -134,43 +112,16 @@ class BaseMethod(L.LightningModule):
         self.mcfg = typed_config(self.Config, config)
         self.mcfg.name = self.name
         self.backbone_cfg = typed_config(BackboneConfig, {"name": backbone} if isinstance(backbone, str) else backbone)
-        self.optimizer_cfg = typed_config(OptimizerConfig, self.optimizer_defaults, optimizer)
-        self.scheduler_cfg = typed_config(SchedulerConfig, scheduler)
-        self.num_classes = int(num_classes)
         self.crop_sizes = tuple(int(size) for size in crop_sizes)
-        self._nhwc = False  # NHWC during fit: decided in setup("fit") from `channels_last`
         self.global_batch_size = int(global_batch_size)
-        opt = self.optimizer_cfg
-        self.lr = float(batch_scaled(opt.lr, opt.scale_lr, self.global_batch_size) if lr is None else lr)
-        self.probe_lr = float(batch_scaled(opt.probe_lr, opt.scale_lr, self.global_batch_size) if probe_lr is None else probe_lr)
-        self.knn_k, self.knn_temperature = int(knn_k), float(knn_temperature)
-        # Plain values, so that `Method.load_from_checkpoint(path)` rebuilds the method as it was.
-        self.save_hyperparameters({
-            "config": plain_values(self.mcfg),
-            "num_classes": self.num_classes,
-            "crop_sizes": list(self.crop_sizes),
-            "global_batch_size": self.global_batch_size,
-            "backbone": plain_values(self.backbone_cfg),
-            "optimizer": plain_values(self.optimizer_cfg),
-            "scheduler": plain_values(self.scheduler_cfg),
-            "lr": self.lr,
-            "probe_lr": self.probe_lr,
-            "knn_k": self.knn_k,
-            "knn_temperature": self.knn_temperature,
-        })
         self.check_views(len(self.crop_sizes))
         self.backbone = create_backbone(self.backbone_cfg, max(self.crop_sizes))
         self.feature_dim = self.backbone.num_features
         self.projector = self.build_projector()
-        self.classifier = nn.Linear(self.feature_dim, self.num_classes)
         self.build_modules()
         # checkpoints of the layout before components (target_backbone.*, queue, ...) load under today's names
         self.register_load_state_dict_pre_hook(rename_old_layout_keys)
         self.check_global_batch(self.mcfg, self.global_batch_size)
-        self._val_outputs = {}
-        self.last_eval = {}
-        self._said_missing = set()  # (metric, reason) pairs already printed: one line each per run
-        self.trained_steps = 0  # in this process: 0 after resuming a finished run
 
     # ---- what a method may override -------------------------------------------------
     def build_projector(self):
@@ -179,7 +130,7 @@ class BaseMethod(L.LightningModule):
                          m.proj_hidden_bn)
 
     def build_modules(self):
-        """Modules beyond backbone, projector and probe (a predictor; components such as an EMA target,
+        """Modules beyond backbone and projector (a predictor; components such as an EMA target,
         `zoo.nn`), built once those exist; an override calls `super().build_modules()`."""
 
     @property
@@ -221,10 +172,22 @@ class BaseMethod(L.LightningModule):
         gives the identity; None for methods without a transform. For the spectrum diagnostics:
         `z` is already gathered from every rank, so call `whiten(..., distributed=False)`."""
 
-    def compute_loss(self, crops):
-        """Loss of one training batch -> (loss, backbone features for the online probe)."""
+    def compute_loss(self, crops, state: StepState | None = None):
+        """The override point of the loss: one training batch (crops in crop order) at `state` (None = the first
+        step) -> (loss or (loss, {part: tensor}), backbone features for the online probe)."""
         features = self.encode(crops)
         return self.loss(self.project(features)), largest_crops(features, crops)
+
+    def step_logs(self, state: StepState) -> dict:
+        """{metric name: number} to log at `state`, beyond the loss (e.g. a temperature the schedule moves)."""
+        return {}
+
+    def forward_loss(self, crops, state: StepState | None = None) -> MethodOutput:
+        """The loss of one training batch at `state` (None = the first step), as training takes it."""
+        state = FIRST_STEP if state is None else state
+        loss, features = self.compute_loss(crops, state)
+        total, parts = self.split_loss(loss)
+        return MethodOutput(total, parts, features, self.step_logs(state))
 
     def encode(self, crops):
         """Backbone features of every crop, in crop order, batched as `joint_backbone` declares."""
@@ -246,7 +209,8 @@ class BaseMethod(L.LightningModule):
         """Parameter groups beyond backbone + projector, e.g. a predictor with a fixed lr.
 
         Each is a dict with "params" and optionally "lr_factor" (x the method lr)
-        and "fixed_lr" (True: not scheduled).
+        and "fixed_lr" (True: not scheduled). The harness puts every other trained parameter in the
+        backbone + projector groups; parameters with requires_grad False (frozen for good) are in none.
         """
         return []
 
@@ -260,302 +224,14 @@ class BaseMethod(L.LightningModule):
                 f"{num_crops} crops: change data.views (or pick a multi-crop method)"
             )
 
-    # NHWC (channels_last) model and crops during fit; None: where it is faster (`wants_channels_last`: CUDA,
-    # or CPU crops from 32 px), True / False force it.
-    channels_last: bool | None = None
-
-    def setup(self, stage):
-        # before the strategy moves (strides kept) and wraps the model: DDP's gradient buckets follow the
-        # parameters' strides, so converting after the wrap would copy every gradient each step
-        if stage == "fit":
-            nhwc = self.channels_last
-            if nhwc is None:
-                nhwc = wants_channels_last(self.trainer.strategy.root_device.type, max(self.crop_sizes))
-            self._nhwc = nhwc
-            if nhwc:
-                self.to(memory_format=torch.channels_last)
-
-    def _prepare(self, crop):
-        return crop.contiguous(memory_format=torch.channels_last) if self._nhwc else crop
-
-    def on_train_start(self):
-        self._fit_steps = self.fit_steps()  # fixed for the fit: read once, not three times per step
-
-    def fit_steps(self):
-        """(optimiser steps of the whole fit, optimiser steps per epoch)."""
-        return max(int(self.trainer.estimated_stepping_batches), 1), self.steps_per_epoch()
-
-    def step_state(self):
-        """Where training is, for the step's hooks (`zoo.nn.StepState`): Lightning's optimiser steps done, total
-        steps and epoch, which a checkpoint keeps; the first step of one when there is no trainer."""
-        if self._trainer is None:
-            return StepState(step=0, total_steps=1)
-        total, per_epoch = getattr(self, "_fit_steps", None) or self.fit_steps()
-        return StepState(step=self.global_step, total_steps=total, epoch=self.current_epoch, steps_per_epoch=per_epoch)
-
-    def training_step(self, batch, batch_idx):
-        crops, labels = batch
-        crops = [self._prepare(crop) for crop in crops]
-        out = forward_step(self, crops, labels, self.step_state())  # EMA "before_forward" at a step's first batch
-        self.log_component_values(out.logs)
-        # what zoo.callbacks.DivergenceGuard checks (before the optimiser step) and names when one is not finite
-        self.step_losses = {"loss": out.loss.detach(), **{name: part.detach() for name, part in out.parts.items()},
-                            "probe": out.probe_loss.detach()}
-        self.trained_steps += 1
-        metrics = ({"train/loss": out.loss, "train/probe_loss": out.probe_loss, "train/probe_top1": out.probe_top1}
-                   if self.labelled else {"train/loss": out.loss})
-        metrics |= {f"train/loss/{name}": part for name, part in out.parts.items()}
-        self.log_train_metrics(metrics)
-        return out.total
-
-    def on_before_optimizer_step(self, optimizer):
-        # once per optimiser step, after every accumulated backward (and AMP's unscaling), before clipping
-        self.log_component_values(before_optimizer_step(self, self.step_state()))
-
-    def optimizer_step(self, *args, **kwargs):
-        state = self.step_state()  # optimiser steps completed before this one (Lightning counts it after the hook)
-        result = super().optimizer_step(*args, **kwargs)  # the closure inside runs training_step and backward
-        # inside optimizer_step: only on batches that step (not while accumulating), before any callback of the
-        # batch (a checkpoint saved every n steps holds the moved EMA target)
-        self.log_component_values(after_optimizer_step(self, state))
-        return result
-
-    def log_component_values(self, values):
-        """What the components' hooks returned to log (e.g. train/momentum), as step values."""
-        for name, value in values.items():
-            self.log(name, value)
-
-    def log_train_metrics(self, metrics):
-        """{name: 0-d tensor} of this step -> <name>_step, averaged over the ranks in one all-reduce (what
-        `sync_dist=True` does with one barrier + all-reduce per metric per step), and its epoch mean
-        <name>_epoch, averaged over the ranks once at the epoch's end; as they are on one process."""
-        metrics = {name: value.detach() for name, value in metrics.items()}
-        step_values = metrics
-        if self.trainer.world_size > 1:
-            stacked = torch.stack([value.float() for value in metrics.values()])
-            step_values = dict(zip(metrics, self.trainer.strategy.reduce(stacked, reduce_op="mean").unbind()))
-        self.log_dict({f"{name}_step": value for name, value in step_values.items()}, prog_bar=True, on_step=True,
-                      on_epoch=False)
-        self.log_dict({f"{name}_epoch": value for name, value in metrics.items()}, on_step=False, on_epoch=True,
-                      sync_dist=True)
-
     @staticmethod
     def split_loss(loss):
         """What `loss()` / `compute_loss` gave -> (total, {part name: tensor}): a method may return
         the total alone or (total, its named parts); the parts are logged as train/loss/<part>."""
         return (loss, {}) if isinstance(loss, torch.Tensor) else loss
 
-    @property
-    def labelled(self):
-        """False for a run on unlabelled images (num_classes 0, data.labels=false): no probe, no k-NN."""
-        return self.num_classes > 0
-
-    @property
-    def evaluated_loader(self):
-        """The validation loader whose images are evaluated: 1 (0 is the k-NN bank); 0 without labels, whose
-        one loader holds the images of the label-free diagnostics."""
-        return 1 if self.labelled else 0
-
-    def probe_step(self, features, labels):
-        """Online linear probe on detached backbone features (labels -1 = unlabelled) -> (loss, top-1);
-        (0, None) on unlabelled images."""
-        if not self.labelled:
-            return features[0].new_zeros(()), None
-        feats = torch.cat([f.detach() for f in features])
-        targets = labels.repeat(len(features))
-        logits = self.classifier(feats)
-        loss = F.cross_entropy(logits, targets, ignore_index=-1)
-        return loss, top_k_accuracy(logits.detach(), targets, self.num_classes)
-
-    # ---- validation: online probe, k-NN, spectrum --------------------------------------
-    def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        images, labels = batch
-        features = self.backbone(self._prepare(images))
-        store = self._val_outputs.setdefault(dataloader_idx, {"features": [], "labels": [], "projections": []})
-        store["features"].append(features.float())
-        store["labels"].append(labels)
-        if dataloader_idx == self.evaluated_loader:
-            store["projections"].append(self.projector(features).float())
-
-    def _gathered(self, index, key):
-        """Every process's outputs of validation loader `index`, in the data set's order, each sample once."""
-        local = torch.cat(self._val_outputs[index][key])
-        gathered = self.all_gather(local)
-        if gathered.dim() == local.dim():  # one process
-            return gathered
-        return in_dataset_order(gathered, len(self.trainer.val_dataloaders[index].dataset))
-
-    def on_validation_epoch_end(self):
-        evaluated = self.evaluated_loader
-        if evaluated not in self._val_outputs or (self.labelled and 0 not in self._val_outputs):
-            self._val_outputs = {}
-            return
-        feats, labels = self._gathered(evaluated, "features"), self._gathered(evaluated, "labels")
-        projections = self._gathered(evaluated, "projections")
-        accuracies = dict.fromkeys(("knn_top1", "knn_top5", "linear_top1", "linear_top5"))  # None without labels
-        if self.labelled:
-            bank, bank_labels = self._gathered(0, "features"), self._gathered(0, "labels")
-            known = bank_labels >= 0
-            scores = knn_predict(bank[known], bank_labels[known], feats, self.num_classes, self.knn_k, self.knn_temperature)
-            logits = self.classifier(feats)
-            top5 = min(5, self.num_classes)
-            accuracies["knn_top1"], accuracies["knn_top5"] = (
-                top_k_accuracy(scores, labels, self.num_classes, k).item() for k in (1, top5))
-            accuracies["linear_top1"], accuracies["linear_top5"] = (
-                top_k_accuracy(logits, labels, self.num_classes, k).item() for k in (1, top5))
-        self._val_outputs = {}
-        backbone_eigs, projector_eigs = covariance_eigenvalues(feats), covariance_eigenvalues(projections)
-        self.last_eval = {
-            **accuracies,
-            "evaluated_images": len(feats),  # each validation image once, whatever the number of processes
-            "effective_rank": effective_rank(backbone_eigs),
-            "projector_effective_rank": effective_rank(projector_eigs),
-            "backbone_condition_number": condition_number(backbone_eigs),
-            "projector_condition_number": condition_number(projector_eigs),
-            "output_std": collapse_indicator(projections).value,
-            "backbone_eigenvalues": backbone_eigs.cpu(),
-            "projector_eigenvalues": projector_eigs.cpu(),
-        }
-        self.last_eval.update(self.transform_diagnostics(projections))
-        self.last_eval.update(self.health_values(feats, projections, backbone_eigs, projector_eigs))
-        self.last_eval_step = self.global_step
-        scalars = {f"val/{k}": v for k, v in self.last_eval.items() if isinstance(v, float)}
-        if self.labelled:
-            self.log("val/knn_top1", scalars.pop("val/knn_top1"), prog_bar=True)
-        self.log_dict(scalars)
-
-    def health_values(self, feats, projections, backbone_eigs, projector_eigs):
-        """`zoo.metrics.health.health` by name, None where a metric cannot be computed; its reason is printed
-        once per run (a float is logged to metrics.csv, a None is not: summary.json holds null)."""
-        values = {}
-        for name, (value, reason) in health(feats, projections, backbone_eigs, projector_eigs).items():
-            values[name] = value
-            if value is None and (name, reason) not in self._said_missing and self.global_rank == 0:
-                self._said_missing.add((name, reason))
-                print(f"warning: step {self.global_step}: val/{name} not computed: {reason}")
-        return values
-
-    @torch.no_grad()
-    def transform_diagnostics(self, projections):
-        """Spectrum of the transformed output on the first training-sized batch of validation
-        projections, and how far its covariance (on the whitening axis) is from the identity."""
-        if len(projections) < self.global_batch_size:
-            return {}
-        transformed = self.transform(projections[: self.global_batch_size])
-        if transformed is None:
-            return {}
-        white, axis = transformed
-        if not torch.isfinite(white).all():
-            return {}  # the transform overflowed on this batch (e.g. lambda^-p of a ~0 eigenvalue): no diagnostics
-        cov = covariance(white.double(), axis)
-        eigs = attainable_eigenvalues(cov, observations=white.shape[-2] if axis == "batch" else white.shape[-1])
-        identity = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
-        return {
-            "transformed_identity_distance": float(torch.linalg.matrix_norm(cov - identity) / len(cov) ** 0.5),
-            "transformed_effective_rank": effective_rank(eigs),
-            "transformed_condition_number": condition_number(eigs),
-            "transformed_eigenvalues": eigs.cpu(),
-        }
-
-    # ---- optimiser and schedule --------------------------------------------------------
-    def param_groups(self):
-        opt = self.optimizer_cfg
-        extra = self.extra_param_groups()
-        taken = {id(p) for group in extra for p in group["params"]}
-        taken |= {id(p) for p in self.classifier.parameters()}
-        trained = [(n, p) for n, p in self.named_parameters() if p.requires_grad and id(p) not in taken]
-        if opt.exclude_bias_and_norm:
-            groups = [
-                {"params": [p for _, p in trained if p.ndim > 1]},
-                {"params": [p for _, p in trained if p.ndim <= 1], "weight_decay": 0.0, "lr_factor": opt.bias_lr_factor,
-                 "lars_adapt": False},
-            ]
-        else:
-            groups = [{"params": [p for _, p in trained]}]
-        groups += extra
-        probe_lr = self.probe_lr
-        # Under LARS every group is adapted, whatever its weight decay (solo-learn's and FB's LARS), except
-        # the 1-D parameters under exclude_bias_and_norm: so the probe's weight is adapted, its bias is not.
-        groups.append({"params": [self.classifier.weight], "lr": probe_lr, "weight_decay": 0.0})
-        groups.append({"params": [self.classifier.bias], "lr": probe_lr, "weight_decay": 0.0,
-                       "lars_adapt": not opt.exclude_bias_and_norm})
-        for group in groups:
-            group.setdefault("lr", self.lr * group.pop("lr_factor", 1.0))
-            group.setdefault("weight_decay", opt.weight_decay)
-            group.setdefault("fixed_lr", False)
-            group["always_adapt"] = group.pop("lars_adapt", True)  # timm's Lars: adapt with weight decay or always_adapt
-        return [group for group in groups if group["params"]]
-
-    def configure_optimizers(self):
-        return self.build_optimizer(self.steps_per_epoch(), self.trainer.estimated_stepping_batches)
-
-    def build_optimizer(self, steps_per_epoch, total_steps):
-        """The optimiser and per-step lr schedule training uses (Lightning's configure_optimizers format)."""
-        opt = self.optimizer_cfg
-        groups = self.param_groups()
-        # torch's fused kernels: one pass over all parameters (on a CPU 2.6x faster than the per-tensor loop for
-        # SGD, 3.3x for Adam: benchmarks/step_time.py's optimiser column); not on the meta device of the tests.
-        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
-        # torch's fused SGD creates a group's momentum buffers only while none of its parameters has one, and stops
-        # with a TypeError on a parameter whose first gradient comes later; the per-parameter loop creates each
-        # buffer at its parameter's first gradient, as the official SwAV and DINO optimisers and solo-learn's do.
-        optimizer = make_optimizer(opt, groups, self.lr, fused_sgd=fused and not self.gradients_start_late, fused=fused)
-        lambdas = [(lambda step: 1.0) if g["fixed_lr"] else lr_factor_schedule(self.scheduler_cfg, steps_per_epoch, total_steps, g["lr"])
-                   for g in optimizer.param_groups]
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    def steps_per_epoch(self):
-        batches = self.trainer.num_training_batches
-        if not math.isfinite(batches):
-            batches = self.trainer.estimated_stepping_batches / max(self.trainer.max_epochs or 1, 1)
-        return max(int(batches) // self.trainer.accumulate_grad_batches, 1)
-
-
-def top_k_accuracy(scores, labels, num_classes, k=1):
-    """The fraction of `labels` (-1 = unlabelled, not counted) within the top-k of `scores` (N, C),
-    a 0-d tensor; 0 without labelled samples."""
-    return multiclass_accuracy(scores, labels, num_classes, average="micro", top_k=k, ignore_index=-1, validate_args=False)
-
 
 def largest_crops(features, crops):
     """The features of the crops at the largest size (the probe skips small multi-crops)."""
     size = max(crop.shape[-1] for crop in crops)
     return [f for f, crop in zip(features, crops) if crop.shape[-1] == size]
-
-
-WARMUP_RULES = {  # scheduler.warmup_rule
-    WarmupRule.next: lambda step, warmup: (step + 1) / warmup,
-    WarmupRule.from_zero: lambda step, warmup: step / warmup,
-    WarmupRule.endpoints: lambda step, warmup: step / max(warmup - 1, 1),
-}
-
-
-def lr_factor_schedule(cfg, steps_per_epoch, total_steps, base_lr=1.0):
-    """Per-step lr multiplier: linear warmup, then cosine / step / constant.
-
-    A LambdaLR factor rather than timm's schedulers: it keeps each parameter
-    group's own lr ratio (probe, biases) and lets fixed-lr groups opt out.
-    `base_lr` is the group's lr, for the absolute `warmup_start_lr`.
-    """
-    warmup = cfg.warmup_steps if cfg.warmup_steps > 0 else round(cfg.warmup_epochs * steps_per_epoch)
-    total = max(int(total_steps), 1)
-    warmup_fraction = WARMUP_RULES[cfg.warmup_rule]
-
-    def factor(step):
-        if step < warmup:
-            start = cfg.warmup_start_lr / base_lr if base_lr else 0.0
-            return start + (1 - start) * warmup_fraction(step, warmup)
-        if cfg.name == Schedule.constant:
-            return 1.0
-        if cfg.name == Schedule.step:
-            epoch = step // steps_per_epoch
-            return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-        if cfg.interval == ScheduleInterval.epoch:  # per-epoch cosine (SimSiam, CW-RGP ImageNet)
-            progress = (step // steps_per_epoch) / max(total // steps_per_epoch, 1)
-        else:
-            progress = (step - warmup) / max(total - warmup, 1)
-        progress = min(progress, 1.0)
-        return cfg.final_factor + (1 - cfg.final_factor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor

@@ -4,14 +4,14 @@ from typing import ClassVar
 from zoo.backbones import build_mlp
 from zoo.config import FB_LARS
 from zoo.losses import byol_loss
-from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import Method, MethodConfig, largest_crops
 from zoo.methods.crops import target_pairs
 from zoo.nn import EMA
 from zoo.registry import register_method
 
 
 @register_method("byol")
-class BYOL(BaseMethod):
+class BYOL(Method):
     """BYOL (Grill et al., NeurIPS 2020): an online projector + predictor regresses the EMA target's
     projection of another crop, 2 - 2 cos, summed over every (target crop, other crop) pair (the
     target encodes the largest crops; multi-crop adds online crops). Momentum 0.99 -> 1.0 on a
@@ -40,7 +40,7 @@ class BYOL(BaseMethod):
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
         self.predictor = build_mlp(self.mcfg.proj_out, [self.mcfg.pred_hidden], self.mcfg.proj_out)
 
-    def compute_loss(self, crops):
+    def compute_loss(self, crops, state=None):
         features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)

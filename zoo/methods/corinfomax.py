@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from zoo.losses.spectral_family import corinfomax_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("corinfomax")
-class CorInfoMax(BaseMethod):
+class CorInfoMax(Method):
     """CorInfoMax (Ozsoy et al., NeurIPS 2022): each view's L2-normalised projection updates a running
     mean and covariance R_v (forgetting factors `mean_forgetting`, `cov_forgetting`, over the global
     batch); the loss is `sim_weight` x the MSE between the views minus `cov_weight` x

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 import torch
 
 from zoo.losses import cwrgp_loss, off_diagonal
+from zoo.methods.base import largest_crops
 from zoo.methods.wmse import WMSE
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, covariance, whiten
@@ -38,13 +39,19 @@ class CWRGP(WMSE):
         white = whiten(sub_batch, "zca", "channel", eps=m.eps, groups=m.groups, shuffle_groups=False, distributed=False)[0]
         return white[:, : z.shape[1] // m.groups], "channel"  # the first group
 
-    def loss(self, views):
+    def compute_loss(self, crops, state=None):
+        features = self.encode(crops)
+        epoch = 0 if state is None else state.epoch
+        return self.loss(self.project(features), epoch), largest_crops(features, crops)
+
+    def loss(self, views, epoch=0):
+        """The loss at `epoch` (the covariance penalty stops at cov_stop)."""
         m = self.mcfg
         loss = cwrgp_loss(*views, groups=m.groups, w_size=m.w_size, w_iter=m.w_iter, eps=m.eps)
         if not m.cov_w:
             return loss
         parts = {"mse": loss, "covariance": torch.zeros_like(loss)}
-        if self.current_epoch < m.cov_stop:
+        if epoch < m.cov_stop:
             parts["covariance"] = m.cov_w * sum(sample_covariance_penalty(z) for z in views)
             loss = loss + parts["covariance"]
         return loss, parts

@@ -8,7 +8,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from zoo.backbones import build_mlp
 from zoo.losses import dino_center, dino_loss
-from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import Method, MethodConfig, largest_crops
 from zoo.methods.crops import targets_first
 from zoo.nn import EMA, FreezeEarly
 from zoo.nn.ramps import linear_ramp
@@ -43,7 +43,7 @@ class DINOHead(nn.Module):
 
 
 @register_method("dino")
-class DINO(BaseMethod):
+class DINO(Method):
     """DINO (Caron et al., ICCV 2021) with a ResNet: the student (backbone + `DINOHead`) matches, for every
     crop, the softmax over the prototypes that its EMA teacher gives for every other global (largest) crop,
     centred and sharpened: the teacher's logits minus a centre (an EMA, `center_momentum`, of their mean
@@ -90,27 +90,26 @@ class DINO(BaseMethod):
         self.freeze_early = FreezeEarly(self.projector.last_layer.parameters, epochs=m.freeze_epochs, steps=m.freeze_steps)
         self.register_buffer("center", torch.zeros(1, m.num_prototypes))
 
-    def teacher_temperature(self, epoch=None):
-        """The teacher's temperature at `epoch` (default: the current one): the official np.linspace warm-up,
-        warmup_teacher_temperature at epoch 0 to teacher_temperature at epoch W - 1, then constant."""
+    def teacher_temperature(self, epoch):
+        """The teacher's temperature at `epoch`: the official np.linspace warm-up, warmup_teacher_temperature at
+        epoch 0 to teacher_temperature at epoch W - 1, then constant."""
         m = self.mcfg
-        epoch = self.current_epoch if epoch is None else epoch
         warmup = m.warmup_teacher_temperature_epochs
         if epoch >= warmup:
             return m.teacher_temperature
         return linear_ramp(m.warmup_teacher_temperature, m.teacher_temperature, epoch / max(warmup - 1, 1))
 
-    def on_train_batch_start(self, batch, batch_idx):
-        self.log("train/teacher_temperature", self.teacher_temperature())
-        return super().on_train_batch_start(batch, batch_idx)
+    def step_logs(self, state):
+        return {"train/teacher_temperature": self.teacher_temperature(state.epoch)}
 
-    def compute_loss(self, crops):
+    def compute_loss(self, crops, state=None):
+        epoch = 0 if state is None else state.epoch
         features = self.encode(crops)
         student = [self.projector.logits(z) for z in self.project(features)]
         order, teacher_count = targets_first(self.crop_sizes)
         with torch.no_grad():
             teacher = [self.target.projector.logits(self.target(crops[t])) for t in order[:teacher_count]]
         loss = dino_loss(*(student[v] for v in order), teacher=teacher, center=self.center,
-                         teacher_temperature=self.teacher_temperature(), student_temperature=self.mcfg.student_temperature)
+                         teacher_temperature=self.teacher_temperature(epoch), student_temperature=self.mcfg.student_temperature)
         self.center.copy_(dino_center(*teacher, center=self.center, momentum=self.mcfg.center_momentum))
         return loss, largest_crops(features, crops)

@@ -3,12 +3,12 @@ from typing import ClassVar
 
 from zoo.config import SOLO_LARS
 from zoo.losses.spectral_family import frossl_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("frossl")
-class FroSSL(BaseMethod):
+class FroSSL(Method):
     """FroSSL (Skean et al., ECCV 2024): each feature of each view is L2-normalised over the global batch;
     the loss sums over the views log ||C_v||_F^2 of the trace-normalised covariance C_v (minimised, which
     spreads the spectrum: the sign of the official code, which the zoo follows where the paper's text

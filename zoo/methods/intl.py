@@ -1,14 +1,14 @@
 from dataclasses import dataclass, field
 
 from zoo.losses import intl_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.names import WhiteningAxis
 from zoo.registry import register_method
 from zoo.spectral import whiten
 
 
 @register_method("intl")
-class INTL(BaseMethod):
+class INTL(Method):
     """INTL (Weng et al., ICLR 2024): IterNorm whitening of each view, the
     normalised MSE between views, and a trace loss that keeps the whitened
     output's eigenvalues from collapsing. Defaults: the official CIFAR recipe.

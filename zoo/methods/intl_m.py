@@ -26,7 +26,7 @@ class INTLMomentum(INTL):
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final,
                           timing="before_forward")
 
-    def compute_loss(self, crops):
+    def compute_loss(self, crops, state=None):
         target = self.target(crops[0])
         features = self.encode(crops[1:])
         m = self.mcfg

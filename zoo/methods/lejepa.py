@@ -5,13 +5,13 @@ import torch
 
 from zoo.errors import ZooError
 from zoo.losses.sigreg import lejepa_loss, random_slices
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.methods.crops import targets_first
 from zoo.registry import register_method
 
 
 @register_method("lejepa")
-class LeJEPA(BaseMethod):
+class LeJEPA(Method):
     """LeJEPA (Balestriero & LeCun, 2025): every crop's projection predicts the centroid of the global
     (largest) crops' projections, and SIGReg pushes each crop's projections of the global batch towards an
     isotropic Gaussian: the Epps-Pulley statistic of `num_slices` random 1-D projections, the directions

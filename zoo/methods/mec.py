@@ -6,7 +6,7 @@ import torch
 from zoo.backbones import build_mlp
 from zoo.errors import ZooError
 from zoo.losses.coding_rate import mec_lambda, mec_loss
-from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import Method, MethodConfig, largest_crops
 from zoo.methods.crops import target_pairs
 from zoo.nn import EMA
 from zoo.nn.ramps import linear_ramp
@@ -14,7 +14,7 @@ from zoo.registry import register_method
 
 
 @register_method("mec")
-class MEC(BaseMethod):
+class MEC(Method):
     """MEC (Liu et al., NeurIPS 2022), maximum entropy coding: an online projector + predictor and the
     EMA teacher's projection of another crop, both L2-normalised over the global batch, maximise the
     order-4 Taylor series of the coding length log det(I + lambda P Z^T), lambda = d / (m eps), averaged
@@ -63,27 +63,28 @@ class MEC(BaseMethod):
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
         self.predictor = build_mlp(m.proj_out, [m.pred_hidden], m.proj_out, hidden_bias=False)
 
-    def lambda_inverse(self, step=None, steps_per_epoch=None):
-        """1 / lambda at `step` (default: the current one): the official np.linspace warm-up from
-        lambda_warmup_factor / lambda at step 0 to 1 / lambda at the last warm-up step, then constant."""
-        step = self.global_step if step is None else step
-        steps_per_epoch = self.steps_per_epoch() if steps_per_epoch is None else steps_per_epoch
+    def lambda_inverse(self, step, steps_per_epoch):
+        """1 / lambda at optimiser step `step`: the official np.linspace warm-up from lambda_warmup_factor / lambda
+        at step 0 to 1 / lambda at the last warm-up step, then constant."""
         final = 1 / mec_lambda(self.mcfg.proj_out, self.global_batch_size, self.mcfg.eps)
         warmup = round(self.mcfg.lambda_warmup_epochs * steps_per_epoch)
         if step >= warmup:
             return final
         return linear_ramp(self.mcfg.lambda_warmup_factor * final, final, step / max(warmup - 1, 1))
 
-    def compute_loss(self, crops):
+    def lambda_inverse_at(self, state):
+        """1 / lambda at `state` (None: the schedule's first step)."""
+        return self.lambda_inverse(0, 1) if state is None else self.lambda_inverse(state.step, state.steps_per_epoch)
+
+    def step_logs(self, state):
+        return {"train/lambda_inverse": self.lambda_inverse_at(state)}
+
+    def compute_loss(self, crops, state=None):
         features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)
         targets = {t: self.target(crops[t]) for t in sorted({t for t, _ in pairs})}
-        if self._trainer is None:  # built and stepped without a trainer: the schedule's first step
-            lambda_inverse = self.lambda_inverse(step=0, steps_per_epoch=1)
-        else:
-            lambda_inverse = self.lambda_inverse()
-            self.log("train/lambda_inverse", lambda_inverse)
+        lambda_inverse = self.lambda_inverse_at(state)
         m = self.mcfg
         loss = torch.stack([mec_loss(targets[t], predictions[v], lambda_inverse=lambda_inverse, order=m.order)
                             for t, v in pairs]).mean()

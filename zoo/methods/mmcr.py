@@ -3,12 +3,12 @@ from typing import ClassVar
 
 from zoo.config import WMSE_ADAM
 from zoo.losses.spectral_family import mmcr_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("mmcr")
-class MMCR(BaseMethod):
+class MMCR(Method):
     """MMCR (Yerxa et al., NeurIPS 2023), maximum manifold capacity representations: the views of each
     image are L2-normalised and averaged into a centroid, and the loss is minus the nuclear norm of the
     N x D matrix of centroids over the global batch, plus `lambd` x the mean nuclear norm of each

@@ -6,7 +6,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from zoo.losses import info_nce_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.nn import EMA, FeatureQueue
 from zoo.registry import register_method
 from zoo.spectral import _same_on_every_rank, gather, is_distributed, world_size
@@ -28,7 +28,7 @@ def encode_shuffled_across_ranks(encode, x):
 
 
 @register_method("mocov2")
-class MoCoV2(BaseMethod):
+class MoCoV2(Method):
     """MoCo v2 (Chen et al., 2020) as facebookresearch/moco runs it (main_moco.py --mlp --moco-t 0.2
     --aug-plus --cos; moco/builder.py): asymmetric, one direction per step. The L2-normalised query
     of crop 0 (online backbone + projector) against the key of crop 1 (the EMA key encoder, momentum
@@ -75,7 +75,7 @@ class MoCoV2(BaseMethod):
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
         self.queue = FeatureQueue(count=self.queue_count, size=m.queue_size, dim=m.proj_out)
 
-    def compute_loss(self, crops):
+    def compute_loss(self, crops, state=None):
         query_crop, key_crop = crops
         (features,) = self.encode([query_crop])
         (query,) = self.project([features])

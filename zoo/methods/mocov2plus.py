@@ -4,13 +4,13 @@ from typing import ClassVar
 import torch.nn.functional as F
 
 from zoo.losses import info_nce_loss
-from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import Method, MethodConfig, largest_crops
 from zoo.nn import EMA, FeatureQueue
 from zoo.registry import register_method
 
 
 @register_method("mocov2plus")
-class MoCoV2Plus(BaseMethod):
+class MoCoV2Plus(Method):
     """MoCo v2+ (solo-learn's symmetric MoCo v2, Chen et al., 2020): L2-normalised queries of the
     online branch against the keys of an EMA target (backbone + projector) and a queue of past
     keys, InfoNCE both ways (query 1 with key 2 and the queue of view-2 keys, and back), halved;
@@ -43,7 +43,7 @@ class MoCoV2Plus(BaseMethod):
         self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
         self.queue = FeatureQueue(count=self.queue_count, size=m.queue_size, dim=m.proj_out)
 
-    def compute_loss(self, crops):
+    def compute_loss(self, crops, state=None):
         features = self.encode(crops)
         q1, q2 = (F.normalize(z, dim=-1) for z in self.project(features))
         k1, k2 = (F.normalize(self.target(crop), dim=-1) for crop in crops)

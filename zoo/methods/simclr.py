@@ -4,12 +4,12 @@ from typing import ClassVar
 from torch import nn
 
 from zoo.losses import nt_xent_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("simclr")
-class SimCLR(BaseMethod):
+class SimCLR(Method):
     """SimCLR (Chen et al., ICML 2020): NT-Xent over the global batch, every other crop of the
     batch a negative; more than two crops (multi-crop) sum their positives inside the log.
     Defaults: the official code's (google-research/simclr run.py, model.py, model_util.py and the README's
@@ -42,11 +42,11 @@ class SimCLR(BaseMethod):
         temperature: float = 0.1
 
     @property
-    def joint_projector(self):  # BaseMethod.project reads it
+    def joint_projector(self):  # Method.project reads it
         return bool(self.mcfg.joint_projector)
 
     @property
-    def joint_backbone(self):  # BaseMethod.encode reads it
+    def joint_backbone(self):  # Method.encode reads it
         return bool(self.mcfg.joint_backbone)
 
     def build_projector(self):

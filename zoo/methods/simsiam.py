@@ -3,12 +3,12 @@ from typing import ClassVar
 
 from zoo.backbones import build_mlp
 from zoo.losses import simsiam_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("simsiam")
-class SimSiam(BaseMethod):
+class SimSiam(Method):
     """SimSiam (Chen & He, CVPR 2021): a predictor on one branch, stop-gradient on
     the other, negative cosine both ways. The predictor keeps a fixed lr. Defaults: the official
     code's (facebookresearch/simsiam main_simsiam.py, simsiam/builder.py, and the README's command):

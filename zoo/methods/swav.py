@@ -6,14 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.losses import sinkhorn_knopp, swav_loss
-from zoo.methods.base import BaseMethod, MethodConfig, largest_crops
+from zoo.methods.base import Method, MethodConfig, largest_crops
 from zoo.methods.crops import targets_first
 from zoo.nn import FeatureQueue, FreezeEarly
 from zoo.registry import register_method
 
 
 @register_method("swav")
-class SwAV(BaseMethod):
+class SwAV(Method):
     """SwAV (Caron et al., NeurIPS 2020): the L2-normalised projection of every crop is scored against
     unit-norm prototypes (a linear layer without bias, renormalised before every step); the scores of each
     global (largest) crop give its codes by Sinkhorn-Knopp over the global batch, and every other crop
@@ -72,33 +72,34 @@ class SwAV(BaseMethod):
         self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
 
     @property
-    def joint_backbone(self):  # BaseMethod.encode reads it: one backbone call per run of same-size crops
+    def joint_backbone(self):  # Method.encode reads it: one backbone call per run of same-size crops
         return bool(self.mcfg.joint_forward)
 
     @property
-    def joint_projector(self):  # BaseMethod.project reads it: one projector call on every crop
+    def joint_projector(self):  # Method.project reads it: one projector call on every crop
         return bool(self.mcfg.joint_forward)
 
-    def uses_queue(self):
-        return self.current_epoch >= self.mcfg.epoch_queue_starts and self.queue.filled()
+    def uses_queue(self, epoch):
+        return epoch >= self.mcfg.epoch_queue_starts and self.queue.filled()
 
     @torch.no_grad()
-    def codes(self, scores):
+    def codes(self, scores, epoch=0):
         """Sinkhorn codes of the coded crops' prototype scores (one (n, K) tensor each), with this rank's share
-        of the queue's scores as extra rows once the queue is in use."""
-        queue_scores = self.prototypes(self.queue.share()) if self.uses_queue() else None
+        of the queue's scores as extra rows once the queue is in use (at `epoch`)."""
+        queue_scores = self.prototypes(self.queue.share()) if self.uses_queue(epoch) else None
         codes = []
         for i, crop_scores in enumerate(scores):
             rows = crop_scores if queue_scores is None else torch.cat([crop_scores, queue_scores[i]])
             codes.append(sinkhorn_knopp(rows, self.mcfg.sk_epsilon, self.mcfg.sk_iters)[: len(crop_scores)])
         return codes
 
-    def compute_loss(self, crops):
+    def compute_loss(self, crops, state=None):
         self.normalize_prototypes()  # unit prototypes in every step, as the official code at each iteration
         features = self.encode(crops)
         embeddings = [F.normalize(z, dim=-1) for z in self.project(features)]
         order, coded = targets_first(self.crop_sizes)
         scores = [self.prototypes(embeddings[v]) for v in order]
-        loss = swav_loss(*scores, codes=self.codes(scores[:coded]), temperature=self.mcfg.temperature)
+        codes = self.codes(scores[:coded], 0 if state is None else state.epoch)
+        loss = swav_loss(*scores, codes=codes, temperature=self.mcfg.temperature)
         self.queue.enqueue(*(embeddings[v] for v in order[:coded]))  # after the codes: this step's are not in its queue
         return loss, largest_crops(features, crops)

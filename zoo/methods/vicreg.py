@@ -3,12 +3,12 @@ from typing import ClassVar
 
 from zoo.config import FB_LARS
 from zoo.losses import vicreg_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 
 
 @register_method("vicreg")
-class VICReg(BaseMethod):
+class VICReg(Method):
     """VICReg (Bardes et al., ICLR 2022): invariance + variance + covariance.
     Defaults: the official code's (facebookresearch/vicreg main_vicreg.py): projector 8192-8192-8192
     (hidden Linears with bias, BatchNorm, ReLU; the last Linear without bias), coefficients 25/25/1,

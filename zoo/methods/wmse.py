@@ -3,13 +3,13 @@ from typing import ClassVar
 
 from zoo.config import WMSE_ADAM
 from zoo.losses import wmse_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, whiten
 
 
 @register_method("wmse")
-class WMSE(BaseMethod):
+class WMSE(Method):
     """W-MSE (Ermolov et al., ICML 2021): Cholesky whitening of the batch, then the
     normalised MSE between every pair of views. Defaults: the official CIFAR recipe (htdt/self-supervised
     README commands and cfg.py): projector 1024 (BN) -> 64, sub-batches of 128 whitened, one whitening

@@ -3,13 +3,13 @@ from typing import ClassVar
 
 from zoo.config import WMSE_ADAM
 from zoo.losses import zero_cl_loss
-from zoo.methods.base import BaseMethod, MethodConfig
+from zoo.methods.base import Method, MethodConfig
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, standardize, whiten
 
 
 @register_method("zero_cl")
-class ZeroCL(BaseMethod):
+class ZeroCL(Method):
     """Zero-CL (Zhang et al., ICLR 2022), its instance-wise loss: each sample standardised over
     its features, the samples of each view ZCA-whitened over the features (N x N covariance,
     shrunk 0.9 Sigma + 0.1 I, eigenvalues + 1e-5, the matrix detached), and the squared distance

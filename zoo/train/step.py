@@ -1,10 +1,11 @@
-"""The training step, once, without Lightning: what the Lightning module's hooks, the benchmarks' bare loops and
-the tests all run.
+"""The training step, once, without Lightning: what the harness's hooks (`zoo.train.harness.Pretrainer`), the
+benchmarks' bare loops and the tests all run, on a method (`zoo.methods.base.Method`).
 
     state = StepState(step=done, total_steps=total, epoch=epoch, steps_per_epoch=per_epoch)
     out = train_step(method, (crops, labels), optimizer, scheduler, state)   # a loop without Lightning
+    out = train_step(method, batch, optimizer, scheduler, state, probe=pretrainer.probe_step)   # with a probe
 
-A Lightning module runs the same pieces from its hooks: `forward_step` in training_step, `before_optimizer_step`
+The harness runs the same pieces from its hooks: `forward_step` in training_step, `before_optimizer_step`
 in on_before_optimizer_step (after every backward and AMP's unscaling), `after_optimizer_step` in optimizer_step
 right after the optimiser (before any callback sees the batch's end). The components of the method (`zoo.nn`:
 EMA target, feature queue, early freezing) act at those points; a method's own timing lives in its components.
@@ -24,7 +25,7 @@ __all__ = ["StepOutput", "StepState", "after_optimizer_step", "before_optimizer_
 class StepOutput:
     """One forward of the step: `total` (what backward takes: the loss plus the probe's), the method's `loss` and
     its named `parts`, the online probe's loss and top-1 (None without labels or probe), the backbone features
-    the probe read, and the values the components returned to log."""
+    the probe read, and the values to log that the components and the method returned."""
 
     total: torch.Tensor
     loss: torch.Tensor
@@ -51,20 +52,21 @@ def _run(method, hook, state):
     return logs
 
 
-def forward_step(method, crops, labels, state: StepState, *, probe=True) -> StepOutput:
+def forward_step(method, crops, labels, state: StepState, *, probe=None) -> StepOutput:
     """The before-forward hooks (once per optimiser step: skipped on later micro-batches of the same step), the
-    method's loss (`compute_loss`, `split_loss`) and, with `probe`, the online probe on the detached features."""
+    method's loss (`forward_loss`) and, given `probe` (a callable (features, labels) -> (loss, top-1), such as
+    the harness's `probe_step`), the online probe on the features."""
     logs = {}
     if getattr(method, "_before_forward_step", None) != state.step:
         method._before_forward_step = state.step  # the first micro-batch of this optimiser step
         logs = _run(method, "before_forward", state)
-    loss, features = method.compute_loss(crops)
-    loss, parts = method.split_loss(loss)
+    out = method.forward_loss(crops, state)
+    logs.update(out.logs)
     if probe:
-        probe_loss, probe_top1 = method.probe_step(features, labels)
+        probe_loss, probe_top1 = probe(out.features, labels)
     else:
-        probe_loss, probe_top1 = loss.new_zeros(()), None
-    return StepOutput(loss + probe_loss, loss, parts, probe_loss, probe_top1, features, logs)
+        probe_loss, probe_top1 = out.total.new_zeros(()), None
+    return StepOutput(out.total + probe_loss, out.total, out.parts, probe_loss, probe_top1, out.features, logs)
 
 
 def before_optimizer_step(method, state: StepState) -> dict:
@@ -77,7 +79,7 @@ def after_optimizer_step(method, state: StepState) -> dict:
     return _run(method, "after_optimizer_step", state)
 
 
-def train_step(method, batch, optimizer, scheduler, state: StepState, *, scaler=None, autocast=None, probe=True):
+def train_step(method, batch, optimizer, scheduler, state: StepState, *, scaler=None, autocast=None, probe=None):
     """One optimiser step of a loop without Lightning: forward_step (under `autocast()`, a context-manager
     factory, when given), zero_grad, backward (scaled by the AMP `scaler` when given), unscale,
     before_optimizer_step, the optimiser step, after_optimizer_step, the scheduler step. -> StepOutput, its

@@ -42,6 +42,7 @@ SMALL = {
     "simclr": {"proj_hidden": [64], "proj_out": 32},
     "mocov2plus": {"proj_hidden": [64], "proj_out": 32, "queue_size": 40},
     "byol": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48},
+    "msf": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48, "queue_size": 40, "topk": 3},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -77,6 +78,7 @@ LOSS_PARTS = {
     "simclr": set(),
     "mocov2plus": set(),
     "byol": set(),
+    "msf": set(),
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

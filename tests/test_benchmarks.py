@@ -170,21 +170,29 @@ def digits_m_benchmark():
     return module
 
 
-def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
+def benchmark_here(module, monkeypatch, capsys, *args):
+    """A benchmark script's main() called in this process (its runs are still processes of their own) -> stdout."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *args])
+    module.main()
+    return capsys.readouterr().out
+
+
+def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path, monkeypatch, capsys):
     """INTL at two steps on digits_m: the raw-pixel and untrained (3 steps) rows, INTL's row with the condition
     number of its whitened output (none for the pixels), the gap over the untrained control, the time in
     reference steps; a second call reads every finished run instead of training it again."""
+    benchmark = digits_m_benchmark()
     options = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
                "--linear-override", "linear.epochs=2"]
-    overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
-    out = run("digits_m_all_methods.py", *options, "--reference-steps", "1", *overrides, timeout=900)
+    overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0", "eval.knn_max_train=64"]
+    out = benchmark_here(benchmark, monkeypatch, capsys, *options, "--reference-steps", "1", *overrides)
     assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["raw pixels", "untrained", "intl"]
     _, untrained, intl = rows
     assert untrained["steps"] == 3 and intl["steps"] == 2 and intl["transformed_condition_number"] >= 1
     assert rows_starting(out, "raw pixels")[0].split(" | ")[4] == "-"
-    assert rows_starting(out, "intl") == [f"| {' | '.join(digits_m_benchmark().cells('intl', [intl]))} |"]
+    assert rows_starting(out, "intl") == [f"| {' | '.join(benchmark.cells('intl', [intl]))} |"]
     for key, name in (("knn_top1", "k-NN"), ("linear_top1", "linear")):
         assert f"intl over the untrained control, {name} top-1: {100 * (intl[key] - untrained[key]):+.1f} points" in out
     reference = next(line for line in out.splitlines() if line.startswith("reference step (ResNet-18, 256 crops of 16 px"))
@@ -194,7 +202,7 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
     assert abs(int(budget.split(" = ")[1].split()[0]) - intl["pretrain_seconds"] / seconds) <= 1  # printed seconds are rounded
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
     assert len(stamps) == 2
-    again = run("digits_m_all_methods.py", *options, "--", *overrides, timeout=300)  # no reference steps this time
+    again = benchmark_here(benchmark, monkeypatch, capsys, *options, "--", *overrides)  # no reference steps this time
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == stamps
     assert rows_starting(again, "intl") == rows_starting(out, "intl")
     assert rows_starting(again, "untrained") == rows_starting(out, "untrained")

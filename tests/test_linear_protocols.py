@@ -2,8 +2,6 @@
 and schedules; main_knn.py's sweep and zoo.report on a digits run."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -22,7 +20,6 @@ from zoo.eval.finetune import label_subset
 from zoo.eval.linear import LinearProbe, epoch_lr_factor, make_optimizer
 from zoo.eval.transfer import load_head
 
-REPO = Path(__file__).resolve().parents[1]
 # The plain digits (not the default digits_m): a few steps already separate them, which the checks rely on.
 TINY = ["data.name=digits", "augment=digits", "data.batch_size=32", "data.num_workers=0", "data.image_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
         "trainer.limit_val_batches=2", "trainer.check_val_every_n_epoch=1", "trainer.enable_progress_bar=false",
@@ -35,10 +32,11 @@ def linear_config(**values):
 
 
 def pretrain_tiny(run_dir):
-    """A tiny pretraining run (TINY) into `run_dir`, through the entry point."""
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *TINY, f"run_dir={run_dir}"], check=False,
-                            capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """A tiny pretraining run (TINY) into `run_dir`, through the entry point (called in this process)."""
+    from test_pretrain import pretrain_here
+
+    code, _, err = pretrain_here(*TINY, f"run_dir={run_dir}")
+    assert code == 0, err[-3000:]
     return run_dir
 
 

@@ -1,5 +1,7 @@
 """End-to-end runs of main_pretrain.py and main_linear.py as a user runs them, on tiny configs."""
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -166,6 +168,25 @@ def pretrain_in_process(monkeypatch, capsys, *args):
         code = stopped.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def pretrain_here(*args):
+    """pretrain_in_process for a module's fixture (which has no monkeypatch or capsys) -> (exit status, stdout,
+    stderr); the process's deterministic-algorithms switch (trainer.deterministic) is put back as it was."""
+    from zoo.pretrain import main
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setattr(sys, "argv", ["main_pretrain.py", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as stopped:
+            code = stopped.code
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize("args, expected", BAD_INPUTS)

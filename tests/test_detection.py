@@ -19,6 +19,7 @@ import torchvision
 import yaml
 from PIL import Image, ImageDraw
 
+from downstream.detection import train_coco
 from downstream.detection.config import get_config
 from downstream.detection.convert import resnet50_state_dict
 from downstream.detection.data import CocoInstances, coco_splits, horizontal_flip
@@ -281,7 +282,8 @@ def copy_coco(coco_root, workdir, name):
 
 
 @pytest.mark.parametrize("problem", ["no_root", "no_annotations", "resnet18", "corrupt_val_image"])
-def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkpoint):
+def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkpoint, capsys):
+    """train_coco.py's main, called in this process (the real command's one line: the papers-config test below)."""
     ckpt, root, expected = r50_checkpoint[0], coco_root, None
     if problem == "no_root":
         root, expected = workdir / "missing", "COCO root not found"
@@ -297,14 +299,14 @@ def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkp
         shutil.copy(root / "train2017" / "000000000001.jpg", root / "train2017" / CORRUPT_TRAIN_IMAGE)  # no warning
         (root / "val2017" / "000000000102.jpg").write_bytes(b"\xff\xd8 truncated")
         expected = "000000000102.jpg"
-    result = run_script(
-        "train_coco.py", "--ckpt", ckpt, "--coco-root", root, "--config", "cpu_smoke", "--max-iter", 0,
-        "--output", workdir / f"run_{problem}",
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
+    with pytest.raises(SystemExit) as stopped:
+        train_coco.main(["--ckpt", str(ckpt), "--coco-root", str(root), "--config", "cpu_smoke", "--max-iter", "0",
+                         "--output", str(workdir / f"run_{problem}")])
+    assert stopped.value.code != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], err
 
 
 def test_a_checkpoint_from_the_imagenet_intl_recipe_trains_two_iterations(workdir, coco_root, tmp_path):

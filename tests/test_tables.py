@@ -48,21 +48,27 @@ def test_the_plan_of_every_table_resolves_every_command(name, tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_plan_commands_are_what_the_entry_points_resolve(tmp_path):
-    """The plan's pretraining and protocol commands, run with --cfg job, resolve (exit 0) to the run
-    folder the plan names."""
+def test_plan_commands_are_what_the_entry_points_resolve(tmp_path, monkeypatch, capsys):
+    """The plan's pretraining and protocol commands, run with --cfg job through their entry points (called in
+    this process), resolve (exit 0) to the run folder the plan names."""
+    from test_pretrain import pretrain_in_process
+
+    from zoo.eval.cli import main_linear
+
     table = load_table("intl/coco")
     chain = chains(table, split_overrides([]), tmp_path, tmp_path / "coco")[0]
     pretrain, linear = chain.steps[0], chain.steps[1]
-    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES")}
-    result = subprocess.run([*pretrain.argv, "--cfg", "job"], capture_output=True, text=True, cwd=REPO, env=env, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert yaml.safe_load(result.stdout)["run_dir"] == str(chain.run_dir)
+    for name in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(REPO)
+    assert pretrain.argv[:2] == [sys.executable, str(REPO / "main_pretrain.py")]
+    code, out, err = pretrain_in_process(monkeypatch, capsys, *pretrain.argv[2:], "--cfg", "job")
+    assert code == 0, err[-2000:]
+    assert yaml.safe_load(out)["run_dir"] == str(chain.run_dir)
+    assert linear.argv[:2] == [sys.executable, str(REPO / "main_linear.py")]
     at = linear.argv.index("--ckpt")
-    result = subprocess.run([*linear.argv[:at], *linear.argv[at + 2:], "--cfg", "job"], capture_output=True, text=True, cwd=REPO,
-                            env=env, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert yaml.safe_load(result.stdout)["linear"]["name"] == "LP-INTL"
+    main_linear([*linear.argv[2:at], *linear.argv[at + 2:], "--cfg", "job"])
+    assert yaml.safe_load(capsys.readouterr().out)["linear"]["name"] == "LP-INTL"
 
 
 def test_the_plan_takes_the_images_per_second_an_earlier_run_measured(tmp_path, capsys):

@@ -138,6 +138,17 @@ def run_script(script, *args):
     )
 
 
+def train_coco_here(capsys, *args):
+    """train_coco.py's main called in this process -> (exit status, stdout, stderr)."""
+    try:
+        train_coco.main(list(map(str, args)))
+        code = 0
+    except SystemExit as stopped:
+        code = stopped.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(scope="module")
 def converted(workdir, r50_checkpoint):
     tv_path, d2_path = workdir / "r50.pth", workdir / "r50.pkl"
@@ -254,13 +265,14 @@ def test_horizontal_flip_keeps_boxes_on_their_masks(coco_root):
         assert box[0] == pytest.approx(columns.min().item(), abs=1) and box[2] == pytest.approx(columns.max().item() + 1, abs=1)
 
 
-def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r50_checkpoint):
+def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r50_checkpoint, capsys):
+    """train_coco.py's main, called in this process (the real command: the imagenet-intl recipe's test below)."""
     output = workdir / "run"
     common = ["--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke", "--output", output]
-    first = run_script("train_coco.py", *common, "--max-iter", 2)
-    assert first.returncode == 0, first.stderr
-    assert "Traceback" not in first.stderr
-    assert f"warning: skipping {coco_root / 'train2017' / CORRUPT_TRAIN_IMAGE}" in first.stderr
+    code, _, err = train_coco_here(capsys, *common, "--max-iter", 2)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert f"warning: skipping {coco_root / 'train2017' / CORRUPT_TRAIN_IMAGE}" in err
     metrics = json.loads((output / "metrics.json").read_text())
     for key in METRIC_KEYS:
         assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 100 and not math.isnan(metrics[key]), key
@@ -268,9 +280,9 @@ def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r
     assert [json.loads(line)["iteration"] for line in (output / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert torch.load(output / "last.pth", weights_only=True)["iteration"] == 2
 
-    resumed = run_script("train_coco.py", *common, "--max-iter", 3)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming at iteration 2" in resumed.stdout
+    code, out, err = train_coco_here(capsys, *common, "--max-iter", 3)
+    assert code == 0, err
+    assert "resuming at iteration 2" in out
     assert json.loads((output / "metrics.json").read_text())["iteration"] == 3
     assert not list(output.glob("*.tmp"))  # atomic writes leave no temporaries
 

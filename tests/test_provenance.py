@@ -1,6 +1,6 @@
 """Every entry point's summary carries its provenance with real values: a tiny digits pretraining,
-main_linear.py's three protocols, main_knn.py (their entry points called in this process) and COCO
-detection (metrics.json)."""
+main_linear.py's three protocols, main_knn.py and COCO detection (metrics.json), their entry points called
+in this process."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import lightning
 import pytest
 import timm
 import torch
-from test_detection import coco_root, r50_checkpoint, run_script, workdir  # noqa: F401 (fixtures)
+from test_detection import coco_root, r50_checkpoint, train_coco_here, workdir  # noqa: F401 (fixtures)
 from test_pretrain import REPO, TINY, pretrain_here
 
 from zoo.eval.cli import main_knn, main_linear
@@ -100,11 +100,11 @@ def test_knn_sweep_summary(pretrained, tmp_path):
     check_provenance(record, trained=False)  # a sweep trains nothing
 
 
-def test_detection_metrics(workdir, coco_root, r50_checkpoint):  # noqa: F811 (fixtures)
+def test_detection_metrics(workdir, coco_root, r50_checkpoint, capsys):  # noqa: F811 (fixtures)
     output = workdir / "provenance-run"
-    result = run_script("train_coco.py", "--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke",
-                        "--output", output, "--max-iter", 2)
-    assert result.returncode == 0, result.stderr
+    code, _, err = train_coco_here(capsys, "--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke",
+                                   "--output", output, "--max-iter", 2)
+    assert code == 0, err
     record = json.loads((output / "metrics.json").read_text())["provenance"]
     check_provenance(record)
     assert record["training"]["steps"] == 2 and record["seed"] == 0

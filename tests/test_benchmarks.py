@@ -197,7 +197,7 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path, monkeypatc
     benchmark = digits_m_benchmark()
     options = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
                "--linear-override", "linear.epochs=2"]
-    overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0", "eval.knn_max_train=64"]
+    overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
     out = benchmark_here(benchmark, monkeypatch, capsys, *options, "--reference-steps", "1", *overrides)
     assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]

@@ -92,8 +92,7 @@ def test_a_digits_run_and_main_knn_write_the_embedding(tmp_path, monkeypatch, ca
 
     run_dir = tmp_path / "run"
     args = [arg for arg in TINY if not arg.startswith("trainer.check_val_every_n_epoch")]
-    code, _, err = pretrain_in_process(monkeypatch, capsys, *args, "trainer.max_epochs=1", "eval.knn_max_train=64",
-                                       f"run_dir={run_dir}")
+    code, _, err = pretrain_in_process(monkeypatch, capsys, *args, "trainer.max_epochs=1", f"run_dir={run_dir}")
     assert code == 0, err[-3000:]
     assert_picture(run_dir / "embedding.png", min_colours=10)
 

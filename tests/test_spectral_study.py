@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["data.batch_size=32", "data.num_workers=0", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
-        "data.eval_batch_size=32", "eval.knn_max_train=64",
+        "data.eval_batch_size=32",
         "method.proj_hidden=[128]", "method.proj_out=64"]
 
 

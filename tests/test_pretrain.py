@@ -172,10 +172,12 @@ def pretrain_in_process(monkeypatch, capsys, *args):
 
 def pretrain_here(*args):
     """pretrain_in_process for a module's fixture (which has no monkeypatch or capsys) -> (exit status, stdout,
-    stderr); the process's deterministic-algorithms switch (trainer.deterministic) is put back as it was."""
+    stderr); the process's deterministic-algorithms switch (trainer.deterministic) and its SIGINT / SIGTERM
+    handlers (the run's StopOnSignal sets them) are put back as they were."""
     from zoo.pretrain import main
 
     deterministic = torch.are_deterministic_algorithms_enabled()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         patch.setattr(sys, "argv", ["main_pretrain.py", *args])
@@ -186,6 +188,8 @@ def pretrain_here(*args):
             code = stopped.code
         finally:
             torch.use_deterministic_algorithms(deterministic)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -104,3 +104,16 @@ def run_script(script, *args):
     return subprocess.run(
         [sys.executable, str(DETECTION / script), *map(str, args)], check=False, capture_output=True, text=True, timeout=600
     )
+
+
+def train_coco_here(capsys, *args):
+    """train_coco.py's main called in this process -> (exit status, stdout, stderr)."""
+    from downstream.detection import train_coco
+
+    try:
+        train_coco.main(list(map(str, args)))
+        code = 0
+    except SystemExit as stopped:
+        code = stopped.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -29,9 +29,11 @@ def killed_after_first_checkpoint(args, run_dir, settle=0.5):
 
 
 def resumed(args, run_dir):
-    """Runs the same command again to its end; it must say it resumed. Returns the final checkpoint."""
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Resuming from" in result.stdout
+    """Runs the same command again to its end (its entry point, in this process: only the kill needs a process of
+    its own); it must say it resumed. Returns the final checkpoint."""
+    from pretrain_helpers import pretrain_here
+
+    code, out, err = pretrain_here(*args)
+    assert code == 0, err[-3000:]
+    assert "Resuming from" in out
     return torch.load(Path(run_dir) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)

@@ -1,10 +1,16 @@
 """Running the entry points as a user runs them: a tiny digits pretraining config, a script in a new process, and
 main_pretrain.py's entry point in this process."""
 
+import contextlib
+import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,6 +62,29 @@ def pretrain_in_process(monkeypatch, capsys, *args):
     return code, out, err
 
 
+def pretrain_here(*args):
+    """pretrain_in_process for a module's fixture (which has no monkeypatch or capsys) -> (exit status, stdout,
+    stderr); the process's deterministic-algorithms switch (trainer.deterministic) and its SIGINT / SIGTERM
+    handlers (the run's StopOnSignal sets them) are put back as they were."""
+    from zoo.pretrain import main
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setattr(sys, "argv", ["main_pretrain.py", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as stopped:
+            code = stopped.code
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+    return code, out.getvalue(), err.getvalue()
+
+
 # The plain digits (not the default digits_m): a few steps already separate them, which the checks rely on.
 PROBE_TINY = ["data.name=digits", "augment=digits", "data.batch_size=32", "data.num_workers=0", "data.image_size=16", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
         "trainer.limit_val_batches=2", "trainer.check_val_every_n_epoch=1", "trainer.enable_progress_bar=false",
@@ -63,10 +92,9 @@ PROBE_TINY = ["data.name=digits", "augment=digits", "data.batch_size=32", "data.
 
 
 def pretrain_tiny(run_dir):
-    """A tiny pretraining run (PROBE_TINY) into `run_dir`, through the entry point."""
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *PROBE_TINY, f"run_dir={run_dir}"], check=False,
-                            capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    """A tiny pretraining run (PROBE_TINY) into `run_dir`, through the entry point (called in this process)."""
+    code, _, err = pretrain_here(*PROBE_TINY, f"run_dir={run_dir}")
+    assert code == 0, err[-3000:]
     return run_dir
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from pretrain_helpers import pretrain_in_process
 
 from zoo.errors import ZooError
 
@@ -202,7 +203,7 @@ def test_a_cifar_recipe_on_a_folder_keeps_its_32_px_crops(tmp_path, capsys):
     assert own.data.image_size == 64
 
 
-def test_bf16_mixed_trains_on_a_cpu(tmp_path):
+def test_bf16_mixed_trains_on_a_cpu(tmp_path, monkeypatch, capsys):
     """trainer.precision=bf16-mixed runs as asked on a CPU (bfloat16 autocast), whitening included (INTL).
 
     32-px crops: with 8 px, test_resnet's last stage takes a 1x1 map into a stride-2 convolution, whose bfloat16
@@ -211,9 +212,8 @@ def test_bf16_mixed_trains_on_a_cpu(tmp_path):
     tiny = ["data.batch_size=16", "data.num_workers=0", "data.image_size=32", "data.eval_batch_size=64",
             "trainer.limit_val_batches=1", "trainer.enable_progress_bar=false", "method.proj_hidden=[64]", "method.proj_out=32",
             "trainer.max_steps=2", "backbone.name=test_resnet", "backbone.small_stem=false"]
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *tiny, "trainer.precision=bf16-mixed",
-                             f"run_dir={tmp_path}"], capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, _, err = pretrain_in_process(monkeypatch, capsys, *tiny, "trainer.precision=bf16-mixed", f"run_dir={tmp_path}")
+    assert code == 0, err[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["provenance"]["precision"] == "bf16-mixed"
     assert summary["knn_top1"] is not None and math.isfinite(summary["effective_rank"])
@@ -232,16 +232,15 @@ def unlabelled_folder(root, count=40):
     return root
 
 
-def test_an_unlabelled_folder_trains_and_reports_label_free_diagnostics_only(tmp_path):
+def test_an_unlabelled_folder_trains_and_reports_label_free_diagnostics_only(tmp_path, monkeypatch, capsys):
     """data.labels=false: no probe, no k-NN (never a k-NN of 1.0 from one fake class), the spectra of its images."""
     root = unlabelled_folder(tmp_path / "images")
     tiny = ["data.batch_size=16", "data.num_workers=0", "data.image_size=8", "data.eval_batch_size=64",
             "trainer.enable_progress_bar=false", "method.proj_hidden=[64]", "method.proj_out=32", "trainer.max_steps=2",
             "backbone.name=test_resnet", "backbone.small_stem=false"]
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *tiny, "data.name=folder", f"data.root={root}",
-                             "data.labels=false", f"run_dir={tmp_path / 'run'}"],
-                            capture_output=True, text=True, cwd=REPO, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    code, _, err = pretrain_in_process(monkeypatch, capsys, *tiny, "data.name=folder", f"data.root={root}", "data.labels=false",
+                                       f"run_dir={tmp_path / 'run'}")
+    assert code == 0, err[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["labels"] is False and summary["steps"] == 2
     assert summary["knn_top1"] is None and summary["linear_top1"] is None

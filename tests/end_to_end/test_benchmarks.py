@@ -35,8 +35,30 @@ def rows_starting(text, first_cell):
     return [line for line in text.splitlines() if line.startswith(f"| {first_cell} |")]
 
 
-def test_step_time_tiny_has_a_row_per_method_and_the_overheads(tmp_path):
-    out = run("step_time.py", "--tiny", "--methods", *STEP_METHODS, "--json", str(tmp_path / "step_time.json"))
+def load_benchmark(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def benchmark_here(module, monkeypatch, capsys, *args):
+    """A benchmark script's main() called in this process (the runs it starts are still processes of their own),
+    with this process's torch threads put back afterwards -> stdout."""
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *args])
+    try:
+        module.main()
+    finally:
+        torch.set_num_threads(threads)
+    return capsys.readouterr().out
+
+
+def test_step_time_tiny_has_a_row_per_method_and_the_overheads(tmp_path, monkeypatch, capsys):
+    out = benchmark_here(load_benchmark("step_time"), monkeypatch, capsys, "--tiny", "--methods", *STEP_METHODS, "--json",
+                         str(tmp_path / "step_time.json"))
     assert out.startswith("step_time: ") and "Training" not in out  # the progress bar stays on stderr
     for method in STEP_METHODS:
         assert len(rows_starting(out, method)) == 1, method
@@ -54,9 +76,10 @@ def test_step_time_tiny_has_a_row_per_method_and_the_overheads(tmp_path):
     assert overhead["method"] == "intl" and overhead["bare"]["probe"] == 0 and overhead["bare"]["logging"] == 0
 
 
-def test_step_time_as_solo_learn_prints_one_result_line_per_method():
-    out = run("step_time.py", "--as-solo-learn", "--methods", "barlow_twins", "wmse", "--steps", "1", "--warmup", "1",
-              "--batch", "8", "--size", "16", "--threads", "1", "--overhead-method", "none")
+def test_step_time_as_solo_learn_prints_one_result_line_per_method(monkeypatch, capsys):
+    out = benchmark_here(load_benchmark("step_time"), monkeypatch, capsys, "--as-solo-learn", "--methods", "barlow_twins", "wmse",
+                         "--steps", "1", "--warmup", "1", "--batch", "8", "--size", "16", "--threads", "1",
+                         "--overhead-method", "none")
     results = [json.loads(line.split(" ", 1)[1]) for line in out.splitlines() if line.startswith("step_result ")]
     assert [r["method"] for r in results] == ["barlow_twins", "wmse"] and {r["driver"] for r in results} == {"zoo"}
     for result in results:
@@ -149,9 +172,9 @@ def test_gpu_check_gpu_path_stops_with_one_line_naming_the_missing_piece(tmp_pat
     assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(message), result.stderr[-3000:]
 
 
-def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):
+def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path, monkeypatch, capsys):
     png, numbers = tmp_path / "scaling.png", tmp_path / "scaling.json"
-    out = run("loss_scaling.py", "--tiny", "--png", str(png), "--json", str(numbers))
+    out = benchmark_here(load_benchmark("loss_scaling"), monkeypatch, capsys, "--tiny", "--png", str(png), "--json", str(numbers))
     for loss in SCALING_LOSSES:
         assert len(rows_starting(out, loss)) == 2, loss  # one in the batch table, one in the dimension table
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -164,27 +187,25 @@ def test_loss_scaling_tiny_has_a_row_per_loss_and_a_plot(tmp_path):
 
 
 def digits_m_benchmark():
-    spec = importlib.util.spec_from_file_location("digits_m_all_methods", BENCHMARKS / "digits_m_all_methods.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("digits_m_all_methods")
 
 
-def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
+def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path, monkeypatch, capsys):
     """INTL at two steps on digits_m: the raw-pixel and untrained (3 steps) rows, INTL's row with the condition
     number of its whitened output (none for the pixels), the gap over the untrained control, the time in
     reference steps; a second call reads every finished run instead of training it again."""
+    benchmark = digits_m_benchmark()
     options = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
                "--linear-override", "linear.epochs=2"]
     overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
-    out = run("digits_m_all_methods.py", *options, "--reference-steps", "1", *overrides, timeout=900)
+    out = benchmark_here(benchmark, monkeypatch, capsys, *options, "--reference-steps", "1", *overrides)
     assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["raw pixels", "untrained", "intl"]
     _, untrained, intl = rows
     assert untrained["steps"] == 3 and intl["steps"] == 2 and intl["transformed_condition_number"] >= 1
     assert rows_starting(out, "raw pixels")[0].split(" | ")[4] == "-"
-    assert rows_starting(out, "intl") == [f"| {' | '.join(digits_m_benchmark().cells('intl', [intl]))} |"]
+    assert rows_starting(out, "intl") == [f"| {' | '.join(benchmark.cells('intl', [intl]))} |"]
     for key, name in (("knn_top1", "k-NN"), ("linear_top1", "linear")):
         assert f"intl over the untrained control, {name} top-1: {100 * (intl[key] - untrained[key]):+.1f} points" in out
     reference = next(line for line in out.splitlines() if line.startswith("reference step (ResNet-18, 256 crops of 16 px"))
@@ -194,7 +215,7 @@ def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path):
     assert abs(int(budget.split(" = ")[1].split()[0]) - intl["pretrain_seconds"] / seconds) <= 1  # printed seconds are rounded
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
     assert len(stamps) == 2
-    again = run("digits_m_all_methods.py", *options, "--", *overrides, timeout=300)  # no reference steps this time
+    again = benchmark_here(benchmark, monkeypatch, capsys, *options, "--", *overrides)  # no reference steps this time
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")} == stamps
     assert rows_starting(again, "intl") == rows_starting(out, "intl")
     assert rows_starting(again, "untrained") == rows_starting(out, "untrained")

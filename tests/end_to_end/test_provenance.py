@@ -1,5 +1,6 @@
 """Every entry point's summary carries its provenance with real values: a tiny digits pretraining,
-main_linear.py's three protocols, main_knn.py and COCO detection (metrics.json)."""
+main_linear.py's three protocols, main_knn.py and COCO detection (metrics.json), their entry points called
+in this process."""
 
 import json
 import subprocess
@@ -8,9 +9,10 @@ import lightning
 import pytest
 import timm
 import torch
-from detection_helpers import run_script
-from pretrain_helpers import REPO, TINY, run
+from detection_helpers import train_coco_here
+from pretrain_helpers import REPO, TINY, pretrain_here
 
+from zoo.eval.cli import main_knn, main_linear
 from zoo.provenance import TrainingMeter, provenance
 
 
@@ -49,7 +51,8 @@ def check_provenance(record, trained=True):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("provenance") / "run"
-    run("main_pretrain.py", *TINY, "trainer.max_epochs=1", "seed=3", "trainer.deterministic=true", f"run_dir={run_dir}")
+    code, _, err = pretrain_here(*TINY, "trainer.max_epochs=1", "seed=3", "trainer.deterministic=true", f"run_dir={run_dir}")
+    assert code == 0, err[-3000:]
     return run_dir
 
 
@@ -75,8 +78,7 @@ def test_pretraining_summary(pretrained):
 ])
 def test_linear_summaries(pretrained, tmp_path, protocol, args):
     out = tmp_path / protocol
-    run("main_linear.py", "--ckpt", str(pretrained / "checkpoints" / "last.ckpt"), *args, "data.num_workers=0", "seed=5",
-        f"run_dir={out}")
+    main_linear(["--ckpt", str(pretrained / "checkpoints" / "last.ckpt"), *args, "data.num_workers=0", "seed=5", f"run_dir={out}"])
     record = json.loads((out / "summary.json").read_text())["provenance"]
     check_provenance(record)
     assert record["seed"] == 5
@@ -92,17 +94,17 @@ def test_linear_summaries(pretrained, tmp_path, protocol, args):
 
 
 def test_knn_sweep_summary(pretrained, tmp_path):
-    run("main_knn.py", "--ckpt", str(pretrained / "checkpoints" / "last.ckpt"), "--k", "5", "--temperatures", "0.1",
-        "--features", "backbone", "--out", str(tmp_path / "knn"), "data.num_workers=0")
+    main_knn(["--ckpt", str(pretrained / "checkpoints" / "last.ckpt"), "--k", "5", "--temperatures", "0.1",
+              "--features", "backbone", "--out", str(tmp_path / "knn"), "data.num_workers=0"])
     record = json.loads((tmp_path / "knn" / "summary.json").read_text())["provenance"]
     check_provenance(record, trained=False)  # a sweep trains nothing
 
 
-def test_detection_metrics(workdir, coco_root, r50_checkpoint):
+def test_detection_metrics(workdir, coco_root, r50_checkpoint, capsys):
     output = workdir / "provenance-run"
-    result = run_script("train_coco.py", "--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke",
-                        "--output", output, "--max-iter", 2)
-    assert result.returncode == 0, result.stderr
+    code, _, err = train_coco_here(capsys, "--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke",
+                                   "--output", output, "--max-iter", 2)
+    assert code == 0, err
     record = json.loads((output / "metrics.json").read_text())["provenance"]
     check_provenance(record)
     assert record["training"]["steps"] == 2 and record["seed"] == 0

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torchvision
 import yaml
-from detection_helpers import (
+from detection_helpers import (, train_coco_here
     CORRUPT_TRAIN_IMAGE,
     DETECTION,
     REPO,
@@ -26,6 +26,7 @@ from detection_helpers import (
 )
 from PIL import Image
 
+from downstream.detection import train_coco
 from downstream.detection.config import get_config
 from downstream.detection.convert import resnet50_state_dict
 from downstream.detection.data import CocoInstances, coco_splits, horizontal_flip
@@ -150,13 +151,14 @@ def test_horizontal_flip_keeps_boxes_on_their_masks(coco_root):
         assert box[0] == pytest.approx(columns.min().item(), abs=1) and box[2] == pytest.approx(columns.max().item() + 1, abs=1)
 
 
-def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r50_checkpoint):
+def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r50_checkpoint, capsys):
+    """train_coco.py's main, called in this process (the real command: the imagenet-intl recipe's test below)."""
     output = workdir / "run"
     common = ["--ckpt", r50_checkpoint[0], "--coco-root", coco_root, "--config", "cpu_smoke", "--output", output]
-    first = run_script("train_coco.py", *common, "--max-iter", 2)
-    assert first.returncode == 0, first.stderr
-    assert "Traceback" not in first.stderr
-    assert f"warning: skipping {coco_root / 'train2017' / CORRUPT_TRAIN_IMAGE}" in first.stderr
+    code, _, err = train_coco_here(capsys, *common, "--max-iter", 2)
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert f"warning: skipping {coco_root / 'train2017' / CORRUPT_TRAIN_IMAGE}" in err
     metrics = json.loads((output / "metrics.json").read_text())
     for key in METRIC_KEYS:
         assert isinstance(metrics[key], float) and 0 <= metrics[key] <= 100 and not math.isnan(metrics[key]), key
@@ -164,9 +166,9 @@ def test_train_two_iterations_then_coco_metrics_and_resume(workdir, coco_root, r
     assert [json.loads(line)["iteration"] for line in (output / "log.jsonl").read_text().splitlines()] == [1, 2]
     assert torch.load(output / "last.pth", weights_only=True)["iteration"] == 2
 
-    resumed = run_script("train_coco.py", *common, "--max-iter", 3)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming at iteration 2" in resumed.stdout
+    code, out, err = train_coco_here(capsys, *common, "--max-iter", 3)
+    assert code == 0, err
+    assert "resuming at iteration 2" in out
     assert json.loads((output / "metrics.json").read_text())["iteration"] == 3
     assert not list(output.glob("*.tmp"))  # atomic writes leave no temporaries
 
@@ -178,7 +180,8 @@ def copy_coco(coco_root, workdir, name):
 
 
 @pytest.mark.parametrize("problem", ["no_root", "no_annotations", "resnet18", "corrupt_val_image"])
-def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkpoint):
+def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkpoint, capsys):
+    """train_coco.py's main, called in this process (the real command's one line: the papers-config test below)."""
     ckpt, root, expected = r50_checkpoint[0], coco_root, None
     if problem == "no_root":
         root, expected = workdir / "missing", "COCO root not found"
@@ -194,14 +197,14 @@ def test_bad_inputs_give_one_line_errors(problem, workdir, coco_root, r50_checkp
         shutil.copy(root / "train2017" / "000000000001.jpg", root / "train2017" / CORRUPT_TRAIN_IMAGE)  # no warning
         (root / "val2017" / "000000000102.jpg").write_bytes(b"\xff\xd8 truncated")
         expected = "000000000102.jpg"
-    result = run_script(
-        "train_coco.py", "--ckpt", ckpt, "--coco-root", root, "--config", "cpu_smoke", "--max-iter", 0,
-        "--output", workdir / f"run_{problem}",
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], result.stderr
+    with pytest.raises(SystemExit) as stopped:
+        train_coco.main(["--ckpt", str(ckpt), "--coco-root", str(root), "--config", "cpu_smoke", "--max-iter", "0",
+                         "--output", str(workdir / f"run_{problem}")])
+    assert stopped.value.code != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], err
 
 
 def test_a_checkpoint_from_the_imagenet_intl_recipe_trains_two_iterations(workdir, coco_root, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from pretrain_helpers import TINY, run
+from pretrain_helpers import TINY, pretrain_in_process
 
 from zoo.callbacks import EmbeddingPlot
 from zoo.metrics.embedding import plot_embedding, project_2d, subsample
@@ -85,17 +85,21 @@ def test_callback_draws_once_from_the_validation_of_the_final_weights(tmp_path):
     assert_picture(path)
 
 
-def test_a_digits_run_and_main_knn_write_the_embedding(tmp_path):
+def test_a_digits_run_and_main_knn_write_the_embedding(tmp_path, monkeypatch, capsys):
     """One epoch, validated only after fit (validation every 5 epochs): the separate validation
-    of the final weights draws it; main_knn draws its own next to its summary."""
+    of the final weights draws it; main_knn draws its own next to its summary (both entry points called
+    in this process)."""
+    from zoo.eval.cli import main_knn
+
     run_dir = tmp_path / "run"
     args = [arg for arg in TINY if not arg.startswith("trainer.check_val_every_n_epoch")]
-    run("main_pretrain.py", *args, "trainer.max_epochs=1", f"run_dir={run_dir}")
+    code, _, err = pretrain_in_process(monkeypatch, capsys, *args, "trainer.max_epochs=1", f"run_dir={run_dir}")
+    assert code == 0, err[-3000:]
     assert_picture(run_dir / "embedding.png", min_colours=10)
 
     out = tmp_path / "knn"
-    result = run("main_knn.py", "--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), "--k", "5", "--temperatures", "0.1",
-                 "--bank-size", "200", "--out", str(out), "data.num_workers=0")
-    assert f"embedding of the validation features written to {out / 'embedding.png'}" in result.stdout
+    main_knn(["--ckpt", str(run_dir / "checkpoints" / "last.ckpt"), "--k", "5", "--temperatures", "0.1", "--bank-size", "200",
+              "--out", str(out), "data.num_workers=0"])
+    assert f"embedding of the validation features written to {out / 'embedding.png'}" in capsys.readouterr().out
     assert (out / "summary.json").is_file()
     assert_picture(out / "embedding.png", min_colours=10)

@@ -188,16 +188,31 @@ def test_caltech101_follows_ssl_transfers_split_lists():
     assert set(list_file("imagenet_a_wnids.txt")) <= set(list_file("imagenet_wnids.txt"))
 
 
-def test_a_missing_data_set_or_a_bad_root_is_one_error_line(tmp_path):
-    for overrides in ([f"transfer.root={tmp_path}/nowhere"], [f"transfer.root={tmp_path}", "transfer.datasets=[dtd]"],
-                      [f"transfer.root={tmp_path}", "transfer.datasets=[cars]", "transfer.download=true"],
-                      [f"transfer.root={tmp_path}", "suite=shift"]):
-        result = subprocess.run([sys.executable, str(REPO / "main_transfer.py"), "--ckpt", str(tmp_path / "none.ckpt"), *overrides],
-                                capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
-        assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
-        assert "layout" in result.stderr and str(tmp_path) in result.stderr
+@pytest.mark.parametrize("overrides", [["transfer.root={tmp}/nowhere"], ["transfer.root={tmp}", "transfer.datasets=[dtd]"],
+                                       ["transfer.root={tmp}", "transfer.datasets=[cars]", "transfer.download=true"],
+                                       ["transfer.root={tmp}", "suite=shift"]])
+def test_a_missing_data_set_or_a_bad_root_is_one_error_line(overrides, tmp_path, capsys):
+    """main_transfer.py's entry point, called in this process: exit status 2 and one `error:` line."""
+    from zoo.eval.cli import main_transfer
+
+    with pytest.raises(SystemExit) as stopped:
+        main_transfer(["--ckpt", str(tmp_path / "none.ckpt"), *(o.format(tmp=tmp_path) for o in overrides)])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and err.startswith("error: "), err
+    assert "layout" in err and str(tmp_path) in err
+
+
+def test_a_bad_root_is_one_error_line_of_the_real_command(tmp_path):
+    """The same through `python main_transfer.py`: nothing else on stderr (no warning of an import)."""
+    result = subprocess.run([sys.executable, str(REPO / "main_transfer.py"), "--ckpt", str(tmp_path / "none.ckpt"),
+                             f"transfer.root={tmp_path}/nowhere"], capture_output=True, text=True, cwd=REPO, timeout=300, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
+    assert "layout" in result.stderr and str(tmp_path) in result.stderr
+
+
+def test_a_folder_that_is_not_an_image_folder_is_refused(tmp_path):
+    (tmp_path / "mine").mkdir()
     with pytest.raises(ZooError, match="not an ImageFolder-style data set"):
-        (tmp_path / "mine").mkdir()
         open_split("mine", tmp_path, "train", transfer_transform(8))
 
 

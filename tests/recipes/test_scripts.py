@@ -185,14 +185,22 @@ def test_the_global_batch_stays_the_recipes_on_any_device_count(gpus, nodes, per
     assert cfg.optimizer.lr == 0.2 and cfg.optimizer.scale_lr  # lr x global batch / 256: the recipe's
 
 
-def test_a_batch_that_does_not_split_or_a_per_device_batch_is_refused(tiny_imagenet):
-    result = bash("pretrain/imagenet/intl", f"data.root={tiny_imagenet}", "trainer.accelerator=cpu", env=script_env(NUM_GPUS=3),
-                  timeout=120)
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+def test_a_batch_that_does_not_split_or_a_per_device_batch_is_refused(tiny_imagenet, monkeypatch, capsys):
+    """What the script runs (main_pretrain.py experiment=imagenet/intl ..., as `recorded` shows), in this process."""
+    from pretrain_helpers import pretrain_in_process
+
+    for name in ("DATA_DIR", "NUM_GPUS", "NUM_NODES", "RUN_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NUM_GPUS", "3")
+    code, _, err = pretrain_in_process(monkeypatch, capsys, "experiment=imagenet/intl", f"data.root={tiny_imagenet}",
+                                       "trainer.accelerator=cpu")
+    assert code == 2 and err.strip().splitlines()[-1] == (
         "error: data.global_batch_size=256 does not split over 3 processes: set NUM_GPUS / NUM_NODES "
         "(trainer.devices / trainer.num_nodes) to a divisor of it, or change data.global_batch_size")
-    result = bash("pretrain/imagenet/intl", f"data.root={tiny_imagenet}", "data.batch_size=8", timeout=120)
-    assert result.returncode == 2 and "pass data.global_batch_size=N instead of data.batch_size" in result.stderr
+    monkeypatch.delenv("NUM_GPUS")
+    code, _, err = pretrain_in_process(monkeypatch, capsys, "experiment=imagenet/intl", f"data.root={tiny_imagenet}",
+                                       "data.batch_size=8")
+    assert code == 2 and "pass data.global_batch_size=N instead of data.batch_size" in err
 
 
 def test_the_same_command_gets_the_same_run_dir(tmp_path, monkeypatch, capsys):

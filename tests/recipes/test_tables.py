@@ -48,21 +48,27 @@ def test_the_plan_of_every_table_resolves_every_command(name, tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_plan_commands_are_what_the_entry_points_resolve(tmp_path):
-    """The plan's pretraining and protocol commands, run with --cfg job, resolve (exit 0) to the run
-    folder the plan names."""
+def test_plan_commands_are_what_the_entry_points_resolve(tmp_path, monkeypatch, capsys):
+    """The plan's pretraining and protocol commands, run with --cfg job through their entry points (called in
+    this process), resolve (exit 0) to the run folder the plan names."""
+    from pretrain_helpers import pretrain_in_process
+
+    from zoo.eval.cli import main_linear
+
     table = load_table("intl/coco")
     chain = chains(table, split_overrides([]), tmp_path, tmp_path / "coco")[0]
     pretrain, linear = chain.steps[0], chain.steps[1]
-    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES")}
-    result = subprocess.run([*pretrain.argv, "--cfg", "job"], capture_output=True, text=True, cwd=REPO, env=env, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert yaml.safe_load(result.stdout)["run_dir"] == str(chain.run_dir)
+    for name in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(REPO)
+    assert pretrain.argv[:2] == [sys.executable, str(REPO / "main_pretrain.py")]
+    code, out, err = pretrain_in_process(monkeypatch, capsys, *pretrain.argv[2:], "--cfg", "job")
+    assert code == 0, err[-2000:]
+    assert yaml.safe_load(out)["run_dir"] == str(chain.run_dir)
+    assert linear.argv[:2] == [sys.executable, str(REPO / "main_linear.py")]
     at = linear.argv.index("--ckpt")
-    result = subprocess.run([*linear.argv[:at], *linear.argv[at + 2:], "--cfg", "job"], capture_output=True, text=True, cwd=REPO,
-                            env=env, timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert yaml.safe_load(result.stdout)["linear"]["name"] == "LP-INTL"
+    main_linear([*linear.argv[2:at], *linear.argv[at + 2:], "--cfg", "job"])
+    assert yaml.safe_load(capsys.readouterr().out)["linear"]["name"] == "LP-INTL"
 
 
 def test_the_plan_takes_the_images_per_second_an_earlier_run_measured(tmp_path, capsys):
@@ -184,22 +190,23 @@ def tiny_table(tmp_path_factory):
     return root
 
 
-def tiny_command(root, *extra):
+def tiny_arguments(root, *extra):
     pretrain = [o for o in TINY_RUN if not o.startswith(("backbone.", "method.proj_hidden"))]
     linear = ["linear.epochs=1", "linear.batch_size=8", "data.num_workers=0", "trainer.max_steps=2", "trainer.enable_progress_bar=false"]
-    return [sys.executable, "-m", "zoo.tables", str(root / "table.yaml"), "--runs", str(root / "runs"), "--coco", str(root / "coco"),
-            f"data.root={root / 'images'}", "method.proj_hidden=[64]", *pretrain, *(f"linear:{o}" for o in linear),
-            "detection:--max-iter=2", *extra]
+    return [str(root / "table.yaml"), "--runs", str(root / "runs"), "--coco", str(root / "coco"), f"data.root={root / 'images'}",
+            "method.proj_hidden=[64]", *pretrain, *(f"linear:{o}" for o in linear), "detection:--max-iter=2", *extra]
 
 
 @pytest.mark.slow
-def test_a_two_row_table_runs_every_step_resumes_after_kill_and_prints_its_table(tiny_table):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES")}
-    env["PYTHONPATH"] = f"{REPO}{os.pathsep}{env.get('PYTHONPATH', '')}"
+def test_a_two_row_table_runs_every_step_resumes_after_kill_and_prints_its_table(tiny_table, monkeypatch, capsys):
+    for name in ("DATA_DIR", "RUN_DIR", "NUM_GPUS", "NUM_NODES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    monkeypatch.chdir(REPO)
     runs = tiny_table / "runs"
     # Killed (-9, the whole process group) once row 1 is pretrained: its linear probe is under way.
-    first = subprocess.Popen(tiny_command(tiny_table), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    first = subprocess.Popen([sys.executable, "-m", "zoo.tables", *tiny_arguments(tiny_table)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 1800
     while not list(runs.glob("imagenet/intl-*/summary.json")) and time.time() < deadline and first.poll() is None:
         time.sleep(1)
@@ -209,25 +216,25 @@ def test_a_two_row_table_runs_every_step_resumes_after_kill_and_prints_its_table
     before = summary.stat().st_mtime_ns
     assert not list(runs.glob("imagenet-100/*/summary.json"))  # row 2 never started
 
-    # The same command continues, here through submitit's local executor (hydra/launcher=submitit_local).
-    second = subprocess.run(tiny_command(tiny_table, "hydra/launcher=submitit_local"), cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=1800, check=False)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert f"[imagenet/intl seed 0] pretrain: done ({summary}), skipped" in second.stdout
+    # The same command continues, here through submitit's local executor (hydra/launcher=submitit_local); its
+    # entry point is called in this process (each step still runs in a process of its own).
+    main(tiny_arguments(tiny_table, "hydra/launcher=submitit_local"))
+    out = capsys.readouterr().out
+    assert f"[imagenet/intl seed 0] pretrain: done ({summary}), skipped" in out
     assert summary.stat().st_mtime_ns == before
-    assert "submitted as local job" in second.stdout
+    assert "submitted as local job" in out
     run_dir = summary.parent
     assert json.loads((run_dir / "eval" / "imagenet-intl" / "summary.json").read_text())["protocol"] == "LP-INTL"
     assert json.loads((run_dir / "detection-cpu_smoke" / "metrics.json").read_text())["iteration"] == 2
     row2 = next(runs.glob("imagenet-100/barlow_twins-*"))
     assert json.loads((row2 / "summary.json").read_text())["steps"] == 2
     assert json.loads((row2 / "eval" / "imagenet-100-barlow_twins" / "summary.json").read_text())["protocol"] == "LP-SOLO"
-    table = second.stdout[second.stdout.index("two rows"):]
+    table = out[out.index("two rows"):]
     for label in ("online (probe, 20-nn)", "LP-INTL", "cpu_smoke (box AP)", "cpu_smoke (mask AP)", "LP-SOLO"):
         assert f"| {label} |" in table
     assert "| 80.16 |" in table  # the LP-SOLO row beside solo-learn's number (the recipe's target)
 
     # Once more: every step is skipped and the table printed again.
-    third = subprocess.run(tiny_command(tiny_table), cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert third.returncode == 0, third.stderr[-3000:]
-    assert third.stdout.count("skipped") == 5 and "| LP-SOLO |" in third.stdout
+    main(tiny_arguments(tiny_table))
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 5 and "| LP-SOLO |" in out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from pretrain_helpers import pretrain_in_process
+from pretrain_helpers import pretrain_here, pretrain_in_process
 
 from zoo.errors import ZooError
 
@@ -111,19 +111,18 @@ def finished_run(tmp_path_factory):
     run_dir.mkdir()
     (run_dir / ".lock").write_text("process 999999999 on a-gone-host\n")
     args = [*TINY, "trainer.max_steps=2", "divergence.collapse_effective_rank=1000", f"run_dir={run_dir}"]
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir, args, result
+    code, _, err = pretrain_here(*args)
+    assert code == 0, err[-3000:]
+    return run_dir, args, err
 
 
 def test_a_stale_lock_is_taken_over_and_a_collapse_is_flagged(finished_run):
-    run_dir, _, result = finished_run
+    run_dir, _, stderr = finished_run
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["finished"] is True and summary["stopped"] is None and summary["steps"] == 2
     assert summary["collapsed"].startswith("backbone effective rank") and "< 1000" in summary["collapsed"]
     assert 0 < summary["output_std"] < 2
-    assert "warning: the run looks collapsed (backbone effective rank" in result.stderr
+    assert "warning: the run looks collapsed (backbone effective rank" in stderr
     assert (run_dir / ".lock").read_text().startswith("process ")
 
 
@@ -232,7 +231,7 @@ def stopped_by(signum, args, run_dir):
     return proc.returncode, out, err
 
 
-def test_sigint_and_sigterm_checkpoint_mark_the_run_unfinished_and_exit_nonzero(tmp_path):
+def test_sigint_and_sigterm_checkpoint_mark_the_run_unfinished_and_exit_nonzero(tmp_path, monkeypatch, capsys):
     run_dir = tmp_path / "run"
     args = [*TINY, "trainer.max_steps=20", "checkpoint_every_n_steps=1", f"run_dir={run_dir}"]
     for signum, name in ((signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")):
@@ -247,9 +246,8 @@ def test_sigint_and_sigterm_checkpoint_mark_the_run_unfinished_and_exit_nonzero(
         assert summary["finished"] is False and summary["stopped"] == f"stopped by {name}" and 0 < step < 20
         ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
         assert ckpt["global_step"] == step  # the checkpoint of the step it stopped at
-    result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], cwd=REPO, capture_output=True,
-                            text=True, timeout=600, check=False)
-    assert result.returncode == 0 and "Resuming from" in result.stdout, result.stderr[-3000:]
+    code, out, err = pretrain_in_process(monkeypatch, capsys, *args)  # the same command resumes (here in this process)
+    assert code == 0 and "Resuming from" in out, err[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["finished"] is True and summary["steps"] == 20
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from pretrain_helpers import REPO, TINY, run
+from pretrain_helpers import REPO, TINY, pretrain_in_process, run
 
 from zoo.config import chosen_trackers
 from zoo.errors import ZooError
@@ -76,7 +76,7 @@ def test_unknown_logger_and_missing_extra_are_one_line_errors(monkeypatch):
         chosen_trackers(["wandb"])
 
 
-def test_an_unknown_logger_stops_the_command_in_one_line(tmp_path):
-    result = run("main_pretrain.py", "logger=mlflow", f"run_dir={tmp_path / 'run'}", check=False, timeout=120)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: logger=mlflow is not one of: csv, wandb, tensorboard"), result.stderr
+def test_an_unknown_logger_stops_the_command_in_one_line(tmp_path, monkeypatch, capsys):
+    code, _, err = pretrain_in_process(monkeypatch, capsys, "logger=mlflow", f"run_dir={tmp_path / 'run'}")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: logger=mlflow is not one of: csv, wandb, tensorboard"), err

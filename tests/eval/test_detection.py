@@ -15,13 +15,14 @@ import pytest
 import torch
 import torchvision
 import yaml
-from detection_helpers import (, train_coco_here
+from detection_helpers import (
     CORRUPT_TRAIN_IMAGE,
     DETECTION,
     REPO,
     detectron2_match,
     detectron2_r50_c4_pretrained_keys,
     run_script,
+    train_coco_here,
     write_zoo_checkpoint,
 )
 from PIL import Image

@@ -47,17 +47,23 @@ def run(script, *args, timeout=600, check=True, one_cpu=False):
     return result
 
 
+def call_pretrain(*args):
+    """main_pretrain.py's entry point called in this process with `args` -> its exit status."""
+    from zoo.pretrain import main
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", ["main_pretrain.py", *args])
+        try:
+            main()
+        except SystemExit as stopped:
+            return stopped.code
+    return 0
+
+
 def pretrain_in_process(monkeypatch, capsys, *args):
     """main_pretrain.py's own entry point called in this process (a new process per call would spend most
     of its seconds importing torch) -> (exit status, stdout, stderr)."""
-    from zoo.pretrain import main
-
-    monkeypatch.setattr(sys, "argv", ["main_pretrain.py", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as stopped:
-        code = stopped.code
+    code = call_pretrain(*args)
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -66,22 +72,16 @@ def pretrain_here(*args):
     """pretrain_in_process for a module's fixture (which has no monkeypatch or capsys) -> (exit status, stdout,
     stderr); the process's deterministic-algorithms switch (trainer.deterministic) and its SIGINT / SIGTERM
     handlers (the run's StopOnSignal sets them) are put back as they were."""
-    from zoo.pretrain import main
-
     deterministic = torch.are_deterministic_algorithms_enabled()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        patch.setattr(sys, "argv", ["main_pretrain.py", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as stopped:
-            code = stopped.code
-        finally:
-            torch.use_deterministic_algorithms(deterministic)
-            for signum, handler in handlers.items():
-                signal.signal(signum, handler)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = call_pretrain(*args)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     return code, out.getvalue(), err.getvalue()
 
 

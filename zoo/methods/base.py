@@ -14,7 +14,8 @@ config is needed, and its loss runs without a trainer:
     out.total.backward()
 
 `forward_loss(crops, state)` takes where training is (`zoo.nn.StepState`: step, total steps, epoch, steps per
-epoch; None = the first step) for methods whose loss follows the schedule (DINO's teacher temperature).
+epoch; by default the first step, `FIRST_STEP`) for methods whose loss follows the schedule (DINO's teacher
+temperature).
 """
 
 import itertools
@@ -172,9 +173,9 @@ class Method(nn.Module):
         gives the identity; None for methods without a transform. For the spectrum diagnostics:
         `z` is already gathered from every rank, so call `whiten(..., distributed=False)`."""
 
-    def compute_loss(self, crops, state: StepState | None = None):
-        """The override point of the loss: one training batch (crops in crop order) at `state` (None = the first
-        step) -> (loss or (loss, {part: tensor}), backbone features for the online probe)."""
+    def compute_loss(self, crops, state: StepState = FIRST_STEP):
+        """The override point of the loss: one training batch (crops in crop order) at `state` (by default the
+        first step) -> (loss or (loss, {part: tensor}), backbone features for the online probe)."""
         features = self.encode(crops)
         return self.loss(self.project(features)), largest_crops(features, crops)
 
@@ -182,9 +183,8 @@ class Method(nn.Module):
         """{metric name: number} to log at `state`, beyond the loss (e.g. a temperature the schedule moves)."""
         return {}
 
-    def forward_loss(self, crops, state: StepState | None = None) -> MethodOutput:
-        """The loss of one training batch at `state` (None = the first step), as training takes it."""
-        state = FIRST_STEP if state is None else state
+    def forward_loss(self, crops, state: StepState = FIRST_STEP) -> MethodOutput:
+        """The loss of one training batch at `state` (by default the first step), as training takes it."""
         loss, features = self.compute_loss(crops, state)
         total, parts = self.split_loss(loss)
         return MethodOutput(total, parts, features, self.step_logs(state))

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 import torch
 
 from zoo.losses import cwrgp_loss, off_diagonal
-from zoo.methods.base import largest_crops
+from zoo.methods.base import FIRST_STEP, largest_crops
 from zoo.methods.wmse import WMSE
 from zoo.registry import register_method
 from zoo.spectral import check_whitening, covariance, whiten
@@ -39,10 +39,9 @@ class CWRGP(WMSE):
         white = whiten(sub_batch, "zca", "channel", eps=m.eps, groups=m.groups, shuffle_groups=False, distributed=False)[0]
         return white[:, : z.shape[1] // m.groups], "channel"  # the first group
 
-    def compute_loss(self, crops, state=None):
+    def compute_loss(self, crops, state=FIRST_STEP):
         features = self.encode(crops)
-        epoch = 0 if state is None else state.epoch
-        return self.loss(self.project(features), epoch), largest_crops(features, crops)
+        return self.loss(self.project(features), state.epoch), largest_crops(features, crops)
 
     def loss(self, views, epoch=0):
         """The loss at `epoch` (the covariance penalty stops at cov_stop)."""

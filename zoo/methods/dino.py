@@ -8,7 +8,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from zoo.backbones import build_mlp
 from zoo.losses import dino_center, dino_loss
-from zoo.methods.base import Method, MethodConfig, largest_crops
+from zoo.methods.base import FIRST_STEP, Method, MethodConfig, largest_crops
 from zoo.methods.crops import targets_first
 from zoo.nn import EMA, FreezeEarly
 from zoo.nn.ramps import linear_ramp
@@ -102,14 +102,13 @@ class DINO(Method):
     def step_logs(self, state):
         return {"train/teacher_temperature": self.teacher_temperature(state.epoch)}
 
-    def compute_loss(self, crops, state=None):
-        epoch = 0 if state is None else state.epoch
+    def compute_loss(self, crops, state=FIRST_STEP):
         features = self.encode(crops)
         student = [self.projector.logits(z) for z in self.project(features)]
         order, teacher_count = targets_first(self.crop_sizes)
         with torch.no_grad():
             teacher = [self.target.projector.logits(self.target(crops[t])) for t in order[:teacher_count]]
         loss = dino_loss(*(student[v] for v in order), teacher=teacher, center=self.center,
-                         teacher_temperature=self.teacher_temperature(epoch), student_temperature=self.mcfg.student_temperature)
+                         teacher_temperature=self.teacher_temperature(state.epoch), student_temperature=self.mcfg.student_temperature)
         self.center.copy_(dino_center(*teacher, center=self.center, momentum=self.mcfg.center_momentum))
         return loss, largest_crops(features, crops)

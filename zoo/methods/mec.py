@@ -6,7 +6,7 @@ import torch
 from zoo.backbones import build_mlp
 from zoo.errors import ZooError
 from zoo.losses.coding_rate import mec_lambda, mec_loss
-from zoo.methods.base import Method, MethodConfig, largest_crops
+from zoo.methods.base import FIRST_STEP, Method, MethodConfig, largest_crops
 from zoo.methods.crops import target_pairs
 from zoo.nn import EMA
 from zoo.nn.ramps import linear_ramp
@@ -72,19 +72,15 @@ class MEC(Method):
             return final
         return linear_ramp(self.mcfg.lambda_warmup_factor * final, final, step / max(warmup - 1, 1))
 
-    def lambda_inverse_at(self, state):
-        """1 / lambda at `state` (None: the schedule's first step)."""
-        return self.lambda_inverse(0, 1) if state is None else self.lambda_inverse(state.step, state.steps_per_epoch)
-
     def step_logs(self, state):
-        return {"train/lambda_inverse": self.lambda_inverse_at(state)}
+        return {"train/lambda_inverse": self.lambda_inverse(state.step, state.steps_per_epoch)}
 
-    def compute_loss(self, crops, state=None):
+    def compute_loss(self, crops, state=FIRST_STEP):
         features = self.encode(crops)
         predictions = [self.predictor(z) for z in self.project(features)]
         pairs = target_pairs(self.crop_sizes)
         targets = {t: self.target(crops[t]) for t in sorted({t for t, _ in pairs})}
-        lambda_inverse = self.lambda_inverse_at(state)
+        lambda_inverse = self.lambda_inverse(state.step, state.steps_per_epoch)
         m = self.mcfg
         loss = torch.stack([mec_loss(targets[t], predictions[v], lambda_inverse=lambda_inverse, order=m.order)
                             for t, v in pairs]).mean()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.losses import sinkhorn_knopp, swav_loss
-from zoo.methods.base import Method, MethodConfig, largest_crops
+from zoo.methods.base import FIRST_STEP, Method, MethodConfig, largest_crops
 from zoo.methods.crops import targets_first
 from zoo.nn import FeatureQueue, FreezeEarly
 from zoo.registry import register_method
@@ -93,13 +93,13 @@ class SwAV(Method):
             codes.append(sinkhorn_knopp(rows, self.mcfg.sk_epsilon, self.mcfg.sk_iters)[: len(crop_scores)])
         return codes
 
-    def compute_loss(self, crops, state=None):
+    def compute_loss(self, crops, state=FIRST_STEP):
         self.normalize_prototypes()  # unit prototypes in every step, as the official code at each iteration
         features = self.encode(crops)
         embeddings = [F.normalize(z, dim=-1) for z in self.project(features)]
         order, coded = targets_first(self.crop_sizes)
         scores = [self.prototypes(embeddings[v]) for v in order]
-        codes = self.codes(scores[:coded], 0 if state is None else state.epoch)
+        codes = self.codes(scores[:coded], state.epoch)
         loss = swav_loss(*scores, codes=codes, temperature=self.mcfg.temperature)
         self.queue.enqueue(*(embeddings[v] for v in order[:coded]))  # after the codes: this step's are not in its queue
         return loss, largest_crops(features, crops)

@@ -23,6 +23,7 @@ from zoo.metrics.embedding import MAX_POINTS, plot_embedding, subsample
 from zoo.metrics.health import collapse_indicator, health
 from zoo.metrics.knn import knn_predict
 from zoo.metrics.spectrum import attainable_eigenvalues, condition_number, covariance_eigenvalues, effective_rank
+from zoo.nn.legacy import METHOD_PREFIX
 from zoo.spectral import covariance
 from zoo.train.harness import top_k_accuracy
 
@@ -54,15 +55,20 @@ def checkpoint_callbacks(run_dir, every_n_steps, keep_every_n_epochs=0):
     return callbacks
 
 
-def validation_metrics(trainer):
-    """The trainer's ValidationMetrics callback (None without one)."""
-    return next((c for c in trainer.callbacks if isinstance(c, ValidationMetrics)), None)
+def find_callback(trainer, kind):
+    """The trainer's callback of class `kind` (None without one)."""
+    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
 
 
 def latest_metrics(trainer):
     """The latest validation's values ({} before the first, or without a ValidationMetrics callback)."""
-    found = validation_metrics(trainer)
+    found = find_callback(trainer, ValidationMetrics)
     return found.latest if found is not None else {}
+
+
+def method_named_parameters(pl_module):
+    """The harness's (name, parameter) pairs, named as the method names them (without the harness's "method.")."""
+    return ((name.removeprefix(METHOD_PREFIX), p) for name, p in pl_module.named_parameters())
 
 
 class ValidationMetrics(L.Callback):
@@ -272,7 +278,7 @@ def _nonfinite_text(named_tensors):
 
 def nonfinite_gradients(pl_module, optimizer):
     """Which optimiser groups hold non-finite gradients, with their modules and first parameter; '' if none."""
-    names = {id(p): name.removeprefix("method.") for name, p in pl_module.named_parameters()}
+    names = {id(p): name for name, p in method_named_parameters(pl_module)}
     grads = [(index, names.get(id(p), "?"), p.grad) for index, group in enumerate(optimizer.param_groups)
              for p in group["params"] if p.grad is not None]
     text = _nonfinite_text((name, grad) for _, name, grad in grads)
@@ -365,7 +371,7 @@ class DivergenceGuard(L.Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint):
         # finite gradients can still step the weights past float range: such weights never replace a checkpoint
-        bad = _nonfinite_text((name.removeprefix("method."), p) for name, p in pl_module.named_parameters())
+        bad = _nonfinite_text(method_named_parameters(pl_module))
         if bad:
             raise Diverged(
                 f"method {pl_module.name} diverged by step {trainer.global_step}: non-finite weights ({bad}); training "

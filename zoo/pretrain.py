@@ -30,6 +30,8 @@ from zoo.callbacks import (
     StopOnSignal,
     ValidationMetrics,
     checkpoint_callbacks,
+    find_callback,
+    latest_metrics,
 )
 from zoo.catalog import dataset_info
 from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
@@ -104,19 +106,15 @@ def newest_checkpoint(run_dir, last_ckpt):
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
-def callback(trainer, kind):
-    return next(c for c in trainer.callbacks if isinstance(c, kind))
-
-
 def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
     """summary.json; `stopped`: why the run ended before its planned steps (None: it finished)."""
-    evaluated = callback(trainer, ValidationMetrics).latest
+    evaluated = latest_metrics(trainer)
     keys = (
         "knn_top1", "knn_top5", "linear_top1", "linear_top5", "evaluated_images", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
         "transformed_condition_number", "output_std", *HEALTH_KEYS,
     )
-    guard = callback(trainer, DivergenceGuard)
+    guard = find_callback(trainer, DivergenceGuard)
     return {
         "method": cfg.method.name,
         "dataset": cfg.data.name,
@@ -134,7 +132,7 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
         "global_batch_size": model.global_batch_size,
         "lr": cfg.optimizer.lr_scaled,
         "seconds": round(time.time() - started, 1),
-        "provenance": provenance(started, cfg.seed, callback(trainer, TrainingMeter)),
+        "provenance": provenance(started, cfg.seed, find_callback(trainer, TrainingMeter)),
     }
 
 
@@ -254,10 +252,10 @@ def train(cfg, data, trainer, run_dir, started):
     val_loaders = [loaders.knn_bank, loaders.val] if loaders.knn_bank is not None else [loaders.val]
     try:
         trainer.fit(model, train_dataloaders=loaders.train, val_dataloaders=val_loaders, ckpt_path=resume)
-        if model.trained_steps and callback(trainer, ValidationMetrics).step != trainer.global_step:
+        if model.trained_steps and find_callback(trainer, ValidationMetrics).step != trainer.global_step:
             trainer.validate(model, dataloaders=val_loaders, verbose=False)  # the summary evaluates the final weights
     except (SIGTERMException, Diverged) as stop:
-        signalled = callback(trainer, StopOnSignal).received or "SIGTERM"
+        signalled = find_callback(trainer, StopOnSignal).received or "SIGTERM"
         why = str(stop).split(";")[0] if isinstance(stop, Diverged) else f"stopped by {signalled}"
         if trainer.is_global_zero:
             write_json(run_dir / "summary.json", summarise(cfg, model, trainer, loaders.loader, last_ckpt, started, why))

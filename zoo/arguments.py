@@ -40,7 +40,7 @@ NAMES = {"optimizer.name": Optimizer, "scheduler.name": Schedule, "scheduler.int
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "16-true", "bf16-mixed", "bf16", "bf16-true",
               "transformer-engine", "transformer-engine-float16")
 AT_LEAST = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1,
-            "divergence.skip_nonfinite_steps": 0}
+            "divergence.skip_nonfinite_steps": 0, "eval.lidar_samples": 2, "eval.lidar_views": 0}
 # The keys `check_values` looks at in a composed config (whose NAMES the schema's types have checked).
 CHECKED_KEYS = (*AT_LEAST, "optimizer.lr", "optimizer.probe_lr", "optimizer.weight_decay", "trainer.max_epochs",
                 "trainer.max_steps", "trainer.devices", "trainer.num_nodes", "trainer.precision", "data.name")
@@ -109,6 +109,8 @@ def check_values(values):
     decay = values.get("optimizer.weight_decay")
     if is_number(decay) and not (decay >= 0 and math.isfinite(decay)):
         raise ZooError(f"optimizer.weight_decay={decay} must be >= 0")
+    if values.get("eval.lidar_views") == 1:
+        raise ZooError("eval.lidar_views=1: LiDAR compares views of an image, give at least 2 (0: no LiDAR)")
     epochs, steps = values.get("trainer.max_epochs"), values.get("trainer.max_steps")
     if epochs == 0 or (is_number(epochs) and epochs < -1):
         raise ZooError(f"trainer.max_epochs={epochs} trains nothing: give a number of epochs >= 1 (or -1 with "

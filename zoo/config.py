@@ -159,6 +159,12 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     knn_max_train: int | None = 50000  # k-NN bank: a seeded random subset of the labelled training images beyond this
+    # LiDAR at each validation (val/lidar, val/projector_lidar): `lidar_views` training-augmented views of each of
+    # `lidar_samples` fixed evaluated images (zoo.data.views); 0 views: no LiDAR. Thilak et al. use 1000 x 50 (50,000
+    # forwards, 28x the default run's validation); 16 x 2 keeps every health metric together under 5% of the
+    # default run's validation (README, Label-free health metrics). `python -m zoo.health` takes the paper's sizes.
+    lidar_samples: int = 16
+    lidar_views: int = 2
 
 
 @dataclass

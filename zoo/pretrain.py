@@ -4,6 +4,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -27,6 +28,7 @@ from zoo.callbacks import (
     DivergenceGuard,
     EmbeddingPlot,
     SpectrumPlot,
+    StageSpectraPlot,
     StopOnSignal,
     ValidationMetrics,
     checkpoint_callbacks,
@@ -37,10 +39,11 @@ from zoo.catalog import dataset_info
 from zoo.checkpoint import RunFolderLock, check_resumable, check_run_folder, check_writable_folder
 from zoo.config import CONFIG_ERRORS, check_pretrain_config, config_error_line, register_configs
 from zoo.data import build_loaders, data_spec
+from zoo.data.views import AugmentedViews
 from zoo.errors import ZooError, exit_on_user_error
 from zoo.loggers import run_loggers
 from zoo.methods.base import typed_config
-from zoo.metrics.health import HEALTH_KEYS
+from zoo.metrics.health import HEALTH_KEYS, LIDAR_KEYS
 from zoo.provenance import TrainingMeter, provenance
 from zoo.registry import discover_methods, get_method
 
@@ -83,11 +86,15 @@ def quiet_lightning():
 
 def pretraining_trainer(cfg, run_dir):
     """The shared trainer with pretraining's outputs: a metrics.csv that survives a resume (and the
-    trackers `cfg.logger` names), the validation metrics, atomic periodic checkpoints, the spectrum and embedding
-    plots, the training meter, and the stops: at a non-finite loss or gradient (DivergenceGuard) and on SIGTERM /
-    SIGINT (StopOnSignal)."""
-    callbacks = [ValidationMetrics(), *checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)]
-    callbacks += [SpectrumPlot(run_dir / "spectrum.png"), EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter(),
+    trackers `cfg.logger` names), the validation metrics (LiDAR on `cfg.eval.lidar_*` augmented views), atomic
+    periodic checkpoints, the spectrum, stage-spectra and embedding plots, the training meter, and the stops: at a
+    non-finite loss or gradient (DivergenceGuard) and on SIGTERM / SIGINT (StopOnSignal)."""
+    lidar = None  # drawn at the first validation, from their own seeded generator
+    if cfg.eval.lidar_views:
+        lidar = AugmentedViews(data_spec(cfg.data), cfg.eval.lidar_samples, cfg.eval.lidar_views, cfg.seed)
+    callbacks = [ValidationMetrics(lidar), *checkpoint_callbacks(run_dir, cfg.checkpoint_every_n_steps)]
+    callbacks += [SpectrumPlot(run_dir / "spectrum.png"), StageSpectraPlot(run_dir / "stage_spectra.png"),
+                  EmbeddingPlot(run_dir / "embedding.png"), TrainingMeter(),
                   DivergenceGuard(run_dir / "divergence.pt", **cfg.divergence), StopOnSignal(run_dir / "checkpoints" / "last.ckpt")]
     return build_trainer(cfg.trainer, run_dir, logger=run_loggers(cfg, run_dir), callbacks=callbacks, plugins=[AtomicCheckpointIO()])
 
@@ -112,8 +119,9 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
     keys = (
         "knn_top1", "knn_top5", "linear_top1", "linear_top5", "evaluated_images", "effective_rank", "projector_effective_rank",
         "backbone_condition_number", "transformed_effective_rank", "transformed_identity_distance",
-        "transformed_condition_number", "output_std", *HEALTH_KEYS,
+        "transformed_condition_number", "output_std", *HEALTH_KEYS, *LIDAR_KEYS,
     )
+    stages = [key for key in evaluated if re.fullmatch(r"stage\d+/\w+", key)]
     guard = find_callback(trainer, DivergenceGuard)
     return {
         "method": cfg.method.name,
@@ -125,6 +133,8 @@ def summarise(cfg, model, trainer, loader, last_ckpt, started, stopped=None):
         "finished": stopped is None,
         "stopped": stopped,
         **{key: evaluated.get(key) for key in keys},
+        "stages": evaluated.get("stage_names"),  # the backbone modules of stage1, stage2, ...
+        **{key: evaluated[key] for key in stages},
         "collapsed": guard.collapsed,
         "skipped_nonfinite_steps": guard.skipped,
         "checkpoint": str(last_ckpt) if last_ckpt.exists() else None,

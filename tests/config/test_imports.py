@@ -44,6 +44,7 @@ LAYERS = {
     "eval": ["zoo.eval"],
     "entry": [
         "zoo.eval.cli",
+        "zoo.health",  # python -m zoo.health: the offline health metrics of a checkpoint (zoo.eval.health)
         "zoo.report",
         "zoo.tables",
         "zoo.export",

@@ -142,3 +142,55 @@ def test_validation_prints_a_missing_metric_once_and_keeps_it_none(capsys):
     assert json.loads(json.dumps(first))["projector_alpha_req"] is None  # null in summary.json, never NaN
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["warning: step 3: val/projector_alpha_req not computed: 4 eigenvalues, at least 8 needed for ranks 6..100"]
+
+
+def test_lidar_with_fewer_views_than_dimensions_equals_the_lda_matrix_of_the_formula():
+    # n q < D: the eigenvalues come from n x n matrices; the D x D LDA matrix, written out here, gives the same LiDAR
+    torch.manual_seed(0)
+    n, q, d = 12, 3, 80
+    views = (torch.randn(n, 1, d) * torch.linspace(3, 0.01, d) + 0.5 * torch.randn(n, q, d)).double()
+    means = views.mean(dim=1)
+    between = (means - means.mean(dim=0)).T @ (means - means.mean(dim=0)) / (n - 1)
+    spread = (views - means[:, None]).reshape(n * q, d)
+    within = spread.T @ spread / (n * (q - 1)) + 1e-4 * torch.eye(d, dtype=torch.float64)
+    w, vectors = torch.linalg.eigh(within)
+    inv_sqrt = vectors @ torch.diag(w.rsqrt()) @ vectors.T
+    eigenvalues = torch.linalg.eigvalsh(inv_sqrt @ between @ inv_sqrt).clamp_min(0)
+    p = eigenvalues / eigenvalues.sum() + 1e-8
+    assert lidar(views).value == pytest.approx(float(torch.exp(-(p * p.log()).sum())), rel=1e-10)
+
+
+def test_rankme_from_running_sums_equals_rankme_of_the_features():
+    from zoo.metrics.health import rankme_of_singular_values
+    from zoo.metrics.spectrum import Moments
+
+    torch.manual_seed(0)
+    for shape in ((300, 24), (20, 64)):  # more samples than features, and fewer
+        features = torch.randn(*shape).relu() + 0.1
+        moments = Moments(shape[1])
+        for part in features.split(7):
+            moments.update(part)
+        assert rankme_of_singular_values(moments.singular_values()).value == pytest.approx(rankme(features).value, rel=1e-9)
+        assert rankme(features).value == pytest.approx(
+            rankme_of_singular_values(torch.linalg.svdvals(features.double())).value, rel=1e-9)  # Gram = SVD
+        assert torch.allclose(moments.eigenvalues(), covariance_eigenvalues(features), rtol=1e-9, atol=1e-12)
+
+
+def test_non_finite_embeddings_of_stages_and_views_give_none_and_a_reason():
+    from zoo.metrics.health import lidar_of_views
+    from zoo.metrics.spectrum import Moments
+    from zoo.metrics.stages import stage_measures
+
+    moments = Moments(16)
+    moments.update(NOT_FINITE)
+    measures, spectra = stage_measures([("layer1", moments)])
+    assert spectra == [None]
+    assert {key: m.value for key, m in measures.items()} == {"stage1/effective_rank": None, "stage1/rankme": None}
+    assert all("non-finite" in m.reason for m in measures.values())
+
+    def encode(images):  # a backbone whose features overflowed
+        return torch.full((len(images), 16), float("nan")), torch.randn(len(images), 8)
+
+    measured = lidar_of_views(encode, [torch.zeros(4, 3, 3, 8, 8)])
+    assert measured["lidar"].value is None and "non-finite" in measured["lidar"].reason
+    assert measured["projector_lidar"].value is not None

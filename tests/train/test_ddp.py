@@ -33,6 +33,8 @@ def test_ddp_two_cpu_processes_train_and_validate(method, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["global_batch_size"] == 32
     assert summary["knn_top1"] is not None  # validation features gathered from both ranks
+    # the stages' running sums added over both ranks (225 images each, no padding): the last stage is the features
+    assert summary["stage4/effective_rank"] == pytest.approx(summary["effective_rank"], rel=1e-6)
 
 
 def test_four_processes_count_each_validation_image_once(tmp_path):

@@ -49,6 +49,14 @@ def evaluation_sets(data, bank_size=None, seed=0):
     return capped(build_dataset(data.source, "train_labeled", transform), bank_size, seed), val
 
 
+def evaluated_images(data, transform, seed=0):
+    """The images each validation evaluates, transformed by `transform`: the validation images; without labels
+    (data.labels=false), a fixed seeded subset of `UNLABELLED_DIAGNOSTIC_IMAGES` training images."""
+    if not data.source.labels:
+        return capped(build_dataset(data.source, "train", transform), UNLABELLED_DIAGNOSTIC_IMAGES, seed)
+    return build_dataset(data.source, "val", transform)
+
+
 @dataclass
 class Loaders:
     train: object  # yields (list of crop batches, labels)
@@ -103,7 +111,7 @@ def unlabelled_loaders(data, seed):
     if data.loader == "dali":
         raise ZooError("data.labels=false reads its images with torchvision: use data.loader=auto or torchvision")
     train = build_dataset(data.source, "train", MultiViewTransform(data.views, data.mean, data.std))
-    diagnostics = capped(build_dataset(data.source, "train", data.eval_transform()), UNLABELLED_DIAGNOSTIC_IMAGES, seed)
+    diagnostics = evaluated_images(data, data.eval_transform(), seed)
     return Loaders(train_loader(train, data), None, make_loader(diagnostics, data.eval_batch_size, data.workers), 0,
                    "torchvision")
 

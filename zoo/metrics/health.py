@@ -11,6 +11,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from zoo.metrics.spectrum import singular_values
+
 RANKME_EPS = 1e-7  # Garrido et al. 2023
 LIDAR_DELTA = 1e-4  # Thilak et al. 2024 (the regulariser of the within-sample covariance)
 LIDAR_EPS = 1e-8  # Thilak et al. 2024 (the entropy's epsilon)
@@ -56,10 +58,17 @@ def rankme(features, eps=RANKME_EPS):
     and the mean direction counts here; both are kept."""
     if reason := unusable(features, 2):
         return Measure(None, reason)
-    singular = torch.linalg.svdvals(features.double())
+    return rankme_of_singular_values(singular_values(features), eps)
+
+
+def rankme_of_singular_values(singular, eps=RANKME_EPS):
+    """`rankme` of an embedding given its singular values (e.g. `zoo.metrics.spectrum.Moments.singular_values`,
+    from running sums of features that are not kept)."""
+    if not torch.isfinite(singular).all():
+        return Measure(None, "non-finite values in the embedding")
     if singular.sum() <= 0:
         return Measure(None, "all-zero embedding")
-    return Measure(exp_entropy(singular, eps))
+    return Measure(exp_entropy(singular.double(), eps))
 
 
 @torch.no_grad()
@@ -94,26 +103,69 @@ def lidar(views, delta=LIDAR_DELTA, eps=LIDAR_EPS):
 
     Source: Thilak, Huang, Littwin, Saremi, Susskind, Ramapuram, "LiDAR: Sensing linear probing performance in
     joint embedding SSL architectures", ICLR 2024 (no official code file was found; checked against the
-    paper's formula in numpy, tests/fixtures/health_reference.json)."""
+    paper's formula in numpy, tests/fixtures/health_reference.json).
+
+    With fewer views than dimensions (n q < D: a 2048-wide projector), the eigenvalues come from n x n and
+    nq x nq matrices instead of D x D ones (`_lda_eigenvalues_in_sample_space`): the same numbers (the LDA
+    matrix has rank n - 1 at most; its D - n zero eigenvalues enter the entropy as the eps terms they are), at a
+    fraction of the cost."""
     if views.dim() != 3:
         return Measure(None, f"expected samples x views x features, got shape {tuple(views.shape)}")
     if views.shape[1] < 2:
         return Measure(None, f"{views.shape[1]} view per sample, at least 2 needed")
     if reason := unusable(views, 2):
         return Measure(None, reason)
-    n, q, _ = views.shape
+    n, q, dim = views.shape
     x = views.double()
     means = x.mean(dim=1)
-    between = (means - means.mean(dim=0)).T @ (means - means.mean(dim=0)) / (n - 1)
-    spread = (x - means[:, None]).reshape(n * q, -1)
-    within = spread.T @ spread / (n * (q - 1)) + delta * torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
-    w, vectors = torch.linalg.eigh(within)
-    inv_sqrt = vectors @ torch.diag(w.rsqrt()) @ vectors.T
-    lda = inv_sqrt @ between @ inv_sqrt
-    eigenvalues = torch.linalg.eigvalsh((lda + lda.T) / 2).clamp_min(0)  # symmetric up to rounding
+    between = (means - means.mean(dim=0)).T / math.sqrt(n - 1)  # D x n: Sigma_b = between @ between.T
+    spread = (x - means[:, None]).reshape(n * q, -1).T / math.sqrt(n * (q - 1))  # D x nq: Sigma_w = spread @ spread.T + delta I
+    if n * q < dim:
+        eigenvalues = _lda_eigenvalues_in_sample_space(between, spread, delta)
+    else:
+        w, vectors = torch.linalg.eigh(spread @ spread.T + delta * torch.eye(dim, dtype=x.dtype, device=x.device))
+        inv_sqrt = vectors @ torch.diag(w.rsqrt()) @ vectors.T
+        lda = inv_sqrt @ between @ between.T @ inv_sqrt
+        eigenvalues = torch.linalg.eigvalsh((lda + lda.T) / 2)  # symmetric up to rounding
+    eigenvalues = eigenvalues.clamp_min(0)
     if eigenvalues.sum() <= 0:
         return Measure(None, "every sample has the same mean embedding")
-    return Measure(exp_entropy(eigenvalues, eps))
+    p = eigenvalues / eigenvalues.sum() + eps
+    zeros = dim - len(eigenvalues)  # the LDA matrix's eigenvalues left out, exactly zero: p = eps each
+    return Measure(float(torch.exp(-(p * p.log()).sum() - zeros * eps * math.log(eps))))
+
+
+def _lda_eigenvalues_in_sample_space(between, spread, delta):
+    """The n largest eigenvalues of Sigma_w^-1/2 B B^T Sigma_w^-1/2, Sigma_w = S S^T + delta I (B: D x n, S: D x m,
+    m < D), without a D x D matrix: they are the eigenvalues of B^T Sigma_w^-1 B (n x n), and with the
+    orthonormal basis U of S's column space (S^T S = V diag(s) V^T, U = S V diag(s)^-1/2),
+    Sigma_w^-1 = U diag(1 / (s + delta)) U^T + (I - U U^T) / delta."""
+    s, v = torch.linalg.eigh(spread.T @ spread)
+    keep = s > s.max().clamp_min(0) * 1e-12  # the per-sample centring leaves n null directions (and rounding)
+    basis = spread @ (v[:, keep] * s[keep].rsqrt())  # D x r, orthonormal columns
+    inside = basis.T @ between  # r x n
+    outside = between - basis @ inside  # D x n: B's part orthogonal to the views' spread
+    reduced = inside.T @ (inside / (s[keep] + delta)[:, None]) + outside.T @ outside / delta
+    return torch.linalg.eigvalsh((reduced + reduced.T) / 2)
+
+
+LIDAR_KEYS = ("lidar", "projector_lidar")
+
+
+@torch.no_grad()
+def lidar_of_views(encode, chunks):
+    """`lidar` of the backbone features and of the projector outputs of augmented views, by name (`LIDAR_KEYS`).
+    `encode`: images (B, C, H, W) -> (features, projections); `chunks` yields views (n_b, q, C, H, W), q views of
+    each of n_b images (`zoo.data.views.AugmentedViews.batches`)."""
+    features, projections = [], []
+    for chunk in chunks:
+        n, q = chunk.shape[:2]
+        h, z = encode(chunk.flatten(0, 1))
+        features.append(h.detach().float().reshape(n, q, -1).cpu())
+        projections.append(z.detach().float().reshape(n, q, -1).cpu())
+    if not features:
+        return dict.fromkeys(LIDAR_KEYS, Measure(None, "no images to draw views of"))
+    return {"lidar": lidar(torch.cat(features)), "projector_lidar": lidar(torch.cat(projections))}
 
 
 @torch.no_grad()
@@ -158,7 +210,7 @@ def health(backbone, projections, backbone_eigs, projector_eigs):
     """The metrics logged at each validation, by name (`HEALTH_KEYS`): RankMe and alpha-ReQ of the backbone
     features and of the projector outputs (the eigenvalues: their `covariance_eigenvalues`, computed once by the
     caller), and the projector outputs' whitening residuals. LiDAR needs several views per image, which
-    validation does not have: it is offline only (`lidar`)."""
+    validation does not have: `lidar_of_views` computes it on augmented views (`zoo.data.views`)."""
     std_min, std_mean = feature_std(projections)
     return {
         "rankme": rankme(backbone),

@@ -12,6 +12,8 @@ spectra, health; the spectrum and embedding pictures). `zoo.build.build_method(c
 config; `Pretrainer.load_from_checkpoint(path)` rebuilds it from a checkpoint of any layout.
 """
 
+import contextlib
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from torchmetrics.functional.classification import multiclass_accuracy
 from zoo.backbones import wants_channels_last
 from zoo.config import BackboneConfig, EvalConfig, OptimizerConfig, SchedulerConfig, plain_values
 from zoo.methods.base import Method, MethodConfig, typed_config
+from zoo.metrics.stages import StageTaps
 from zoo.nn import StepState
 from zoo.nn.legacy import rename_harness_layout_keys
 from zoo.optim import batch_scaled, lr_factor_schedule, make_optimizer
@@ -50,13 +53,16 @@ def top_k_accuracy(scores, labels, num_classes, k=1):
 class ValidationOutput:
     """One validation epoch's outputs, gathered from every process in the data set's order, each sample once:
     the evaluated images' backbone `features`, `labels` (-1 = unlabelled) and projector outputs (`projections`),
-    and the k-NN bank's features and labels (None without labels)."""
+    and the k-NN bank's features and labels (None without labels); `stages`: [(name, `zoo.metrics.spectrum.Moments`)]
+    of the backbone's stages' pooled outputs on the evaluated images (`zoo.metrics.stages`), summed over the
+    processes (under DDP the sampler's padding images, at most one per process but one, count twice)."""
 
     features: torch.Tensor
     labels: torch.Tensor
     projections: torch.Tensor
     bank_features: torch.Tensor | None = None
     bank_labels: torch.Tensor | None = None
+    stages: list = dataclasses.field(default_factory=list)
 
 
 class Pretrainer(L.LightningModule):
@@ -128,6 +134,7 @@ class Pretrainer(L.LightningModule):
         self.register_load_state_dict_pre_hook(rename_harness_layout_keys)
         self._val_outputs = {}
         self._validation_output = None
+        self._stage_taps = None  # this validation's per-stage moments (zoo.metrics.stages), from its first batch
         self.trained_steps = 0  # in this process: 0 after resuming a finished run
 
     @property
@@ -245,12 +252,24 @@ class Pretrainer(L.LightningModule):
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
         images, labels = batch
-        features = self.method.backbone(self._prepare(images))
+        evaluated = dataloader_idx == self.evaluated_loader
+        if evaluated and self._stage_taps is None:
+            self._stage_taps = StageTaps(self.method.backbone)
+        # the evaluated images' stage outputs are read by forward hooks that exist during this forward only
+        with self._stage_taps.recording() if evaluated else contextlib.nullcontext():
+            features = self.method.backbone(self._prepare(images))
         store = self._val_outputs.setdefault(dataloader_idx, {"features": [], "labels": [], "projections": []})
         store["features"].append(features.float())
         store["labels"].append(labels)
-        if dataloader_idx == self.evaluated_loader:
+        if evaluated:
             store["projections"].append(self.method.projector(features).float())
+
+    @torch.no_grad()
+    def evaluate_images(self, images):
+        """(backbone features, projector outputs) of `images` as validation computes them (on this module's device,
+        in its memory layout), float32: what the callbacks' extra views (LiDAR's) go through."""
+        features = self.method.backbone(self._prepare(images.to(self.device)))
+        return features.float(), self.method.projector(features).float()
 
     def _gathered(self, index, key):
         """Every process's outputs of validation loader `index`, in the data set's order, each sample once."""
@@ -269,14 +288,15 @@ class Pretrainer(L.LightningModule):
             if evaluated not in self._val_outputs or (self.labelled and 0 not in self._val_outputs):
                 return None
             bank = (self._gathered(0, "features"), self._gathered(0, "labels")) if self.labelled else (None, None)
+            reduce_sum = (lambda t: self.trainer.strategy.reduce(t, reduce_op="sum")) if self.trainer.world_size > 1 else None
             self._validation_output = ValidationOutput(
                 self._gathered(evaluated, "features"), self._gathered(evaluated, "labels"),
-                self._gathered(evaluated, "projections"), *bank)
+                self._gathered(evaluated, "projections"), *bank, stages=self._stage_taps.reduced(reduce_sum))
         return self._validation_output
 
     def on_validation_epoch_end(self):
         # after the callbacks' (Lightning calls theirs first): their outputs are read, free them
-        self._val_outputs, self._validation_output = {}, None
+        self._val_outputs, self._validation_output, self._stage_taps = {}, None, None
 
     # ---- optimiser and schedule --------------------------------------------------------
     def param_groups(self):

@@ -105,6 +105,8 @@ LINEAR["imagenet/mmcr"] = probe("LP-MMCR-IN", "frozen", 100, 2048, "sgd", 0.3, 1
 # MEC main_lincls.py --lars: lr 0.03 x 4096 / 256, wd 0, LARC trust 0.001, cosine per epoch over 100 epochs.
 LINEAR["imagenet/mec"] = probe("LP-MEC-LARS", "frozen", 100, 4096, "lars", 0.03 * 4096 / 256, 0, "cosine", lars_eta=0.001,
                                  crop_interpolation="bilinear", knn_k=0)
+# Matrix-SSL main_lincls.py --lars (the README's command): MEC's probe, the same arguments.
+LINEAR["imagenet/matrix_ssl"] = LINEAR["imagenet/mec"]
 LINEAR |= {
     "imagenet-100/frossl": probe("LP-SOLO", "frozen", 100, 1024, "sgd", 0.1 * 512 * 2 / 256, 0, "step", milestones=[60, 80],
                                  crop_interpolation="bicubic"),

@@ -254,8 +254,9 @@ def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float 
 
 
 # ---------------------------------------------------------------------------
-# Spectral objectives: running covariance, log-determinant and its series, nuclear and Frobenius norms
-# (CorInfoMax, MEC, MMCR, FroSSL). Each is batched over leading dimensions (views).
+# Spectral objectives: running covariance, log-determinant and its series, nuclear and Frobenius norms,
+# the matrix logarithm's series (CorInfoMax, MEC, MMCR, FroSSL, Matrix-SSL, SSOLE). Each is batched over
+# leading dimensions (views).
 # ---------------------------------------------------------------------------
 
 
@@ -327,6 +328,26 @@ def log_det_series(a: Tensor, b: Tensor, order: int = 4) -> Tensor:
     for k in range(2, order + 1):
         power = power @ product
         total = total + (-1) ** (k + 1) * power.diagonal(dim1=-2, dim2=-1).sum(dim=-1) / k
+    return total
+
+
+
+@float32_math
+def matrix_log_series(matrix: Tensor, order: int = 4) -> Tensor:
+    """``sum_{k=1}^{order} (-1)^(k+1) (Q - I)^k / k`` for square matrices Q (..., K, K): the order-``order``
+    Taylor series of the matrix logarithm log Q around the identity, which converges when the spectral radius
+    of Q - I is below 1 (any Q, symmetric or not; no eigen-decomposition).
+
+    Matrix-SSL's matrix logarithm (yifanzhang-pro/Matrix-SSL main_pretrain.py ``matrix_log``), which its loss
+    applies to covariances shifted by mu I.
+    """
+    if order < 1:
+        raise ZooError(f"matrix_log_series needs order >= 1, got {order}; Matrix-SSL's official order is 4")
+    shifted = matrix - torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+    power, total = shifted, shifted
+    for k in range(2, order + 1):
+        power = power @ shifted
+        total = total + ((-1) ** (k + 1) / k) * power
     return total
 
 

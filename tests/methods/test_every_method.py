@@ -438,6 +438,8 @@ CROP_BATCHING = {
     "corinfomax": (False, False),  # corinfomax-ssl model_base_resnet.py: projector(backbone(y1)), then y2
     "mec": (False, False),  # MEC builder.py: predictor(encoder(x1)), predictor(encoder(x2))
     "msf": (False, False),  # UMBCvision/MSF train_msf.py: encoder_q(im_q), one crop
+    "matrix_ssl": (False, False),  # Matrix-SSL mec/builder.py (MEC's): predictor(encoder(x1)), predictor(encoder(x2))
+    "ssole": (True, True),  # husthuaan/ssole models/ssole_encoder.py: forward_backbone(img.reshape(B x crops, ...))
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {
@@ -463,7 +465,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     multi_crop = get_method(method).num_views is None
     views = "data.views=[{size: 16, count: 2}, {size: 8, count: 2}]" if multi_crop else "data.views=[{size: 16, count: 2}]"
     extra = [views, *(options.split(",") if options else [])]
-    if method in ("simclr", "mocov2", "mocov2plus", "dino", "corinfomax"):
+    if method in ("simclr", "mocov2", "mocov2plus", "dino", "corinfomax", "ssole"):
         extra.append("method.proj_hidden_bn=true")  # a projector with BatchNorm, so its batching shows
     torch.manual_seed(0)
     model = build(method, extra).method

@@ -109,6 +109,8 @@ OFFICIAL |= {
     # MEC main_lincls.py --lars: init_lr = lr x batch / 256 (0.03 x 4096 / 256), wd 0, LARC(trust 0.001, clip=False),
     # cosine per epoch. (Its BatchNorm in front of the classifier is the recipe's stated deviation: not an lr.)
     "imagenet/mec": ("Lars", cosine_lr(0.03 * 4096 / 256, 100), None, 0.0, 4096, 100, 0.001),
+    # Matrix-SSL main_lincls.py --lars (its README's command): MEC's file and defaults.
+    "imagenet/matrix_ssl": ("Lars", cosine_lr(0.03 * 4096 / 256, 100), None, 0.0, 4096, 100, 0.001),
     # FroSSL scripts/linear/<ds>/frossl.yaml through solo/args/linear.py: lr x batch_size x devices / 256; MultiStepLR(0.1)
     "imagenet-100/frossl": ("SGD", step_lr(0.1 * 512 * 2 / 256), None, 0.0, 512 * 2, 100, None),
     "cifar10/frossl": ("Adam", step_lr(0.001 * 256 * 1 / 256, (40, 80)), None, 0.0, 256, 100, None),

@@ -330,6 +330,24 @@ OFFICIAL |= {
 BLUR_P |= {"cifar10/frossl": (0.5, 0.5), "cifar100/frossl": (0.5, 0.5), "stl10/frossl": (0.5, 0.5),
                    "tiny-imagenet/frossl": (1.0, 0.1), "imagenet-100/frossl": (0.5,) * 8,
                    "imagenet-100/lejepa": (0.5,) * 8, "imagenet-100/lejepa_vit_small": (0.5,) * 8}
+
+
+def decay_lr_cos(base, final):
+    """husthuaan/ssole utils.py DecayLRCos, per step without warmup: final + (base - final) 1/2 (1 + cos(pi s/T))."""
+    return lambda s, spe, total: 0.5 * (base - final) * (1 + math.cos(math.pi * s / total)) + final
+
+
+# Matrix-SSL main_pretrain.py (MEC's cosine_scheduler: np.linspace(0, lr, W) over 10 epochs, then cosine to 0, per step;
+# SGD over model.parameters() with wd 1e-5; the teacher 0.996 -> 1); SSOLE train.py (LARS false: SGD, biases and
+# BatchNorm without decay) with utils.DecayLRCos, lr 2.0 not scaled.
+OFFICIAL |= {
+    "imagenet/matrix_ssl": Official("yifanzhang-pro/Matrix-SSL README + main_pretrain.py (8 GPUs, as MEC's)", 1024, 8, 100, "SGD",
+                                    sgd_all(solo_lr(0.5 * 1024 / 256, start=0.0), 1e-5)
+                                    | {"predictor": (solo_lr(0.5 * 1024 / 256, start=0.0), 1e-5, None)}, momentum=(0.996, 1.0)),
+    "imagenet-100/ssole": Official("husthuaan/ssole configs/ssole_imagenet100_m4.yaml, train.py, utils.py (4 GPUs x 32)", 128, 4,
+                                   100, "SGD", excluded(decay_lr_cos(2.0, 0.002), 1e-5)),
+}
+BLUR_P |= {"imagenet/matrix_ssl": (1.0, 0.1), "imagenet-100/ssole": (0.5,) * 4}
 # CorInfoMax's, MMCR's and MEC's recipes are checked in tests/recipes/test_corinfomax_mmcr_mec_recipes.py (CorInfoMax's per-epoch
 # schedule cannot meet this file's per-step comparison).
 FAMILY = ("corinfomax", "mmcr", "mec")

@@ -184,7 +184,8 @@ def test_the_update_is_a_plain_ema_of_parameters_and_leaves_buffers_alone():
 
 # ---- the GPU benchmark's step (benchmarks/gpu_check.py Stepper) against training's --------------------------------
 # Every EMA method at a tiny setting; each moves its target where its official code does (INTL-M before the forward).
-EMA_METHODS = {name: overrides(narrow_config(name)) for name in ("byol", "mocov2", "mocov2plus", "dino", "mec", "intl_m")}
+EMA_METHODS = {name: overrides(narrow_config(name)) for name in ("byol", "mocov2", "mocov2plus", "dino", "mec", "intl_m",
+                                                                         "matrix_ssl")}
 EMA_METHODS["intl_m"].append("data.views=[{size: 16, count: 3}]")
 
 

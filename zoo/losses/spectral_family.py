@@ -1,5 +1,5 @@
 """The spectral-objective family's losses: CorInfoMax (log-determinant), MMCR (nuclear norm), FroSSL
-(Frobenius norm).
+(Frobenius norm), Matrix-SSL (matrix cross-entropy), SSOLE (nuclear norms of views and of the batch).
 
 Projector outputs of shape (N, D) in, a scalar out, with `zoo.losses`' conventions: float32 maths also
 inside autocast (float64 stays float64), and under torch.distributed every rank passes its local batch
@@ -8,23 +8,27 @@ DDP's gradient mean turns into exactly the single-process parameter gradient (se
 The spectral maths itself is `zoo.spectral`'s; these functions compose it into the papers' formulas.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses.shared import check_views, total_or_parts
+from zoo.losses.shared import check_views, mean_over_ranks, total_or_parts
 from zoo.spectral import (
+    center,
     float32_math,
     gather,
     log_det,
     log_squared_frobenius,
+    matrix_log_series,
     nuclear_norm,
     running_covariance,
     trace_normalized_gram,
 )
 
-__all__ = ["corinfomax_loss", "frossl_loss", "mmcr_loss"]
+__all__ = ["corinfomax_loss", "frossl_loss", "matrix_ssl_loss", "mmcr_loss", "ssole_loss"]
 
 
 @float32_math
@@ -120,3 +124,81 @@ def frossl_loss(
     regularizer = log_squared_frobenius(trace_normalized_gram(z))
     parts = {"invariance": invariance.sum(), "log_frobenius": regularizer.sum()}
     return total_or_parts((parts["invariance"] + parts["log_frobenius"], parts), return_parts)
+
+
+@float32_math
+def matrix_ssl_loss(
+    target: Tensor,
+    prediction: Tensor,
+    *,
+    lambd: float = 0.5,
+    mu: float = 0.5,
+    gamma: float = 1.0,
+    order: int = 4,
+    return_parts: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """Matrix-SSL (Zhang et al., ICML 2024): matrix uniformity + gamma x matrix alignment, for one pair of a
+    target branch and a prediction branch.
+
+    With t, z the L2-normalised rows of the global batch (N x D), J = I - 11^T / N the centring matrix, the
+    matrix cross-entropy MCE(P, Q) = tr(-P log Q) and C_tz = t^T J z / N (cross-covariance), C_t, C_z the
+    covariances likewise::
+
+        U = MCE(lambd I, C_tz + mu I)          (matrix uniformity)
+        A = MCE(C_t + mu I, C_z + mu I)        (matrix alignment)
+        L = U + gamma A
+
+    log is the order-``order`` Taylor series around I (`zoo.spectral.matrix_log_series`), as the official
+    code's ``matrix_log``; its training step averages L over the two (target, prediction) pairs of its two
+    crops. ``return_parts=True``: also ``{"uniformity": U, "alignment": gamma A}`` (they sum to L).
+    yifanzhang-pro/Matrix-SSL main_pretrain.py ``mce_loss_func`` (``correlation=True``: U, ``False``: A);
+    its ``align_gamma`` and ``logE`` arguments change nothing there. Nothing is detached: the caller passes
+    the target branch without gradients, as the official teacher's outputs.
+    """
+    check_views((target, prediction), "matrix_ssl_loss")
+    t, z = center(F.normalize(gather(torch.stack([target, prediction]), dim=1), dim=-1), "batch")
+    n, dim = z.shape
+    shift = mu * torch.eye(dim, dtype=z.dtype, device=z.device)
+    uniformity = -lambd * matrix_log_series(t.mT @ z / n + shift, order).diagonal().sum()
+    target_cov = t.mT @ t / n + shift
+    alignment = -(target_cov * matrix_log_series(z.mT @ z / n + shift, order).mT).sum()  # -tr(P log Q)
+    parts = {"uniformity": uniformity, "alignment": gamma * alignment}
+    return total_or_parts((uniformity + gamma * alignment, parts), return_parts)
+
+
+@float32_math
+def ssole_loss(
+    *views: Tensor, lambd: float = 0.6, gamma: float = 0.5, return_parts: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """SSOLE (Huang, Qiu and Sapiro, ICLR 2025): a low-rank term on each image's views, a high-rank term on
+    each view's batch.
+
+    With z the L2-normalised views, m of them, and B the global batch:
+
+    * low rank: for each image, the m x D matrix of its views minus their mean (the mean held constant in
+      the backward), D_i; ``low = mean_i ||D_i||_*^2 / (m - 1)^2`` over the images;
+    * high rank: for each view v, the B x D matrix Z_v of the batch, r_v = ||Z_v||_* (between sqrt(B) and B
+      for unit rows), beta_v = asin(r_v / B) - asin(1 / sqrt(B)), and
+      ``c_v = gamma (B^2 / r_v^2 - 1) / (B - 1) + (1 - gamma) (B cos^2 beta_v - 1) / (B - 1)``,
+      ``high = mean_v c_v``;
+
+    ``L = low + lambd high``. ``return_parts=True``: also ``{"low_rank": low, "high_rank": lambd high}`` (they
+    sum to L). husthuaan/ssole loss/ssole_loss.py ``ssole_loss`` (``lambda_``; its ``gamma`` is the module's
+    constant 0.5), on models/ssole_encoder.py's normalised outputs. The high-rank term sees the global batch
+    (the official FullGatherLayer); the low-rank term is each rank's mean over its images, averaged over the
+    ranks here for the value (the official loss logs its own rank's): the gradient is the official one.
+    """
+    check_views(views, "ssole_loss")
+    z = F.normalize(torch.stack(views, dim=1), dim=-1)  # (N_local, views, D): each image's views as rows
+    n_views = z.shape[1]
+    deviation = z - z.mean(dim=1, keepdim=True).detach()
+    low = mean_over_ranks(nuclear_norm(deviation).pow(2).mean() / (n_views - 1) ** 2)
+    batch = gather(z).transpose(0, 1)  # (views, B, D): each view's global batch
+    size = batch.shape[1]
+    rank = nuclear_norm(batch)
+    beta = torch.asin(rank / size) - math.asin(1 / math.sqrt(size))
+    from_rank = (size**2 / rank.pow(2) - 1) / (size - 1)
+    from_angle = (beta.cos().pow(2) * size - 1) / (size - 1)
+    high = (gamma * from_rank + (1 - gamma) * from_angle).mean()
+    parts = {"low_rank": low, "high_rank": lambd * high}
+    return total_or_parts((low + lambd * high, parts), return_parts)

@@ -43,6 +43,8 @@ SMALL = {
     "mocov2plus": {"proj_hidden": [64], "proj_out": 32, "queue_size": 40},
     "byol": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48},
     "msf": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48, "queue_size": 40, "topk": 3},
+    "mix_bt": {"proj_hidden": [64], "proj_out": 32},
+    "ivne": {"proj_hidden": [64, 64], "proj_out": 16},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -79,6 +81,8 @@ LOSS_PARTS = {
     "mocov2plus": set(),
     "byol": set(),
     "msf": set(),
+    "mix_bt": {"on_diag", "off_diag", "mix"},
+    "ivne": {"invariance", "entropy"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

@@ -45,6 +45,8 @@ SMALL = {
     "msf": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48, "queue_size": 40, "topk": 3},
     "matrix_ssl": {"proj_hidden": [64, 64], "proj_out": 32, "pred_hidden": 16},
     "ssole": {"proj_hidden": [64, 64], "proj_out": 32},
+    "mix_bt": {"proj_hidden": [64], "proj_out": 32},
+    "ivne": {"proj_hidden": [64, 64], "proj_out": 16},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -85,6 +87,8 @@ LOSS_PARTS = {
     "msf": set(),
     "matrix_ssl": {"uniformity", "alignment"},
     "ssole": {"low_rank", "high_rank"},
+    "mix_bt": {"on_diag", "off_diag", "mix"},
+    "ivne": {"invariance", "entropy"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

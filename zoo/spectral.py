@@ -45,6 +45,7 @@ from typing import Literal
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
+import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import Tensor
 
@@ -255,8 +256,8 @@ def whitening_matrix(sigma: Tensor, kind: Kind, *, iters: int = 4, power: float 
 
 # ---------------------------------------------------------------------------
 # Spectral objectives: running covariance, log-determinant and its series, nuclear and Frobenius norms,
-# the matrix logarithm's series (CorInfoMax, MEC, MMCR, FroSSL, Matrix-SSL, SSOLE). Each is batched over
-# leading dimensions (views).
+# the matrix logarithm's series and von Neumann entropy (CorInfoMax, MEC, MMCR, FroSSL, Matrix-SSL, SSOLE,
+# I-VNE+). Each is batched over leading dimensions (views).
 # ---------------------------------------------------------------------------
 
 
@@ -311,6 +312,25 @@ def log_squared_frobenius(matrix: Tensor) -> Tensor:
     """``log ||matrix||_F^2`` of each matrix (..., M, K) -> (...); of a trace-normalised covariance it is
     minus its order-2 Renyi entropy."""
     return matrix.pow(2).sum(dim=(-2, -1)).log()
+
+
+@float32_math
+def von_neumann_entropy(x: Tensor) -> Tensor:
+    """The von Neumann entropy of the autocorrelation of the L2-normalised rows of x (..., N, D) -> (...).
+
+    With Z the rows of x scaled to unit norm, rho = Z^T Z / N (D x D, trace 1) and lambda_j its eigenvalues::
+
+        S(rho) = - sum_j lambda_j log lambda_j
+
+    The eigenvalues are the squared singular values of Z / sqrt(N), the min(N, D) of them the smaller of
+    Z^T Z and Z Z^T has; an eigenvalue that is exactly 0 adds nothing (the official nansum), though its gradient
+    is NaN there, as the official code's. S ranges from 0 (every row on one direction) to log min(N, D) (the
+    eigenvalues all equal). jaeill/CVPR23-VNE vne/__init__.py ``get_vne``: its SVD form, which its commented
+    eigh form equals.
+    """
+    z = F.normalize(x, dim=-1)
+    eigenvalues = torch.linalg.svdvals(z / math.sqrt(z.shape[-2])).pow(2)
+    return -(eigenvalues * eigenvalues.log()).nansum(dim=-1)
 
 
 @float32_math

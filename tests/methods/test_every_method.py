@@ -440,6 +440,8 @@ CROP_BATCHING = {
     "msf": (False, False),  # UMBCvision/MSF train_msf.py: encoder_q(im_q), one crop
     "matrix_ssl": (False, False),  # Matrix-SSL mec/builder.py (MEC's): predictor(encoder(x1)), predictor(encoder(x2))
     "ssole": (True, True),  # husthuaan/ssole models/ssole_encoder.py: forward_backbone(img.reshape(B x crops, ...))
+    "mix_bt": (False, False),  # wgcban/mix-bt main.py: net(pos_1), net(pos_2), then net(pos_m) (the mixed crop)
+    "ivne": (True, "run"),  # CVPR23-VNE train_ivne_imagenet100.py: projector(model(torch.cat(data[:2]))), then data[2:]
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {
@@ -471,7 +473,11 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     model = build(method, extra).method
     backbone, projector = copy.deepcopy(model.backbone), copy.deepcopy(model.projector)
     crops = [torch.randn(32, 3, size, size) for size in model.crop_sizes]
+    if method == "mix_bt":  # a fixed draw: its mixed crop goes through both, after the two views (main.py net(pos_m))
+        model.draw_mix = lambda n, device: (torch.arange(n).flip(0), 0.3)
     model.compute_loss(crops)
+    if method == "mix_bt":
+        crops = [*crops, 0.3 * crops[0] + 0.7 * crops[1].flip(0)]
 
     online = {"mocov2": [0], "msf": [0], "intl_m": list(range(1, len(crops)))}.get(method, list(range(len(crops))))  # crops the online branch sees
     # The reference forward: the backbone on each crop, or on each run of same-size crops concatenated ...
@@ -480,8 +486,11 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     else:
         runs = [[i] for i in online]
     features = [backbone(torch.cat([crops[i] for i in run])) for run in runs]
-    # ... then the projector on each crop's features, or on all of them at once.
-    if joint_projector:
+    # ... then the projector on each crop's features, on each run's, or on all of them at once.
+    if joint_projector == "run":
+        for run_features in features:
+            projector(run_features)
+    elif joint_projector:
         projector(torch.cat(features))
     else:
         for run, run_features in zip(runs, features):
@@ -493,4 +502,4 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
         assert stats and stats.keys() == expected.keys(), f"the {name} has BatchNorms, so its batching shows"
         for key in stats:
             torch.testing.assert_close(stats[key], expected[key], rtol=1e-5, atol=1e-6, msg=f"{name} {key}")
-    assert (bool(model.joint_backbone), bool(model.joint_projector)) == (joint_backbone, joint_projector)  # as declared
+    assert (bool(model.joint_backbone), bool(model.joint_projector)) == (joint_backbone, bool(joint_projector))  # as declared

@@ -348,6 +348,35 @@ OFFICIAL |= {
                                    100, "SGD", excluded(decay_lr_cos(2.0, 0.002), 1e-5)),
 }
 BLUR_P |= {"imagenet/matrix_ssl": (1.0, 0.1), "imagenet-100/ssole": (0.5,) * 4}
+def ivne_lr(base, warmup_epochs=10, start=1e-6):
+    """CVPR23-VNE train_ivne_imagenet100.py CosineAnnealingLR_Warmup per step: start + (base - start) s/W, then
+    base (1 + cos(pi (s - W)/(T - W))) / 2 down to eta_min 0."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return (base - start) / w * s + start
+        return base * (1 + math.cos(math.pi * (s - w) / (total - w))) / 2
+    return lr
+
+
+# Mixed Barlow Twins (wgcban/mix-bt): main.py's Adam on every parameter with its adjust_learning_rate (FB's curve; main.py
+# runs it one epoch ahead, counting epochs from 1: the recipes' deviation), main_imagenet.py's FB LARS; I-VNE+.
+for ds in ("cifar10", "cifar100", "tiny-imagenet", "stl10"):
+    script = {"tiny-imagenet": "tinyimagenet"}.get(ds, ds)
+    OFFICIAL[f"{ds}/mix_bt"] = Official(f"wgcban/mix-bt scripts-pretrain-resnet18/{script}.sh, main.py", 256, 1, 2000, "Adam",
+                                        sgd_all(fb_lr(0.01 * 256 / 256), 1e-6),
+                                        eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10" else T.InterpolationMode.BILINEAR)
+    BLUR_P[f"{ds}/mix_bt"] = (0.0, 0.0)
+OFFICIAL |= {
+    "imagenet/mix_bt": Official("wgcban/mix-bt scripts-pretrain-resnet50/imagenet.sh, main_imagenet.py (8 GPUs)", 1024, 8, 300,
+                                "FBLars", excluded(fb_lr(0.2 * 1024 / 256), 1e-6, norms_lr_fn=fb_lr(0.0048 * 1024 / 256), lars=True),
+                                lars=(0.001, False)),
+    # the official exempts parameters named 'bn' / 'bias' from the decay (the recipe's deviation: every 1-D one here)
+    "imagenet-100/ivne": Official("jaeill/CVPR23-VNE examples/i-vne+ README command, train_ivne_imagenet100.py (2 GPUs)", 64, 2,
+                                  800, "SGD", excluded(ivne_lr(0.4 * 64 / 256), 1e-4)),
+}
+BLUR_P |= {"imagenet/mix_bt": (1.0, 0.1), "imagenet-100/ivne": (1.0, 0.1) * 3}
+
 # CorInfoMax's, MMCR's and MEC's recipes are checked in tests/recipes/test_corinfomax_mmcr_mec_recipes.py (CorInfoMax's per-epoch
 # schedule cannot meet this file's per-step comparison).
 FAMILY = ("corinfomax", "mmcr", "mec")

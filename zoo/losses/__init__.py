@@ -29,6 +29,7 @@ from zoo.spectral import (
     default_trade_off,
     float32_math,
     gather,
+    is_distributed,
     standardize,
     variance,
     whiten,
@@ -42,6 +43,7 @@ __all__ = [
     "dino_loss",
     "info_nce_loss",
     "intl_loss",
+    "mixed_barlow_twins_loss",
     "normalized_mse",
     "nt_xent_loss",
     "off_diagonal",
@@ -284,9 +286,76 @@ def barlow_twins_loss(
     else:
         z1, z2 = _standardize(gather(z1)), _standardize(gather(z2))
         corr = z1.T @ z2 / z1.shape[0]
-    on_diag = (torch.diagonal(corr) - 1).pow(2).sum()
-    off_diag = lambd * off_diagonal(corr).pow(2).sum()
+    on_diag, off_diag = _identity_terms(corr, lambd)
     return total_or_parts((on_diag + off_diag, {"on_diag": on_diag, "off_diag": off_diag}), return_parts)
+
+
+def _identity_terms(corr: Tensor, lambd: float) -> tuple[Tensor, Tensor]:
+    """Barlow Twins' two terms of a cross-correlation: sum_k (1 - C_kk)^2 and lambd sum_{k!=l} C_kl^2."""
+    return (torch.diagonal(corr) - 1).pow(2).sum(), lambd * off_diagonal(corr).pow(2).sum()
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if is_distributed() else 0
+
+
+@float32_math
+def mixed_barlow_twins_loss(
+    z1: Tensor,
+    z2: Tensor,
+    zm: Tensor,
+    perm: Tensor,
+    mix: float | Tensor,
+    lambd: float = 0.0078125,
+    mix_weight: float = 4.0,
+    *,
+    normalize: bool = True,
+    imagenet_target: bool = False,
+    per_device_norm: bool = False,
+    return_parts: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """Mixed Barlow Twins (Bandara, De Melo and Patel, 2023): Barlow Twins plus the mixup regulariser.
+
+    ``zm`` is the projection of the mixed crop ``mix x1 + (1 - mix) x2[perm]`` (``perm`` this process's
+    permutation of its local batch, ``mix`` its coefficient). Each row is L2-normalised when ``normalize``
+    (the small-data model returns F.normalize of the projector output), then each feature standardised over
+    the global batch of N by the unbiased standard deviation without an epsilon (Z_1, Z_2, Z_m); with
+    T = mix Z_1 + (1 - mix) Z_2[perm], the features the mixed crop would have if the network were linear::
+
+        C = Z_1^T Z_2 / N,   L_BT = sum_k (1 - C_kk)^2 + lambd sum_{k!=l} C_kl^2
+        L_mix = mix_weight lambd (||Z_m^T Z_1 / N - T^T Z_1 / N||_F^2 + ||Z_m^T Z_2 / N - T_2^T Z_2 / N||_F^2)
+        L = L_BT + L_mix
+
+    with T_2 = T (main.py, as the README's C^MB_gt) or, with ``imagenet_target``, mix Z_2 + (1 - mix) Z_2[perm]
+    (main_imagenet.py's second target). ``per_device_norm=True`` is main_imagenet.py's form: each rank
+    standardises its own batch (and mixes within it) and every cross-correlation is the mean over ranks of
+    the local ones (its all_reduce of local / N_global); the gradient here is the exact one, the official
+    plain all_reduce gives each rank 1/world_size of it. Under the default, the global batch is standardised
+    (gathered with gradients) and ``perm`` and ``mix`` of each rank apply to its own rows. On one process the
+    two agree. ``return_parts=True``: also ``{"on_diag", "off_diag", "mix"}`` (as weighted; they sum to L).
+    wgcban/mix-bt main.py ``train`` (the regulariser weight ``mixup_loss_scale`` x lmbda) and main_imagenet.py
+    ``BarlowTwins.forward`` (0.5 x lambd x the script's lambda_mixup, warmed up outside the loss).
+    """
+    check_views((z1, z2, zm), "mixed_barlow_twins_loss")
+    views = torch.stack([z1, z2, zm])
+    if normalize:
+        views = F.normalize(views, dim=-1)
+    mix = torch.as_tensor(mix, dtype=views.dtype, device=views.device).expand(views.shape[1])
+    if not per_device_norm:  # the global batch: rank r's rows and its permutation of them, offset
+        views = gather(views, dim=1)
+        perm, mix = gather(perm + _rank() * z1.shape[0]), gather(mix)
+    a, b, m = standardize(views, "batch")
+    mix = mix.unsqueeze(-1)
+    target = mix * a + (1 - mix) * b[perm]
+    second_target = mix * b + (1 - mix) * b[perm] if imagenet_target else target
+    correlations = torch.stack([a.T @ b, (m - target).T @ a, (m - second_target).T @ b]) / a.shape[0]
+    if per_device_norm:
+        correlations = mean_over_ranks(correlations)
+    corr, gap_first, gap_second = correlations
+    on_diag, off_diag = _identity_terms(corr, lambd)
+    mix_term = mix_weight * lambd * (gap_first.pow(2).sum() + gap_second.pow(2).sum())
+    parts = {"on_diag": on_diag, "off_diag": off_diag, "mix": mix_term}
+    return total_or_parts((on_diag + off_diag + mix_term, parts), return_parts)
 
 
 @float32_math

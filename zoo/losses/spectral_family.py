@@ -1,5 +1,6 @@
 """The spectral-objective family's losses: CorInfoMax (log-determinant), MMCR (nuclear norm), FroSSL
-(Frobenius norm), Matrix-SSL (matrix cross-entropy), SSOLE (nuclear norms of views and of the batch).
+(Frobenius norm), Matrix-SSL (matrix cross-entropy), SSOLE (nuclear norms of views and of the batch), I-VNE+
+(von Neumann entropy).
 
 Projector outputs of shape (N, D) in, a scalar out, with `zoo.losses`' conventions: float32 maths also
 inside autocast (float64 stays float64), and under torch.distributed every rank passes its local batch
@@ -26,9 +27,10 @@ from zoo.spectral import (
     nuclear_norm,
     running_covariance,
     trace_normalized_gram,
+    von_neumann_entropy,
 )
 
-__all__ = ["corinfomax_loss", "frossl_loss", "matrix_ssl_loss", "mmcr_loss", "ssole_loss"]
+__all__ = ["corinfomax_loss", "frossl_loss", "ivne_loss", "matrix_ssl_loss", "mmcr_loss", "ssole_loss"]
 
 
 @float32_math
@@ -202,3 +204,27 @@ def ssole_loss(
     high = (gamma * from_rank + (1 - gamma) * from_angle).mean()
     parts = {"low_rank": low, "high_rank": lambd * high}
     return total_or_parts((low + lambd * high, parts), return_parts)
+def ivne_loss(
+    *views: Tensor, alpha_1: float = 4.16, alpha_2: float = 1.0, return_parts: bool = False
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """I-VNE+ (Kim et al., CVPR 2023): invariance plus the von Neumann entropy of each view.
+
+    With cos_ij the mean over the global batch of the cosine similarity of views i and j, P the pairs of each of
+    the first two views (the large crops) with every later view, and S(z_v) the von Neumann entropy of the
+    autocorrelation of view v's L2-normalised rows (`zoo.spectral.von_neumann_entropy`)::
+
+        L = -alpha_1 mean_{(i, j) in P} cos_ij - alpha_2 mean_v S(z_v)
+
+    (two views: the one pair). ``return_parts=True``: also ``{"invariance": -alpha_1 mean cos,
+    "entropy": -alpha_2 mean S}`` (they sum to L). jaeill/CVPR23-VNE examples/i-vne+/train_ivne_imagenet100.py
+    ``train_I_VNE`` (the loss lines; alpha_1 = 4.16 = log 64, its batch, alpha_2 = 1) and vne/__init__.py
+    ``get_vne``; its DataParallel loss sees the whole batch, as the gathered global batch here.
+    """
+    check_views(views, "ivne_loss")
+    z = gather(torch.stack(views), dim=1)  # (views, N_global, D)
+    pairs = [(i, j) for i in range(2) for j in range(i + 1, len(views))]
+    first, second = (list(index) for index in zip(*pairs))
+    cosine = F.cosine_similarity(z[first], z[second], dim=-1).mean()
+    entropy = von_neumann_entropy(z).mean()
+    parts = {"invariance": -alpha_1 * cosine, "entropy": -alpha_2 * entropy}
+    return total_or_parts((parts["invariance"] + parts["entropy"], parts), return_parts)

@@ -43,6 +43,9 @@ SMALL = {
     "mocov2plus": {"proj_hidden": [64], "proj_out": 32, "queue_size": 40},
     "byol": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48},
     "msf": {"proj_hidden": [64], "proj_out": 32, "pred_hidden": 48, "queue_size": 40, "topk": 3},
+    "dcl": {"proj_hidden": [64], "proj_out": 32},
+    "dclw": {"proj_hidden": [64], "proj_out": 32},
+    "tico": {"proj_hidden": [64], "proj_out": 32},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -53,6 +56,7 @@ NARROW = {
     "intl_m": {"proj_hidden": [32], "proj_out": 16},
     "mec": {"proj_hidden": [32, 32], "proj_out": 16, "pred_hidden": 8},
     "lejepa": {"proj_hidden": [32, 32], "proj_out": 8, "num_slices": 16},
+    "tico": {"proj_hidden": [32], "proj_out": 16},
 }
 # The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses. A method
 # not listed (a new one) is checked for finite parts only.
@@ -79,6 +83,9 @@ LOSS_PARTS = {
     "mocov2plus": set(),
     "byol": set(),
     "msf": set(),
+    "dcl": set(),
+    "dclw": set(),
+    "tico": {"invariance", "covariance"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

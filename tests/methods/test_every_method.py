@@ -438,6 +438,9 @@ CROP_BATCHING = {
     "corinfomax": (False, False),  # corinfomax-ssl model_base_resnet.py: projector(backbone(y1)), then y2
     "mec": (False, False),  # MEC builder.py: predictor(encoder(x1)), predictor(encoder(x2))
     "msf": (False, False),  # UMBCvision/MSF train_msf.py: encoder_q(im_q), one crop
+    "dcl": (True, True),  # SimCLR's (google-research/simclr model.py), which the paper trains DCL in
+    "dclw": (True, True),  # the same
+    "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {
@@ -471,7 +474,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     crops = [torch.randn(32, 3, size, size) for size in model.crop_sizes]
     model.compute_loss(crops)
 
-    online = {"mocov2": [0], "msf": [0], "intl_m": list(range(1, len(crops)))}.get(method, list(range(len(crops))))  # crops the online branch sees
+    online = {"mocov2": [0], "msf": [0], "tico": [0], "intl_m": list(range(1, len(crops)))}.get(method, list(range(len(crops))))  # crops the online branch sees
     # The reference forward: the backbone on each crop, or on each run of same-size crops concatenated ...
     if joint_backbone:
         runs = [[i for i in online if crops[i].shape[-1] == size] for size in dict.fromkeys(crops[i].shape[-1] for i in online)]

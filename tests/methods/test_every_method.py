@@ -438,8 +438,8 @@ CROP_BATCHING = {
     "corinfomax": (False, False),  # corinfomax-ssl model_base_resnet.py: projector(backbone(y1)), then y2
     "mec": (False, False),  # MEC builder.py: predictor(encoder(x1)), predictor(encoder(x2))
     "msf": (False, False),  # UMBCvision/MSF train_msf.py: encoder_q(im_q), one crop
-    "dcl": (True, True),  # SimCLR's (google-research/simclr model.py), which the paper trains DCL in
-    "dclw": (True, True),  # the same
+    "dcl": (False, False),  # the default run's SimCLR settings (solo-learn); the class default joins them (below)
+    "dclw": (False, False),  # the same
     "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
@@ -447,6 +447,7 @@ CROP_BATCHING_OPTIONS = {
     ("swav", "method.joint_forward=true"): (True, True),  # facebookresearch/swav src/resnet50.py forward
     ("simclr", "method.joint_projector=true"): (False, True),  # htdt methods/contrastive.py
     ("simclr", "method.joint_backbone=true,method.joint_projector=true"): (True, True),  # google-research/simclr model.py
+    ("dcl", "method.joint_backbone=true,method.joint_projector=true"): (True, True),  # SimCLR's class default, as DCL's
 }
 BATCHING_CASES = [(m, "") for m in METHODS] + list(CROP_BATCHING_OPTIONS)
 

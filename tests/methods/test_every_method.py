@@ -467,7 +467,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     multi_crop = get_method(method).num_views is None
     views = "data.views=[{size: 16, count: 2}, {size: 8, count: 2}]" if multi_crop else "data.views=[{size: 16, count: 2}]"
     extra = [views, *(options.split(",") if options else [])]
-    if method in ("simclr", "mocov2", "mocov2plus", "dino", "corinfomax"):
+    if method in ("simclr", "dcl", "dclw", "mocov2", "mocov2plus", "dino", "corinfomax"):
         extra.append("method.proj_hidden_bn=true")  # a projector with BatchNorm, so its batching shows
     torch.manual_seed(0)
     model = build(method, extra).method

@@ -134,4 +134,5 @@ def test_its_defaults_are_lightlys_benchmark():
     m = model.mcfg
     assert (m.beta, m.rho, m.batch_cov_grad, m.momentum_base, m.momentum_final) == (0.9, 8.0, False, 0.99, 1.0)
     optimizer = Pretrainer(model, num_classes=0).optimizer_cfg
-    assert (optimizer.name, optimizer.lr, optimizer.weight_decay, optimizer.exclude_bias_and_norm) == ("lars_fb", 0.2, 1.5e-6, True)
+    assert (optimizer.name, optimizer.lr, optimizer.weight_decay, optimizer.lars_eta, optimizer.lars_clip,
+            optimizer.exclude_bias_and_norm) == ("lars", 0.2, 1.5e-6, 0.001, False, True)

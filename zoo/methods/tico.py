@@ -3,7 +3,6 @@ from typing import ClassVar
 
 import torch
 
-from zoo.config import FB_LARS
 from zoo.losses.spectral_family import tico_loss
 from zoo.methods.base import Method, MethodConfig
 from zoo.nn import EMA
@@ -33,8 +32,10 @@ class TiCo(Method):
     global batch, as lightly's gather_distributed does, so every rank holds the same C.
     Loss parts (train/loss/<part>): invariance, covariance (x rho)."""
 
-    # lightly's TiCo benchmark: LARS lr 0.2 x batch/256, weight decay 1.5e-6, none on biases and norms.
-    optimizer_defaults: ClassVar[dict] = {**FB_LARS, "weight_decay": 1.5e-6}
+    # lightly's TiCo benchmark: its LARS (lightly/utils/lars.py, timm's formula: trust 0.001 ||w|| / (||g|| + wd ||w||),
+    # no clipping) lr 0.2 x batch/256, weight decay 1.5e-6, neither decay nor adaptation on biases and norms.
+    optimizer_defaults: ClassVar[dict] = {"name": "lars", "lr": 0.2, "weight_decay": 1.5e-6, "lars_eta": 0.001,
+                                          "lars_clip": False, "exclude_bias_and_norm": True}
 
     @dataclass
     class Config(MethodConfig):

@@ -47,6 +47,9 @@ SMALL = {
     "ssole": {"proj_hidden": [64, 64], "proj_out": 32},
     "mix_bt": {"proj_hidden": [64], "proj_out": 32},
     "ivne": {"proj_hidden": [64, 64], "proj_out": 16},
+    "dcl": {"proj_hidden": [64], "proj_out": 32},
+    "dclw": {"proj_hidden": [64], "proj_out": 32},
+    "tico": {"proj_hidden": [64], "proj_out": 32},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -59,6 +62,7 @@ NARROW = {
     "lejepa": {"proj_hidden": [32, 32], "proj_out": 8, "num_slices": 16},
     "matrix_ssl": {"proj_hidden": [32, 32], "proj_out": 16, "pred_hidden": 8},
     "ssole": {"proj_hidden": [32, 32], "proj_out": 16},
+    "tico": {"proj_hidden": [32], "proj_out": 16},
 }
 # The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses. A method
 # not listed (a new one) is checked for finite parts only.
@@ -89,6 +93,9 @@ LOSS_PARTS = {
     "ssole": {"low_rank", "high_rank"},
     "mix_bt": {"on_diag", "off_diag", "mix"},
     "ivne": {"invariance", "entropy"},
+    "dcl": set(),
+    "dclw": set(),
+    "tico": {"invariance", "covariance"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

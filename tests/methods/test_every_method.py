@@ -442,12 +442,16 @@ CROP_BATCHING = {
     "ssole": (True, True),  # husthuaan/ssole models/ssole_encoder.py: forward_backbone(img.reshape(B x crops, ...))
     "mix_bt": (False, False),  # wgcban/mix-bt main.py: net(pos_1), net(pos_2), then net(pos_m) (the mixed crop)
     "ivne": (True, "run"),  # CVPR23-VNE train_ivne_imagenet100.py: projector(model(torch.cat(data[:2]))), then data[2:]
+    "dcl": (False, False),  # the default run's SimCLR settings (solo-learn); the class default joins them (below)
+    "dclw": (False, False),  # the same
+    "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {
     ("swav", "method.joint_forward=true"): (True, True),  # facebookresearch/swav src/resnet50.py forward
     ("simclr", "method.joint_projector=true"): (False, True),  # htdt methods/contrastive.py
     ("simclr", "method.joint_backbone=true,method.joint_projector=true"): (True, True),  # google-research/simclr model.py
+    ("dcl", "method.joint_backbone=true,method.joint_projector=true"): (True, True),  # SimCLR's class default, as DCL's
 }
 BATCHING_CASES = [(m, "") for m in METHODS] + list(CROP_BATCHING_OPTIONS)
 
@@ -467,7 +471,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     multi_crop = get_method(method).num_views is None
     views = "data.views=[{size: 16, count: 2}, {size: 8, count: 2}]" if multi_crop else "data.views=[{size: 16, count: 2}]"
     extra = [views, *(options.split(",") if options else [])]
-    if method in ("simclr", "mocov2", "mocov2plus", "dino", "corinfomax", "ssole"):
+    if method in ("simclr", "dcl", "dclw", "mocov2", "mocov2plus", "dino", "corinfomax", "ssole"):
         extra.append("method.proj_hidden_bn=true")  # a projector with BatchNorm, so its batching shows
     torch.manual_seed(0)
     model = build(method, extra).method
@@ -479,7 +483,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     if method == "mix_bt":
         crops = [*crops, 0.3 * crops[0] + 0.7 * crops[1].flip(0)]
 
-    online = {"mocov2": [0], "msf": [0], "intl_m": list(range(1, len(crops)))}.get(method, list(range(len(crops))))  # crops the online branch sees
+    online = {"mocov2": [0], "msf": [0], "tico": [0], "intl_m": list(range(1, len(crops)))}.get(method, list(range(len(crops))))  # crops the online branch sees
     # The reference forward: the backbone on each crop, or on each run of same-size crops concatenated ...
     if joint_backbone:
         runs = [[i for i in online if crops[i].shape[-1] == size] for size in dict.fromkeys(crops[i].shape[-1] for i in online)]

@@ -251,6 +251,32 @@ OFFICIAL |= {
 }
 BLUR_P |= {"imagenet-100/simclr": (0.5, 0.5), "imagenet-100/mocov2plus": (0.5, 0.5), "imagenet-100/byol": (1.0, 0.1),
            "imagenet/simclr": (0.5, 0.5), "imagenet/byol": (1.0, 0.1)}
+# DCL / DCLW (no code published): SimCLR's recipe at the paper's batch 256 and 200 epochs, the lr by SimCLR's square-root
+# rule for small batches (0.075 x sqrt(256)), not rescaled.
+for name in ("dcl", "dclw"):
+    OFFICIAL[f"imagenet/{name}"] = Official("Yeh et al. ECCV 2022 (batch, epochs); google-research/simclr README + model_util.py",
+                                            256, 8, 200, "GoogleLars",
+                                            excluded(fb_lr(0.075 * math.sqrt(256), end=0.0), 1e-4, lars=True), lars=(0.001, False))
+    BLUR_P[f"imagenet/{name}"] = (0.5, 0.5)
+
+
+def lightly_lr(base, warmup_epochs=10, end=0.001):
+    """lightly utils/scheduler.py CosineWarmupScheduler per step: base (s+1)/W, then a cosine from base to end x base.
+    lightly's cosine_schedule(s - W, T - W, 1, end) runs it over T - W - 1 steps, the zoo's over T - W: written here as
+    the zoo runs it, the deviation the TiCo recipe states (at most 4.0e-7 apart in lr at 100 epochs of batch 256)."""
+    def lr(s, spe, total):
+        w = warmup_epochs * spe
+        if s < w:
+            return base * (s + 1) / w
+        return base * (end - (end - 1) * (math.cos(math.pi * (s - w) / (total - w)) + 1) / 2)
+    return lr
+
+
+# lightly benchmarks/imagenet/resnet50/tico.py (no authors' code): LARS 0.2 x batch/256, wd 1.5e-6, EMA 0.99 -> 1.
+OFFICIAL["imagenet/tico"] = Official("lightly benchmarks/imagenet/resnet50/tico.py, main.py (128 per device x 2)", 256, 2, 100,
+                                     "Lars", excluded(lightly_lr(0.2 * 256 / 256), 1.5e-6, lars=True), lars=(0.001, False),
+                                     momentum=(0.99, 1.0))
+BLUR_P["imagenet/tico"] = (1.0, 0.1)
 # htdt/self-supervised (the W-MSE protocol): Adam on every parameter, batch 512 (cfg.py's default), its 500-step warmup and drops.
 for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl10", 2000, 2e-3), ("tiny-imagenet", 1000, 2e-3)):
     for method, code, momentum in (("simclr", "contrastive", None), ("byol", "byol", (0.99, 1.0))):

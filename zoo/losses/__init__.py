@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from zoo.losses.clustering import dino_center, dino_loss, sinkhorn_knopp, swav_loss
-from zoo.losses.contrastive import byol_loss, info_nce_loss, nt_xent_loss
+from zoo.losses.contrastive import byol_loss, dcl_loss, info_nce_loss, nt_xent_loss
 from zoo.losses.shared import check_views, mean_over_ranks, total_or_parts
 from zoo.spectral import (
     Axis,
@@ -39,6 +39,7 @@ __all__ = [
     "barlow_twins_loss",
     "byol_loss",
     "cwrgp_loss",
+    "dcl_loss",
     "dino_center",
     "dino_loss",
     "info_nce_loss",

@@ -19,7 +19,7 @@ from zoo.errors import ZooError
 from zoo.losses.shared import check_views, global_mean
 from zoo.spectral import float32_math, gather, is_distributed
 
-__all__ = ["byol_loss", "info_nce_loss", "nt_xent_loss"]
+__all__ = ["byol_loss", "dcl_loss", "info_nce_loss", "nt_xent_loss"]
 
 
 def _rank() -> int:
@@ -56,6 +56,45 @@ def nt_xent_loss(*views: Tensor, temperature: float = 0.1) -> Tensor:
     logits = logits.masked_fill(itself, float("-inf")).flatten(2)  # (V, n, V N): the anchor is no candidate
     log_positive = logits.masked_fill(~positive.flatten(2), float("-inf")).logsumexp(dim=-1)
     return global_mean((logits.logsumexp(dim=-1) - log_positive).flatten())  # -log(pos / all), per crop
+
+
+@float32_math
+def dcl_loss(z1: Tensor, z2: Tensor, temperature: float = 0.1, sigma: float | None = None) -> Tensor:
+    """Decoupled contrastive learning (Yeh et al., ECCV 2022): InfoNCE without the positive pair in the
+    denominator, averaged over both directions.
+
+    With z the L2-normalised views, s(a, b) = a . b / temperature and N the global batch, for each anchor
+    z^k_i (view k, sample i; l the other view)::
+
+        L^k_i = -w_i s(z^k_i, z^l_i) + log sum_{v in {k, l}} sum_{j != i} exp s(z^k_i, z^v_j)
+        L     = 1/2 sum_k mean_i L^k_i
+
+    w_i = 1 (DCL), or with ``sigma`` the negative von Mises-Fisher weight of DCLW,
+    w_i = 2 - N softmax_i(z^1_i . z^2_i / sigma) = 2 - exp(z^1_i . z^2_i / sigma) / mean_j exp(z^1_j . z^2_j / sigma),
+    a constant in the backward (detached) and the softmax over the global batch.
+
+    The authors published no code. The numbers are lightly-ai/lightly's lightly/loss/dcl_loss.py
+    (``DCLLoss``, ``DCLWLoss``; the paper's eq. 6 with its weighting function), which this equals on one
+    process. raminnakhli/Decoupled-Contrastive-Learning loss/dcl.py, which lightly's follows, sums the
+    two directions (2 x this value) and lets DCLW's weight carry gradient. Under torch.distributed the
+    negatives (and DCLW's softmax) cover the global batch; lightly's DCLW normalises its weights over each
+    rank's own batch instead.
+    """
+    check_views((z1, z2), "dcl_loss")
+    if temperature <= 0 or (sigma is not None and sigma <= 0):
+        raise ZooError(f"dcl_loss needs temperature > 0 and sigma > 0 (or None), got {temperature} and {sigma}")
+    anchors = F.normalize(torch.stack([z1, z2]), dim=-1)  # (2, n, D) this rank's crops
+    candidates = gather(anchors, dim=1)  # (2, N, D) every rank's crops
+    n_local, n_global = anchors.shape[1], candidates.shape[1]
+    own = torch.arange(n_local, device=anchors.device) + _rank() * n_local  # each anchor's global index
+    positive = (anchors[0] * anchors[1]).sum(dim=-1) / temperature  # (n,), the same for both directions
+    if sigma is not None:
+        agreement = gather((anchors[0] * anchors[1]).sum(dim=-1).detach() / sigma)  # (N,)
+        positive = positive * (2 - n_global * agreement.softmax(dim=0)[own])
+    logits = torch.einsum("kid,vjd->kivj", anchors, candidates) / temperature  # (2, n, 2, N)
+    same_sample = own[:, None] == torch.arange(n_global, device=anchors.device)  # (n, N)
+    logits = logits.masked_fill(same_sample[None, :, None, :], float("-inf")).flatten(2)  # neither view of i
+    return global_mean((logits.logsumexp(dim=-1) - positive).flatten())
 
 
 @float32_math

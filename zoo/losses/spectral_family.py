@@ -1,6 +1,6 @@
 """The spectral-objective family's losses: CorInfoMax (log-determinant), MMCR (nuclear norm), FroSSL
 (Frobenius norm), Matrix-SSL (matrix cross-entropy), SSOLE (nuclear norms of views and of the batch), I-VNE+
-(von Neumann entropy).
+(von Neumann entropy), TiCo (covariance contrast against a running second moment).
 
 Projector outputs of shape (N, D) in, a scalar out, with `zoo.losses`' conventions: float32 maths also
 inside autocast (float64 stays float64), and under torch.distributed every rank passes its local batch
@@ -30,7 +30,7 @@ from zoo.spectral import (
     von_neumann_entropy,
 )
 
-__all__ = ["corinfomax_loss", "frossl_loss", "ivne_loss", "matrix_ssl_loss", "mmcr_loss", "ssole_loss"]
+__all__ = ["corinfomax_loss", "frossl_loss", "ivne_loss", "matrix_ssl_loss", "mmcr_loss", "ssole_loss", "tico_loss"]
 
 
 @float32_math
@@ -74,6 +74,45 @@ def corinfomax_loss(
     spread = -cov_weight * log_det(new_cov, eps).sum() / dim
     loss = total_or_parts((invariance + spread, {"invariance": invariance, "log_det": spread}), return_parts)
     return loss, (new_mean.detach(), new_cov.detach())
+
+
+@float32_math
+def tico_loss(
+    z1: Tensor,
+    z2: Tensor,
+    cov: Tensor,
+    *,
+    beta: float = 0.9,
+    rho: float = 8.0,
+    batch_cov_grad: bool = False,
+    return_parts: bool = False,
+) -> tuple[Tensor | tuple[Tensor, dict[str, Tensor]], Tensor]:
+    """TiCo (Zhu et al., 2022): transformation invariance + covariance contrast against a running matrix.
+
+    ``cov`` (D, D) is the running matrix C before this step. With z the L2-normalised views of the global
+    batch (N samples) and B = z1^T z1 / N this batch's (uncentred) covariance of the first view::
+
+        C' = beta C + (1 - beta) B
+        L  = 1 - mean_i z1_i . z2_i  +  rho mean_i z1_i^T C' z1_i
+
+    Returns ``(L, C')`` with C' detached (the caller keeps it for the next step). B is a constant in the
+    backward, as lightly-ai/lightly lightly/loss/tico_loss.py ``TiCoLoss`` (the numeric reference; the
+    authors published no code) computes it; ``batch_cov_grad=True`` lets the gradient flow through B too, as
+    the paper's formula and sayannag/TiCo-pytorch TiCo/main.py ``TiCo_Loss`` (whose value has no leading 1).
+    ``return_parts=True``: L is ``(total, {"invariance", "covariance"})``, the two terms as in L. Under
+    torch.distributed C' is the global batch's on every rank (lightly gathers z1, z2 the same way).
+    """
+    check_views((z1, z2), "tico_loss")
+    dim = z1.shape[-1]
+    if cov.shape != (dim, dim):
+        raise ZooError(f"tico_loss needs the running matrix of {dim} features, cov ({dim}, {dim}), got {tuple(cov.shape)}")
+    z1, z2 = F.normalize(gather(z1), dim=-1), F.normalize(gather(z2), dim=-1)
+    batch = z1.T @ z1 / z1.shape[0]
+    new_cov = beta * cov + (1 - beta) * (batch if batch_cov_grad else batch.detach())
+    invariance = 1 - (z1 * z2).sum(dim=-1).mean()
+    contrast = rho * ((z1 @ new_cov) * z1).sum(dim=-1).mean()
+    loss = total_or_parts((invariance + contrast, {"invariance": invariance, "covariance": contrast}), return_parts)
+    return loss, new_cov.detach()
 
 
 @float32_math

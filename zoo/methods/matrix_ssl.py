@@ -1,16 +1,14 @@
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
 
-from zoo.backbones import build_mlp
 from zoo.errors import ZooError
 from zoo.losses.spectral_family import matrix_ssl_loss
-from zoo.methods.base import FIRST_STEP, Method, MethodConfig, largest_crops
-from zoo.nn import EMA
+from zoo.methods.base import FIRST_STEP, largest_crops
+from zoo.methods.mec import MECModel
 from zoo.registry import register_method
 
 
 @register_method("matrix_ssl")
-class MatrixSSL(Method):
+class MatrixSSL(MECModel):
     """Matrix-SSL (Zhang, Tan, Yang, Huang and Yuan, ICML 2024, "Matrix Information Theory for Self-Supervised
     Learning"): MEC's architecture (an online backbone + projector + predictor, an EMA teacher of backbone +
     projector) trained on matrix cross-entropies MCE(P, Q) = tr(-P log Q) of the L2-normalised, centred global
@@ -37,35 +35,17 @@ class MatrixSSL(Method):
     run setting). Each crop goes through the online and the teacher branch alone (BatchNorm per crop), as in
     builder.py's forward."""
 
-    # The official SGD: lr 0.5 x batch/256, weight decay 1e-5 on every parameter, the predictor scheduled too.
-    optimizer_defaults: ClassVar[dict] = {"name": "sgd", "lr": 0.5, "weight_decay": 1e-5}
-
     @dataclass
-    class Config(MethodConfig):
-        proj_hidden: list[int] = field(default_factory=lambda: [2048, 2048])
-        proj_out: int = 2048
-        proj_hidden_bias: bool = False
-        proj_last_bn: bool = True
-        pred_hidden: int = 512
+    class Config(MECModel.Config):
         lambd: float = 0.5  # --mce_lambd: the uniformity term's weight (P = lambd I)
         mu: float = 0.5  # --mce_mu: the ridge mu I added to every covariance before the logarithm
         gamma: float = 1.0  # --gamma: the alignment term's weight
-        order: int = 4  # --mce_order: of the logarithm's Taylor series
-        momentum_base: float = 0.996  # --teacher-momentum
-        momentum_final: float = 1.0
-
-    def build_projector(self):
-        projector = super().build_projector()
-        projector[-2].bias.requires_grad_(False)  # followed by BN: the official code freezes it
-        return projector
+        # order: --mce_order, of the logarithm's Taylor series; momentum_base: --teacher-momentum (MEC's model's)
 
     def build_modules(self):
+        if self.mcfg.order < 1:
+            raise ZooError(f"matrix_ssl needs order >= 1, got {self.mcfg.order}; the official order is 4")
         super().build_modules()
-        m = self.mcfg
-        if m.order < 1:
-            raise ZooError(f"matrix_ssl needs order >= 1, got {m.order}; the official order is 4")
-        self.target = EMA({"backbone": self.backbone, "projector": self.projector}, m.momentum_base, m.momentum_final)
-        self.predictor = build_mlp(m.proj_out, [m.pred_hidden], m.proj_out, hidden_bias=False)
 
     def compute_loss(self, crops, state=FIRST_STEP):
         features = self.encode(crops)

@@ -47,3 +47,30 @@ def test_vit_stages_are_its_blocks_read_at_the_class_token_or_the_mean_patch_tok
     second = tokens[:, 0] if token == "class" else tokens[:, vit.num_prefix_tokens:].mean(dim=1)
     measures, _ = stage_measures(taps.reduced())
     assert measures["stage2/effective_rank"].value == pytest.approx(effective_rank(covariance_eigenvalues(second)), rel=1e-9)
+
+
+def test_ddp_padding_images_are_left_out_of_the_stage_sums():
+    """11 images on 3 processes as DistributedSampler deals them (image i to process i % 3, the last round padded
+    with images 0 again): the processes' sums, added, are the 11 images' own, each once."""
+    from torch.utils.data import DistributedSampler
+
+    torch.manual_seed(0)
+    backbone = create_backbone(BackboneConfig(name="resnet18"), 16).eval()
+    images = torch.randn(11, 3, 16, 16)
+    alone = StageTaps(backbone)
+    with torch.no_grad(), alone.recording():
+        backbone(images)
+    ranks = []
+    for rank in range(3):
+        order = list(DistributedSampler(range(11), num_replicas=3, rank=rank, shuffle=False))
+        assert len(order) == 4  # 12 places for 11 images: process 2's last is image 0 again
+        taps = StageTaps(backbone, rank=rank, world=3, total=11)
+        with torch.no_grad(), taps.recording():
+            for batch in torch.tensor(order).split(3):  # batches of 3, 1
+                backbone(images[batch])
+        ranks.append(taps.reduced())
+    for index, (_, expected) in enumerate(alone.reduced()):
+        moments = [found[index][1] for found in ranks]
+        assert sum(m.count for m in moments) == 11
+        torch.testing.assert_close(sum(m.gram for m in moments), expected.gram, rtol=1e-5, atol=1e-5)  # float32 convolutions batched otherwise
+        torch.testing.assert_close(sum(m.total for m in moments), expected.total, rtol=1e-5, atol=1e-5)

@@ -51,3 +51,6 @@ def test_four_processes_count_each_validation_image_once(tmp_path):
     assert "4 x cpu, global batch 32" in result.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["evaluated_images"] == 450 and summary["knn_top1"] is not None
+    # the stages' sums leave the padding out too: the last stage's pooled output is the backbone's features
+    last = max(key for key in summary if key.startswith("stage") and key.endswith("/effective_rank"))
+    assert summary[last] == pytest.approx(summary["effective_rank"], rel=1e-6)

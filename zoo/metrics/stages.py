@@ -55,13 +55,20 @@ def pool(output, backbone, channels):
 
 class StageTaps:
     """Running moments of each stage's pooled output over the forwards run inside `recording()` (forward hooks
-    exist only there, and only read the outputs)."""
+    exist only there, and only read the outputs).
 
-    def __init__(self, backbone):
+    Under DDP pass this process's `rank`, the `world` size and the evaluated data set's `total` images: the
+    DistributedSampler (no shuffling) deals image i to process i % world and pads the last round with the first
+    images again, so this process's j-th image is image j * world + rank, and one at `total` or beyond is padding,
+    left out (the gathered features drop it the same way: zoo.train.harness.in_dataset_order)."""
+
+    def __init__(self, backbone, rank=0, world=1, total=None):
         self.backbone = backbone
         self.stages = stage_modules(backbone)
         self.names = [name for name, _, _ in self.stages]
         self.moments = [None] * len(self.stages)
+        self.rank, self.world, self.total = rank, world, total
+        self.seen = [0] * len(self.stages)  # images this process's forwards gave each stage, padding included
 
     @contextlib.contextmanager
     def recording(self):
@@ -80,7 +87,12 @@ class StageTaps:
                 return
             if self.moments[index] is None:
                 self.moments[index] = Moments(pooled.shape[1], pooled.device)
-            self.moments[index].update(pooled)
+            first, self.seen[index] = self.seen[index], self.seen[index] + len(pooled)
+            if self.total is not None:
+                images = torch.arange(first, first + len(pooled), device=pooled.device) * self.world + self.rank
+                pooled = pooled[images < self.total]
+            if len(pooled):
+                self.moments[index].update(pooled)
 
         return hook
 

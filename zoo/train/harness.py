@@ -55,7 +55,7 @@ class ValidationOutput:
     the evaluated images' backbone `features`, `labels` (-1 = unlabelled) and projector outputs (`projections`),
     and the k-NN bank's features and labels (None without labels); `stages`: [(name, `zoo.metrics.spectrum.Moments`)]
     of the backbone's stages' pooled outputs on the evaluated images (`zoo.metrics.stages`), summed over the
-    processes (under DDP the sampler's padding images, at most one per process but one, count twice)."""
+    processes, each image once (the sampler's padding left out)."""
 
     features: torch.Tensor
     labels: torch.Tensor
@@ -254,7 +254,8 @@ class Pretrainer(L.LightningModule):
         images, labels = batch
         evaluated = dataloader_idx == self.evaluated_loader
         if evaluated and self._stage_taps is None:
-            self._stage_taps = StageTaps(self.method.backbone)
+            total = len(self.trainer.val_dataloaders[dataloader_idx].dataset) if self.trainer.world_size > 1 else None
+            self._stage_taps = StageTaps(self.method.backbone, self.global_rank, self.trainer.world_size, total)
         # the evaluated images' stage outputs are read by forward hooks that exist during this forward only
         with self._stage_taps.recording() if evaluated else contextlib.nullcontext():
             features = self.method.backbone(self._prepare(images))

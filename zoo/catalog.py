@@ -46,7 +46,7 @@ def _folder():
 
 DATASETS = {
     "digits": DatasetInfo("zoo.data.datasets:digits", 16, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 10),
-    # The training images' channel statistics (tests/data/test_digits_m.py computes them from the build).
+    # The pretraining digits' channel statistics (tests/data/test_digits_m.py computes them from the build).
     "digits_m": DatasetInfo("zoo.data.datasets:digits_m_images", 16, (0.399, 0.320, 0.303), (0.261, 0.211, 0.209), 10),
     "cifar10": DatasetInfo("zoo.data.datasets:cifar10", 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10),
     "cifar100": DatasetInfo("zoo.data.datasets:cifar100", 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 100),

@@ -21,15 +21,46 @@ def built():
 def test_the_build_is_deterministic_and_the_seed_changes_it(built):
     again = digits_m.build(seed=0)
     assert digits_m.checksum(again) == digits_m.checksum(built)
-    assert digits_m.checksum(digits_m.build(seed=1)) != digits_m.checksum(built)
+    assert digits_m.checksum(digits_m.build(seed=1, composites=1)) != digits_m.checksum(digits_m.build(seed=0, composites=1))
+
+
+def test_every_digit_has_several_evaluation_composites_and_the_first_trains():
+    """EVAL_COMPOSITES composites of each digit in both splits, each with its own placement and patch; the
+    first ones (and the pretraining digits' masks and colours) are what a one-composite build draws."""
+    import torch
+
+    from zoo.data.datasets import Source, build_dataset
+
+    built = digits_m.build(seed=0, composites=3)
+    first = digits_m.build(seed=0, composites=1)
+    for key in ("train_masks", "train_colours", "train_labels", "val_labels"):
+        np.testing.assert_array_equal(built[key], first[key])
+    for split in ("train", "val"):
+        images = built[f"{split}_images"]
+        assert images.shape[0] == 3 and images.dtype == np.uint8
+        np.testing.assert_array_equal(images[0], first[f"{split}_images"][0])
+        assert all((images[k] != images[0]).any(axis=(1, 2, 3)).mean() > 0.99 for k in (1, 2))  # other draws
+        flat, labels = digits_m.evaluation_images(built, split)
+        assert flat.shape == (3 * images.shape[1], 3, 32, 32) and labels.shape == (len(flat),)
+        np.testing.assert_array_equal(flat[images.shape[1] + 5], images[1, 5])
+        np.testing.assert_array_equal(labels[images.shape[1] + 5], built[f"{split}_labels"][5])
+    # What the evaluation and pretraining loaders read (from the default build's cache).
+    source = Source(name="digits_m")
+    n_train, n_val = len(built["train_labels"]), len(built["val_labels"])
+    identity = lambda image: image  # noqa: E731
+    assert len(build_dataset(source, "train", identity)) == n_train
+    assert len(build_dataset(source, "train_labeled", identity)) == digits_m.EVAL_COMPOSITES * n_train
+    val = build_dataset(source, "val", identity)
+    assert len(val) == digits_m.EVAL_COMPOSITES * n_val and torch.is_tensor(val[0][0])
 
 
 def test_the_splits_keep_the_digits_split_and_use_disjoint_photographs(built):
     from zoo.data.datasets import load_digits_split
 
     (_, train_labels), (_, val_labels) = load_digits_split(8, 0.25)
-    assert built["train_images"].shape == (len(train_labels), 3, 32, 32) and built["train_images"].dtype == np.uint8
-    assert built["val_images"].shape == (len(val_labels), 3, 32, 32)
+    composites = digits_m.EVAL_COMPOSITES
+    assert built["train_images"].shape == (composites, len(train_labels), 3, 32, 32) and built["train_images"].dtype == np.uint8
+    assert built["val_images"].shape == (composites, len(val_labels), 3, 32, 32)
     np.testing.assert_array_equal(built["train_labels"], train_labels.numpy())
     np.testing.assert_array_equal(built["val_labels"], val_labels.numpy())
     assert not set(digits_m.TRAIN_PHOTOS) & set(digits_m.VAL_PHOTOS)
@@ -81,11 +112,15 @@ def test_pretraining_views_share_the_digit_on_their_own_backgrounds(built):
     assert image.dtype == torch.uint8 and image.shape == (3, 32, 32)
 
 
-def test_the_normalisation_is_the_training_images_statistics(built):
+def test_the_normalisation_is_the_pretraining_digits_statistics(built):
+    """The channel statistics of the pretraining digits' composites (the first of each, version 1's whole
+    training set); the further evaluation composites move them by less than 0.01."""
     info = dataset_info("digits_m")
-    pixels = built["train_images"].transpose(1, 0, 2, 3).reshape(3, -1) / 255.0
+    pixels = built["train_images"][0].transpose(1, 0, 2, 3).reshape(3, -1) / 255.0
     np.testing.assert_allclose(info.mean, pixels.mean(axis=1), atol=1e-3)
     np.testing.assert_allclose(info.std, pixels.std(axis=1), atol=1e-3)
+    every = built["train_images"].transpose(2, 0, 1, 3, 4).reshape(3, -1) / 255.0
+    np.testing.assert_allclose(info.mean, every.mean(axis=1), atol=1e-2)
 
 
 def test_the_cache_is_reused_and_a_corrupt_or_stale_cache_is_rebuilt(tmp_path, capsys, monkeypatch, built):
@@ -105,7 +140,7 @@ def test_the_cache_is_reused_and_a_corrupt_or_stale_cache_is_rebuilt(tmp_path, c
     with np.load(path) as stored:  # a changed image under a valid archive: the checksum catches it
         arrays = {key: stored[key] for key in stored.files}
     arrays["train_images"] = arrays["train_images"].copy()
-    arrays["train_images"][0, 0, 0, 0] ^= 1
+    arrays["train_images"][0, 0, 0, 0, 0] ^= 1
     np.savez(path, **arrays)
     digits_m.load(tmp_path)
     assert builds == [0, 0, 0] and "checksum" in capsys.readouterr().out

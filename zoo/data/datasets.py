@@ -125,8 +125,8 @@ def digits_m_images(source, split, transform):
     arrays = digits_m.load(source.root, test_fraction=source.test_fraction)
     if split == "train":
         return digits_m.FreshBackgrounds(arrays, transform)
-    prefix = "val" if split == "val" else "train"
-    return ImageTensors(torch.from_numpy(arrays[f"{prefix}_images"]), torch.from_numpy(arrays[f"{prefix}_labels"]), transform)
+    images, labels = digits_m.evaluation_images(arrays, "val" if split == "val" else "train")
+    return ImageTensors(torch.from_numpy(images), torch.from_numpy(labels), transform)
 
 
 def cifar10(source, split, transform):

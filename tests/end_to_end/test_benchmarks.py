@@ -191,15 +191,16 @@ def digits_m_benchmark():
 
 
 def test_digits_m_all_methods_runs_its_controls_and_resumes(tmp_path, monkeypatch, capsys):
-    """INTL at two steps on digits_m: the raw-pixel and untrained (3 steps) rows, INTL's row with the condition
-    number of its whitened output (none for the pixels), the gap over the untrained control, the time in
-    reference steps; a second call reads every finished run instead of training it again."""
+    """INTL at two steps: the raw-pixel and untrained (3 steps) rows, INTL's row with the condition number of its
+    whitened output (none for the pixels), the gap over the untrained control, the time in reference steps; a
+    second call reads every finished run instead of training it again. On the plain digits (`--data digits`):
+    the same script, a quarter of digits_m's evaluation images to embed (tests/data/test_digits_m.py builds those)."""
     benchmark = digits_m_benchmark()
-    options = ["--methods", "intl", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
+    options = ["--methods", "intl", "--data", "digits", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
                "--linear-override", "linear.epochs=2"]
     overrides = ["trainer.max_steps=2", "trainer.limit_val_batches=1", "data.num_workers=0"]
     out = benchmark_here(benchmark, monkeypatch, capsys, *options, "--reference-steps", "1", *overrides)
-    assert out.startswith("digits_m_all_methods: ") and "data digits_m, seeds 0" in out.splitlines()[0]
+    assert out.startswith("digits_m_all_methods: ") and "data digits, seeds 0" in out.splitlines()[0]
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["raw pixels", "untrained", "intl"]
     _, untrained, intl = rows

@@ -147,7 +147,8 @@ def pretrain_plugin(tmp_path, source, *overrides):
     env = {**os.environ, "ZOO_METHODS": str(tmp_path / "plugin_method.py")}
     result = subprocess.run(
         [sys.executable, str(REPO / "main_pretrain.py"), "method.proj_hidden=[64]", "method.proj_out=32",
-         "data.batch_size=16", "data.num_workers=0", "trainer.enable_progress_bar=false", *overrides, f"run_dir={run_dir}"],
+         "data.batch_size=16", "data.num_workers=0", "trainer.enable_progress_bar=false", "trainer.limit_val_batches=2",
+         "data.eval_batch_size=32", *overrides, f"run_dir={run_dir}"],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
     )
     return result, run_dir

@@ -41,7 +41,8 @@ def test_four_processes_count_each_validation_image_once(tmp_path):
     """digits' 450 validation images on 4 processes: DistributedSampler pads them to 452 (2 twice); the k-NN and
     the spectra see the 450 (4 processes on a 2-core machine too: more processes than cores)."""
     run_dir = tmp_path / "run"
-    args = ["method=simclr", "method.proj_hidden=[32]", "method.proj_out=16", "backbone.name=test_resnet",
+    args = ["data.name=digits", "augment=digits", "method=simclr", "method.proj_hidden=[32]", "method.proj_out=16",
+            "backbone.name=test_resnet",
             "backbone.small_stem=false", "data.image_size=8", "data.eval_batch_size=128", "trainer.accelerator=cpu",
             "trainer.devices=4", "trainer.strategy=ddp", "data.batch_size=8", "data.num_workers=0", "trainer.max_steps=1",
             "trainer.enable_progress_bar=false", f"run_dir={run_dir}"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from zoo.catalog import dataset_info
 from zoo.errors import ZooError
 from zoo.names import (
+    BackboneWhitening,
     CorruptImages,
     Interpolation,
     LinearOptimizer,
@@ -35,12 +36,13 @@ from zoo.registry import declared_method_names
 NAMES = {"optimizer.name": Optimizer, "scheduler.name": Schedule, "scheduler.interval": ScheduleInterval,
          "scheduler.warmup_rule": WarmupRule, "data.loader": Loader, "data.corrupt_images": CorruptImages,
          "linear.protocol": LinearProtocol, "linear.optimizer": LinearOptimizer, "linear.schedule": LinearSchedule,
-         "linear.crop_interpolation": Interpolation}
+         "linear.crop_interpolation": Interpolation, "backbone.whitening_layer": BackboneWhitening}
 # Lightning's precision names (lightning.fabric.connector's _PRECISION_INPUT)
 PRECISIONS = ("64-true", "64", "32-true", "32", "16-mixed", "16", "16-true", "bf16-mixed", "bf16", "bf16-true",
               "transformer-engine", "transformer-engine-float16")
 AT_LEAST = {"data.batch_size": 1, "data.eval_batch_size": 1, "data.num_workers": 0, "checkpoint_every_n_steps": 1,
-            "divergence.skip_nonfinite_steps": 0, "eval.lidar_samples": 2, "eval.lidar_views": 0}
+            "divergence.skip_nonfinite_steps": 0, "eval.lidar_samples": 2, "eval.lidar_views": 0,
+            "backbone.whitening_iters": 1, "backbone.whitening_groups": 1, "backbone.whitening_eps": 0}
 # The keys `check_values` looks at in a composed config (whose NAMES the schema's types have checked).
 CHECKED_KEYS = (*AT_LEAST, "optimizer.lr", "optimizer.probe_lr", "optimizer.weight_decay", "trainer.max_epochs",
                 "trainer.max_steps", "trainer.devices", "trainer.num_nodes", "trainer.precision", "data.name")

@@ -1,9 +1,11 @@
-"""timm backbones by name, with the small-image stem for 32x32-class data."""
+"""timm backbones by name, with the small-image stem for 32x32-class data and the optional whitening layer after
+their pooled features."""
 
 import timm
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nn.whitening import WhiteningLayer
 
 SMALL_IMAGE_MAX = 64  # crops at or below this size get the small-image stem when small_stem=auto
 # oneDNN's NHWC convolutions beat NCHW on the CPU from this crop size on (ResNet-18, batch 64, AVX2 kernels,
@@ -64,7 +66,59 @@ def create_backbone(cfg, crop_size):
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
         if not cfg.small_stem_maxpool:
             model.maxpool = nn.Identity()
+    return with_whitening_layer(model, cfg)
+
+
+# ---- the whitening layer (backbone.whitening_layer) -------------------------------------------------------
+def classifier_name(model):
+    """The attribute path of a timm model's classifier ("fc" for a ResNet, "head" for a ViT, "head.fc" for a
+    ConvNeXt): an Identity in a backbone built with num_classes=0, the last module of its forward."""
+    return model.pretrained_cfg.get("classifier") or "fc"
+
+
+def set_classifier(model, module):
+    """Put `module` in the classifier's place of the timm `model` (`classifier_name`); return what was there."""
+    parent_name, _, attribute = classifier_name(model).rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    before = getattr(parent, attribute, None)
+    setattr(parent, attribute, module)
+    return before
+
+
+def with_whitening_layer(model, cfg):
+    """`model` with the whitening layer of `cfg` (a backbone config) in its classifier's place, so that it is the
+    backbone's last operation for every caller (training, the probe, k-NN, evaluations, the EMA target's copy), and
+    its running statistics are backbone.<classifier>.running_mean / running_matrix in the state dict."""
+    kind = str(getattr(cfg, "whitening_layer", "none"))
+    if kind == "none":
+        return model
+    layer = WhiteningLayer(model.num_features, kind, cfg.whitening_iters, cfg.whitening_eps, cfg.whitening_momentum,
+                           cfg.whitening_groups)
+    if not isinstance(set_classifier(model, layer), nn.Identity):
+        raise ZooError(f"backbone.whitening_layer={kind}: {cfg.name} has no classifier slot '{classifier_name(model)}' "
+                       "left empty by num_classes=0 to put the layer in")
     return model
+
+
+def whitening_layer(model):
+    """The backbone's `WhiteningLayer`, or None."""
+    return next((module for module in model.modules() if isinstance(module, WhiteningLayer)), None)
+
+
+def check_whitening_layer(cfg, batch_size, dim):
+    """ZooError when the layer of `cfg` cannot whiten batches of `batch_size` samples of `dim` features in training:
+    exact ZCA needs more samples than features per group (the covariance of N centred samples has rank N - 1; eps
+    alone would leave its null directions scaled by eps^-1/2 and the eigendecomposition's gradient undefined on
+    their repeated eigenvalue). IterNorm never inverts and takes any batch."""
+    if str(getattr(cfg, "whitening_layer", "none")) != "zca":
+        return
+    per_group = dim // cfg.whitening_groups
+    if batch_size <= per_group:
+        raise ZooError(
+            f"backbone.whitening_layer=zca cannot whiten {per_group} features per group from batches of {batch_size} "
+            f"samples (their covariance has rank {batch_size - 1} at most): raise the batch above {per_group}, set "
+            f"backbone.whitening_groups so that {dim} / groups < {batch_size}, or use backbone.whitening_layer=iternorm"
+        )
 
 
 def build_mlp(in_dim, hidden, out_dim, hidden_bias=True, last_bias=True, last_bn=False, hidden_bn=True, activation=None):

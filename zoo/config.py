@@ -21,6 +21,7 @@ from zoo.arguments import CHECKED_KEYS, check_values
 from zoo.errors import ZooError
 from zoo.names import (
     UNCLIPPED_LARS,
+    BackboneWhitening,
     CorruptImages,
     Interpolation,
     LinearOptimizer,
@@ -70,6 +71,14 @@ class BackboneConfig:
     small_stem_padding: int = 2
     small_stem_maxpool: bool = False  # keep the max-pool after the 3x3 stem (W-MSE / CW-RGP on STL-10, Tiny-ImageNet)
     zero_init_residual: bool = False  # zero-init the last BN of each residual block
+    # A whitening layer as the backbone's last layer, after global pooling (Kalapos & Gyires-Toth, 2024;
+    # kaland313/SSL-Whitening): none | iternorm | zca (zoo.backbones.WhiteningLayer). Every method, probe, k-NN and
+    # evaluation reads the features after it; in eval mode it whitens with running averages of the batch statistics.
+    whitening_layer: BackboneWhitening = BackboneWhitening.none
+    whitening_iters: int = 5  # IterNorm's Newton steps (the official IterNorm's T)
+    whitening_eps: float = 1e-5  # added to the covariance's diagonal: Sigma = Xc^T Xc / N + eps I
+    whitening_momentum: float = 0.1  # running <- momentum x batch + (1 - momentum) x running (mean and matrix)
+    whitening_groups: int = 1  # features whitened in this many groups of consecutive features (official: 1)
 
 
 @dataclass

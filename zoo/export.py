@@ -13,6 +13,9 @@ writes into DIR (default RUN/export):
 
 Every exported key must map to one key of the target's model with the same shape (checked on
 the meta device), so a backbone the target cannot build is refused in one line, never written.
+A backbone ending in a whitening layer (backbone.whitening_layer) exports it in eval mode, folded into an
+`nn.Linear(D, D)` in the classifier's place that the load lines set (timm, torchvision); detectron2's
+export leaves it out (detection reads the stages' maps), `--to hf` refuses it.
 downstream/detection/convert.py uses the same checks and detectron2 renaming.
 
 `--to hf` writes timm's Hugging Face Hub layout into DIR (default RUN/export/<arch>-hf): config.json
@@ -32,6 +35,7 @@ from pathlib import Path
 import torch
 
 from zoo.atomic import atomic_write_bytes, write_json
+from zoo.backbones import classifier_name, set_classifier, whitening_layer
 from zoo.checkpoint import complete_config, read_checkpoint
 from zoo.data import data_spec
 from zoo.errors import ZooError, exit_on_user_error
@@ -154,12 +158,41 @@ def reference_model(target, arch, source):
     return torchvision_model(arch, fix=f" (the backbone of {source}): export it with --to timm")
 
 
-def load_lines(target, arch, head, changes):
-    """The Python lines that build the model the export loads into (before its load_state_dict)."""
+def load_lines(target, arch, head, changes, whitening=None):
+    """The Python lines that build the model the export loads into (before its load_state_dict); `whitening`: the
+    line that puts the whitening layer's Linear in the classifier's place (`fold_whitening_layer`)."""
     if target == "timm":
-        return ["import timm, torch", f"model = timm.create_model({arch!r}, num_classes=0)", *changes]
+        return ["import timm, torch", f"model = timm.create_model({arch!r}, num_classes=0)", *changes,
+                *([whitening] if whitening else [])]
     head_line = [f"model.{head} = torch.nn.Identity()  # the backbone has no classifier"] if head else []
+    if whitening:
+        head_line = [whitening]
     return ["import torch, torchvision", f"model = torchvision.models.{arch}(weights=None)", *head_line, *changes]
+
+
+def fold_whitening_layer(backbone, target, reference, head):
+    """A backbone with a whitening layer (backbone.whitening_layer) exported: for timm and torchvision the layer in
+    eval mode, a fixed affine map of its running statistics, becomes an `nn.Linear(D, D)` in the classifier's place
+    (in `backbone` and on the meta `reference`), so the exported model's features are the ones the zoo's evaluations
+    read, and it loads strictly without the zoo; detectron2 reads the stages' feature maps, never the pooled features
+    the layer whitens, so the layer is left out there. Returns (the load line of the Linear or None, a note or None)."""
+    layer = whitening_layer(backbone)
+    if layer is None:
+        return None, None
+    if target == "detectron2":
+        set_classifier(backbone, torch.nn.Identity())
+        return None, "left out: detectron2 reads the stages' feature maps; the layer whitens the pooled features only"
+    slot = classifier_name(backbone) if target == "timm" else head
+    set_classifier(backbone, layer.as_linear())
+    with torch.device("meta"):
+        linear = torch.nn.Linear(layer.dim, layer.dim)
+    if target == "timm":
+        set_classifier(reference, linear)
+    else:
+        setattr(reference, slot, linear)
+    line = (f"model.{slot} = torch.nn.Linear({layer.dim}, {layer.dim})  # the whitening layer ({layer.kind}) in eval mode: "
+            "(x - running_mean) @ running_matrix")
+    return line, f"{layer.kind}, folded into {slot} = Linear({layer.dim}, {layer.dim}) (its running statistics)"
 
 
 def check_target(target, arch, reference, backbone, source):
@@ -221,6 +254,7 @@ def export(ckpt_path, target, out_dir=None):
     arch = architecture(config.backbone.name)
     reference, head = reference_model(target, arch, ckpt_path)
     backbone = load_backbone(checkpoint)
+    whitening, whitening_note = fold_whitening_layer(backbone, target, reference, head)
     changes = check_target(target, arch, reference, backbone, ckpt_path)
     state_dict = float32(backbone.state_dict())
     inputs = data_spec(config.data)
@@ -236,7 +270,7 @@ def export(ckpt_path, target, out_dir=None):
 
         file_name = f"{name}.safetensors"
         data = save(state_dict, metadata={"format": "pt"})
-        how_to_load = [*load_lines(target, arch, head, changes), "from safetensors.torch import load_file",
+        how_to_load = [*load_lines(target, arch, head, changes, whitening), "from safetensors.torch import load_file",
                        f"model.load_state_dict(load_file({file_name!r}), strict=True)"]
     sha256 = hashlib.sha256(data).hexdigest()
     out_dir = Path(out_dir) if out_dir else run_folder(ckpt_path) / "export"
@@ -251,6 +285,7 @@ def export(ckpt_path, target, out_dir=None):
         "feature_dim": backbone.num_features,
         "stem": "small-image" if changes else "standard",
         "stem_changes": changes,  # what to set on the target's model before loading
+        "whitening_layer": whitening_note,  # None: the backbone has none
         "load": how_to_load,
         "input": {"crop_size": max(group.size for group in inputs.views), "mean": mean, "std": std},
         "trained": training_record(checkpoint, ckpt_path),
@@ -344,6 +379,9 @@ def export_hf(ckpt_path, out_dir=None, push=None):
     config = complete_config(checkpoint["config"])
     arch = architecture(config.backbone.name)
     backbone = load_backbone(checkpoint)
+    if whitening_layer(backbone) is not None:
+        raise ZooError(f"{ckpt_path}: the backbone ends in a whitening layer (backbone.whitening_layer), which timm's hub "
+                       "config cannot describe: export it with --to timm, which folds the layer into a Linear and names it")
     model_args = getattr(backbone, "_model_args", {})
     changes = stem_changes(backbone, timm_model(arch, **model_args))
     if changes:
@@ -404,6 +442,8 @@ def main(argv=None):
     print(f"wrote {record_path.parent / record['file']} ({record['tensors']} tensors, sha256 {record['sha256']})")
     if record["stem_changes"]:
         print(f"note: the backbone has the small-image stem; set {'; '.join(record['stem_changes'])} before loading")
+    if record["whitening_layer"]:
+        print(f"note: the whitening layer: {record['whitening_layer']}")
     print("detectron2 options:" if args.to == "detectron2" else "load it with:")
     print("\n".join("    " + line for line in record["load"]))
     print(f"how it was trained: {record_path}")

@@ -108,6 +108,14 @@ class WhiteningAxis(StrEnum):
     channel = "channel"
 
 
+class BackboneWhitening(StrEnum):
+    """backbone.whitening_layer: a whitening layer after the backbone's pooled features (zoo.backbones), or none."""
+
+    none = "none"
+    iternorm = "iternorm"  # IterNorm (Huang et al., CVPR 2019), as kaland313/SSL-Whitening adds it
+    zca = "zca"  # exact ZCA (eigendecomposition): needs more samples than features per group
+
+
 class Tracker(StrEnum):
     """`logger` (a name or a list of them): csv is always on; naming it alone is the default."""
 

@@ -37,6 +37,7 @@ all-gathers the views (with gradients) and returns the whitened global batch.
 All maths runs in float32 (float64 stays float64), also inside autocast.
 """
 
+import contextlib
 import functools
 import math
 import warnings
@@ -88,8 +89,10 @@ def float32_math(fn):
         # (a W-MSE step 2-4% slower when the run flipped it around each whitening)
         if precision != "highest":
             torch.set_float32_matmul_precision("highest")
+        # the meta device (shapes only: the recipe tests build and trace methods there) has no autocast to disable
+        no_autocast = torch.autocast(device_type, enabled=False) if device_type != "meta" else contextlib.nullcontext()
         try:
-            with torch.autocast(device_type, enabled=False):
+            with no_autocast:
                 args = [upcast(a) if isinstance(a, Tensor) else a for a in args]
                 return fn(*args, **kwargs)
         finally:
@@ -484,7 +487,9 @@ def whiten(
     distributed: bool = True,
     ridge: float = 0.0,
     detach_matrix: bool = False,
-) -> Tensor:
+    ddof: int = 1,
+    return_statistics: bool = False,
+) -> Tensor | tuple[Tensor, Tensor, Tensor]:
     """Whiten ``x`` of shape (..., N, D) (leading dims: views); returns (w_iter, ..., N_global, D).
 
     * ``groups``: the D features are split into groups whitened independently;
@@ -498,6 +503,12 @@ def whiten(
     * ``detach_matrix``: W(Sigma) is a constant in the backward, the gradient flows through
       ``obs @ W`` only (Zero-CL's official code detaches its ZCA matrix).
     * ``iters``: Newton steps of IterNorm; ``power``: p of the power transform.
+    * ``ddof``: the covariance divides by m - ddof (m samples per sub-batch); IterNorm as a layer
+      (huangleiBuaa/IterNorm, the whitening layer) divides by m: ``ddof=0``.
+    * ``return_statistics``: also return the batch's mean (w_iter, ..., D) and whitening matrix
+      (w_iter, ..., groups, D/groups, D/groups), with gradients, such that the output is
+      `apply_whitening` (x, mean, matrix): what a layer keeps running averages of. Only on the batch axis,
+      without random sub-batches or group partitions (a single partition has statistics to keep).
 
     Each sample keeps its position in the output. Under torch.distributed the
     input is the local batch and the output the whitened global batch (rank r's
@@ -512,6 +523,10 @@ def whiten(
     # Checked before the collective so that every rank fails alike instead of hanging.
     ranks = world_size() if distributed else 1
     check_whitening(kind, axis, x.shape[-2] * ranks, x.shape[-1], groups, w_size, shrinkage=eps + ridge)
+    if return_statistics and (axis != "batch" or (w_size or x.shape[-2] * ranks) != x.shape[-2] * ranks
+                              or (groups > 1 and shuffle_groups)):
+        raise ZooError("whiten(return_statistics=True) keeps one mean and matrix per view: use axis='batch', "
+                       "no sub-batches (w_size=None) and fixed groups (shuffle_groups=False)")
     if distributed:
         x = gather(x, dim=-2)
     n_samples, dim = x.shape[-2:]
@@ -529,7 +544,9 @@ def whiten(
     if sample_perm is not None:  # the samples in sub-batch order, the same order for every view
         x = _take_rows(x, repeat(sample_perm, "i n -> i v n", v=n_views))
     # the channel perms are indexed by (sub-batch, view)
-    x = center(rearrange(x, "i v (s m) d -> i s v m d", s=n_sub), axis)
+    x = rearrange(x, "i v (s m) d -> i s v m d", s=n_sub)
+    mean = x.mean(dim=-2) if return_statistics else None  # (i s v d): what `center` removes on the batch axis
+    x = center(x, axis)
     # features as rows, in the random group order; then split into the groups
     features = rearrange(x, "i s v m d -> i s v d m")
     if channel_perm is not None:
@@ -537,7 +554,7 @@ def whiten(
     features = rearrange(features, "i s v (g c) m -> i s v g c m", g=groups)
 
     # no re-centring per group: on the channel axis each sample is centred over all D channels, as officially
-    sigma = covariance(rearrange(features, "... c m -> ... m c"), axis, assume_centered=True)
+    sigma = covariance(rearrange(features, "... c m -> ... m c"), axis, ddof=ddof, assume_centered=True)
     if eps:
         eye = torch.eye(sigma.shape[-1], dtype=sigma.dtype, device=sigma.device)
         sigma = (1 - eps) * sigma + eps * eye
@@ -554,7 +571,23 @@ def whiten(
     white = rearrange(white, "i s v d m -> i v (s m) d")
     if sample_perm is not None:
         white = _take_rows(white, repeat(sample_perm.argsort(dim=-1), "i n -> i v n", v=n_views))
-    return white.reshape(w_iter, *lead_shape, n_samples, dim)  # the views' own leading dims back
+    white = white.reshape(w_iter, *lead_shape, n_samples, dim)  # the views' own leading dims back
+    if not return_statistics:
+        return white
+    # one sub-batch (s = 1); rows of the output are (x - mean) @ matrix, group by group (`apply_whitening`)
+    return (white, mean.reshape(w_iter, *lead_shape, dim),
+            matrix.reshape(w_iter, *lead_shape, groups, dim // groups, dim // groups))
+
+
+@float32_math
+def apply_whitening(x: Tensor, mean: Tensor, matrix: Tensor) -> Tensor:
+    """``(x - mean) @ W`` with W block-diagonal: x (..., N, D), mean (D,), matrix (groups, D/groups, D/groups),
+    the i-th group of D/groups consecutive features multiplied by matrix[i]. With the statistics `whiten`
+    returns (``return_statistics=True``) it is `whiten`'s output; with running averages of them, the whitening
+    of a layer in eval mode."""
+    groups, size, _ = matrix.shape
+    centred = (x - mean).unflatten(-1, (groups, size))
+    return torch.einsum("...gc,gcd->...gd", centred, matrix).flatten(-2)
 
 
 def default_trade_off(axis: Axis, batch_size: int, dim: int) -> float:

@@ -49,6 +49,9 @@ def resnet50_state_dict(checkpoint_path):
             f"{checkpoint_path}: backbone is {name!r}; R50-C4 detection transfer needs a {REQUIRED_BACKBONE} checkpoint"
         )
     state_dict = float32(checkpoint["backbone"])
+    if backbone_cfg.get("whitening_layer", "none") != "none":
+        # the whitening layer sits in fc's place after global pooling: detection reads the stages' feature maps only
+        state_dict = {key: value for key, value in state_dict.items() if not key.startswith("fc.")}
     check_resnet50_state_dict(state_dict, checkpoint_path)
     return state_dict
 

@@ -47,6 +47,7 @@ BEFORE_TORCH = [
     (["scheduler.name=cosin"], {}, "scheduler.name=cosin is not one of: cosine, step, constant"),
     (["scheduler.interval=epochs"], {}, "scheduler.interval=epochs is not one of: step, epoch"),
     (["scheduler.warmup_rule=linear"], {}, "scheduler.warmup_rule=linear is not one of: next, from_zero, endpoints"),
+    (["backbone.whitening_layer=itrnorm"], {}, "backbone.whitening_layer=itrnorm is not one of: none, iternorm, zca"),
     (["data.batch_size=0"], {}, "data.batch_size=0 must be at least 1"),
     (["experiment=cifar10/simclrr"], {}, "unknown recipe experiment=cifar10/simclrr"),
     ([], {"NUM_GPUS": "abc"}, "NUM_GPUS=abc is not a number of devices"),

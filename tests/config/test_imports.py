@@ -34,7 +34,7 @@ LAYERS = {
         # (methods, callbacks) and the evaluations both compute.
         "zoo.metrics",
         "zoo.data",
-        # EMA target, feature queue, early freezing: components a method composes (no Lightning)
+        # EMA target, feature queue, early freezing: components a method composes (no Lightning); the whitening layer
         "zoo.nn",
     ],
     "methods": ["zoo.methods"],

@@ -20,6 +20,7 @@ solo-learn's solo/losses/dino.py; winci-ai/CW-RGP base/{cfg,model}.py, base/data
 base/methods/{zero_icl,cwrgp,whitening}.py.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,6 +190,15 @@ for ds, crop in (("cifar10", 32), ("cifar100", 32), ("stl10", 64), ("tiny-imagen
     # cwrgp.py with axis 1: cfg.py's w_size 128, w_iter 1, w_eps 0, on 128 features in 16 groups (see the recipe's notes).
     SOURCES[f"{ds}/shuffled_dbn"] = Source((HTDT,) * 2, projector=hidden(512, 1024) + [linear(1024, 128)],
                                            loss_values={"groups": 16, "w_size": 128, "w_iter": 1, "eps": 0.0}, **cw)
+# kaland313/SSL-Whitening train_byol.py on lightly 1.4.21: BYOLProjectionHead(512, 1024, 256), BYOLPredictionHead(256, 1024,
+# 256), BYOLTransform's views (torchvision's bilinear RandomResizedCrop), timm's resnet18 unchanged (7x7 stem, max-pool,
+# zero_init_last) with the whitening layer after it; fp32, one GPU; each view through backbone and heads alone.
+LIGHTLY_BYOL = tuple(dataclasses.replace(view, interpolation=BILINEAR) for view in BYOL_JAX)
+for ds, crop in (("cifar10", 32), ("stl10", 96), ("tiny-imagenet", 64)):
+    SOURCES[f"{ds}/byol_whitening"] = Source(LIGHTLY_BYOL, crop=crop, stem="imagenet", maxpool=True, zero_init=True,
+                                             projector=hidden(512, 1024) + [linear(1024, 256)],
+                                             predictor=hidden(256, 1024) + [linear(1024, 256)], precision="32-true",
+                                             sync_bn=False, backbone_calls=((0,), (1,)), joint_projector=False)
 RECIPES = sorted(SOURCES)
 BASELINE_METHODS = ("simclr", "mocov2plus", "byol", "swav", "dino", "mocov2", "zero_cl", "shuffled_dbn")
 
@@ -199,7 +209,7 @@ def test_every_baseline_recipe_has_its_source():
         return next((m for m in BASELINE_METHODS if name == m or name.startswith(f"{m}_")), None)
 
     baselines = [r for r in PRETRAIN_RECIPES if method_of(r)]
-    assert RECIPES == baselines and len(RECIPES) == 36
+    assert RECIPES == baselines and len(RECIPES) == 39
 
 
 def built(cfg):

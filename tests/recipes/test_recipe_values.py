@@ -285,6 +285,16 @@ for ds, epochs, lr in (("cifar10", 1000, 3e-3), ("cifar100", 1000, 3e-3), ("stl1
             sgd_all(wmse_lr(lr, epochs), 1e-6), momentum=momentum, momentum_per_epoch=True,
             eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10" else T.InterpolationMode.BILINEAR)
         BLUR_P[f"{ds}/{method}_wmse_protocol"] = (0.0, 0.0)
+# The whitening layer (kaland313/SSL-Whitening, on lightly 1.4.21): AdamW on every parameter at a constant lr, batch 128 on one
+# GPU, 201 epochs; BYOL's EMA 0.996 -> 1 once an epoch (the recipe's deviation: the zoo's per step meets it at epoch starts
+# within 1.8e-5). STL-10's evaluation resize is to the images' own 96 px: the identity, whatever its interpolation.
+for ds in ("cifar10", "stl10", "tiny-imagenet"):
+    for method, lr, momentum in (("barlow_twins", 1e-3, None), ("byol", 1e-4, (0.996, 1.0))):
+        OFFICIAL[f"{ds}/{method}_whitening"] = Official(
+            f"kaland313/SSL-Whitening pretrain/configs/{method.replace('_', '')}.yaml, trainer_common.py", 128, 1, 201, "AdamW",
+            sgd_all(constant_lr(lr), 1e-6), momentum=momentum, momentum_per_epoch=True,
+            eval_interpolation=T.InterpolationMode.BICUBIC if ds == "stl10" else T.InterpolationMode.BILINEAR)
+        BLUR_P[f"{ds}/{method}_whitening"] = (1.0, 0.1)  # lightly's BYOLTransform
 # ---- SwAV and DINO (solo-learn), MoCo v2 and SwAV on ImageNet, Zero-CL and Shuffled-DBN (the CW-RGP code) ----
 for ds in ("cifar10", "cifar100"):
     solo = f"solo-learn scripts/pretrain/cifar/{{}}.yaml ({ds})"

@@ -93,6 +93,9 @@ def test_recipe_config_resolves_as_the_script_did_before_the_move(recipe, record
     assert actual["method"].pop("proj_hidden_bn")  # a field added since, true: the BatchNorm every hidden layer had
     # LiDAR's augmented views at every validation, added since at their defaults (zoo.config.EvalConfig)
     assert (actual["eval"].pop("lidar_samples"), actual["eval"].pop("lidar_views")) == (16, 2)
+    # the whitening layer after the backbone (backbone.whitening_layer), added since: none, at the official IterNorm's settings
+    assert [actual["backbone"].pop(f"whitening_{key}") for key in ("layer", "iters", "eps", "momentum", "groups")] == [
+        "none", 5, 1e-5, 0.1, 1]
     for config in (actual, before):  # warmup_epochs is unused under an iteration count of warmup (W-MSE's 500 steps)
         if config["scheduler"]["warmup_steps"] > 0:
             config["scheduler"].pop("warmup_epochs")

@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from zoo.backbones import build_mlp, create_backbone
+from zoo.backbones import build_mlp, check_whitening_layer, create_backbone
 from zoo.config import BackboneConfig
 from zoo.errors import ZooError
 from zoo.nn import EMA, StepState, components
@@ -118,6 +118,7 @@ class Method(nn.Module):
         self.check_views(len(self.crop_sizes))
         self.backbone = create_backbone(self.backbone_cfg, max(self.crop_sizes))
         self.feature_dim = self.backbone.num_features
+        check_whitening_layer(self.backbone_cfg, self.global_batch_size, self.feature_dim)
         self.projector = self.build_projector()
         self.build_modules()
         # checkpoints of the layout before components (target_backbone.*, queue, ...) load under today's names

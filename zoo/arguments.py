@@ -29,7 +29,7 @@ from zoo.names import (
     WarmupRule,
     checked,
 )
-from zoo.registry import declared_method_names
+from zoo.registry import declared_method_names, declared_regularizer_names
 
 # The enum of each key the schema types with one (zoo.config: main_pretrain.py's keys and main_linear.py's), for the
 # command line before Hydra composes it; the composed config meets the same enums in the schema, with the same line.
@@ -170,6 +170,9 @@ def check_pretrain_arguments(argv, environ=os.environ):
     names = declared_method_names()  # also: ZOO_METHODS' files exist and add no taken name
     if isinstance(method, str) and method not in names and not environ.get("ZOO_METHODS", "").strip():
         raise ZooError(f"unknown method '{method}' (registered: {', '.join(sorted(names))})")
+    regularizer = values.get("regularizer")
+    if isinstance(regularizer, str) and regularizer not in (regularizers := declared_regularizer_names()):
+        raise ZooError(f"unknown regularizer '{regularizer}' (registered: {', '.join(regularizers)})")
     check_values(values)
 
 

@@ -116,6 +116,23 @@ class BackboneWhitening(StrEnum):
     zca = "zca"  # exact ZCA (eigendecomposition): needs more samples than features per group
 
 
+class Representation(StrEnum):
+    """What an auxiliary regulariser reads (zoo.regularizers): the backbone's features of the crops, or the
+    projector's outputs (LDReg's lid_type f / z)."""
+
+    features = "features"
+    embeddings = "embeddings"
+
+
+class LIDReduction(StrEnum):
+    """How LDReg pools its per-sample term over the views (zoo.losses.local_dimension.ldreg_loss): joint (the
+    official SimCLR criterion: the views as one batch, one mean) or per_view (BYOL's: each view against every view
+    and the momentum encoder's, the views' means summed)."""
+
+    joint = "joint"
+    per_view = "per_view"
+
+
 class Tracker(StrEnum):
     """`logger` (a name or a list of them): csv is always on; naming it alone is the default."""
 

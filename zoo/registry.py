@@ -1,6 +1,7 @@
-"""Name -> method class, filled by a decorator (like timm's `register_model`).
+"""Name -> method class, filled by a decorator (like timm's `register_model`); name -> auxiliary regulariser, the same
+way (`register_regularizer`: a term any method adds to its loss, selected with `regularizer=<name>`).
 
-Every module in `zoo/methods/` is imported on first use, so a new method is
+Every module in `zoo/methods/` and `zoo/regularizers/` is imported on first use, so a new method (or regulariser) is
 one file there and no edit elsewhere. A method file kept outside the package
 is named in the environment variable `ZOO_METHODS` (comma-separated module
 names or .py paths) and is imported the same way; or import it yourself
@@ -21,9 +22,12 @@ from hydra.core.config_store import ConfigStore
 from zoo.errors import ZooError
 
 _METHODS = {}
+_REGULARIZERS = {}
 METHODS_FOLDER = Path(__file__).resolve().parent / "methods"
-# A registration as the method files write it: the decorator at the start of a line.
+REGULARIZERS_FOLDER = Path(__file__).resolve().parent / "regularizers"
+# A registration as the method (regulariser) files write it: the decorator at the start of a line.
 _REGISTRATION = re.compile(r"""^@register_method\(\s*["']([^"']+)["']\s*\)""", re.MULTILINE)
+_REGULARIZER_REGISTRATION = re.compile(r"""^@register_regularizer\(\s*["']([^"']+)["']\s*\)""", re.MULTILINE)
 
 
 def register_method(name):
@@ -49,15 +53,35 @@ def register_method(name):
     return decorator
 
 
+def register_regularizer(name):
+    """Class decorator: register an auxiliary regulariser (a `zoo.regularizers.Regularizer`) and its `Config` dataclass
+    under `name`. The config becomes the Hydra option `regularizer=<name>`, placed at `method.regularizer` (every
+    method's config has the field), where its values are set: `method.regularizer.weight=0.01`."""
+
+    def decorator(cls):
+        if name in _REGULARIZERS and _REGULARIZERS[name] is not cls:
+            raise ZooError(f"regularizer '{name}' is registered twice ({_REGULARIZERS[name].__module__} and "
+                           f"{cls.__module__}): rename one")
+        cls.name = name
+        _REGULARIZERS[name] = cls
+        ConfigStore.instance().store(group="regularizer", name=name, node=cls.Config(name=name),
+                                     package="method.regularizer")
+        return cls
+
+    return decorator
+
+
 def user_method_entries():
     return [entry for entry in (e.strip() for e in os.environ.get("ZOO_METHODS", "").split(",")) if entry]
 
 
 def discover_methods():
-    """Import every module of the `zoo.methods` package and of `ZOO_METHODS` (idempotent). The method files are
-    found by their folder and imported by name, as plug-ins: the registry sits below the methods that fill it."""
+    """Import every module of the `zoo.methods` and `zoo.regularizers` packages and of `ZOO_METHODS` (idempotent). The
+    files are found by their folder and imported by name, as plug-ins: the registry sits below what fills it."""
     for module in pkgutil.iter_modules([str(METHODS_FOLDER)]):
         importlib.import_module(f"zoo.methods.{module.name}")
+    for module in pkgutil.iter_modules([str(REGULARIZERS_FOLDER)]):
+        importlib.import_module(f"zoo.regularizers.{module.name}")
     for entry in user_method_entries():
         import_user_module(entry)
 
@@ -113,9 +137,27 @@ def declared_method_names():
     return names
 
 
+def declared_regularizer_names():
+    """The regularisers zoo/regularizers/ registers, read from its files without importing them (and torch)."""
+    return sorted({name for path in REGULARIZERS_FOLDER.glob("*.py")
+                   for name in _REGULARIZER_REGISTRATION.findall(path.read_text(errors="replace"))})
+
+
 def method_names():
     discover_methods()
     return sorted(_METHODS)
+
+
+def regularizer_names():
+    discover_methods()
+    return sorted(_REGULARIZERS)
+
+
+def get_regularizer(name):
+    discover_methods()
+    if name not in _REGULARIZERS:
+        raise ZooError(f"unknown regularizer '{name}' (registered: {', '.join(sorted(_REGULARIZERS))})")
+    return _REGULARIZERS[name]
 
 
 def get_method(name):

@@ -36,6 +36,9 @@ LAYERS = {
         "zoo.data",
         # EMA target, feature queue, early freezing: components a method composes (no Lightning); the whitening layer
         "zoo.nn",
+        # auxiliary regularisers any method adds to its loss by configuration (LDReg, T-REGS): the registered terms and
+        # the one place they join a method's loss; below the methods, which build them from their config
+        "zoo.regularizers",
     ],
     "methods": ["zoo.methods"],
     # the harness (zoo.train.harness: the Lightning module around any method), the training step and what a run

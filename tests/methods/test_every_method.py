@@ -446,6 +446,7 @@ CROP_BATCHING = {
     "dcl": (False, False),  # the default run's SimCLR settings (solo-learn); the class default joins them (below)
     "dclw": (False, False),  # the same
     "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
+    "t_regs": (False, False),  # no official code read: VICReg's (FB main_vicreg.py), whose projector it takes
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {

@@ -141,6 +141,19 @@ SOURCES |= {
                             predictor=hidden(256, 4096) + [linear(4096, 256, bias=False)],
                             predictor_in_zoo=hidden(256, 4096) + [linear(4096, 256)]),
 }
+# HanxunH/LDReg (SimCLR and BYOL with the LDReg term): models/resnet.py's ResNet-50 (the last BatchNorm of each block
+# zero-initialised), each view through ResNet and head on its own (model(x0), model(x1)); ResNetSimCLR's head Linear (no
+# bias) + BN + ReLU + Linear (no bias) + BN (BatchNorm1dNoBias: its offset held at 0), ResNetBYOL's MLPs Linear (bias) + BN +
+# ReLU + Linear without bias; amp with SyncBN; datasets/simclr_augmentation.py and vicreg_augmentation.py.
+ldreg = {"crop": 224, "stem": "imagenet", "maxpool": True, "zero_init": True, "precision": "16-mixed", "sync_bn": True,
+         **SOLO_CALLS}
+SOURCES |= {
+    "imagenet/simclr_ldreg": Source((SIMCLR_TF,) * 2, temperature=0.1, **ldreg,
+                                    projector=hidden(2048, 2048) + [linear(2048, 128, bias=False), "BN 128"]),
+    "imagenet/byol_ldreg": Source(BYOL_JAX, **ldreg, projector=hidden(2048, 4096) + [linear(4096, 256, bias=False)],
+                                  predictor=hidden(256, 4096) + [linear(4096, 256, bias=False)],
+                                  predictor_in_zoo=hidden(256, 4096) + [linear(4096, 256)]),
+}
 # solo-learn's SwAV and DINO: projector / DINOHead, 3000 / 4096 prototypes, symmetric / asymmetric views.
 SWAV_SOLO = {"prototypes": 3000, "temperature": 0.1, "queue": 3840, "queue_from": 50, "frozen": (2, 0),
              "loss_values": {"sk_epsilon": 0.05, "sk_iters": 3}}  # freeze_prototypes_epochs 2; SinkhornKnopp defaults
@@ -209,7 +222,7 @@ def test_every_baseline_recipe_has_its_source():
         return next((m for m in BASELINE_METHODS if name == m or name.startswith(f"{m}_")), None)
 
     baselines = [r for r in PRETRAIN_RECIPES if method_of(r)]
-    assert RECIPES == baselines and len(RECIPES) == 39
+    assert RECIPES == baselines and len(RECIPES) == 40
 
 
 def built(cfg):

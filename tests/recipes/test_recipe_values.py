@@ -272,6 +272,18 @@ def lightly_lr(base, warmup_epochs=10, end=0.001):
     return lr
 
 
+# HanxunH/LDReg (SimCLR and BYOL with the LDReg term): models/lars.py (FB's LARS, 1-D parameters neither decayed nor adapted),
+# util.py adjust_learning_rate per step (the fractional epoch): lr e/W from 0 over 10 epochs, then a cosine to min_lr 0;
+# SimCLR's blr 0.075 x sqrt(batch) (blr_scale sqrt), BYOL's 0.4 x batch/256 and its momentum 0.99 -> 1 (cosine).
+OFFICIAL |= {
+    "imagenet/simclr_ldreg": Official("HanxunH/LDReg configs/simclr_lid_l1_f_mom_bs_2048_e100 (512 per GPU x 4), main_simclr.py",
+                                      2048, 4, 100, "FBLars", excluded(fb_lr(0.075 * math.sqrt(2048), end=0.0), 1e-6, lars=True),
+                                      lars=(0.001, False)),
+    "imagenet/byol_ldreg": Official("HanxunH/LDReg configs/byol_lid_l1_f_mom_bs_2048_e100 (512 per GPU x 4), main_byol.py",
+                                    2048, 4, 100, "FBLars", excluded(fb_lr(0.4 * 2048 / 256, end=0.0), 1.5e-6, lars=True),
+                                    lars=(0.001, False), momentum=(0.99, 1.0)),
+}
+BLUR_P |= {"imagenet/simclr_ldreg": (0.5, 0.5), "imagenet/byol_ldreg": (1.0, 0.1)}
 # lightly benchmarks/imagenet/resnet50/tico.py (no authors' code): LARS 0.2 x batch/256, wd 1.5e-6, EMA 0.99 -> 1.
 OFFICIAL["imagenet/tico"] = Official("lightly benchmarks/imagenet/resnet50/tico.py, main.py (128 per device x 2)", 256, 2, 100,
                                      "Lars", excluded(lightly_lr(0.2 * 256 / 256), 1.5e-6, lars=True), lars=(0.001, False),

@@ -91,6 +91,7 @@ def test_recipe_config_resolves_as_the_script_did_before_the_move(recipe, record
     assert actual.pop("divergence") == {"collapse_effective_rank": 2.0, "collapse_output_std": 0.1, "skip_nonfinite_steps": 0}
     assert actual["data"].pop("corrupt_images") == "skip" and actual["data"].pop("labels") is True
     assert actual["method"].pop("proj_hidden_bn")  # a field added since, true: the BatchNorm every hidden layer had
+    assert actual["method"].pop("regularizer") is None  # a field added since: no auxiliary regulariser
     # LiDAR's augmented views at every validation, added since at their defaults (zoo.config.EvalConfig)
     assert (actual["eval"].pop("lidar_samples"), actual["eval"].pop("lidar_views")) == (16, 2)
     # the whitening layer after the backbone (backbone.whitening_layer), added since: none, at the official IterNorm's settings

@@ -21,7 +21,7 @@ temperature).
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +32,7 @@ from zoo.config import BackboneConfig
 from zoo.errors import ZooError
 from zoo.nn import EMA, StepState, components
 from zoo.nn.legacy import rename_old_layout_keys
+from zoo.regularizers import build_regularizer
 
 FIRST_STEP = StepState(step=0, total_steps=1)  # where a method stands without a training loop
 
@@ -47,6 +48,9 @@ class MethodConfig:
     proj_last_bias: bool = True
     proj_last_bn: bool = False  # BatchNorm without affine after the last layer (SimSiam)
     proj_hidden_bn: bool = True  # BatchNorm after each hidden Linear (SimCLR's and MoCo's projectors have none)
+    # An auxiliary regulariser added to the loss (zoo/regularizers/): selected with regularizer=<name>, which puts its
+    # typed Config here (method.regularizer.weight=...); None: none.
+    regularizer: Any = None
 
 
 @dataclass
@@ -121,6 +125,7 @@ class Method(nn.Module):
         check_whitening_layer(self.backbone_cfg, self.global_batch_size, self.feature_dim)
         self.projector = self.build_projector()
         self.build_modules()
+        self.regularizer = build_regularizer(self.mcfg.regularizer)  # None, or a zoo.regularizers.Regularizer
         # checkpoints of the layout before components (target_backbone.*, queue, ...) load under today's names
         self.register_load_state_dict_pre_hook(rename_old_layout_keys)
         self.check_global_batch(self.mcfg, self.global_batch_size)
@@ -185,9 +190,13 @@ class Method(nn.Module):
         return {}
 
     def forward_loss(self, crops, state: StepState = FIRST_STEP) -> MethodOutput:
-        """The loss of one training batch at `state` (by default the first step), as training takes it."""
-        loss, features = self.compute_loss(crops, state)
-        total, parts = self.split_loss(loss)
+        """The loss of one training batch at `state` (by default the first step), as training takes it: with a
+        regulariser (`mcfg.regularizer`), its weighted term added (`zoo.regularizers.Regularizer.apply`)."""
+        if self.regularizer is not None:
+            total, parts, features = self.regularizer.apply(self, crops, state)
+        else:
+            loss, features = self.compute_loss(crops, state)
+            total, parts = self.split_loss(loss)
         return MethodOutput(total, parts, features, self.step_logs(state))
 
     def encode(self, crops):

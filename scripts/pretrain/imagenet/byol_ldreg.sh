@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# BYOL with LDReg on ImageNet: ResNet-50, 2 views, 100 epochs, batch 2048 (the LDReg repository's recipe).
+# The recipe, its source, protocol and paper target: zoo/configs/experiment/imagenet/byol_ldreg.yaml
+exec bash "$(dirname "$0")/../../_launch.sh" pretrain imagenet/byol_ldreg "$@"

@@ -50,6 +50,7 @@ SMALL = {
     "dcl": {"proj_hidden": [64], "proj_out": 32},
     "dclw": {"proj_hidden": [64], "proj_out": 32},
     "tico": {"proj_hidden": [64], "proj_out": 32},
+    "emp_ssl": {"proj_hidden": [64, 64], "proj_out": 32},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -96,6 +97,7 @@ LOSS_PARTS = {
     "dcl": set(),
     "dclw": set(),
     "tico": {"invariance", "covariance"},
+    "emp_ssl": {"invariance", "tcr"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

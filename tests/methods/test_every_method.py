@@ -445,6 +445,7 @@ CROP_BATCHING = {
     "dcl": (False, False),  # the default run's SimCLR settings (solo-learn); the class default joins them (below)
     "dclw": (False, False),  # the same
     "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
+    "emp_ssl": (True, True),  # tsb0601/EMP-SSL main.py: net(torch.cat(data, dim=0)), every patch in one call
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {

@@ -51,6 +51,7 @@ SMALL = {
     "dclw": {"proj_hidden": [64], "proj_out": 32},
     "tico": {"proj_hidden": [64], "proj_out": 32},
     "t_regs": {"proj_hidden": [64], "proj_out": 32},
+    "emp_ssl": {"proj_hidden": [64, 64], "proj_out": 32},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -98,6 +99,7 @@ LOSS_PARTS = {
     "dclw": set(),
     "tico": {"invariance", "covariance"},
     "t_regs": {"mse", "length", "sphere"},
+    "emp_ssl": {"invariance", "tcr"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

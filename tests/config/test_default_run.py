@@ -32,15 +32,24 @@ def plain(node):
 
 
 def trained_values(overrides):
-    return copy.deepcopy(_trained_values(tuple(overrides)))
+    """The method's and optimizer's values the command resolves to."""
+    values = _run_values(tuple(overrides))
+    return copy.deepcopy({"method": values["method"], "optimizer": values["optimizer"]})
+
+
+def run_values(overrides):
+    """What an embedded file may move: the method's and optimizer's values, and the run's crops, schedule and length
+    (EMP-SSL's file takes fewer patches and epochs)."""
+    return copy.deepcopy(_run_values(tuple(overrides)))
 
 
 @functools.cache  # several tests compose the same command
-def _trained_values(overrides):
+def _run_values(overrides):
     cfg = compose_run(overrides)
     method = plain(cfg.method)
     assert method.pop("regularizer") is None  # a field added since: no auxiliary regulariser unless one is selected
-    return {"method": method, "optimizer": plain(cfg.optimizer)}
+    return {"method": method, "optimizer": plain(cfg.optimizer), "views": plain(cfg.data.views),
+            "scheduler": plain(cfg.scheduler), "trainer": plain(cfg.trainer)}
 
 
 @pytest.mark.parametrize("method", sorted(SNAPSHOT))
@@ -74,8 +83,8 @@ def test_every_embedded_file_belongs_to_a_registered_method_and_changes_its_defa
     files = sorted(EMBEDDED.glob("*.yaml"))
     assert files and {path.stem for path in files} <= set(method_names())
     for path in files:
-        recipe_free = trained_values([f"method={path.stem}"])
-        official = trained_values([f"method={path.stem}", f"embedded={NO_EMBEDDED_SETTINGS}"])
+        recipe_free = run_values([f"method={path.stem}"])
+        official = run_values([f"method={path.stem}", f"embedded={NO_EMBEDDED_SETTINGS}"])
         assert recipe_free != official, path.name
 
 

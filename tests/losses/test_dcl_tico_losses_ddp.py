@@ -1,6 +1,7 @@
-"""DCL, DCLW and TiCo on two real gloo processes, each with half the batch: the loss is the single-process loss of the
-global batch, each rank's input gradient world_size x the single-process gradient of its half (what DDP's mean turns
-into the single-process parameter gradient), and TiCo's running matrix is the global batch's on both ranks.
+"""DCL, DCLW, TiCo and EMP-SSL on two real gloo processes, each with half the batch: the loss is the single-process loss
+of the global batch, each rank's input gradient world_size x the single-process gradient of its half (what DDP's mean
+turns into the single-process parameter gradient), and TiCo's running matrix is the global batch's on both ranks.
+(EMP-SSL's four patches are the two inputs and two row-wise functions of them, so each rank's rows stay its own.)
 
 DCL and TiCo also equal, rank by rank, what lightly-ai/lightly's losses with gather_distributed=True computed on two
 gloo ranks (tests/fixtures/dcl_reference.json, tico_reference.json, "ddp"): lightly's DCL averages each rank's own
@@ -13,6 +14,7 @@ import torch
 from gloo_ranks import run_on_gloo_ranks
 
 from zoo.losses import dcl_loss
+from zoo.losses.coding_rate import emp_ssl_loss
 from zoo.losses.spectral_family import tico_loss
 
 WORLD_SIZE = 2
@@ -34,6 +36,7 @@ CASES = {  # name -> the loss of (z1, z2), returning (loss, state or None)
     "dclw": lambda z1, z2: (dcl_loss(z1, z2, temperature=0.2, sigma=0.5), None),
     "tico": lambda z1, z2: tico_loss(z1, z2, COV, beta=0.9, rho=8.0),
     "tico_batch_cov_grad": lambda z1, z2: tico_loss(z1, z2, COV, beta=0.5, rho=20.0, batch_cov_grad=True),
+    "emp_ssl": lambda z1, z2: (emp_ssl_loss(z1, z2, z1 - z2, z1 * z2, patch_sim=3.0, tcr=0.7, eps=0.3), None),
 }
 
 

@@ -447,6 +447,7 @@ CROP_BATCHING = {
     "dclw": (False, False),  # the same
     "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
     "t_regs": (False, False),  # no official code read: VICReg's (FB main_vicreg.py), whose projector it takes
+    "emp_ssl": (True, True),  # tsb0601/EMP-SSL main.py: net(torch.cat(data, dim=0)), every patch in one call
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {

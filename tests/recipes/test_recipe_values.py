@@ -425,6 +425,20 @@ OFFICIAL |= {
 }
 BLUR_P |= {"imagenet/mix_bt": (1.0, 0.1), "imagenet-100/ivne": (1.0, 0.1) * 3}
 
+
+def emp_ssl_lr(base):
+    """tsb0601/EMP-SSL main.py CosineAnnealingLR(T_max = the run's steps, eta_min 0), stepped every step, no warm-up.
+    On ImageNet-100 its T_max is CIFAR's (500 steps an epoch: the recipe's deviation); written here as the zoo runs it."""
+    return lambda s, spe, total: base * (1 + math.cos(math.pi * s / total)) / 2
+
+
+# EMP-SSL: torch SGD (lr 0.3 not scaled, momentum 0.9, weight decay 1e-4) in solo-learn's LARSWrapper (eta 0.005, clipped,
+# biases and norms neither adapted nor decayed), batch 100; the README's commands (CIFAR: 30 epochs; ImageNet-100: 2).
+for ds, epochs in (("cifar10", 30), ("cifar100", 30), ("imagenet-100", 2)):
+    OFFICIAL[f"{ds}/emp_ssl"] = Official("tsb0601/EMP-SSL README command, main.py, lars.py", 100, 1, epochs, "Lars",
+                                         excluded(emp_ssl_lr(0.3), 1e-4, lars=True), lars=(0.005, True))
+    BLUR_P[f"{ds}/emp_ssl"] = (0.1,) * 20  # GBlur(p=0.1) on every patch
+
 # CorInfoMax's, MMCR's and MEC's recipes are checked in tests/recipes/test_corinfomax_mmcr_mec_recipes.py (CorInfoMax's per-epoch
 # schedule cannot meet this file's per-step comparison).
 FAMILY = ("corinfomax", "mmcr", "mec")

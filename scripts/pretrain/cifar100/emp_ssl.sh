@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# EMP-SSL on CIFAR-100: ResNet-18 (CIFAR stem), 20 patches of batch 100, 30 epochs, LARS-wrapped SGD (the README's multi-epoch command).
+# The recipe, its source, protocol and paper targets: zoo/configs/experiment/cifar100/emp_ssl.yaml
+exec bash "$(dirname "$0")/../../_launch.sh" pretrain cifar100/emp_ssl "$@"

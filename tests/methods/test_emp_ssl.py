@@ -4,7 +4,7 @@ and step, and the patches its presets draw. Two gloo ranks: tests/losses/test_dc
 tests/fixtures/emp_ssl_reference.json holds what tsb0601/EMP-SSL computed (the file names the commit and how it was
 called): main.py's loss lines (Similarity_Loss, cal_TCR, chunk_avg) with loss.py's TotalCodingRate on the
 L2-normalised projector outputs of model/model.py, its value, parts and gradient per patch, and -R of each patch.
-`_inputs` draws the same inputs again.
+`reference_inputs.scaled_views` draws the same inputs again.
 """
 
 import json
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from default_run import compose_run
 from method_settings import TEST_RESNET, small_config
+from reference_inputs import rel_err, scaled_views
 
 from zoo.config import NO_EMBEDDED_SETTINGS
 from zoo.data import resolved_views
@@ -27,22 +28,10 @@ OFFICIAL = json.loads((Path(__file__).parents[1] / "fixtures" / "emp_ssl_referen
 CASES = OFFICIAL["cases"]
 
 
-def _inputs(seed, views, n, d):
-    """The reference file's inputs: per-feature scales and shifts, then one (n, d) draw per patch (float64)."""
-    gen = torch.Generator().manual_seed(seed)
-    scale = torch.rand(d, generator=gen, dtype=torch.float64) * 2 + 0.5
-    shift = torch.randn(d, generator=gen, dtype=torch.float64)
-    return [(torch.randn(n, d, generator=gen, dtype=torch.float64) * scale + shift).requires_grad_() for _ in range(views)]
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
 # ---- the official numbers -------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['views']}patches-{c['n']}x{c['d']}")
 def test_the_loss_and_its_gradients_are_the_official_training_step(case):
-    patches = _inputs(case["seed"], case["views"], case["n"], case["d"])
+    patches = scaled_views(case["seed"], case["views"], case["n"], case["d"])
     total, parts = emp_ssl_loss(*patches, patch_sim=case["patch_sim"], tcr=case["tcr"], eps=case["eps"], return_parts=True)
     total.backward()
     assert total.dtype == torch.float64
@@ -58,7 +47,7 @@ def test_the_loss_and_its_gradients_are_the_official_training_step(case):
 def test_the_coding_rate_is_the_official_one_on_either_gram_matrix(case):
     """The reference cases have N < D and N > D: the N x N Gram matrix where it is the smaller gives the official
     D x D one's rate."""
-    z = F.normalize(torch.stack([p.detach() for p in _inputs(case["seed"], case["views"], case["n"], case["d"])]), dim=-1)
+    z = F.normalize(torch.stack([p.detach() for p in scaled_views(case["seed"], case["views"], case["n"], case["d"])]), dim=-1)
     official = torch.tensor(case["tcr_per_patch"], dtype=torch.float64)
     torch.testing.assert_close(-total_coding_rate(z, case["eps"]), official, rtol=1e-12, atol=0)
 

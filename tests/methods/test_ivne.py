@@ -4,7 +4,7 @@ under autocast, two gloo ranks, and the method.
 tests/fixtures/ivne_reference.json holds what jaeill/CVPR23-VNE computed (the file names the commit and how it
 was called): the I-VNE+ loss lines of examples/i-vne+/train_ivne_imagenet100.py on concatenated views with
 vne/__init__.py's get_vne, its value and gradient per view, and get_vne of each view in both of its forms.
-`_inputs` draws the same inputs again.
+`reference_inputs.scaled_views` draws the same inputs again.
 """
 
 import json
@@ -15,6 +15,7 @@ import pytest
 import torch
 from gloo_ranks import run_on_gloo_ranks
 from method_settings import TEST_RESNET, small_config
+from reference_inputs import rel_err, scaled_views
 
 from zoo.errors import ZooError
 from zoo.losses.spectral_family import ivne_loss
@@ -27,22 +28,10 @@ CASES = OFFICIAL["cases"]
 WORLD_SIZE = 2
 
 
-def _inputs(seed, views, n, d):
-    """The reference file's inputs: per-feature scales and shifts, then one (n, d) draw per view (float64)."""
-    gen = torch.Generator().manual_seed(seed)
-    scale = torch.rand(d, generator=gen, dtype=torch.float64) * 2 + 0.5
-    shift = torch.randn(d, generator=gen, dtype=torch.float64)
-    return [(torch.randn(n, d, generator=gen, dtype=torch.float64) * scale + shift).requires_grad_() for _ in range(views)]
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
 # ---- the official numbers -------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['views']}views-{c['n']}x{c['d']}")
 def test_the_loss_and_its_gradients_are_the_official_training_step(case):
-    views = _inputs(case["seed"], case["views"], case["n"], case["d"])
+    views = scaled_views(case["seed"], case["views"], case["n"], case["d"])
     total, parts = ivne_loss(*views, alpha_1=case["alpha_1"], alpha_2=case["alpha_2"], return_parts=True)
     total.backward()
     assert total.dtype == torch.float64
@@ -55,11 +44,11 @@ def test_the_loss_and_its_gradients_are_the_official_training_step(case):
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c['views']}views-{c['n']}x{c['d']}")
 def test_the_entropy_and_its_gradient_are_the_official_get_vne(case):
-    views = torch.stack([v.detach() for v in _inputs(case["seed"], case["views"], case["n"], case["d"])])
+    views = torch.stack([v.detach() for v in scaled_views(case["seed"], case["views"], case["n"], case["d"])])
     entropies = von_neumann_entropy(views)  # batched over the views
     torch.testing.assert_close(entropies, torch.tensor(case["entropies"], dtype=torch.float64), rtol=1e-12, atol=0)
     torch.testing.assert_close(entropies, torch.tensor(case["entropies_eigh"], dtype=torch.float64), rtol=1e-12, atol=0)
-    (single,) = _inputs(case["seed"], 1, case["n"], case["d"])
+    (single,) = scaled_views(case["seed"], 1, case["n"], case["d"])
     von_neumann_entropy(single).backward()
     assert rel_err(single.grad, torch.tensor(case["first_view_entropy_grad"], dtype=torch.float64)) < 1e-10
 
@@ -99,7 +88,7 @@ def test_the_loss_refuses_a_single_view():
 
 # ---- two gloo processes -----------------------------------------------------------------------------------
 def _single_process():
-    views = _inputs(11, 4, 12, 5)
+    views = scaled_views(11, 4, 12, 5)
     total = ivne_loss(*views, alpha_1=3.0, alpha_2=0.7)
     total.backward()
     return [v.detach() for v in views], total.detach(), [v.grad for v in views]

@@ -47,7 +47,7 @@ def test_every_digit_has_several_evaluation_composites_and_the_first_trains():
     # What the evaluation and pretraining loaders read (from the default build's cache).
     source = Source(name="digits_m")
     n_train, n_val = len(built["train_labels"]), len(built["val_labels"])
-    identity = lambda image: image  # noqa: E731
+    identity = lambda image: image
     assert len(build_dataset(source, "train", identity)) == n_train
     assert len(build_dataset(source, "train_labeled", identity)) == digits_m.EVAL_COMPOSITES * n_train
     val = build_dataset(source, "val", identity)

@@ -133,6 +133,15 @@ class LIDReduction(StrEnum):
     per_view = "per_view"
 
 
+class ZeroCLMode(StrEnum):
+    """Zero-CL's `method.mode` (Sherrylone/Zero-CL ImageNet-100/main.py --mode): fea = Zero-FCL, each feature
+    standardised and the D x D feature covariance whitened; ins = Zero-ICL, each sample standardised and the N x N
+    sample covariance whitened."""
+
+    fea = "fea"
+    ins = "ins"
+
+
 class Tracker(StrEnum):
     """`logger` (a name or a list of them): csv is always on; naming it alone is the default."""
 

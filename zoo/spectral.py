@@ -188,11 +188,17 @@ def variance(x: Tensor, axis: Axis, *, ddof: int = 1, assume_centered: bool = Fa
     return obs.pow(2).sum(dim=-2) / (obs.shape[-2] - ddof)
 
 
-def standardize(x: Tensor, axis: Axis, *, ddof: int = 1) -> Tensor:
+def standardize(x: Tensor, axis: Axis, *, ddof: int = 1, var_eps: float = 0.0, std_eps: float = 0.0) -> Tensor:
     """`center` (x) divided by its standard deviation (/(m - ddof)) on the same axis: per feature over
-    the samples ("batch") or per sample over its features ("channel", Zero-CL's standardisation)."""
+    the samples ("batch") or per sample over its features ("channel", Zero-CL's standardisation).
+
+    ``var_eps`` is added to the variance under the root (BatchNorm's eps: BatchNorm1d(affine=False) in training
+    mode is ddof=0, var_eps=1e-5), ``std_eps`` to the standard deviation (Zero-CL's ``sigma + 1e-4``)."""
     x = center(x, axis)
-    std = variance(x, axis, ddof=ddof, assume_centered=True).sqrt()
+    var = variance(x, axis, ddof=ddof, assume_centered=True)
+    std = (var + var_eps).sqrt() if var_eps else var.sqrt()
+    if std_eps:
+        std = std + std_eps
     return x / (std.unsqueeze(-2) if axis == "batch" else std.unsqueeze(-1))
 
 
@@ -499,12 +505,13 @@ def whiten(
       samples (shared by all views, as W-MSE), whitened independently;
       None = the whole batch. ``w_iter`` repeats this with fresh permutations.
     * ``eps``: shrinkage Sigma <- (1 - eps) Sigma + eps I; ``ridge``: then Sigma <- Sigma + ridge I
-      (every eigenvalue raised by ridge, as Zero-CL's official ``1 / sqrt(S + 1e-5)``).
+      (every eigenvalue raised by ridge, as Zero-CL's official ``1 / sqrt(S + 0.01)``, its CIFAR script's + 1e-5).
     * ``detach_matrix``: W(Sigma) is a constant in the backward, the gradient flows through
       ``obs @ W`` only (Zero-CL's official code detaches its ZCA matrix).
+    * ``ddof``: the covariance is ``obs^T obs / (m - ddof)`` over the m observations of a (sub-)batch
+      (1: the unbiased estimate, W-MSE / CW-RGP; 0: Zero-CL's ImageNet-100 code, / m, and IterNorm as a layer,
+      huangleiBuaa/IterNorm, the whitening layer).
     * ``iters``: Newton steps of IterNorm; ``power``: p of the power transform.
-    * ``ddof``: the covariance divides by m - ddof (m samples per sub-batch); IterNorm as a layer
-      (huangleiBuaa/IterNorm, the whitening layer) divides by m: ``ddof=0``.
     * ``return_statistics``: also return the batch's mean (w_iter, ..., D) and whitening matrix
       (w_iter, ..., groups, D/groups, D/groups), with gradients, such that the output is
       `apply_whitening` (x, mean, matrix): what a layer keeps running averages of. Only on the batch axis,

@@ -422,7 +422,7 @@ CROP_BATCHING = {
     "wmse": (False, True),  # htdt methods/w_mse.py: [model(x) for x in samples], head(torch.cat(h))
     "cwrgp": (False, True),  # CW-RGP base/methods/cwrgp.py: the same
     "shuffled_dbn": (False, True),  # the same file (--axis 1)
-    "zero_cl": (False, False),  # CW-RGP base/methods/zero_icl.py: head(model(samples[i])) per view
+    "zero_cl": (False, False),  # Sherrylone/Zero-CL main.py (both scripts): projector(backbone(y1)), then y2; CW-RGP zero_icl.py alike
     "intl": (False, False),  # INTL methods/intl.py: projection(backbone(x)) for x in samples
     "intl_m": (False, False),  # INTL methods/intl_m.py: the same on samples[1:]
     "st": (False, False),  # INTL's forward

@@ -17,7 +17,7 @@ google-research/simclr's README command with run.py, model_util.py and data_util
 byol/configs/byol.py with utils/{networks,augmentations}.py; facebookresearch/moco main_moco.py with moco/
 {builder,loader}.py; facebookresearch/swav main_swav.py, scripts/swav_*_pretrain.sh, src/{multicropdataset,resnet50}.py;
 solo-learn's solo/losses/dino.py; winci-ai/CW-RGP base/{cfg,model}.py, base/datasets/transforms.py and
-base/methods/{zero_icl,cwrgp,whitening}.py.
+base/methods/{zero_icl,cwrgp,whitening}.py; Sherrylone/Zero-CL cifar/main.py and ImageNet-100/main.py.
 """
 
 import dataclasses
@@ -197,9 +197,12 @@ SOURCES |= {
 for ds, crop in (("cifar10", 32), ("cifar100", 32), ("stl10", 64), ("tiny-imagenet", 64)):
     cw = {"crop": crop, "stem": "small-p1", "maxpool": ds.startswith(("stl", "tiny")), "zero_init": True,
           "precision": "32-true", "sync_bn": False}
-    # zero_icl.py: 0.9 Sigma + 0.1 I, eigenvalues + 1e-5; cfg.py emb 512.
+    # zero_icl.py: ins_loss, std without epsilon, covariance / (D - 1), 0.9 Sigma + 0.1 I, eigenvalues + 1e-5, one GPU;
+    # cfg.py emb 512.
     SOURCES[f"{ds}/zero_cl"] = Source((HTDT,) * 2, projector=hidden(512, 1024) + [linear(1024, 512)],
-                                      loss_values={"eps": 0.1, "ridge": 1e-5}, **cw)
+                                      loss_values={"mode": "ins", "whitening": True, "std_ddof": 1, "std_eps": 0.0, "var_eps": 0.0,
+                                                   "cov_ddof": 1, "eps": 0.1, "ridge": 1e-5, "per_device_norm": False},
+                                      backbone_calls=((0,), (1,)), joint_projector=False, **cw)
     # cwrgp.py with axis 1: cfg.py's w_size 128, w_iter 1, w_eps 0, on 128 features in 16 groups (see the recipe's notes).
     SOURCES[f"{ds}/shuffled_dbn"] = Source((HTDT,) * 2, projector=hidden(512, 1024) + [linear(1024, 128)],
                                            loss_values={"groups": 16, "w_size": 128, "w_iter": 1, "eps": 0.0}, **cw)
@@ -212,6 +215,26 @@ for ds, crop in (("cifar10", 32), ("stl10", 96), ("tiny-imagenet", 64)):
                                              projector=hidden(512, 1024) + [linear(1024, 256)],
                                              predictor=hidden(256, 1024) + [linear(1024, 256)], precision="32-true",
                                              sync_bn=False, backbone_calls=((0,), (1,)), joint_projector=False)
+# Sherrylone/Zero-CL: projector(backbone(y1)), then y2, each on its own; --projector 8192 / 2048 x 3 of Linear without
+# bias (BatchNorm, ReLU between). cifar/main.py: TransformCIFAR (FB's asymmetric views without blur), torchvision
+# resnet18(zero_init_residual=True) with a 3x3 p2 conv1 and no max-pool, torch.cuda.amp on one GPU, whiten_bn
+# (BatchNorm1d, affine=False) and --whiten's zca_forward; ImageNet-100/main.py: Transform (FB's views), resnet18 with
+# zero_init_residual, SyncBatchNorm, fp32, fea_loss's standardization and zca_forward, each GPU on its own batch.
+for ds in ("cifar10", "cifar100"):
+    SOURCES[f"{ds}/zero_cl_official"] = Source(
+        (Augment(ASYM_JITTER, 0.2, ops=("crop", "flip", "jitter", "gray")),
+         Augment(ASYM_JITTER, 0.2, solarize_p=0.2, ops=("crop", "flip", "jitter", "gray", "solarize"))),
+        crop=32, stem="small-p2", maxpool=False, zero_init=True, precision="16-mixed", sync_bn=False,
+        projector=hidden(512, 2048) + hidden(2048, 2048) + [linear(2048, 2048, bias=False)],
+        loss_values={"mode": "fea", "whitening": True, "std_ddof": 0, "std_eps": 0.0, "var_eps": 1e-5, "cov_ddof": 1, "eps": 0.1,
+                     "ridge": 1e-5, "per_device_norm": False},
+        backbone_calls=((0,), (1,)), joint_projector=False)
+SOURCES["imagenet-100/zero_cl_official"] = Source(
+    BYOL_JAX, crop=224, stem="imagenet", maxpool=True, zero_init=True, precision="32-true", sync_bn=True,  # FB's views = BYOL's
+    projector=hidden(512, 8192) + hidden(8192, 8192) + [linear(8192, 8192, bias=False)],
+    loss_values={"mode": "fea", "whitening": True, "std_ddof": 1, "std_eps": 1e-4, "var_eps": 0.0, "cov_ddof": 0, "eps": 0.0,
+                 "ridge": 0.01, "per_device_norm": True},
+    backbone_calls=((0,), (1,)), joint_projector=False)
 RECIPES = sorted(SOURCES)
 BASELINE_METHODS = ("simclr", "mocov2plus", "byol", "swav", "dino", "mocov2", "zero_cl", "shuffled_dbn")
 
@@ -222,7 +245,7 @@ def test_every_baseline_recipe_has_its_source():
         return next((m for m in BASELINE_METHODS if name == m or name.startswith(f"{m}_")), None)
 
     baselines = [r for r in PRETRAIN_RECIPES if method_of(r)]
-    assert RECIPES == baselines and len(RECIPES) == 41
+    assert RECIPES == baselines and len(RECIPES) == 44
 
 
 def built(cfg):

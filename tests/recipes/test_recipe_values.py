@@ -439,6 +439,21 @@ for ds, epochs in (("cifar10", 30), ("cifar100", 30), ("imagenet-100", 2)):
                                          excluded(emp_ssl_lr(0.3), 1e-4, lars=True), lars=(0.005, True))
     BLUR_P[f"{ds}/emp_ssl"] = (0.1,) * 20  # GBlur(p=0.1) on every patch
 
+# Zero-CL's official scripts (Sherrylone/Zero-CL): FB's LARS (trust 0.02, no clipping) with their adjust_learning_rate
+# (FB Barlow Twins' curve), weights at lr x batch/256 and biases / BatchNorm at their own lr x batch/256, neither decayed.
+OFFICIAL |= {
+    f"{ds}/zero_cl_official": Official(f"Sherrylone/Zero-CL README ({ds}) + cifar/main.py", 256, 1, 1000, "FBLars",
+                                       excluded(fb_lr(0.3 * 256 / 256), 1e-4, norms_lr_fn=fb_lr(0.005 * 256 / 256), lars=True),
+                                       lars=(0.02, False))
+    for ds in ("cifar10", "cifar100")
+}
+OFFICIAL["imagenet-100/zero_cl_official"] = Official("Sherrylone/Zero-CL README + ImageNet-100/main.py (8 GPUs assumed)", 256, 8,
+                                                     400, "FBLars", excluded(fb_lr(0.3 * 256 / 256), 1e-6,
+                                                                             norms_lr_fn=fb_lr(0.0048 * 256 / 256), lars=True),
+                                                     lars=(0.02, False))
+BLUR_P |= {"cifar10/zero_cl_official": (0.0, 0.0), "cifar100/zero_cl_official": (0.0, 0.0),
+           "imagenet-100/zero_cl_official": (1.0, 0.1)}
+
 # CorInfoMax's, MMCR's and MEC's recipes are checked in tests/recipes/test_corinfomax_mmcr_mec_recipes.py (CorInfoMax's per-epoch
 # schedule cannot meet this file's per-step comparison).
 FAMILY = ("corinfomax", "mmcr", "mec")

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from zoo.errors import ZooError
 from zoo.losses.clustering import dino_center, dino_loss, sinkhorn_knopp, swav_loss
 from zoo.losses.contrastive import byol_loss, dcl_loss, info_nce_loss, nt_xent_loss
 from zoo.losses.shared import check_views, mean_over_ranks, total_or_parts
@@ -226,23 +227,62 @@ def shuffled_dbn_loss(*views: Tensor, groups: int = 16, w_size: int | None = Non
 
 
 @float32_math
-def zero_cl_loss(z1: Tensor, z2: Tensor, eps: float = 0.1, ridge: float = 1e-5) -> Tensor:
-    """Zero-CL's instance-wise loss (Zhang et al., 2022) as CW-RGP's code runs it.
+def zero_cl_loss(
+    z1: Tensor,
+    z2: Tensor,
+    *,
+    mode: str = "fea",
+    whitening: bool = True,
+    std_ddof: int = 1,
+    std_eps: float = 1e-4,
+    var_eps: float = 0.0,
+    cov_ddof: int = 0,
+    eps: float = 0.0,
+    ridge: float = 0.01,
+    per_device_norm: bool = True,
+) -> Tensor:
+    """Zero-CL (Zhang et al., ICLR 2022): the diagonal of the two whitened views' cross-correlation driven to 1.
 
-    Each sample is standardised over its D features (mean 0, unbiased std 1), then the N
-    samples of each view are ZCA-whitened over the features (the N x N covariance / (D - 1),
-    shrunk to (1 - eps) Sigma + eps I, eigenvalues + ridge; the whitening matrix a constant in
-    the backward, as the official code detaches it), and with C = Z1 Z2^T / D::
+    ``mode="fea"`` (Zero-FCL) works on the D features, ``"ins"`` (Zero-ICL) on the N samples. Each view is
+    standardised along that axis (per feature over the batch / per sample over its features)::
 
-        L = sum_i (C_ii - 1)^2      (over the global batch)
+        z <- (z - mean) / (sqrt(var_{ddof=std_ddof} + var_eps) + std_eps)
 
-    winci-ai/CW-RGP base/methods/zero_icl.py ``ZeroICL.ins_loss``, ``standardization``,
-    ``WhitenTran.zca_forward`` (its shrinkage 0.9 / 0.1 and offset 1e-5 written in).
+    then, when ``whitening``, ZCA-whitened along it: Sigma = covariance / (m - cov_ddof) (D x D over the N samples,
+    or N x N over the D features), shrunk to (1 - eps) Sigma + eps I, plus ridge I, and Z = z Sigma^-1/2 with the
+    matrix a constant in the backward (the official code detaches it). With the cross-view agreement of each
+    feature k or sample i::
+
+        fea: C_kk = sum_i Z1_ik Z2_ik / N,    ins: C_ii = sum_k Z1_ik Z2_ik / D,    L = sum (C - 1)^2
+
+    The defaults are Sherrylone/Zero-CL ImageNet-100/main.py ``fea_loss`` / ``ins_loss``, ``standardization`` (unbiased
+    std + 1e-4) and ``WhitenTran.zca_forward`` (covariance / m, eigenvalues + 0.01). Its cifar/main.py
+    ``whitened_barlow_twins_loss`` (feature-wise only) standardises with BatchNorm1d(affine=False) (std_ddof=0,
+    var_eps=1e-5, std_eps=0) and, with ``--whiten true``, whitens with covariance / (N - 1), 0.9 Sigma + 0.1 I and
+    eigenvalues + 1e-5 (cov_ddof=1, eps=0.1, ridge=1e-5); ``--whiten false`` (its default) is ``whitening=False``.
+    winci-ai/CW-RGP base/methods/zero_icl.py (the CW-RGP table's "Zero-CL (ICL)") is mode="ins", std_eps=0,
+    cov_ddof=1, eps=0.1, ridge=1e-5 on the global batch.
+
+    ``per_device_norm=True`` is the official DDP form: each rank standardises and whitens its own batch of n and the
+    agreements are averaged over the R ranks (its all_reduce of c / (n R) or c / (D R)): for ins the ranks' i-th
+    samples share one term. ``False``: the global batch is standardised and whitened (gathered with gradients),
+    one term per sample of it. On one process the two agree. The value is the official one either way; the
+    gradient is the exact one of it (the all-reduce carries gradients), the official plain all_reduce gives each
+    rank 1/R of it.
     """
     check_views((z1, z2), "zero_cl_loss")
-    white = whiten(standardize(torch.stack([z1, z2]), "channel"), "zca", "channel", eps=eps, ridge=ridge, detach_matrix=True)[0]
-    agreement = (white[0] * white[1]).sum(dim=-1) / white.shape[-1]
-    return (agreement - 1).pow(2).sum()
+    if mode not in ("fea", "ins"):
+        raise ZooError(f"mode={mode!r} is not a Zero-CL mode; use 'fea' or 'ins'")
+    axis = "batch" if mode == "fea" else "channel"
+    if not per_device_norm:
+        z1, z2 = gather(z1), gather(z2)
+    views = standardize(torch.stack([z1, z2]), axis, ddof=std_ddof, var_eps=var_eps, std_eps=std_eps)
+    if whitening:
+        views = whiten(views, "zca", axis, eps=eps, ridge=ridge, ddof=cov_ddof, detach_matrix=True, distributed=False)[0]
+    per_axis = (views[0] * views[1]).sum(dim=0 if mode == "fea" else 1) / views.shape[1 if mode == "fea" else 2]
+    if per_device_norm:
+        per_axis = mean_over_ranks(per_axis)
+    return (per_axis - 1).pow(2).sum()
 
 
 def off_diagonal(matrix: Tensor) -> Tensor:

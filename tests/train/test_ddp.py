@@ -23,8 +23,8 @@ def test_ddp_two_cpu_processes_train_and_validate(method, tmp_path):
     args = [
         f"method={method}", *SETTINGS[method], "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp",
         "data.batch_size=16", "data.num_workers=0", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-        "trainer.limit_val_batches=2", "trainer.check_val_every_n_epoch=1", "trainer.enable_progress_bar=false",
-        f"run_dir={run_dir}",
+        "trainer.limit_val_batches=2", "data.eval_batch_size=32", "trainer.check_val_every_n_epoch=1",
+        "trainer.enable_progress_bar=false", f"run_dir={run_dir}",
     ]
     result = subprocess.run([sys.executable, str(REPO / "main_pretrain.py"), *args], capture_output=True, text=True,
                             cwd=REPO, timeout=600, check=False)
@@ -33,7 +33,7 @@ def test_ddp_two_cpu_processes_train_and_validate(method, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["global_batch_size"] == 32
     assert summary["knn_top1"] is not None  # validation features gathered from both ranks
-    # the stages' running sums added over both ranks (225 images each, no padding): the last stage is the features
+    # the stages' running sums added over both ranks (2 batches of 32 images each, no padding): the last stage is the features
     assert summary["stage4/effective_rank"] == pytest.approx(summary["effective_rank"], rel=1e-6)
 
 

@@ -138,6 +138,9 @@ def test_visreg_draws_the_directions_of_its_step_and_keeps_its_step_counter_in_t
     assert fresh.slice_step.item() == 2
     with pytest.raises(ZooError, match="visreg needs non-negative term weights"):
         create_method("visreg", {**config, "shape": -1.0}, **TINY_8)
+    z = [torch.randn(8, 4, dtype=torch.bfloat16) for _ in range(2)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 maths under autocast
+        assert visreg_loss(*z, global_views=2, directions=random_slices(4, 8, 0)).dtype == torch.float32
 
 
 # ---- two gloo processes, each with half of the global batch ------------------------------------------

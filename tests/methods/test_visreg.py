@@ -1,6 +1,6 @@
 """VISReg: the loss against an independent float64 oracle written from the formula (numpy loops, the value and
 the input gradient derived by hand), the gradient at collapse next to SIGReg's, the slice directions of each
-step and their step counter, and two gloo ranks against one process.
+step and their step counter (two gloo ranks against one process: tests/losses/test_visreg_loss_ddp.py).
 
 VISReg's official code is under a non-commercial licence and was not read or run; the oracle below is
 written from the formula in zoo/losses/sigreg.py ``visreg_terms`` / ``visreg_loss`` (see zoo/methods/visreg.py
@@ -13,7 +13,6 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 import torch
-from gloo_ranks import run_on_gloo_ranks
 from method_settings import TINY_8, narrow_config
 from method_settings import crops as crops_of_16
 
@@ -21,7 +20,6 @@ from zoo.errors import ZooError
 from zoo.losses.sigreg import random_slices, sigreg_loss, visreg_loss, visreg_terms
 from zoo.registry import create_method
 
-WORLD_SIZE = 2
 crops = functools.partial(crops_of_16, batch=TINY_8["global_batch_size"])
 
 
@@ -141,39 +139,3 @@ def test_visreg_draws_the_directions_of_its_step_and_keeps_its_step_counter_in_t
     z = [torch.randn(8, 4, dtype=torch.bfloat16) for _ in range(2)]
     with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 maths under autocast
         assert visreg_loss(*z, global_views=2, directions=random_slices(4, 8, 0)).dtype == torch.float32
-
-
-# ---- two gloo processes, each with half of the global batch ------------------------------------------
-def _ddp_views():
-    gen = torch.Generator().manual_seed(11)
-    return [0.6 * torch.randn(12, 6, generator=gen, dtype=torch.float64) + 0.1 for _ in range(3)]
-
-
-def _ddp_loss(views, directions):
-    return visreg_loss(*views, global_views=2, directions=directions, lambd=0.4, centre=2.0)
-
-
-def _single_process():
-    views = [v.requires_grad_() for v in _ddp_views()]
-    loss = _ddp_loss(views, random_slices(6, 32, 5, dtype=torch.float64))
-    loss.backward()
-    return loss.detach(), [v.grad for v in views]
-
-
-def _ranks_match_one_process(rank, expected):
-    loss, grads = expected
-    directions = random_slices(6, 32, 5, dtype=torch.float64)  # the step's seed: the same draw on every rank
-    every_rank = [torch.empty_like(directions) for _ in range(WORLD_SIZE)]
-    torch.distributed.all_gather(every_rank, directions)
-    assert all(torch.equal(d, directions) for d in every_rank), rank
-    rows = slice(rank * 6, (rank + 1) * 6)
-    local = [v[rows].clone().requires_grad_() for v in _ddp_views()]
-    local_loss = _ddp_loss(local, directions)
-    local_loss.backward()
-    assert abs(local_loss.item() - loss.item()) < 1e-12 * abs(loss.item()), rank
-    for part, whole in zip(local, grads):  # world_size x the single-process gradient: DDP's mean makes it exact
-        assert ((part.grad - WORLD_SIZE * whole[rows]).norm() / (WORLD_SIZE * whole[rows]).norm()).item() < 1e-10, rank
-
-
-def test_two_gloo_ranks_reproduce_the_single_process_loss_and_gradients():
-    run_on_gloo_ranks(_ranks_match_one_process, WORLD_SIZE, before=_single_process)

@@ -450,6 +450,7 @@ CROP_BATCHING = {
     "tico": (False, False),  # lightly benchmarks/imagenet/resnet50/tico.py: backbone(views[0]), one online crop
     "t_regs": (False, False),  # no official code read: VICReg's (FB main_vicreg.py), whose projector it takes
     "emp_ssl": (True, True),  # tsb0601/EMP-SSL main.py: net(torch.cat(data, dim=0)), every patch in one call
+    "visreg": (True, True),  # no official code read (non-commercial): LeJEPA's MINIMAL.md batching, whose training it keeps
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {

@@ -22,7 +22,7 @@ from torch import Tensor
 from zoo.errors import ZooError
 from zoo.losses.clustering import dino_center, dino_loss, sinkhorn_knopp, swav_loss
 from zoo.losses.contrastive import byol_loss, dcl_loss, info_nce_loss, nt_xent_loss
-from zoo.losses.shared import check_views, mean_over_ranks, total_or_parts
+from zoo.losses.shared import check_views, feature_std, mean_over_ranks, total_or_parts
 from zoo.spectral import (
     Axis,
     center,
@@ -419,8 +419,7 @@ def vicreg_loss(
     invariance = F.mse_loss(z1, z2)
     variance_term, covariance_term = 0.0, 0.0
     for z in (gather(z1), gather(z2)):
-        std = (variance(z, "batch") + 1e-4).sqrt()
-        variance_term = variance_term + F.relu(1 - std).mean() / 2
+        variance_term = variance_term + F.relu(1 - feature_std(z)).mean() / 2
         covariance_term = covariance_term + off_diagonal(covariance(z, "batch")).pow(2).sum() / z.shape[1]
     parts = {"invariance": sim * invariance, "variance": var * variance_term, "covariance": cov * covariance_term}
     return total_or_parts((parts["invariance"] + parts["variance"] + parts["covariance"], parts), return_parts)

@@ -7,7 +7,7 @@ import torch.distributed.nn.functional as dist_nn
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.spectral import gather, is_distributed, world_size
+from zoo.spectral import gather, is_distributed, variance, world_size
 
 
 def check_views(views: tuple[Tensor, ...], loss: str) -> None:
@@ -35,3 +35,9 @@ def mean_over_ranks(x: Tensor) -> Tensor:
 def global_mean(per_sample: Tensor) -> Tensor:
     """The mean over the global batch of per-sample losses (N_local,), with gradients for every rank."""
     return gather(per_sample).mean()
+
+
+def feature_std(z: Tensor, eps: float = 1e-4) -> Tensor:
+    """VICReg's standard deviation of each feature of z (..., N, D) over the samples: sqrt(Var + eps),
+    the variance /(N - 1) (facebookresearch/vicreg main_vicreg.py ``torch.sqrt(x.var(dim=0) + 0.0001)``)."""
+    return (variance(z, "batch") + eps).sqrt()

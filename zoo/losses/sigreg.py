@@ -1,5 +1,6 @@
-"""LeJEPA's loss: SIGReg (sketched isotropic Gaussian regularisation by the Epps-Pulley statistic of
-random 1-D projections) and the prediction of the global views' centroid.
+"""The sketching losses: LeJEPA's SIGReg (sketched isotropic Gaussian regularisation by the Epps-Pulley
+statistic of random 1-D projections) and VISReg's variance + sliced-Wasserstein sketching, each with the
+prediction of the global views' centroid.
 
 Projector outputs of shape (N, D) in, a scalar out, with `zoo.losses`' conventions: float32 maths also
 inside autocast (float64 stays float64), and under torch.distributed every rank passes its local batch
@@ -13,10 +14,11 @@ import torch
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses.shared import check_views, global_mean, mean_over_ranks, total_or_parts
-from zoo.spectral import float32_math, world_size
+from zoo.losses.shared import check_views, feature_std, global_mean, mean_over_ranks, total_or_parts
+from zoo.spectral import float32_math, gather, world_size
 
-__all__ = ["epps_pulley", "lejepa_loss", "random_slices", "sigreg_loss"]
+__all__ = ["epps_pulley", "gaussian_quantiles", "lejepa_loss", "random_slices", "sigreg_loss", "visreg_loss",
+           "visreg_terms"]
 
 
 def random_slices(dim: int, num_slices: int, seed: int, *, device=None, dtype=torch.float32) -> Tensor:
@@ -75,6 +77,13 @@ def sigreg_loss(x: Tensor, directions: Tensor, *, t_max: float = 3.0, points: in
     return epps_pulley(x @ directions.to(x.dtype), t_max=t_max, points=points).mean()
 
 
+def _centroid_prediction(z: Tensor, global_views: int) -> Tensor:
+    """mean over the views v, the global batch i and the features d of (c_id - z_vid)^2, z (V, n, D) and
+    c the mean of the first ``global_views`` views (gradients flow through it)."""
+    centroid = z[:global_views].mean(dim=0)
+    return global_mean((centroid - z).square().mean(dim=(0, 2)))
+
+
 @float32_math
 def lejepa_loss(
     *views: Tensor,
@@ -102,7 +111,79 @@ def lejepa_loss(
         raise ZooError(f"lejepa_loss needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "
                        f"got {global_views} and {lambd}")
     z = torch.stack(views)
-    centroid = z[:global_views].mean(dim=0)
-    prediction = (1 - lambd) * global_mean((centroid - z).square().mean(dim=(0, 2)))
+    prediction = (1 - lambd) * _centroid_prediction(z, global_views)
     sigreg = lambd * sigreg_loss(z, directions, t_max=t_max, points=points)
     return total_or_parts((prediction + sigreg, {"prediction": prediction, "sigreg": sigreg}), return_parts)
+
+
+def gaussian_quantiles(n: int, *, device=None, dtype=torch.float64) -> Tensor:
+    """(n,) standard-normal quantiles Phi^-1(i / (n + 1)), i = 1..n: the sorted sample a batch of n would
+    have if it were exactly N(0, 1) (computed in float64, then cast)."""
+    ranks = torch.arange(1, n + 1, dtype=torch.float64, device=device)
+    return torch.special.ndtri(ranks / (n + 1)).to(dtype)
+
+
+@float32_math
+def visreg_terms(
+    x: Tensor, directions: Tensor, *, eps: float = 1e-4, detach_std: bool = True
+) -> tuple[Tensor, Tensor, Tensor]:
+    """VISReg's regulariser of x (..., n, D), over the global batch of N rows (gathered under
+    torch.distributed), as (scale, shape, centre), each averaged over the leading dimensions (views)::
+
+        sigma_j = sqrt(Var_j(x) + eps)                      (VICReg's standard deviation, /(N - 1))
+        scale   = 1/D sum_j (1 - sigma_j)^2
+        centre  = 1/D sum_j mean_j(x)^2
+        shape   = 1/(K N) sum_k sum_i (sort_i(y_k)_i - Phi^-1(i / (N + 1)))^2,   y_k = ((x - mean) / sigma) w_k
+
+    (Wu, Balestriero & Levine, 2026: the scale term of the authors' project page; the shape term is the
+    squared sliced 2-Wasserstein distance of the standardised batch to N(0, I) along the K unit directions
+    w_k of ``directions`` (D, K), `random_slices`, each 1-D distance in closed form by sorting; see
+    zoo/methods/visreg.py for what the paper's text could not confirm.) ``detach_std``: the shape term
+    divides by sigma held constant (stop-gradient), so that only the scale term acts on the scale."""
+    if x.ndim < 2 or directions.ndim != 2 or directions.shape[0] != x.shape[-1]:
+        raise ZooError(f"visreg_terms needs x (..., n, D) and directions (D, K), got {tuple(x.shape)} "
+                       f"and {tuple(directions.shape)}")
+    x = gather(x, dim=-2)
+    mean = x.mean(dim=-2, keepdim=True)
+    std = feature_std(x, eps).unsqueeze(-2)  # (..., 1, D)
+    scale = (1 - std).square().mean(dim=(-2, -1))
+    centre = mean.square().mean(dim=(-2, -1))
+    standardised = (x - mean) / (std.detach() if detach_std else std)
+    projections = (standardised @ directions.to(x.dtype)).sort(dim=-2).values  # (..., N, K)
+    quantiles = gaussian_quantiles(x.shape[-2], device=x.device, dtype=x.dtype).unsqueeze(-1)
+    shape = (projections - quantiles).square().mean(dim=(-2, -1))
+    return scale.mean(), shape.mean(), centre.mean()
+
+
+@float32_math
+def visreg_loss(
+    *views: Tensor,
+    global_views: int,
+    directions: Tensor,
+    lambd: float = 0.5,
+    scale: float = 1.0,
+    shape: float = 1.0,
+    centre: float = 1.0,
+    eps: float = 1e-4,
+    detach_std: bool = True,
+    return_parts: bool = False,
+) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """VISReg (Wu, Balestriero & Levine, 2026) in LeJEPA's JEPA form: every view's embedding predicts the
+    centroid of the global views' embeddings (`lejepa_loss`'s invariance term), and VISReg's regulariser
+    (`visreg_terms`) replaces SIGReg on each view's global batch::
+
+        L = (1 - lambd) mean_{v, i, d} (c_id - z_vid)^2
+          + lambd mean_v (scale L_scale(z_v) + shape L_shape(z_v) + centre L_centre(z_v))
+
+    ``views``: one (n, D) tensor per crop, the ``global_views`` global crops first. ``return_parts=True``:
+    also ``{"prediction", "scale", "shape", "centre"}``, the terms as weighted in L (they sum to it)."""
+    check_views(views, "visreg_loss")
+    if not 1 <= global_views <= len(views) or not 0 <= lambd <= 1:
+        raise ZooError(f"visreg_loss needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "
+                       f"got {global_views} and {lambd}")
+    z = torch.stack(views)
+    scale_term, shape_term, centre_term = visreg_terms(z, directions, eps=eps, detach_std=detach_std)
+    parts = {"prediction": (1 - lambd) * _centroid_prediction(z, global_views), "scale": lambd * scale * scale_term,
+             "shape": lambd * shape * shape_term, "centre": lambd * centre * centre_term}
+    total = parts["prediction"] + parts["scale"] + parts["shape"] + parts["centre"]
+    return total_or_parts((total, parts), return_parts)

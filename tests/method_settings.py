@@ -52,6 +52,7 @@ SMALL = {
     "tico": {"proj_hidden": [64], "proj_out": 32},
     "t_regs": {"proj_hidden": [64], "proj_out": 32},
     "emp_ssl": {"proj_hidden": [64, 64], "proj_out": 32},
+    "simdino": {"proj_hidden": [64, 64], "proj_out": 32},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -65,6 +66,7 @@ NARROW = {
     "matrix_ssl": {"proj_hidden": [32, 32], "proj_out": 16, "pred_hidden": 8},
     "ssole": {"proj_hidden": [32, 32], "proj_out": 16},
     "tico": {"proj_hidden": [32], "proj_out": 16},
+    "simdino": {"proj_hidden": [32, 32], "proj_out": 16},
 }
 # The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses. A method
 # not listed (a new one) is checked for finite parts only.
@@ -100,6 +102,7 @@ LOSS_PARTS = {
     "tico": {"invariance", "covariance"},
     "t_regs": {"mse", "length", "sphere"},
     "emp_ssl": {"invariance", "tcr"},
+    "simdino": {"compression", "expansion"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

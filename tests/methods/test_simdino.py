@@ -92,7 +92,8 @@ def test_the_defaults_are_the_official_code():
     assert (config.proj_hidden, config.proj_out, config.proj_hidden_bn, config.eps, config.coeff, config.expa_type,
             config.reduce_cov, config.momentum_base, config.momentum_final) == ([2048, 2048], 256, False, 0.5, 1.0, 1, False,
                                                                                 0.996, 1.0)
-    assert SimDINO.optimizer_defaults == {"name": "adamw", "lr": 5e-4, "weight_decay": 0.04, "exclude_bias_and_norm": True}
+    assert SimDINO.optimizer_defaults == {"name": "adamw", "lr": 5e-4, "weight_decay": 0.04, "exclude_bias_and_norm": True,
+                                          "probe_lr": 1e-3}
     assert SimDINO.num_views is None and SimDINO.joint_backbone and SimDINO.joint_projector
     model = create_method("simdino", narrow_config("simdino"), **TEST_RESNET)
     assert [type(layer) for layer in model.projector] == [nn.Linear, nn.GELU, nn.Linear, nn.GELU, nn.Linear]

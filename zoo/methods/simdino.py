@@ -97,8 +97,10 @@ class SimDINO(Method):
     joint_projector = True  # ... and the head on every crop's features at once
 
     # main_dino.py defaults: --optimizer adamw --lr 0.0005 (x batch/256) --weight_decay 0.04 (cosine to 0.4);
-    # utils.get_params_groups: no weight decay on biases and 1-D parameters.
-    optimizer_defaults: ClassVar[dict] = {"name": "adamw", "lr": 5e-4, "weight_decay": 0.04, "exclude_bias_and_norm": True}
+    # utils.get_params_groups: no weight decay on biases and 1-D parameters. The online probe (none in the official
+    # code) trains in the same AdamW: its lr 1e-3 x batch/256 (LeJEPA's), not the SGD probe's 0.1.
+    optimizer_defaults: ClassVar[dict] = {"name": "adamw", "lr": 5e-4, "weight_decay": 0.04, "exclude_bias_and_norm": True,
+                                          "probe_lr": 1e-3}
 
     @dataclass
     class Config(MethodConfig):

@@ -53,6 +53,7 @@ SMALL = {
     "t_regs": {"proj_hidden": [64], "proj_out": 32},
     "emp_ssl": {"proj_hidden": [64, 64], "proj_out": 32},
     "visreg": {"proj_hidden": [64], "proj_out": 16},
+    "simdino": {"proj_hidden": [64, 64], "proj_out": 32},
 }
 NARROW = {
     "byol": {"proj_hidden": [32], "proj_out": 16, "pred_hidden": 24},
@@ -67,6 +68,7 @@ NARROW = {
     "ssole": {"proj_hidden": [32, 32], "proj_out": 16},
     "tico": {"proj_hidden": [32], "proj_out": 16},
     "visreg": {"proj_hidden": [32, 32], "proj_out": 8, "num_slices": 16},
+    "simdino": {"proj_hidden": [32, 32], "proj_out": 16},
 }
 # The named parts of each method's loss (logged as train/loss/<part>); none for one-term losses. A method
 # not listed (a new one) is checked for finite parts only.
@@ -103,6 +105,7 @@ LOSS_PARTS = {
     "t_regs": {"mse", "length", "sphere"},
     "emp_ssl": {"invariance", "tcr"},
     "visreg": {"prediction", "scale", "shape", "centre"},
+    "simdino": {"compression", "expansion"},
 }
 
 # create_method's arguments for a method's own tests (the harness, `Pretrainer`, takes num_classes=10): 16 px crops

@@ -85,7 +85,8 @@ def test_evaluations_written_elsewhere_follow_their_checkpoint(tmp_path):
 def test_targets_file_is_well_formed():
     keys = {"method", "dataset", "epochs", "views", "batch", "protocol", "top1", "top5", "knn", "source", "match"}
     protocols = {"online", "LP-SMALL", "LP-INTL", "LP-CW-LARS", "LP-SS-LARS", "LP-FB-BT", "LP-FB-VIC", "LP-SOLO", "LP-SWAV",
-                 "LP-CIM", "LP-CIM-IN", "LP-MEC-LARS", "LP-MIXBT", "LP-IVNE", "LP-EMP", "LP-ZEROCL"}
+                 "LP-CIM", "LP-CIM-IN", "LP-MEC-LARS", "LP-MIXBT", "LP-IVNE", "LP-EMP", "LP-ZEROCL",
+                 "LP-DINO"}
     targets = load_targets()
     assert len(targets) > 40
     for target in targets:
@@ -121,9 +122,10 @@ def test_a_recipe_run_takes_its_own_recipes_targets(tmp_path):
     # (INTL's and CW-RGP's 200-epoch models), + 32 many-shot transfer rows of Ericsson et al. (4 models x 8 data sets),
     # + 15 of the second wave (Matrix-SSL, Mixed Barlow Twins, I-VNE+, DCL: recipes and zoo/targets.yaml), + 10 of EMP-SSL's
     # README tables (its three recipes and zoo/targets.yaml's Tiny ImageNet rows), + 3 of Zero-CL's official README
-    # (its */zero_cl_official recipes)
-    assert len(targets) == 170
-    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 170
+    # (its */zero_cl_official recipes), + 2 of SimDINO's README (ViT-B/16 in its recipe,
+    # ViT-L/16 in zoo/targets.yaml)
+    assert len(targets) == 172
+    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 172
     own = [{"method": "cwrgp", "protocol": "LP-SMALL", "top1": 91.0, "knn": 89.0, "source": "its recipe"}]
     run = make_run(tmp_path / "cifar10/cwrgp", "cwrgp", "cifar10", 1000, 4, 256,
                    config={"recipe.name": "cifar10/cwrgp", "recipe.targets": own})

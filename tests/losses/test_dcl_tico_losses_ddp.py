@@ -1,11 +1,15 @@
-"""DCL, DCLW, TiCo and EMP-SSL on two real gloo processes, each with half the batch: the loss is the single-process loss
+"""DCL, DCLW, TiCo, EMP-SSL and SimDINO on two real gloo processes, each with half the batch: the loss is the single-process loss
 of the global batch, each rank's input gradient world_size x the single-process gradient of its half (what DDP's mean
 turns into the single-process parameter gradient), and TiCo's running matrix is the global batch's on both ranks.
 (EMP-SSL's four patches are the two inputs and two row-wise functions of them, so each rank's rows stay its own.)
 
 DCL and TiCo also equal, rank by rank, what lightly-ai/lightly's losses with gather_distributed=True computed on two
 gloo ranks (tests/fixtures/dcl_reference.json, tico_reference.json, "ddp"): lightly's DCL averages each rank's own
-anchors (the ranks' mean is the global loss), its TiCo computes the global loss on every rank."""
+anchors (the ranks' mean is the global loss), its TiCo computes the global loss on every rank.
+
+SimDINO equals, rank by rank, what RobinWu218/SimDINO's MCRLoss computed on two gloo ranks (tests/fixtures/
+simdino_reference.json, "ddp"): each rank's own loss, its coding rate scaled by the world size (--reduce_cov 0, the
+default) or of the Gram matrices summed over the ranks (--reduce_cov 1)."""
 
 import json
 from pathlib import Path
@@ -16,6 +20,7 @@ from gloo_ranks import run_on_gloo_ranks
 from zoo.losses import dcl_loss
 from zoo.losses.coding_rate import emp_ssl_loss
 from zoo.losses.spectral_family import tico_loss
+from zoo.methods.simdino import simdino_loss
 
 WORLD_SIZE = 2
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -63,6 +68,7 @@ def _worker(rank, references):
         if state is not None:
             assert torch.allclose(state, expected_state, rtol=0, atol=1e-15), (name, rank)
     _check_lightly(rank, rows)
+    _check_simdino(rank)
 
 
 def _check_lightly(rank, rows):
@@ -83,6 +89,25 @@ def _check_lightly(rank, rows):
     assert torch.allclose(z1.grad, tensor(theirs["z1_grad"]), rtol=0, atol=1e-12)
     assert torch.allclose(z2.grad, tensor(theirs["z2_grad"]), rtol=0, atol=1e-12)
     assert torch.allclose(cov, tensor(theirs["cov_after"]), rtol=0, atol=1e-15)
+
+
+def _check_simdino(rank):
+    from reference_inputs import scaled_views
+
+    for case in json.loads((FIXTURES / "simdino_reference.json").read_text())["ddp"]:
+        assert case["world_size"] == WORLD_SIZE
+        half = case["n"] // WORLD_SIZE
+        rows = slice(rank * half, (rank + 1) * half)
+        student = [x.detach()[rows].clone().requires_grad_() for x in scaled_views(case["seed"], case["views"], case["n"], case["d"])]
+        teacher = [x.detach()[rows] for x in scaled_views(case["seed"] + 1000, 2, case["n"], case["d"])]
+        loss, parts = simdino_loss(*student, teacher=teacher, eps=case["eps"], coeff=case["coeff"], expa_type=case["expa_type"],
+                                   reduce_cov=bool(case["reduce_cov"]), return_parts=True)
+        loss.backward()
+        theirs = case["ranks"][rank]
+        assert abs(loss.item() - theirs["loss"]) < 1e-12, (case["reduce_cov"], rank)
+        assert abs(parts["expansion"].item() + theirs["expa_loss"]) < 1e-12, (case["reduce_cov"], rank)
+        for crop, grad in zip(student, theirs["grads"]):
+            assert torch.allclose(crop.grad, tensor(grad), rtol=0, atol=1e-12), (case["reduce_cov"], rank)
 
 
 def test_two_gloo_ranks_reproduce_the_single_process_loss_gradient_and_running_matrix():

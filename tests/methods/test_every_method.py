@@ -451,6 +451,7 @@ CROP_BATCHING = {
     "t_regs": (False, False),  # no official code read: VICReg's (FB main_vicreg.py), whose projector it takes
     "emp_ssl": (True, True),  # tsb0601/EMP-SSL main.py: net(torch.cat(data, dim=0)), every patch in one call
     "visreg": (True, True),  # no official code read (non-commercial): LeJEPA's MINIMAL.md batching, whose training it keeps
+    "simdino": (True, True),  # RobinWu218/SimDINO simdino/utils.py MultiCropWrapper: backbone per size run, head on all
 }
 # Options that switch a method to another source's batching: (method, its config overrides) -> batching.
 CROP_BATCHING_OPTIONS = {
@@ -477,7 +478,7 @@ def test_the_crops_share_batchnorm_statistics_as_in_the_methods_source(method, o
     multi_crop = get_method(method).num_views is None
     views = "data.views=[{size: 16, count: 2}, {size: 8, count: 2}]" if multi_crop else "data.views=[{size: 16, count: 2}]"
     extra = [views, *(options.split(",") if options else [])]
-    if method in ("simclr", "dcl", "dclw", "mocov2", "mocov2plus", "dino", "corinfomax", "ssole"):
+    if method in ("simclr", "dcl", "dclw", "mocov2", "mocov2plus", "dino", "corinfomax", "ssole", "simdino"):
         extra.append("method.proj_hidden_bn=true")  # a projector with BatchNorm, so its batching shows
     torch.manual_seed(0)
     model = build(method, extra).method

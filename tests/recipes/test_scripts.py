@@ -296,8 +296,10 @@ def test_imagenet_intl_recipe_and_its_linear_probe_run_end_to_end(tiny_imagenet,
 # One run per baseline method: their ImageNet-100 recipes differ from a run already here only in values
 # (widths, lrs, queue size, freezing) that test_recipe_values and test_baseline_method_recipes check on the built method.
 # Zero-CL's official ImageNet-100 recipe trains as imagenet/barlow_twins does (FB LARS, SyncBN, fb_asym views, a
-# projector without biases), its loss on a training step in tests/methods/test_every_method.py.
-COVERED_BY_ANOTHER_RUN = {"imagenet-100/simclr", "imagenet-100/byol", "imagenet-100/swav", "imagenet-100/zero_cl_official"}
+# projector without biases), its loss on a training step in tests/methods/test_every_method.py; SimDINO's ViT-B/16 recipe
+# differs from imagenet/simdino in its backbone (replaced here), eps and local crop count.
+COVERED_BY_ANOTHER_RUN = {"imagenet-100/simclr", "imagenet-100/byol", "imagenet-100/swav", "imagenet-100/zero_cl_official",
+                          "imagenet/simdino_vit_base"}
 FOLDER_RECIPES = [r for r in PRETRAIN_RECIPES if r.startswith(("imagenet/", "imagenet-100/")) and r not in COVERED_BY_ANOTHER_RUN]
 
 

@@ -25,7 +25,8 @@ from zoo.registry import create_method
 from zoo.train.harness import Pretrainer
 
 # The tiny test ResNet at narrow widths; DINO's last layer not frozen, so that every step moves the whole target.
-TIMED = {"byol": narrow_config("byol"), "mocov2plus": narrow_config("mocov2plus"), "dino": {**narrow_config("dino"), "freeze_epochs": 0}}
+TIMED = {"byol": narrow_config("byol"), "mocov2plus": narrow_config("mocov2plus"), "dino": {**narrow_config("dino"), "freeze_epochs": 0},
+         "simdino": narrow_config("simdino")}
 # A schedule that moves a lot in 4 steps, so that an update one step early or late changes the target.
 STEEP = {"momentum_base": 0.5, "momentum_final": 1.0}
 
@@ -184,7 +185,7 @@ def test_the_update_is_a_plain_ema_of_parameters_and_leaves_buffers_alone():
 
 # ---- the GPU benchmark's step (benchmarks/gpu_check.py Stepper) against training's --------------------------------
 # Every EMA method at a tiny setting; each moves its target where its official code does (INTL-M before the forward).
-EMA_METHODS = {name: overrides(narrow_config(name)) for name in ("byol", "mocov2", "mocov2plus", "dino", "mec", "intl_m",
+EMA_METHODS = {name: overrides(narrow_config(name)) for name in ("byol", "mocov2", "mocov2plus", "dino", "simdino", "mec", "intl_m",
                                                                          "matrix_ssl")}
 EMA_METHODS["intl_m"].append("data.views=[{size: 16, count: 3}]")
 

@@ -15,24 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
+from reference_inputs import rel_err, scaled_views
 
 from zoo.errors import ZooError
 from zoo.losses.spectral_family import corinfomax_loss, frossl_loss, mmcr_loss
 
 OFFICIAL = json.loads((Path(__file__).parents[1] / "fixtures" / "spectral_family_reference.json").read_text())
 WORLD_SIZE = 2
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
-
-
-def _inputs(seed, views, n, d):
-    """The reference file's inputs: per-feature scales and shifts, then one (n, d) draw per view (float64)."""
-    gen = torch.Generator().manual_seed(seed)
-    scale = torch.rand(d, generator=gen, dtype=torch.float64) * 2 + 0.5
-    shift = torch.randn(d, generator=gen, dtype=torch.float64)
-    return [(torch.randn(n, d, generator=gen, dtype=torch.float64) * scale + shift).requires_grad_() for _ in range(views)]
 
 
 def _initial_state(d, init_scale):
@@ -50,7 +39,7 @@ def test_corinfomax_equals_the_official_loss_gradients_and_running_covariances(i
     mean, cov = _initial_state(case["d"], case["init_scale"])
     settings = {k: case[k] for k in ("mean_forgetting", "cov_forgetting", "eps", "sim_weight", "cov_weight")}
     for step, expected in enumerate(case["per_step"]):
-        raw = _inputs(case["seed"] + step, 2, case["n"], case["d"])
+        raw = scaled_views(case["seed"] + step, 2, case["n"], case["d"])
         views = [F.normalize(z, dim=-1) for z in raw] if case["normalize"] else raw
         (total, parts), (mean, cov) = corinfomax_loss(*views, mean, cov, **settings, return_parts=True)
         total.backward()
@@ -67,7 +56,7 @@ def test_corinfomax_equals_the_official_loss_gradients_and_running_covariances(i
 @pytest.mark.parametrize("name, index", [(n, i) for n in ("mmcr", "frossl") for i in range(len(OFFICIAL[n]))])
 def test_mmcr_and_frossl_equal_the_official_losses_and_gradients(name, index):
     case = OFFICIAL[name][index]
-    views = _inputs(case["seed"], case["views"], case["n"], case["d"])
+    views = scaled_views(case["seed"], case["views"], case["n"], case["d"])
     if name == "mmcr":
         value, parts = mmcr_loss(*views, lambd=case["lambd"], return_parts=True)
         assert rel_err(-parts["centroid_nuclear"].detach(), _tensor(case["global_nuc"])) < 1e-7
@@ -83,7 +72,7 @@ def test_mmcr_and_frossl_equal_the_official_losses_and_gradients(name, index):
 
 
 def test_the_parts_sum_to_the_total_and_frossl_spreads_the_spectrum():
-    views = [z.detach() for z in _inputs(5, 3, 12, 8)]
+    views = [z.detach() for z in scaled_views(5, 3, 12, 8)]
     mean, cov = _initial_state(8, 1.0)
     for total, parts in (corinfomax_loss(*views[:2], mean, cov, return_parts=True)[0],
                          mmcr_loss(*views, lambd=0.3, return_parts=True), frossl_loss(*views, return_parts=True)):
@@ -133,7 +122,7 @@ def _single_process():
     """Every case's inputs, loss and input gradients in this process alone (before the group exists)."""
     references = {}
     for seed, (name, (loss, views, n, d)) in enumerate(DDP_CASES.items()):
-        inputs = _inputs(seed, views, n, d)
+        inputs = scaled_views(seed, views, n, d)
         value = loss(inputs)
         value.backward()
         references[name] = (inputs, value.detach(), [t.grad for t in inputs])

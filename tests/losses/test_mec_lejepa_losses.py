@@ -16,6 +16,7 @@ import pytest
 import torch
 from gloo_ranks import run_on_gloo_ranks
 from method_settings import TINY_8, narrow_config
+from reference_inputs import rel_err
 
 from zoo.errors import ZooError
 from zoo.losses.coding_rate import mec_lambda, mec_loss
@@ -27,10 +28,6 @@ from zoo.spectral import log_det_series
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "mec_lejepa_reference.json").read_text())
 WORLD_SIZE = 2
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def f64(x):

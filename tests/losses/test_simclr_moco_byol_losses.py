@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_inputs import rel_err
 
 from zoo.errors import ZooError
 from zoo.losses import byol_loss, info_nce_loss, nt_xent_loss
@@ -25,10 +26,6 @@ LOSSES = {
     "byol": lambda inputs, case: byol_loss(*inputs),
 }
 CASES = [(name, i) for name in LOSSES for i in range(len(SOLO_LEARN[name]))]
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.mark.parametrize("name, index", CASES, ids=[f"{n}-{i}" for n, i in CASES])

@@ -7,15 +7,12 @@ gradient), as tests/losses/test_losses_ddp.py checks for the other losses."""
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
+from reference_inputs import rel_err
 
 from zoo.losses import byol_loss, info_nce_loss, nt_xent_loss
 from zoo.nn import FeatureQueue
 
 WORLD_SIZE = 2
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def _inputs(seed, views, n, d):

@@ -16,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
+from reference_inputs import rel_err
 
 from zoo.errors import ZooError
 from zoo.losses import dino_center, dino_loss, sinkhorn_knopp, swav_loss
@@ -24,10 +25,6 @@ from zoo.nn import FeatureQueue
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "fixtures" / "swav_dino_reference.json").read_text())
 WORLD_SIZE = 2
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def f64(x, grad=False):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from gloo_ranks import run_on_gloo_ranks
+from reference_inputs import rel_err
 
 from zoo.errors import ZooError
 from zoo.losses import shuffled_dbn_loss, zero_cl_loss
@@ -30,10 +31,6 @@ ZERO_CL_OFFICIAL = json.loads((FIXTURES / "zero_cl_official_reference.json").rea
 CW_RGP_ZERO_CL = {"mode": "ins", "std_eps": 0.0, "cov_ddof": 1, "eps": 0.1, "ridge": 1e-5, "per_device_norm": False}
 CASES = [(name, i) for name in ("zero_cl", "shuffled_dbn") for i in range(len(CW_RGP[name]))]
 WORLD_SIZE = 2
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 def _float64(values, grad=True):

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from gloo_ranks import run_on_gloo_ranks
 from method_settings import TEST_RESNET, TINY, crops, small_config
+from reference_inputs import rel_err, scaled_views
 
 from zoo.errors import ZooError
 from zoo.losses import barlow_twins_loss, mixed_barlow_twins_loss
@@ -27,26 +28,14 @@ GRADS = ("grad_z1", "grad_z2", "grad_zm")
 WORLD_SIZE = 2
 
 
-def _inputs(seed, n, d):
-    """The reference file's inputs: per-feature scales and shifts, then z1, z2, zm (n, d), float64."""
-    gen = torch.Generator().manual_seed(seed)
-    scale = torch.rand(d, generator=gen, dtype=torch.float64) * 2 + 0.5
-    shift = torch.randn(d, generator=gen, dtype=torch.float64)
-    return [(torch.randn(n, d, generator=gen, dtype=torch.float64) * scale + shift).requires_grad_() for _ in range(3)]
-
-
 def _tensor(values):
     return torch.tensor(values, dtype=torch.float64)
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 # ---- the official numbers -------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", OFFICIAL["small_data"], ids=lambda c: f"seed{c['seed']}")
 def test_the_small_data_loss_and_its_gradients_are_the_official_main_py(case):
-    z = _inputs(case["seed"], case["n"], case["d"])
+    z = scaled_views(case["seed"], 3, case["n"], case["d"])
     total, parts = mixed_barlow_twins_loss(*z, torch.tensor(case["perm"]), case["alpha"], case["lambd"], case["mix_weight"],
                                            return_parts=True)
     total.backward()
@@ -60,7 +49,7 @@ def test_the_small_data_loss_and_its_gradients_are_the_official_main_py(case):
 
 def test_the_imagenet_loss_on_one_process_is_the_official_main_imagenet_py():
     (case,) = [c for c in OFFICIAL["imagenet"] if c["world_size"] == 1]
-    z = _inputs(case["seed"], case["n"], case["d"])
+    z = scaled_views(case["seed"], 3, case["n"], case["d"])
     # the forward's lossm is 0.5 x lambd x (...); the script's lambda_mixup (1 here) multiplies it outside
     total, parts = mixed_barlow_twins_loss(*z, torch.tensor(case["perms"][0]), case["alphas"][0], case["lambd"], 0.5,
                                            normalize=False, imagenet_target=True, per_device_norm=True, return_parts=True)
@@ -75,7 +64,7 @@ def test_each_form_is_needed_to_meet_its_code():
     """The forms differ where the two official files do: main.py's second target and L2 normalisation are not
     main_imagenet.py's, and the standardisation is not `barlow_twins`' BatchNorm (biased variance + 1e-5)."""
     case = OFFICIAL["small_data"][0]
-    z = _inputs(case["seed"], case["n"], case["d"])
+    z = scaled_views(case["seed"], 3, case["n"], case["d"])
     args = (torch.tensor(case["perm"]), case["alpha"], case["lambd"], case["mix_weight"])
     other_target = mixed_barlow_twins_loss(*z, *args, imagenet_target=True, return_parts=True)[1]["mix"]
     assert abs(other_target.item() - case["loss_mix"]) > 1e-3 * case["loss_mix"]
@@ -87,7 +76,7 @@ def test_each_form_is_needed_to_meet_its_code():
 
 
 def test_the_loss_refuses_views_of_different_shapes():
-    z = _inputs(0, 6, 4)
+    z = scaled_views(0, 3, 6, 4)
     with pytest.raises(ZooError, match="mixed_barlow_twins_loss needs views of one shape"):
         mixed_barlow_twins_loss(z[0], z[1], z[2][:4], torch.arange(6), 0.5)
 
@@ -99,7 +88,7 @@ def _global_case():
     n, d = 12, 5
     perms = [torch.randperm(n // 2, generator=torch.Generator().manual_seed(40 + r)) for r in range(WORLD_SIZE)]
     alphas = [0.35, 0.8]
-    z = _inputs(7, n, d)
+    z = scaled_views(7, 3, n, d)
     total = mixed_barlow_twins_loss(*z, torch.cat([p + r * n // 2 for r, p in enumerate(perms)]),
                                     torch.tensor(alphas, dtype=torch.float64).repeat_interleave(n // 2), 0.03, 3.0)
     total.backward()
@@ -122,7 +111,7 @@ def _worker(rank, single):
     (case,) = [c for c in OFFICIAL["imagenet"] if c["world_size"] == WORLD_SIZE]
     n = case["n"] // WORLD_SIZE
     rows = slice(rank * n, (rank + 1) * n)
-    local = [t.detach()[rows].clone().requires_grad_() for t in _inputs(case["seed"], case["n"], case["d"])]
+    local = [t.detach()[rows].clone().requires_grad_() for t in scaled_views(case["seed"], 3, case["n"], case["d"])]
     total, parts = mixed_barlow_twins_loss(*local, torch.tensor(case["perms"][rank]), case["alphas"][rank], case["lambd"],
                                            0.5, normalize=False, imagenet_target=True, per_device_norm=True, return_parts=True)
     total.backward()
@@ -202,6 +191,6 @@ def test_bad_mixing_settings_are_refused():
 
 
 def test_standardisation_is_the_official_unbiased_one():
-    z = _inputs(1, 8, 3)[0].detach()
+    z = scaled_views(1, 3, 8, 3)[0].detach()
     official = (z - z.mean(dim=0)) / z.std(dim=0)
     torch.testing.assert_close(standardize(z, "batch"), official, rtol=1e-14, atol=1e-14)

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from omegaconf import OmegaConf
+from reference_inputs import rel_err
 
 from zoo.config import FB_LARS
 from zoo.errors import ZooError
@@ -43,10 +44,6 @@ def method_loss(settings, z1, z2):
 
 def leaves(entry):
     return [torch.tensor(entry[k], dtype=torch.float64, requires_grad=True) for k in ("z1", "z2")]
-
-
-def rel_err(a, b):
-    return ((a - b).norm() / b.norm()).item()
 
 
 @pytest.mark.parametrize(("inputs", "name"), CASES, ids=[f"{s}-{n}" for s, n in CASES])

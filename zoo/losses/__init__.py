@@ -58,7 +58,9 @@ __all__ = [
     "vicreg_loss",
     "view_cosines",
     "wmse_loss",
+    "zero_cl_axis",
     "zero_cl_loss",
+    "zero_cl_whiten",
 ]
 
 
@@ -226,6 +228,27 @@ def shuffled_dbn_loss(*views: Tensor, groups: int = 16, w_size: int | None = Non
     return _pair_losses(white, *_view_pairs(len(views))).mean()
 
 
+def zero_cl_axis(mode: str) -> Axis:
+    """The axis Zero-CL standardises and whitens along: the samples of each feature (fea) or the features of each
+    sample (ins)."""
+    if mode not in ("fea", "ins"):
+        raise ZooError(f"mode={mode!r} is not a Zero-CL mode; use 'fea' or 'ins'")
+    return "batch" if mode == "fea" else "channel"
+
+
+def zero_cl_whiten(
+    z: Tensor, *, mode: str, whitening: bool, std_ddof: int, std_eps: float, var_eps: float, cov_ddof: int, eps: float,
+    ridge: float,
+) -> Tensor:
+    """`zero_cl_loss`'s standardisation and ZCA whitening of z (..., N, D) along `zero_cl_axis` (mode), on the samples
+    given (no gather), the ZCA matrix a constant in the backward."""
+    axis = zero_cl_axis(mode)
+    z = standardize(z, axis, ddof=std_ddof, var_eps=var_eps, std_eps=std_eps)
+    if whitening:
+        z = whiten(z, "zca", axis, eps=eps, ridge=ridge, ddof=cov_ddof, detach_matrix=True, distributed=False)[0]
+    return z
+
+
 @float32_math
 def zero_cl_loss(
     z1: Tensor,
@@ -271,14 +294,10 @@ def zero_cl_loss(
     rank 1/R of it.
     """
     check_views((z1, z2), "zero_cl_loss")
-    if mode not in ("fea", "ins"):
-        raise ZooError(f"mode={mode!r} is not a Zero-CL mode; use 'fea' or 'ins'")
-    axis = "batch" if mode == "fea" else "channel"
     if not per_device_norm:
         z1, z2 = gather(z1), gather(z2)
-    views = standardize(torch.stack([z1, z2]), axis, ddof=std_ddof, var_eps=var_eps, std_eps=std_eps)
-    if whitening:
-        views = whiten(views, "zca", axis, eps=eps, ridge=ridge, ddof=cov_ddof, detach_matrix=True, distributed=False)[0]
+    views = zero_cl_whiten(torch.stack([z1, z2]), mode=mode, whitening=whitening, std_ddof=std_ddof, std_eps=std_eps,
+                           var_eps=var_eps, cov_ddof=cov_ddof, eps=eps, ridge=ridge)
     per_axis = (views[0] * views[1]).sum(dim=0 if mode == "fea" else 1) / views.shape[1 if mode == "fea" else 2]
     if per_device_norm:
         per_axis = mean_over_ranks(per_axis)

@@ -2,11 +2,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from zoo.config import FB_LARS
-from zoo.losses import zero_cl_loss
+from zoo.losses import zero_cl_axis, zero_cl_loss, zero_cl_whiten
 from zoo.methods.base import Method, MethodConfig
 from zoo.names import ZeroCLMode
 from zoo.registry import register_method
-from zoo.spectral import check_whitening, standardize, whiten
+from zoo.spectral import check_whitening
 
 
 @register_method("zero_cl")
@@ -62,19 +62,16 @@ class ZeroCL(Method):
     def check_batch(cls, config, global_batch_size):
         m = config
         if m.whitening:
-            axis = "batch" if m.mode == ZeroCLMode.fea else "channel"
-            check_whitening("zca", axis, global_batch_size, m.proj_out, shrinkage=m.eps + m.ridge)
+            check_whitening("zca", zero_cl_axis(m.mode), global_batch_size, m.proj_out, shrinkage=m.eps + m.ridge)
 
     def loss(self, views):
-        m = self.mcfg
-        return zero_cl_loss(*views, mode=m.mode.value, whitening=m.whitening, std_ddof=m.std_ddof, std_eps=m.std_eps,
-                            var_eps=m.var_eps, cov_ddof=m.cov_ddof, eps=m.eps, ridge=m.ridge,
-                            per_device_norm=m.per_device_norm)
+        return zero_cl_loss(*views, **whitening_settings(self.mcfg), per_device_norm=self.mcfg.per_device_norm)
 
     def transform(self, z):
-        m = self.mcfg
-        axis = "batch" if m.mode == ZeroCLMode.fea else "channel"
-        z = standardize(z, axis, ddof=m.std_ddof, var_eps=m.var_eps, std_eps=m.std_eps)
-        if m.whitening:
-            z = whiten(z, "zca", axis, eps=m.eps, ridge=m.ridge, ddof=m.cov_ddof, distributed=False)[0]
-        return z, axis
+        return zero_cl_whiten(z, **whitening_settings(self.mcfg)), zero_cl_axis(self.mcfg.mode)
+
+
+def whitening_settings(m) -> dict:
+    """The config's values of `zero_cl_whiten`, which the loss and the transformed-output diagnostic share."""
+    return {"mode": m.mode.value, "whitening": m.whitening, "std_ddof": m.std_ddof, "std_eps": m.std_eps,
+            "var_eps": m.var_eps, "cov_ddof": m.cov_ddof, "eps": m.eps, "ridge": m.ridge}

@@ -50,10 +50,17 @@ class LeJEPA(Method):
             raise ZooError(f"lejepa needs num_slices >= 1 and 0 <= lambd <= 1, got {m.num_slices} and {m.lambd}")
         self.register_buffer("slice_step", torch.zeros((), dtype=torch.long))
 
-    def loss(self, views):
+    def sliced_views(self, views):
+        """(the views with the global crops first, how many are global, this step's random directions (D, K)),
+        and the step counter that seeds the directions moved on."""
         m = self.mcfg
         order, global_views = targets_first(self.crop_sizes)
         directions = random_slices(m.proj_out, m.num_slices, self.slice_step.item(), device=views[0].device)
         self.slice_step.add_(1)
-        return lejepa_loss(*(views[v] for v in order), global_views=global_views, directions=directions, lambd=m.lambd,
+        return [views[v] for v in order], global_views, directions
+
+    def loss(self, views):
+        m = self.mcfg
+        ordered, global_views, directions = self.sliced_views(views)
+        return lejepa_loss(*ordered, global_views=global_views, directions=directions, lambd=m.lambd,
                            t_max=m.t_max, points=m.points, return_parts=True)  # (total, {"prediction", "sigreg"})

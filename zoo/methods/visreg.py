@@ -1,9 +1,8 @@
 from dataclasses import dataclass, field
 
 from zoo.errors import ZooError
-from zoo.losses.sigreg import random_slices, visreg_loss
+from zoo.losses.sigreg import visreg_loss
 from zoo.methods.base import MethodConfig
-from zoo.methods.crops import targets_first
 from zoo.methods.lejepa import LeJEPA
 from zoo.registry import register_method
 
@@ -69,9 +68,7 @@ class VISReg(LeJEPA):
 
     def loss(self, views):
         m = self.mcfg
-        order, global_views = targets_first(self.crop_sizes)
-        directions = random_slices(m.proj_out, m.num_slices, self.slice_step.item(), device=views[0].device)
-        self.slice_step.add_(1)
-        return visreg_loss(*(views[v] for v in order), global_views=global_views, directions=directions,
+        ordered, global_views, directions = self.sliced_views(views)
+        return visreg_loss(*ordered, global_views=global_views, directions=directions,
                            lambd=m.lambd, scale=m.scale, shape=m.shape, centre=m.centre, eps=m.eps,
                            detach_std=m.detach_std, return_parts=True)  # (total, {prediction, scale, shape, centre})

@@ -61,13 +61,15 @@ def fb_lr(base, warmup_epochs=10, end=0.001):
     return lr
 
 
-def solo_lr(base, warmup_epochs=10, start=3e-5):
-    """solo-learn LinearWarmupCosineAnnealingLR per step: start + (base - start) s/(W-1), then cosine to 0."""
+def solo_lr(base, warmup_epochs=10, start=3e-5, final=0.0):
+    """solo-learn LinearWarmupCosineAnnealingLR per step: start + (base - start) s/(W-1), then cosine to `final`
+    (facebookresearch/dino's utils.cosine_scheduler is start 0, final 1e-6: np.linspace(0, base, W), then
+    final + (base - final) (1 + cos(pi i / (T - W))) / 2 at step W + i)."""
     def lr(s, spe, total):
         w = warmup_epochs * spe
         if s < w:
             return start + s * (base - start) / (w - 1)
-        return 0.5 * base * (1 + math.cos(math.pi * (s - w) / (total - w)))
+        return final + 0.5 * (base - final) * (1 + math.cos(math.pi * (s - w) / (total - w)))
     return lr
 
 
@@ -454,22 +456,11 @@ OFFICIAL["imagenet-100/zero_cl_official"] = Official("Sherrylone/Zero-CL README 
 BLUR_P |= {"cifar10/zero_cl_official": (0.0, 0.0), "cifar100/zero_cl_official": (0.0, 0.0),
            "imagenet-100/zero_cl_official": (1.0, 0.1)}
 
-def dino_lr(base, warmup_epochs=10, final=1e-6):
-    """facebookresearch/dino (and RobinWu218/SimDINO) utils.cosine_scheduler: np.linspace(0, base, W) over the warm-up
-    steps, then final + (base - final) (1 + cos(pi i / (T - W))) / 2 at step W + i."""
-    def lr(s, spe, total):
-        w = warmup_epochs * spe
-        if s < w:
-            return base * s / (w - 1)
-        return final + 0.5 * (base - final) * (1 + math.cos(math.pi * (s - w) / (total - w)))
-    return lr
-
-
 # SimDINO (RobinWu218/SimDINO simdino/main_dino.py defaults; README's ViT-B/16 command): AdamW, lr 5e-4 x 512/256, weight decay
 # 0.04 (its cosine to 0.4 is the recipes' deviation) on the >= 2-D parameters only, teacher 0.996 -> 1 per step.
 for recipe, local_crops in (("simdino", 8), ("simdino_vit_base", 10)):
     OFFICIAL[f"imagenet/{recipe}"] = Official("RobinWu218/SimDINO simdino/main_dino.py, utils.py, README (8 GPUs x 64)", 512, 8,
-                                              100, "AdamW", excluded(dino_lr(5e-4 * 512 / 256), 0.04), momentum=(0.996, 1.0))
+                                              100, "AdamW", excluded(solo_lr(5e-4 * 512 / 256, start=0.0, final=1e-6), 0.04), momentum=(0.996, 1.0))
     BLUR_P[f"imagenet/{recipe}"] = (1.0, 0.1) + (0.5,) * local_crops  # DataAugmentationDINO: GaussianBlur(1.0), (0.1), (p=0.5)
 
 

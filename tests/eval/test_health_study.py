@@ -1,0 +1,91 @@
+"""The spectral-health study (benchmarks/spectral_health_study.py): its plan, its rank statistics and its
+selection losses on runs whose numbers are known, and the report it writes from a folder of finished runs."""
+
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "end_to_end"))
+from test_benchmarks import benchmark_here, load_benchmark
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_benchmark("spectral_health_study")
+
+
+def row(method, linear, seed=0, variant="default", collapsed=False, **metrics):
+    return {"method": method, "variant": variant, "seed": seed, "failed": None, "linear_top1": linear,
+            "collapsed": collapsed, **metrics}
+
+
+def by_key(table, key):
+    return next(t for t in table if t["key"] == key)
+
+
+def test_every_variant_names_a_registered_method_and_a_field_of_its_config(study):
+    from zoo.registry import get_method
+
+    for method, variants in study.VARIANTS.items():
+        fields = {f.name for f in dataclasses.fields(get_method(method).Config)}
+        for overrides in variants:
+            for override in overrides:
+                key = override.split("=", 1)[0]
+                assert key.startswith("method.") and key.removeprefix("method.") in fields, (method, override)
+
+
+def test_rank_statistics_and_selection_loss_of_known_runs(study):
+    # a: rises with accuracy (Spearman 1); b: falls with it (-1); alpha: 1 at the best run
+    rows = [row("m", 0.5, rankme=10.0, lidar=1.0, alpha_req=1.0), row("m", 0.3, seed=1, rankme=5.0, lidar=2.0, alpha_req=1.4),
+            row("m", 0.1, seed=2, rankme=1.0, lidar=3.0, alpha_req=0.2, collapsed=True),
+            row("n", 0.4, rankme=float("nan"), lidar=1.0, alpha_req=0.9), row("n", 0.2, seed=1, rankme=None, lidar=2.0, alpha_req=3.0)]
+    table = study.analyse(rows)
+    rankme, lidar, alpha = by_key(table, "rankme"), by_key(table, "lidar"), by_key(table, "alpha_req")
+    assert (rankme["runs"], rankme["missing"]) == (3, 2)  # a NaN and a None are missing, never a number
+    assert rankme["spearman"] == pytest.approx(1.0) and rankme["kendall"] == pytest.approx(1.0)
+    assert rankme["selection_loss"] == 0.0 and rankme["methods"] == 1  # n has one finite value: no choice to make
+    assert rankme["random_pick_loss"] == pytest.approx(100 * (0.5 - 0.3))
+    assert lidar["spearman"] == pytest.approx(-9 / math.sqrt(90)) and lidar["runs"] == 5  # tied ranks (1.5,3.5,5,1.5,3.5) against (5,3,1,4,2)
+    assert lidar["selection_loss"] == pytest.approx(100 * ((0.5 - 0.1) + (0.4 - 0.2)) / 2)  # picks each method's worst
+    assert alpha["selection_loss"] == 0.0  # the closest to 1 is the best in both methods
+    assert alpha["spearman"] == pytest.approx(0.9)
+    assert rankme["collapsed_runs"] == 1 and rankme["spearman_collapsed"] is None  # one run has no ranking
+
+
+def test_the_default_shares_the_embedded_benchmarks_folder_and_variants_have_their_own(study, tmp_path):
+    assert study.run_dir(tmp_path, "intl", "default", 1) == tmp_path / "intl-seed1"
+    assert study.run_dir(tmp_path, "intl", "iters8", 0) == tmp_path / "intl@iters8-seed0"
+    assert study.slug(["method.proj_out=512", "method.proj_hidden=[512,512]"]) == "proj_out512_proj_hidden512-512"
+
+
+def fake_run(folder, linear, **summary):
+    (folder / "linear").mkdir(parents=True)
+    (folder / "benchmark.json").write_text(json.dumps({"pretrain_seconds": 1.0, "load_average": 0.0, "failed": None}))
+    (folder / "summary.json").write_text(json.dumps({"steps": 105, "knn_top1": linear + 0.1, "effective_rank": 10.0,
+                                                     "collapsed": None, **summary}))
+    (folder / "linear" / "summary.json").write_text(json.dumps({"linear_top1": linear}))
+
+
+def test_analyse_only_reads_finished_runs_and_writes_the_report(study, tmp_path, monkeypatch, capsys):
+    runs = tmp_path / "runs"
+    fake_run(runs / "intl-seed0", 0.40, rankme=50.0)
+    fake_run(runs / "intl@lr0.03-seed0", 0.20, rankme=20.0)
+    fake_run(runs / "intl@iters8-seed0", 0.30, rankme=30.0, collapsed="backbone effective rank 1.2 < 2")
+    (runs / "intl@lr0.9-seed0").mkdir()
+    (runs / "intl@lr0.9-seed0" / "benchmark.json").write_text(
+        json.dumps({"pretrain_seconds": 1.0, "load_average": 0.0, "failed": "error: the loss became nan at step 3"}))
+    out = benchmark_here(study, monkeypatch, capsys, "--out", str(runs), "--methods", "intl", "--seeds", "0",
+                         "--analyse-only", "--report", str(tmp_path / "report"))
+    assert "3 finished runs of 7 planned (1 failed), 1 methods, 1 collapsed" in out
+    line = next(line for line in out.splitlines() if line.startswith("| RankMe, backbone |"))
+    assert line.split(" | ")[1:4] == ["3", "1.00", "1.00"]
+    report = json.loads((tmp_path / "report" / "rows.json").read_text())
+    assert sorted(r["variant"] for r in report["rows"]) == ["default", "iters8", "lr0.03", "lr0.9"]
+    assert (tmp_path / "report" / "scatter.png").stat().st_size > 10_000
+    assert "| k-NN top-1 (uses labels) |" in (tmp_path / "report" / "table.md").read_text()
+    assert not any(math.isnan(t["spearman"]) for t in report["table"] if t["spearman"] is not None)

@@ -33,7 +33,7 @@ from zoo.eval.common import run_folder
 
 SWEEP_BEST = "k-NN sweep best (picked on the eval split)"
 COLUMNS = ["run", "method", "dataset", "epochs", "views", "batch", "protocol", "n", "k-NN", "top-1", "top-5", SWEEP_BEST, "eff. rank",
-           "RankMe", "α-ReQ", "flags", "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "minutes", "peak memory", "seeds", "target source"]
+           "RankMe", "α-ReQ", "LiDAR", "flags", "target top-1", "Δ top-1", "target k-NN", "Δ k-NN", "minutes", "peak memory", "seeds", "target source"]
 # Config keys that do not change what a run computes: runs differing only in them are one recipe.
 NOT_THE_RECIPE = ("seed", "run_dir", "logger", "wandb")
 
@@ -259,7 +259,8 @@ def report_rows(runs, targets, root):
         planned = first.key["epochs"]
         epochs = f"{planned}" if done == planned else f"{done}/{planned}"
         folder = str(first.folder.relative_to(root) if first.folder.is_relative_to(root) else first.folder)
-        rank, rankme, alpha = (mean(run.summary.get(key) for run in group) for key in ("effective_rank", "rankme", "alpha_req"))
+        rank, rankme, alpha, lidar = (mean(run.summary.get(key) for run in group)
+                                      for key in ("effective_rank", "rankme", "alpha_req", "lidar"))
         labels = list(dict.fromkeys(evaluation["label"] for run in group for evaluation in run.evaluations))
         for label in labels:
             # this evaluation of every run of the recipe that has it, by seed: runs of one seed count once
@@ -282,7 +283,8 @@ def report_rows(runs, targets, root):
                 first.key["method"], first.key["dataset"], epochs, str(first.key["views"]), str(first.key["batch"] or "–"),
                 label, str(len(by_seed)), percent(per_seed["knn"]), percent(per_seed["top1"]), percent(per_seed["top5"]),
                 sweep_best(per_seed["sweep_best"], evaluation), "–" if rank is None else f"{rank:.1f}",
-                "–" if rankme is None else f"{rankme:.1f}", "–" if alpha is None else f"{alpha:.2f}", flags(group),
+                "–" if rankme is None else f"{rankme:.1f}", "–" if alpha is None else f"{alpha:.2f}",
+                "–" if lidar is None else f"{lidar:.1f}", flags(group),
                 "–" if metric not in target else f"{target[metric]:.2f}", difference(top1, target.get(metric)),
                 "–" if target_knn is None else f"{target_knn:.2f}", difference(knn, target_knn),
                 minutes(records), peak_memory(records), seeds(by_seed),

@@ -33,14 +33,14 @@ def test_a_run_sits_next_to_its_target_with_the_difference(tmp_path):
     assert small["top-5"] == "99.50" and small["target source"] == "INTL README"
 
 
-def test_rankme_and_alpha_req_sit_beside_the_effective_rank_where_summaries_have_them(tmp_path):
-    with_health = make_run(tmp_path / "a", "intl", "cifar10", 1000, 2, 256, online={"rankme": 98.76, "alpha_req": 1.234})
+def test_rankme_alpha_req_and_lidar_sit_beside_the_effective_rank_where_summaries_have_them(tmp_path):
+    with_health = make_run(tmp_path / "a", "intl", "cifar10", 1000, 2, 256, online={"rankme": 98.76, "alpha_req": 1.234, "lidar": 12.34})
     older = make_run(tmp_path / "b", "byol", "cifar10", 1000, 2, 256)
     for run in (with_health, older):
         add_evaluation(run, "LP-SMALL", linear_top1=0.9, knn5_top1=0.88)
     table = {row["run"]: row for row in rows(report(tmp_path)) if row["protocol"].startswith("LP-SMALL")}
-    assert (table["a"]["eff. rank"], table["a"]["RankMe"], table["a"]["α-ReQ"]) == ("123.4", "98.8", "1.23")
-    assert (table["b"]["RankMe"], table["b"]["α-ReQ"]) == ("–", "–")  # a summary from before these metrics
+    assert (table["a"]["eff. rank"], table["a"]["RankMe"], table["a"]["α-ReQ"], table["a"]["LiDAR"]) == ("123.4", "98.8", "1.23", "12.3")
+    assert (table["b"]["RankMe"], table["b"]["α-ReQ"], table["b"]["LiDAR"]) == ("–", "–", "–")  # a summary from before these metrics
 
 
 def test_every_row_names_its_protocol_and_targets_follow_the_protocol(tmp_path):

@@ -3,8 +3,8 @@ the input gradient derived by hand), the gradient at collapse next to SIGReg's, 
 step and their step counter (two gloo ranks against one process: tests/losses/test_visreg_loss_ddp.py).
 
 VISReg's official code is under a non-commercial licence and was not read or run; the oracle below is
-written from the formula in zoo/losses/sigreg.py ``visreg_terms`` / ``visreg_loss`` (see zoo/methods/visreg.py
-for which parts of it the paper's text confirmed).
+written from the paper's formula (Algorithm 1, Eqs. 1, 2, 5, 6 and 8, as zoo/methods/visreg.py cites them):
+sigma over the batch with 1/N, the scale term on it without eps, the shape term on (x - mu) / (sg(sigma) + eps).
 """
 
 import functools
@@ -45,14 +45,15 @@ def oracle(z, global_views, directions, lambd, weights, eps, detach_std):
         x = z[v]
         mean = [sum(x[i, j] for i in range(n)) / n for j in range(dim)]
         c = np.array([[x[i, j] - mean[j] for j in range(dim)] for i in range(n)])
-        std = [np.sqrt(sum(c[i, j] ** 2 for i in range(n)) / (n - 1) + eps) for j in range(dim)]
+        std = [np.sqrt(sum(c[i, j] ** 2 for i in range(n)) / n) for j in range(dim)]
+        denom = [std[j] + eps for j in range(dim)]  # the shape term's standardisation
         scale = sum((1 - std[j]) ** 2 for j in range(dim)) / dim
         centre = sum(mean[j] ** 2 for j in range(dim)) / dim
-        d_scale = np.array([[-2 * (1 - std[j]) / dim * c[i, j] / ((n - 1) * std[j]) for j in range(dim)] for i in range(n)])
+        d_scale = np.array([[-2 * (1 - std[j]) / dim * c[i, j] / (n * std[j]) for j in range(dim)] for i in range(n)])
         d_centre = np.array([[2 * mean[j] / (dim * n) for j in range(dim)] for i in range(n)])
         shape, d_shape = 0.0, np.zeros((n, dim))
         for k in range(k_slices):
-            y = [sum(c[i, j] * directions[j, k] / std[j] for j in range(dim)) for i in range(n)]
+            y = [sum(c[i, j] * directions[j, k] / denom[j] for j in range(dim)) for i in range(n)]
             order = sorted(range(n), key=lambda i: y[i])
             rank = {i: r for r, i in enumerate(order)}
             shape += sum((y[i] - quantile[rank[i]]) ** 2 for i in range(n))
@@ -60,10 +61,10 @@ def oracle(z, global_views, directions, lambd, weights, eps, detach_std):
             g_mean = sum(g) / n
             for lo in range(n):
                 for j in range(dim):
-                    d_shape[lo, j] += directions[j, k] / std[j] * (g[lo] - g_mean)  # through the centred sample
-                    if not detach_std:  # through sigma_j = sqrt(sum_i c_ij^2 / (n - 1) + eps)
-                        d_sigma = sum(g[i] * -c[i, j] * directions[j, k] / std[j] ** 2 for i in range(n))
-                        d_shape[lo, j] += d_sigma * c[lo, j] / ((n - 1) * std[j])
+                    d_shape[lo, j] += directions[j, k] / denom[j] * (g[lo] - g_mean)  # through the centred sample
+                    if not detach_std:  # through sigma_j = sqrt(sum_i c_ij^2 / n) in sigma_j + eps
+                        d_sigma = sum(g[i] * -c[i, j] * directions[j, k] / denom[j] ** 2 for i in range(n))
+                        d_shape[lo, j] += d_sigma * c[lo, j] / (n * std[j])
         shape /= k_slices * n
         for name, term in (("scale", scale), ("shape", shape), ("centre", centre)):
             totals[name] += term / views
@@ -75,7 +76,7 @@ def oracle(z, global_views, directions, lambd, weights, eps, detach_std):
 
 
 CASES = [  # (views, global views, n, dim, slices, lambd, weights, eps, detach_std)
-    (3, 2, 12, 6, 24, 0.5, (1.0, 1.0, 1.0), 1e-4, True),
+    (3, 2, 12, 6, 24, 0.9, (1.0, 1.0, 1.0), 1e-4, True),  # the paper's ImageNet-1K weights
     (3, 2, 12, 6, 24, 0.3, (0.7, 1.3, 2.0), 1e-4, False),
     (2, 1, 9, 5, 16, 0.8, (1.0, 0.5, 1.0), 1e-2, True),
 ]
@@ -101,12 +102,12 @@ def test_visreg_loss_value_parts_and_gradient_equal_the_float64_oracle(case):
 
 def test_the_scale_gradient_stays_at_collapse_where_sigregs_vanishes():
     """The paper's claim: near collapse, d L_scale / d sigma tends to the constant -2 (here along t, every feature's
-    spread; VICReg's eps taken to 1e-18 so that sigma = t down to 1e-3), while SIGReg's gradient vanishes with t.
-    With the shape term's sigma not held constant the shape term is exactly scale-free, so the whole regulariser's
-    derivative along t is the scale term's -2 (1 - t)."""
+    spread, sigma = t down to 1e-3), while SIGReg's gradient vanishes with t. With the shape term's sigma not held
+    constant (and its eps taken to 1e-18) the shape term is scale-free, so the whole regulariser's derivative along
+    t is the scale term's -2 (1 - t). At exact collapse the gradient is finite (the variance's floor), not NaN."""
     gen = torch.Generator().manual_seed(3)
     u = torch.randn(64, 8, generator=gen, dtype=torch.float64)
-    u = (u - u.mean(0)) / u.std(0)  # every feature mean 0, standard deviation 1
+    u = (u - u.mean(0)) / u.std(0, unbiased=False)  # every feature mean 0, batch standard deviation 1
     directions = random_slices(8, 64, 0, dtype=torch.float64)
     slopes = {}
     for t in (1e-1, 1e-2, 1e-3):
@@ -118,6 +119,9 @@ def test_the_scale_gradient_stays_at_collapse_where_sigregs_vanishes():
         slopes[t] = d_visreg.item(), d_sigreg.item()
         assert d_visreg.item() == pytest.approx(-2 * (1 - t), rel=1e-6)
     assert abs(slopes[1e-3][1]) < 0.02 * abs(slopes[1e-1][1])  # SIGReg's slope shrinks as t: 100x from 0.1 to 1e-3
+    collapsed = torch.zeros(16, 8, dtype=torch.float64, requires_grad=True)
+    sum(visreg_terms(collapsed + 0.5, directions, detach_std=False)).backward()
+    assert torch.isfinite(collapsed.grad).all()
 
 
 def test_visreg_draws_the_directions_of_its_step_and_keeps_its_step_counter_in_the_state_dict():
@@ -139,3 +143,17 @@ def test_visreg_draws_the_directions_of_its_step_and_keeps_its_step_counter_in_t
     z = [torch.randn(8, 4, dtype=torch.bfloat16) for _ in range(2)]
     with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 maths under autocast
         assert visreg_loss(*z, global_views=2, directions=random_slices(4, 8, 0)).dtype == torch.float32
+
+
+def test_the_class_defaults_are_the_papers_values_as_cited():
+    """lambd 0.9, weights 1, 2048 slices, eps 1e-4 on sg(sigma), the 2048 -> 2048 -> 256 projector with BatchNorm and
+    GELU, AdamW lr 9e-4 (zoo/methods/visreg.py says where each comes from)."""
+    cls = type(create_method("visreg", narrow_config("visreg"), **TINY_8))
+    config = cls.Config()
+    assert (config.lambd, config.scale, config.shape, config.centre, config.num_slices, config.eps, config.detach_std) \
+        == (0.9, 1.0, 1.0, 1.0, 2048, 1e-4, True)
+    assert (config.proj_hidden, config.proj_out) == ([2048, 2048], 256)
+    assert cls.optimizer_defaults["name"] == "adamw" and cls.optimizer_defaults["lr"] == 9e-4
+    model = create_method("visreg", narrow_config("visreg"), **TINY_8)
+    assert any(isinstance(layer, torch.nn.GELU) for layer in model.projector.modules())
+    assert not any(isinstance(layer, torch.nn.ReLU) for layer in model.projector.modules())

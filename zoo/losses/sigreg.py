@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from zoo.errors import ZooError
-from zoo.losses.shared import check_views, feature_std, global_mean, mean_over_ranks, total_or_parts
+from zoo.losses.shared import check_views, global_mean, mean_over_ranks, total_or_parts
 from zoo.spectral import float32_math, gather, world_size
 
 __all__ = ["epps_pulley", "gaussian_quantiles", "lejepa_loss", "random_slices", "sigreg_loss", "visreg_loss",
@@ -130,25 +130,28 @@ def visreg_terms(
     """VISReg's regulariser of x (..., n, D), over the global batch of N rows (gathered under
     torch.distributed), as (scale, shape, centre), each averaged over the leading dimensions (views)::
 
-        sigma_j = sqrt(Var_j(x) + eps)                      (VICReg's standard deviation, /(N - 1))
+        mu_j    = 1/N sum_i x_ij,   sigma_j = sqrt(1/N sum_i (x_ij - mu_j)^2)     (the batch's standard deviation)
         scale   = 1/D sum_j (1 - sigma_j)^2
-        centre  = 1/D sum_j mean_j(x)^2
-        shape   = 1/(K N) sum_k sum_i (sort_i(y_k)_i - Phi^-1(i / (N + 1)))^2,   y_k = ((x - mean) / sigma) w_k
+        centre  = 1/D sum_j mu_j^2
+        shape   = 1/(K N) sum_k sum_i (sort(y_k)_i - Phi^-1(i / (N + 1)))^2,   y_k = ((x - mu) / (sg(sigma) + eps)) w_k
 
-    (Wu, Balestriero & Levine, 2026: the scale term of the authors' project page; the shape term is the
-    squared sliced 2-Wasserstein distance of the standardised batch to N(0, I) along the K unit directions
-    w_k of ``directions`` (D, K), `random_slices`, each 1-D distance in closed form by sorting; see
-    zoo/methods/visreg.py for what the paper's text could not confirm.) ``detach_std``: the shape term
-    divides by sigma held constant (stop-gradient), so that only the scale term acts on the scale."""
+    (Wu, Balestriero & Levine, 2026, Algorithm 1: the scale, shape and centring terms, Eqs. 1, 5 and 6, the
+    shape term on the batch standardised by its standard deviation under a stop-gradient plus ``eps``,
+    Eq. 2. The shape term is the squared sliced 2-Wasserstein distance to N(0, I) along the K unit
+    directions w_k of ``directions`` (D, K), `random_slices`, each 1-D distance in closed form by sorting
+    against fixed standard-normal quantiles.) ``detach_std=False`` lets the shape term's gradient through
+    sigma as well. The variance is floored at the dtype's smallest normal number before its square root,
+    so an exactly collapsed feature has a zero, not a NaN, gradient through sigma."""
     if x.ndim < 2 or directions.ndim != 2 or directions.shape[0] != x.shape[-1]:
         raise ZooError(f"visreg_terms needs x (..., n, D) and directions (D, K), got {tuple(x.shape)} "
                        f"and {tuple(directions.shape)}")
     x = gather(x, dim=-2)
     mean = x.mean(dim=-2, keepdim=True)
-    std = feature_std(x, eps).unsqueeze(-2)  # (..., 1, D)
+    centred = x - mean
+    std = centred.square().mean(dim=-2, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny).sqrt()  # (..., 1, D)
     scale = (1 - std).square().mean(dim=(-2, -1))
     centre = mean.square().mean(dim=(-2, -1))
-    standardised = (x - mean) / (std.detach() if detach_std else std)
+    standardised = centred / ((std.detach() if detach_std else std) + eps)
     projections = (standardised @ directions.to(x.dtype)).sort(dim=-2).values  # (..., N, K)
     quantiles = gaussian_quantiles(x.shape[-2], device=x.device, dtype=x.dtype).unsqueeze(-1)
     shape = (projections - quantiles).square().mean(dim=(-2, -1))
@@ -160,7 +163,7 @@ def visreg_loss(
     *views: Tensor,
     global_views: int,
     directions: Tensor,
-    lambd: float = 0.5,
+    lambd: float = 0.9,
     scale: float = 1.0,
     shape: float = 1.0,
     centre: float = 1.0,
@@ -175,8 +178,9 @@ def visreg_loss(
         L = (1 - lambd) mean_{v, i, d} (c_id - z_vid)^2
           + lambd mean_v (scale L_scale(z_v) + shape L_shape(z_v) + centre L_centre(z_v))
 
-    ``views``: one (n, D) tensor per crop, the ``global_views`` global crops first. ``return_parts=True``:
-    also ``{"prediction", "scale", "shape", "centre"}``, the terms as weighted in L (they sum to it)."""
+    (the paper's Algorithm 1 and Eq. 8, whose lambd is 0.9 on ImageNet-1K). ``views``: one (n, D) tensor per
+    crop, the ``global_views`` global crops first. ``return_parts=True``: also ``{"prediction", "scale",
+    "shape", "centre"}``, the terms as weighted in L (they sum to it)."""
     check_views(views, "visreg_loss")
     if not 1 <= global_views <= len(views) or not 0 <= lambd <= 1:
         raise ZooError(f"visreg_loss needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "

@@ -118,6 +118,9 @@ LINEAR |= {
     "imagenet-100/lejepa": probe("LP-LEJEPA", "frozen", 100, 256, "adam", 1e-3, 1e-6, "cosine"),
     "imagenet-100/lejepa_vit_small": probe("LP-LEJEPA", "frozen", 100, 256, "adam", 1e-3, 1e-6, "cosine"),
 }
+# FB Barlow Twins' evaluate.py, copied as Mixed Barlow Twins' evaluate_imagenet.py (--lr-classifier 0.3) and Zero-CL's
+# ImageNet-100/evaluate.py (its defaults): LP-FB-BT.
+LINEAR |= {name: LINEAR["imagenet/barlow_twins"] for name in ("imagenet/mix_bt", "imagenet-100/zero_cl_official")}
 RECIPES = {f"linear/{k}": v for k, v in LINEAR.items()}
 EXPERIMENTS = REPO / "zoo" / "configs" / "experiment"
 PRETRAIN_RECIPES = sorted(str(p.relative_to(EXPERIMENTS))[:-5] for p in EXPERIMENTS.rglob("*.yaml"))

@@ -215,6 +215,11 @@ class RecipeConfig:
     # The paper's numbers for zoo.report: {protocol, top1, top5, knn, source, and what a run must match}
     targets: list[dict] = field(default_factory=list)
     no_target: str | None = None  # why a recipe has no target
+    # Its linear evaluation: scripts/linear/<recipe.name>.sh, else the <dataset>/<name> of the linear script that
+    # evaluates it (a variant evaluated as its base, as the tables' rows run it), else why it has none (no zoo
+    # protocol is the paper's). tests/recipes/test_linear_coverage.py holds every recipe to one of the three.
+    linear_script: str | None = None
+    no_linear_script: str | None = None
 
 
 @dataclass

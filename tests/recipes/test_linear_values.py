@@ -124,6 +124,10 @@ OFFICIAL |= {
     "imagenet-100/lejepa_vit_small": ("Adam", cosine_lr(1e-3, 100), None, 1e-6, 256, 100, None),
     # SwAV eval_linear.py defaults: lr 0.3, wd 1e-6, CosineAnnealingLR(100, eta_min=final_lr 0), batch 32 x 8 GPUs
     "imagenet/swav_multicrop_ep100": ("SGD", cosine_lr(0.3, 100), None, 1e-6, 32 * 8, 100, None),
+    # mix-bt evaluate_imagenet.py --lr-classifier 0.3 (scripts-linear-resnet50/imagenet_sup.sh) and Zero-CL
+    # ImageNet-100/evaluate.py defaults: FB Barlow Twins' evaluate.py, SGD momentum 0.9, CosineAnnealingLR(100) per epoch
+    "imagenet/mix_bt": ("SGD", cosine_lr(0.3, 100), None, 1e-6, 256, 100, None),
+    "imagenet-100/zero_cl_official": ("SGD", cosine_lr(0.3, 100), None, 1e-6, 256, 100, None),
 }
 
 # The images a frozen / finetune probe sees, from its source: the training RandomResizedCrop (size, scale,

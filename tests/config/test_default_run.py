@@ -55,6 +55,7 @@ def _run_values(overrides):
 # Default runs changed on purpose since the snapshot, and why.
 CHANGED_SINCE = {
     "zero_cl": "its class defaults became Sherrylone/Zero-CL's own (they were winci-ai/CW-RGP's re-implementation)",
+    "t_regs": "its default run takes beta 10 / 512 (it collapsed with the class's 10: zoo/configs/embedded/t_regs.yaml)",
 }
 
 

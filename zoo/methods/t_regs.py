@@ -26,8 +26,9 @@ class TREGS(Method):
 
     - the three terms, one tree and one sphere term per view (T-REG(Z) + T-REG(Z'), not one tree of both views), on
       the projector's raw outputs (not normalised: the sphere term is what keeps their norms near 1), beta 10,
-      gamma 0.2, lambda 8e-4: the project page's formula and weights (the paper's abstract and introduction name
-      the same terms: view invariance, the MST length, a soft sphere constraint);
+      gamma 0.2, lambda 8e-4: the project page's formula and weights (the paper's abstract names the tree's length;
+      a summary of the paper, arxivlens.com, the three terms: view invariance, the MST length, a soft sphere
+      constraint);
     - the projector 8192-8192-8192 (BatchNorm + ReLU between, no last bias) and the optimiser (LARS, lr 0.2 x
       batch/256, weight decay 1e-6, biases and norms not adapted; zoo.config.FB_LARS): VICReg's official ones
       (facebookresearch/vicreg main_vicreg.py), the method whose variance and covariance terms T-REG takes the place

@@ -57,6 +57,7 @@ CHANGED_SINCE = {
     "zero_cl": "its class defaults became Sherrylone/Zero-CL's own (they were winci-ai/CW-RGP's re-implementation)",
     "visreg": "its loss and class defaults became the paper's (population sigma, eps on sg(sigma), lambd 0.9, 2048 slices, "
               "a 256-d GELU projector, lr 9e-4), as cited by number in lightly-ai/lightly; they were guesses from the abstract",
+    "t_regs": "its default run takes beta 10 / 512 (it collapsed with the class's 10: zoo/configs/embedded/t_regs.yaml)",
 }
 
 

@@ -173,6 +173,13 @@ OFFICIAL = {
                  "per_device_norm": True},
                 {"name": "lars_fb", "lr": 0.3, "weight_decay": 1e-6, "lars_eta": 0.02, "lars_clip": False,
                  "exclude_bias_and_norm": True, "bias_lr_factor": pytest.approx(0.0048 / 0.3)}),
+    # No authors' code: the paper's beta, rho and projector as lightly-ai/lightly quotes them (lightly/loss/tico_loss.py
+    # TiCoLoss, lightly/models/modules/heads.py TiCoProjectionHead), the rest lightly's benchmark.
+    "tico": ("lightly-ai/lightly lightly/loss/tico_loss.py, heads.py TiCoProjectionHead, benchmarks/imagenet/resnet50/tico.py",
+             {"proj_hidden": [4096], "proj_out": 256, "proj_hidden_bias": False, "beta": 0.9, "rho": 8.0,
+              "batch_cov_grad": False, "momentum_base": 0.99, "momentum_final": 1.0},
+             {"name": "lars", "lr": 0.2, "weight_decay": 1.5e-6, "lars_eta": 0.001, "lars_clip": False,
+              "exclude_bias_and_norm": True}),
     "wmse": ("htdt/self-supervised cfg.py and README (CIFAR)",
              {"proj_hidden": [1024], "proj_out": 64, "w_size": 128, "w_iter": 1},
              {"name": "adam", "lr": 3e-3, "scale_lr": False, "weight_decay": 1e-6}),

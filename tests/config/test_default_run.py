@@ -58,6 +58,7 @@ CHANGED_SINCE = {
     "visreg": "its loss and class defaults became the paper's (population sigma, eps on sg(sigma), lambd 0.9, 2048 slices, "
               "a 256-d GELU projector, lr 9e-4), as cited by number in lightly-ai/lightly; they were guesses from the abstract",
     "t_regs": "its default run takes beta 10 / 512 (it collapsed with the class's 10: zoo/configs/embedded/t_regs.yaml)",
+    "mix_bt": "zoo/configs/embedded/mix_bt.yaml: a tenth of the official Adam lr and a quarter of its mixup weight (collapsed)",
 }
 
 

@@ -77,11 +77,17 @@ def sigreg_loss(x: Tensor, directions: Tensor, *, t_max: float = 3.0, points: in
     return epps_pulley(x @ directions.to(x.dtype), t_max=t_max, points=points).mean()
 
 
-def _centroid_prediction(z: Tensor, global_views: int) -> Tensor:
-    """mean over the views v, the global batch i and the features d of (c_id - z_vid)^2, z (V, n, D) and
-    c the mean of the first ``global_views`` views (gradients flow through it)."""
+def _centroid_prediction(views: tuple[Tensor, ...], global_views: int, lambd: float, name: str) -> tuple[Tensor, Tensor]:
+    """The JEPA views checked and stacked, z (V, n, D), and the prediction term of loss ``name``:
+    (1 - lambd) x the mean over the views v, the global batch i and the features d of (c_id - z_vid)^2, with c
+    the mean of the first ``global_views`` views (gradients flow through it)."""
+    check_views(views, name)
+    if not 1 <= global_views <= len(views) or not 0 <= lambd <= 1:
+        raise ZooError(f"{name} needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "
+                       f"got {global_views} and {lambd}")
+    z = torch.stack(views)
     centroid = z[:global_views].mean(dim=0)
-    return global_mean((centroid - z).square().mean(dim=(0, 2)))
+    return z, (1 - lambd) * global_mean((centroid - z).square().mean(dim=(0, 2)))
 
 
 @float32_math
@@ -106,12 +112,7 @@ def lejepa_loss(
     two terms as weighted in L. rbalestr-lab/lejepa MINIMAL.md (``inv_loss``, ``sigreg_loss``, their
     weighting by ``lamb``); the centroid of the global views only is the paper's multi-crop form.
     """
-    check_views(views, "lejepa_loss")
-    if not 1 <= global_views <= len(views) or not 0 <= lambd <= 1:
-        raise ZooError(f"lejepa_loss needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "
-                       f"got {global_views} and {lambd}")
-    z = torch.stack(views)
-    prediction = (1 - lambd) * _centroid_prediction(z, global_views)
+    z, prediction = _centroid_prediction(views, global_views, lambd, "lejepa_loss")
     sigreg = lambd * sigreg_loss(z, directions, t_max=t_max, points=points)
     return total_or_parts((prediction + sigreg, {"prediction": prediction, "sigreg": sigreg}), return_parts)
 
@@ -181,13 +182,9 @@ def visreg_loss(
     (the paper's Algorithm 1 and Eq. 8, whose lambd is 0.9 on ImageNet-1K). ``views``: one (n, D) tensor per
     crop, the ``global_views`` global crops first. ``return_parts=True``: also ``{"prediction", "scale",
     "shape", "centre"}``, the terms as weighted in L (they sum to it)."""
-    check_views(views, "visreg_loss")
-    if not 1 <= global_views <= len(views) or not 0 <= lambd <= 1:
-        raise ZooError(f"visreg_loss needs 1 <= global_views <= {len(views)} and 0 <= lambd <= 1, "
-                       f"got {global_views} and {lambd}")
-    z = torch.stack(views)
+    z, prediction = _centroid_prediction(views, global_views, lambd, "visreg_loss")
     scale_term, shape_term, centre_term = visreg_terms(z, directions, eps=eps, detach_std=detach_std)
-    parts = {"prediction": (1 - lambd) * _centroid_prediction(z, global_views), "scale": lambd * scale * scale_term,
+    parts = {"prediction": prediction, "scale": lambd * scale * scale_term,
              "shape": lambd * shape * shape_term, "centre": lambd * centre * centre_term}
     total = parts["prediction"] + parts["scale"] + parts["shape"] + parts["centre"]
     return total_or_parts((total, parts), return_parts)

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import shutil
 
 import pytest
 import torch
@@ -30,7 +31,9 @@ def root_logging_restored():
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("detection")
+    root = tmp_path_factory.mktemp("detection")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # about 0.6 GB of checkpoints, kept only while the module runs
 
 
 @pytest.fixture(scope="module")

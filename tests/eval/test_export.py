@@ -5,6 +5,7 @@ or backbone the target cannot take is one line."""
 import hashlib
 import json
 import pickle
+import shutil
 
 import numpy as np
 import pytest
@@ -60,7 +61,8 @@ def checkpoints(tmp_path_factory):
             made[name] = write_zoo_checkpoint(root / name / "checkpoints" / "last.ckpt", BACKBONES[name][0])
         return made[name]
 
-    return checkpoint
+    yield checkpoint
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def export(ckpt, target, out, capsys):

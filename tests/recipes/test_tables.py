@@ -4,6 +4,7 @@ step and prints its table; the submitit launcher's SLURM jobs (to a stand-in sba
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,7 +188,8 @@ def tiny_table(tmp_path_factory):
     rows = [{"recipe": "imagenet/intl", "protocols": ["imagenet/intl"], "detection": "cpu_smoke"},
             {"recipe": "imagenet-100/barlow_twins", "overrides": ["backbone.name=resnet18"], "protocols": ["imagenet-100/barlow_twins"]}]
     (root / "table.yaml").write_text(yaml.safe_dump({"title": "two rows", "rows": rows}))
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # the table's runs: about 0.7 GB, kept only while the module runs
 
 
 def tiny_arguments(root, *extra):

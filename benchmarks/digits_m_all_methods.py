@@ -49,8 +49,10 @@ HEADERS = ["method", "k-NN top-1", "linear top-1 (LP-SMALL)", "backbone effectiv
 
 
 def run(script, *args):
-    """Run an entry point; its last `error:` line (or exit status) as the failure, None when it succeeds."""
-    done = subprocess.run([sys.executable, str(REPO / script), *args], cwd=REPO, stdout=subprocess.DEVNULL,
+    """Run an entry point (a script of the repository, or `-m module`); its last `error:` line (or exit status) as
+    the failure, None when it succeeds."""
+    target = ["-m", script.removeprefix("-m ")] if script.startswith("-m ") else [str(REPO / script)]
+    done = subprocess.run([sys.executable, *target, *args], cwd=REPO, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True, check=False)
     if done.returncode == 0:
         return None

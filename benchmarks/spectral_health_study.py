@@ -14,13 +14,17 @@ Analysis over the finished runs (the untrained and raw-pixel controls are not ru
 - selection within each method (runs that differ only in hyper-parameters or seed): the points of linear top-1
   lost by keeping the run the metric ranks first instead of the best run by labels, the mean over methods,
   beside the control of a uniformly random pick (its expected loss) and k-NN's pick (which uses labels);
-- one scatter plot a metric (metric against linear top-1, collapsed runs marked).
+- one scatter plot a metric (metric against linear top-1, collapsed runs marked);
+- each method's picks: the run the labels pick beside the run each main metric picks, with their accuracies.
+LiDAR is measured twice: online (pretraining's validation, 16 images x 2 views, cheap) and, with
+`--offline-lidar N`, offline as the paper measures it (`python -m zoo.health`: 1000 images x 50 views, written to
+<run>/health/health.json; several CPU-minutes a run, so at most N runs that lack it are measured per call).
 alpha-ReQ is scored by its closeness to 1 (Agrawal et al. 2022: accuracy peaks near alpha = 1 and falls on both
 sides); every other metric by its value (higher predicts better), except the projector's mean absolute
 off-diagonal correlation (lower).
 
     python benchmarks/spectral_health_study.py --out /path/to/digits_m-bench [--seeds 0 1] [--max-runs 10]
-        [--plan] [--analyse-only] [--report docs/spectral_health] [-- extra pretraining overrides]
+        [--plan] [--analyse-only] [--offline-lidar 8] [--report docs/spectral_health] [-- extra pretraining overrides]
 """
 
 import argparse
@@ -32,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import compose_config, cores, cpu_model, markdown_table
-from digits_m_all_methods import measure
+from digits_m_all_methods import measure, run
 
 from zoo.registry import method_names
 
@@ -45,6 +49,8 @@ METRICS = [
     ("projector_effective_rank", "effective rank, projector", 1),
     ("lidar", "LiDAR, backbone", 1),
     ("projector_lidar", "LiDAR, projector", 1),
+    ("offline_lidar", "LiDAR 1000x50 offline, backbone", 1),
+    ("offline_projector_lidar", "LiDAR 1000x50 offline, projector", 1),
     ("alpha_req", "alpha-ReQ, backbone (closeness to 1)", "alpha"),
     ("projector_alpha_req", "alpha-ReQ, projector (closeness to 1)", "alpha"),
     ("projector_offdiag_correlation", "mean abs off-diagonal correlation, projector", -1),
@@ -53,6 +59,10 @@ METRICS = [
     ("stage3/rankme", "RankMe, stage 3", 1),
     ("knn_top1", "k-NN top-1 (uses labels)", 1),
 ]
+# python -m zoo.health's names of the offline LiDAR (health.json's "metrics") -> the study's
+OFFLINE = {"lidar": "offline_lidar", "projector_lidar": "offline_projector_lidar"}
+# The metrics whose pick each method's row of the picks table shows.
+PICKED = ["projector_rankme", "projector_effective_rank", "alpha_req", "projector_min_std", "offline_lidar", "knn_top1"]
 CONTROL_ROWS = ("untrained", "raw pixels")
 LR_FACTORS = (0.1, 3.0)
 # The family's own knobs, each a variant of that method's default run (names are the methods' config fields).
@@ -99,9 +109,17 @@ def run_dir(out, method, variant, seed):
     return out / (f"{method}-seed{seed}" if variant == "default" else f"{method}@{variant}-seed{seed}")
 
 
-def collect(out, runs, base_overrides, max_new):
-    """Every planned run's row: summaries read where they exist, at most `max_new` runs trained."""
-    rows, new = [], 0
+def offline_health(folder, data_overrides):
+    """python -m zoo.health on a finished run's last checkpoint at the paper's LiDAR setting (its defaults), into
+    <run>/health: None, or the `error:` line it stopped with."""
+    return run("-m zoo.health", "--ckpt", str(folder / "checkpoints" / "last.ckpt"), "--out", str(folder / "health"),
+               *data_overrides)
+
+
+def collect(out, runs, base_overrides, max_new, max_offline=0):
+    """Every planned run's row: summaries read where they exist, at most `max_new` runs trained and at most
+    `max_offline` finished runs measured offline (`offline_health`)."""
+    rows, new, offline = [], 0, 0
     for method, variant, overrides, seed in runs:
         folder = run_dir(out, method, variant, seed)
         if not (folder / "benchmark.json").exists():
@@ -117,6 +135,14 @@ def collect(out, runs, base_overrides, max_new):
             summary = json.loads((folder / "summary.json").read_text())
             row.update({key: summary.get(key) for key, _, _ in METRICS})
             row["collapsed"] = bool(summary.get("collapsed"))
+            health = folder / "health" / "health.json"
+            if not health.exists() and offline < max_offline:
+                offline += 1
+                failed = offline_health(folder, [o for o in base_overrides if o.startswith("data.")])
+                print(f"{method} {variant} seed {seed}: offline LiDAR " + (failed or "measured"), file=sys.stderr)
+            if health.exists():
+                measured = json.loads(health.read_text())["metrics"]
+                row.update({ours: measured.get(theirs) for theirs, ours in OFFLINE.items()})
         rows.append(row)
     return rows
 
@@ -183,6 +209,37 @@ def analyse(rows):
     return table
 
 
+def picks(rows):
+    """Per method with 2+ finished runs: the run the labels pick and the run each of PICKED picks, as
+    {"method", "runs", "best": (variant, seed, top-1), key: (variant, seed, top-1) or None}."""
+    by_method = {}
+    for r in rows:
+        if not r["failed"] and r["linear_top1"] is not None:
+            by_method.setdefault(r["method"], []).append(r)
+    signs = {key: sign for key, _, sign in METRICS}
+    table = []
+    for method, group in sorted(by_method.items()):
+        if len(group) < 2:
+            continue
+        entry = {"method": method, "runs": len(group)}
+        for key, pick_by in [("best", lambda r: r["linear_top1"])] + [(k, lambda r, k=k: score(r, k, signs[k])) for k in PICKED]:
+            scored = [r for r in group if pick_by(r) is not None]
+            best = max(scored, key=pick_by) if len(scored) >= 2 else None
+            entry[key] = (best["variant"], best["seed"], best["linear_top1"]) if best else None
+        table.append(entry)
+    return table
+
+
+def picks_markdown(table):
+    labels = {key: label for key, label, _ in METRICS}
+
+    def pick(value):
+        return "-" if value is None else f"{value[0]} s{value[1]}: {value[2]:.3f}"
+
+    return markdown_table(["method", "runs", "best by labels", *(f"{labels[k]} picks" for k in PICKED)],
+                          [[t["method"], t["runs"], pick(t["best"]), *(pick(t[k]) for k in PICKED)] for t in table])
+
+
 def cell(value, digits=2):
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -233,7 +290,10 @@ def main():
     parser.add_argument("--max-runs", type=int, default=10**9, help="train at most this many new runs, then analyse")
     parser.add_argument("--plan", action="store_true", help="print the planned runs and stop")
     parser.add_argument("--analyse-only", action="store_true", help="train nothing: analyse the finished runs")
-    parser.add_argument("--report", type=Path, help="write table.md, rows.json and scatter.png into this folder")
+    parser.add_argument("--offline-lidar", type=int, default=0, metavar="N",
+                        help="measure LiDAR offline at the paper's 1000 x 50 (python -m zoo.health) for at most N "
+                        "finished runs that lack it")
+    parser.add_argument("--report", type=Path, help="write table.md, picks.md, rows.json and scatter.png into this folder")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every pretraining run")
     args = parser.parse_args()
     methods = args.methods or method_names()
@@ -247,17 +307,20 @@ def main():
         print(f"{len(runs)} runs")
         return
     out = args.out.resolve()
-    rows = collect(out, runs, args.overrides, 0 if args.analyse_only else args.max_runs)
+    rows = collect(out, runs, args.overrides, 0 if args.analyse_only else args.max_runs, args.offline_lidar)
     finished = [r for r in rows if not r["failed"]]
     print(f"spectral_health_study: {cpu_model()}, {cores()} cores; {len(finished)} finished runs of {len(runs)} planned "
           f"({len(rows) - len(finished)} failed), {len({r['method'] for r in finished})} methods, "
           f"{sum(bool(r.get('collapsed')) for r in finished)} collapsed")
-    table = analyse(rows)
+    table, chosen = analyse(rows), picks(rows)
     print(markdown(table))
+    print(f"\nEach method's picks (variant, seed: linear top-1):\n{picks_markdown(chosen)}")
     if args.report:
         args.report.mkdir(parents=True, exist_ok=True)
         (args.report / "table.md").write_text(markdown(table) + "\n")
-        (args.report / "rows.json").write_text(json.dumps({"cpu": cpu_model(), "rows": rows, "table": table}, indent=1))
+        (args.report / "picks.md").write_text(picks_markdown(chosen) + "\n")
+        (args.report / "rows.json").write_text(json.dumps({"cpu": cpu_model(), "rows": rows, "table": table,
+                                                           "picks": chosen}, indent=1))
         scatter(rows, args.report / "scatter.png")
 
 

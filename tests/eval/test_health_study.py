@@ -89,3 +89,36 @@ def test_analyse_only_reads_finished_runs_and_writes_the_report(study, tmp_path,
     assert (tmp_path / "report" / "scatter.png").stat().st_size > 10_000
     assert "| k-NN top-1 (uses labels) |" in (tmp_path / "report" / "table.md").read_text()
     assert not any(math.isnan(t["spearman"]) for t in report["table"] if t["spearman"] is not None)
+
+
+def test_each_methods_picks_name_the_run_the_labels_and_each_metric_keep(study):
+    rows = [row("m", 0.5, projector_rankme=10.0, alpha_req=3.0), row("m", 0.3, variant="lr0.03", projector_rankme=20.0, alpha_req=1.1),
+            row("m", 0.1, seed=1, projector_rankme=5.0, alpha_req=None), row("n", 0.4, projector_rankme=1.0)]
+    (m,) = study.picks(rows)  # n has one run: nothing to pick from
+    assert (m["method"], m["runs"], m["best"]) == ("m", 3, ("default", 0, 0.5))
+    assert m["projector_rankme"] == ("lr0.03", 0, 0.3) and m["alpha_req"] == ("lr0.03", 0, 0.3)
+    assert m["offline_lidar"] is None  # measured on no run
+    assert "| m | 3 | default s0: 0.500 | lr0.03 s0: 0.300 |" in study.picks_markdown([m])
+
+
+def test_offline_lidar_measures_at_most_n_runs_with_the_papers_setting_and_is_read_back(study, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    for seed, linear in ((0, 0.4), (1, 0.2)):
+        fake_run(runs / f"intl-seed{seed}", linear, rankme=10.0, lidar=3.0)
+    calls = []
+
+    def zoo_health(script, *args):
+        calls.append((script, *args))
+        out = Path(args[args.index("--out") + 1])
+        out.mkdir()
+        (out / "health.json").write_text(json.dumps({"metrics": {"lidar": 50.0, "projector_lidar": 70.0}}))
+
+    monkeypatch.setattr(study, "run", zoo_health)
+    plan = [("intl", "default", [], 0), ("intl", "default", [], 1)]
+    rows = study.collect(runs, plan, ["data.root=/cache", "trainer.max_steps=2"], max_new=0, max_offline=1)
+    assert calls == [("-m zoo.health", "--ckpt", str(runs / "intl-seed0" / "checkpoints" / "last.ckpt"), "--out",
+                      str(runs / "intl-seed0" / "health"), "data.root=/cache")]  # no --samples/--views: its defaults, 1000 x 50
+    assert (rows[0]["offline_lidar"], rows[0]["offline_projector_lidar"], rows[0]["lidar"]) == (50.0, 70.0, 3.0)
+    assert rows[1]["offline_lidar"] is None  # the second run is over the budget: missing, not measured
+    again = study.collect(runs, plan, ["data.root=/cache"], max_new=0, max_offline=0)
+    assert again[0]["offline_lidar"] == 50.0 and len(calls) == 1

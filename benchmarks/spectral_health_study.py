@@ -11,11 +11,12 @@ so a cut study resumes where it stopped (`--max-runs N` runs at most N new ones,
 Analysis over the finished runs (the untrained and raw-pixel controls are not runs of a method and are left out):
 - every metric's Spearman and Kendall correlation with linear top-1 over all runs, and over the collapsed ones
   (summary.json's `collapsed`: backbone effective rank under 2 or output std x sqrt(D) under 0.1);
-- selection within each method (runs that differ only in hyper-parameters or seed): the points of linear top-1
-  lost by keeping the run the metric ranks first instead of the best run by labels, the mean over methods,
-  beside the control of a uniformly random pick (its expected loss) and k-NN's pick (which uses labels);
+- selection of hyper-parameters: within each group of runs of one method and one seed that differ only in
+  hyper-parameters, the points of linear top-1 lost by keeping the run the metric ranks first instead of the
+  best run by labels, the mean over groups, beside the control of a uniformly random pick (its expected loss)
+  and k-NN's pick (which uses labels);
 - one scatter plot a metric (metric against linear top-1, collapsed runs marked);
-- each method's picks: the run the labels pick beside the run each main metric picks, with their accuracies.
+- each group's picks: the variant the labels pick beside the variant each main metric picks, with accuracies.
 LiDAR is measured twice: online (pretraining's validation, 16 images x 2 views, cheap) and, with
 `--offline-lidar N`, offline as the paper measures it (`python -m zoo.health`: 1000 images x 50 views, written to
 <run>/health/health.json; several CPU-minutes a run, so at most N runs that lack it are measured per call).
@@ -167,14 +168,22 @@ def rank_correlations(pairs):
     return float(spearmanr(x, y).statistic), float(kendalltau(x, y).statistic)
 
 
+def hyper_parameter_groups(rows):
+    """{(method, seed): its finished runs} for the groups of 2+ runs: the hyper-parameter variants one seed of a
+    method trained, among which a metric should pick the best (between seeds of one setting a pick is luck)."""
+    groups = {}
+    for r in rows:
+        if not r["failed"] and r["linear_top1"] is not None:
+            groups.setdefault((r["method"], r["seed"]), []).append(r)
+    return {key: group for key, group in sorted(groups.items()) if len(group) >= 2}
+
+
 def selection_loss(rows, key, sign):
-    """Mean over methods (with 2+ finished runs) of the linear top-1 points lost by keeping the run the metric
-    ranks first instead of the best run: (metric's loss, a uniformly random pick's expected loss, methods)."""
-    by_method = {}
-    for row in rows:
-        by_method.setdefault(row["method"], []).append(row)
+    """Mean over hyper-parameter groups (`hyper_parameter_groups`) of the linear top-1 points lost by keeping the
+    run the metric ranks first instead of the best run: (metric's loss, a uniformly random pick's expected loss,
+    groups)."""
     lost, random_lost = [], []
-    for group in by_method.values():
+    for group in hyper_parameter_groups(rows).values():
         scored = [(score(r, key, sign), r["linear_top1"]) for r in group]
         scored = [(s, acc) for s, acc in scored if s is not None]
         if len(scored) < 2:
@@ -205,27 +214,21 @@ def analyse(rows):
         table.append({"metric": label, "key": key, "runs": len(pairs), "missing": missing, "spearman": rho,
                       "kendall": tau, "collapsed_runs": len(collapsed), "spearman_collapsed": rho_c,
                       "kendall_collapsed": tau_c, "selection_loss": lost, "random_pick_loss": random_lost,
-                      "methods": groups})
+                      "groups": groups})
     return table
 
 
 def picks(rows):
-    """Per method with 2+ finished runs: the run the labels pick and the run each of PICKED picks, as
-    {"method", "runs", "best": (variant, seed, top-1), key: (variant, seed, top-1) or None}."""
-    by_method = {}
-    for r in rows:
-        if not r["failed"] and r["linear_top1"] is not None:
-            by_method.setdefault(r["method"], []).append(r)
+    """Per hyper-parameter group (`hyper_parameter_groups`): the variant the labels pick and the variant each of
+    PICKED picks, as {"method", "seed", "runs", "best": (variant, top-1), key: (variant, top-1) or None}."""
     signs = {key: sign for key, _, sign in METRICS}
     table = []
-    for method, group in sorted(by_method.items()):
-        if len(group) < 2:
-            continue
-        entry = {"method": method, "runs": len(group)}
+    for (method, seed), group in hyper_parameter_groups(rows).items():
+        entry = {"method": method, "seed": seed, "runs": len(group)}
         for key, pick_by in [("best", lambda r: r["linear_top1"])] + [(k, lambda r, k=k: score(r, k, signs[k])) for k in PICKED]:
             scored = [r for r in group if pick_by(r) is not None]
             best = max(scored, key=pick_by) if len(scored) >= 2 else None
-            entry[key] = (best["variant"], best["seed"], best["linear_top1"]) if best else None
+            entry[key] = (best["variant"], best["linear_top1"]) if best else None
         table.append(entry)
     return table
 
@@ -234,10 +237,11 @@ def picks_markdown(table):
     labels = {key: label for key, label, _ in METRICS}
 
     def pick(value):
-        return "-" if value is None else f"{value[0]} s{value[1]}: {value[2]:.3f}"
+        return "-" if value is None else f"{value[0]}: {value[1]:.3f}"
 
-    return markdown_table(["method", "runs", "best by labels", *(f"{labels[k]} picks" for k in PICKED)],
-                          [[t["method"], t["runs"], pick(t["best"]), *(pick(t[k]) for k in PICKED)] for t in table])
+    return markdown_table(["method", "seed", "runs", "best by labels", *(f"{labels[k]} picks" for k in PICKED)],
+                          [[t["method"], t["seed"], t["runs"], pick(t["best"]), *(pick(t[k]) for k in PICKED)]
+                           for t in table])
 
 
 def cell(value, digits=2):
@@ -246,11 +250,11 @@ def cell(value, digits=2):
 
 def markdown(table):
     headers = ["metric", "runs", "Spearman", "Kendall", "collapsed runs", "Spearman (collapsed)",
-               "points lost picking by it", "points lost, random pick", "methods"]
+               "points lost picking by it", "points lost, random pick", "groups"]
     return markdown_table(headers, [
         [t["metric"], t["runs"] if not t["missing"] else f"{t['runs']} ({t['missing']} missing)", cell(t["spearman"]),
          cell(t["kendall"]), t["collapsed_runs"], cell(t["spearman_collapsed"]), cell(t["selection_loss"], 1),
-         cell(t["random_pick_loss"], 1), t["methods"]]
+         cell(t["random_pick_loss"], 1), t["groups"]]
         for t in table])
 
 
@@ -314,7 +318,7 @@ def main():
           f"{sum(bool(r.get('collapsed')) for r in finished)} collapsed")
     table, chosen = analyse(rows), picks(rows)
     print(markdown(table))
-    print(f"\nEach method's picks (variant, seed: linear top-1):\n{picks_markdown(chosen)}")
+    print(f"\nEach hyper-parameter group's picks (variant: linear top-1):\n{picks_markdown(chosen)}")
     if args.report:
         args.report.mkdir(parents=True, exist_ok=True)
         (args.report / "table.md").write_text(markdown(table) + "\n")

@@ -41,14 +41,17 @@ def test_every_variant_names_a_registered_method_and_a_field_of_its_config(study
 
 def test_rank_statistics_and_selection_loss_of_known_runs(study):
     # a: rises with accuracy (Spearman 1); b: falls with it (-1); alpha: 1 at the best run
-    rows = [row("m", 0.5, rankme=10.0, lidar=1.0, alpha_req=1.0), row("m", 0.3, seed=1, rankme=5.0, lidar=2.0, alpha_req=1.4),
-            row("m", 0.1, seed=2, rankme=1.0, lidar=3.0, alpha_req=0.2, collapsed=True),
-            row("n", 0.4, rankme=float("nan"), lidar=1.0, alpha_req=0.9), row("n", 0.2, seed=1, rankme=None, lidar=2.0, alpha_req=3.0)]
-    table = study.analyse(rows)
+    rows = [row("m", 0.5, rankme=10.0, lidar=1.0, alpha_req=1.0), row("m", 0.3, variant="a", rankme=5.0, lidar=2.0, alpha_req=1.4),
+            row("m", 0.1, variant="b", rankme=1.0, lidar=3.0, alpha_req=0.2, collapsed=True),
+            row("n", 0.4, rankme=float("nan"), lidar=1.0, alpha_req=0.9), row("n", 0.2, variant="a", rankme=None, lidar=2.0, alpha_req=3.0),
+            row("n", 0.9, seed=1, rankme=0.0, lidar=0.0, alpha_req=9.0)]  # another seed: not a hyper-parameter to pick
+    table = study.analyse(rows[:-1])
+    assert study.analyse(rows)[1:] != table[1:]  # the last run counts in the correlations ...
+    assert [t["selection_loss"] for t in study.analyse(rows)] == [t["selection_loss"] for t in table]  # ... not in a pick
     rankme, lidar, alpha = by_key(table, "rankme"), by_key(table, "lidar"), by_key(table, "alpha_req")
     assert (rankme["runs"], rankme["missing"]) == (3, 2)  # a NaN and a None are missing, never a number
     assert rankme["spearman"] == pytest.approx(1.0) and rankme["kendall"] == pytest.approx(1.0)
-    assert rankme["selection_loss"] == 0.0 and rankme["methods"] == 1  # n has one finite value: no choice to make
+    assert rankme["selection_loss"] == 0.0 and rankme["groups"] == 1  # n has one finite value: no choice to make
     assert rankme["random_pick_loss"] == pytest.approx(100 * (0.5 - 0.3))
     assert lidar["spearman"] == pytest.approx(-9 / math.sqrt(90)) and lidar["runs"] == 5  # tied ranks (1.5,3.5,5,1.5,3.5) against (5,3,1,4,2)
     assert lidar["selection_loss"] == pytest.approx(100 * ((0.5 - 0.1) + (0.4 - 0.2)) / 2)  # picks each method's worst
@@ -93,12 +96,13 @@ def test_analyse_only_reads_finished_runs_and_writes_the_report(study, tmp_path,
 
 def test_each_methods_picks_name_the_run_the_labels_and_each_metric_keep(study):
     rows = [row("m", 0.5, projector_rankme=10.0, alpha_req=3.0), row("m", 0.3, variant="lr0.03", projector_rankme=20.0, alpha_req=1.1),
-            row("m", 0.1, seed=1, projector_rankme=5.0, alpha_req=None), row("n", 0.4, projector_rankme=1.0)]
-    (m,) = study.picks(rows)  # n has one run: nothing to pick from
-    assert (m["method"], m["runs"], m["best"]) == ("m", 3, ("default", 0, 0.5))
-    assert m["projector_rankme"] == ("lr0.03", 0, 0.3) and m["alpha_req"] == ("lr0.03", 0, 0.3)
+            row("m", 0.1, variant="iters8", projector_rankme=5.0, alpha_req=None), row("m", 0.6, seed=1, projector_rankme=1.0),
+            row("n", 0.4, projector_rankme=1.0)]
+    (m,) = study.picks(rows)  # m's seed 1 and n have one run each: nothing to pick from
+    assert (m["method"], m["seed"], m["runs"], m["best"]) == ("m", 0, 3, ("default", 0.5))
+    assert m["projector_rankme"] == ("lr0.03", 0.3) and m["alpha_req"] == ("lr0.03", 0.3)
     assert m["offline_lidar"] is None  # measured on no run
-    assert "| m | 3 | default s0: 0.500 | lr0.03 s0: 0.300 |" in study.picks_markdown([m])
+    assert "| m | 0 | 3 | default: 0.500 | lr0.03: 0.300 |" in study.picks_markdown([m])
 
 
 def test_offline_lidar_measures_at_most_n_runs_with_the_papers_setting_and_is_read_back(study, tmp_path, monkeypatch):

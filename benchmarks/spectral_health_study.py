@@ -95,14 +95,13 @@ def slug(overrides):
 
 
 def plan(methods, seeds, base_overrides=()):
-    """[(method, variant label, overrides, seed)]: every method's default, its lr variants and its own knobs."""
-    runs = []
+    """[(method, variant label, overrides, seed)]: every method's default, its lr variants and its own knobs,
+    seed by seed (a study cut short has whole hyper-parameter groups of every method before a second seed)."""
+    variants = {}
     for method in methods:
         lr = compose_config([f"method={method}", *base_overrides]).optimizer.lr
-        variants = [[]] + [[f"optimizer.lr={lr * factor:.6g}"] for factor in LR_FACTORS] + VARIANTS.get(method, [])
-        for seed in seeds:
-            runs += [(method, slug(v) or "default", v, seed) for v in variants]
-    return runs
+        variants[method] = [[]] + [[f"optimizer.lr={lr * factor:.6g}"] for factor in LR_FACTORS] + VARIANTS.get(method, [])
+    return [(method, slug(v) or "default", v, seed) for seed in seeds for method in methods for v in variants[method]]
 
 
 def run_dir(out, method, variant, seed):

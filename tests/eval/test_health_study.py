@@ -60,6 +60,14 @@ def test_rank_statistics_and_selection_loss_of_known_runs(study):
     assert rankme["collapsed_runs"] == 1 and rankme["spearman_collapsed"] is None  # one run has no ranking
 
 
+def test_the_plan_runs_every_methods_variants_of_one_seed_before_the_next_seed(study):
+    runs = study.plan(["intl", "st"], [0, 1])
+    first = 2 * (1 + len(study.LR_FACTORS)) + len(study.VARIANTS["intl"]) + len(study.VARIANTS["st"])
+    assert {seed for *_, seed in runs[:first]} == {0} and {seed for *_, seed in runs[first:]} == {1}
+    assert ("intl", "lr0.9", ["optimizer.lr=0.9"], 0) in runs and ("st", "p0.25", ["method.p=0.25"], 1) in runs  # INTL's lr 0.3 x 3
+    assert len(runs) == 2 * first
+
+
 def test_the_default_shares_the_embedded_benchmarks_folder_and_variants_have_their_own(study, tmp_path):
     assert study.run_dir(tmp_path, "intl", "default", 1) == tmp_path / "intl-seed1"
     assert study.run_dir(tmp_path, "intl", "iters8", 0) == tmp_path / "intl@iters8-seed0"

@@ -72,7 +72,7 @@ VARIANTS = {
     "intl_m": [["method.iters=1"]],
     "st": [["method.p=0.25"], ["method.p=0.75"]],
     "wmse": [["method.w_size=64"], ["method.proj_out=32"]],
-    "cwrgp": [["method.groups=1"], ["method.proj_out=256"]],
+    "cwrgp": [["method.groups=1"], ["method.proj_out=1024"]],  # 4 groups of 64 channels cannot whiten its 64 samples
     "vicreg": [["method.var=0.0"], ["method.cov=0.0"], ["method.sim=5.0"]],
     "barlow_twins": [["method.lambd=0.05"], ["method.proj_out=512", "method.proj_hidden=[512,512]"]],
     "simclr": [["method.temperature=0.5"], ["method.temperature=0.05"]],

@@ -39,6 +39,21 @@ def test_every_variant_names_a_registered_method_and_a_field_of_its_config(study
                 assert key.startswith("method.") and key.removeprefix("method.") in fields, (method, override)
 
 
+def test_every_variant_passes_its_methods_checks_on_the_default_runs_config(study):
+    """A variant the method refuses (CW-RGP's groups too narrow for its whitening size) would be a planned run that
+    never trains: main_pretrain.py's checks on each composed variant, before any data or model."""
+    from zoo.data import data_spec
+    from zoo.pretrain import check_batch_config
+    from zoo.registry import get_method
+
+    for method, variants in study.VARIANTS.items():
+        for overrides in variants:
+            cfg = study.compose_config([f"method={method}", *overrides])
+            method_cls = get_method(method)
+            method_cls.check_views(len(data_spec(cfg.data).crops))
+            check_batch_config(cfg, method_cls, world_size=1)
+
+
 def test_rank_statistics_and_selection_loss_of_known_runs(study):
     # a: rises with accuracy (Spearman 1); b: falls with it (-1); alpha: 1 at the best run
     rows = [row("m", 0.5, rankme=10.0, lidar=1.0, alpha_req=1.0), row("m", 0.3, variant="a", rankme=5.0, lidar=2.0, alpha_req=1.4),

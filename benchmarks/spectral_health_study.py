@@ -64,7 +64,6 @@ METRICS = [
 OFFLINE = {"lidar": "offline_lidar", "projector_lidar": "offline_projector_lidar"}
 # The metrics whose pick each method's row of the picks table shows.
 PICKED = ["projector_rankme", "projector_effective_rank", "alpha_req", "projector_min_std", "offline_lidar", "knn_top1"]
-CONTROL_ROWS = ("untrained", "raw pixels")
 LR_FACTORS = (0.1, 3.0)
 # The family's own knobs, each a variant of that method's default run (names are the methods' config fields).
 VARIANTS = {
@@ -167,30 +166,41 @@ def rank_correlations(pairs):
     return float(spearmanr(x, y).statistic), float(kendalltau(x, y).statistic)
 
 
+def finished_runs(rows):
+    """The runs that trained and were evaluated (a failed run has no linear top-1)."""
+    return [r for r in rows if not r["failed"] and r["linear_top1"] is not None]
+
+
 def hyper_parameter_groups(rows):
     """{(method, seed): its finished runs} for the groups of 2+ runs: the hyper-parameter variants one seed of a
     method trained, among which a metric should pick the best (between seeds of one setting a pick is luck)."""
     groups = {}
-    for r in rows:
-        if not r["failed"] and r["linear_top1"] is not None:
-            groups.setdefault((r["method"], r["seed"]), []).append(r)
+    for r in finished_runs(rows):
+        groups.setdefault((r["method"], r["seed"]), []).append(r)
     return {key: group for key, group in sorted(groups.items()) if len(group) >= 2}
+
+
+def metric_pick(group, key, sign):
+    """(the run the metric ranks first, the runs it scores) in a group; None when it scores fewer than 2."""
+    scored = [r for r in group if score(r, key, sign) is not None]
+    if len(scored) < 2:
+        return None
+    return max(scored, key=lambda r: score(r, key, sign)), scored
 
 
 def selection_loss(rows, key, sign):
     """Mean over hyper-parameter groups (`hyper_parameter_groups`) of the linear top-1 points lost by keeping the
-    run the metric ranks first instead of the best run: (metric's loss, a uniformly random pick's expected loss,
-    groups)."""
+    run the metric ranks first instead of the best run it scores: (metric's loss, a uniformly random pick's
+    expected loss, groups)."""
     lost, random_lost = [], []
     for group in hyper_parameter_groups(rows).values():
-        scored = [(score(r, key, sign), r["linear_top1"]) for r in group]
-        scored = [(s, acc) for s, acc in scored if s is not None]
-        if len(scored) < 2:
+        chosen = metric_pick(group, key, sign)
+        if chosen is None:
             continue
-        best = max(acc for _, acc in scored)
-        picked = max(scored, key=lambda pair: pair[0])[1]
-        lost.append(100 * (best - picked))
-        random_lost.append(100 * (best - statistics.mean(acc for _, acc in scored)))
+        picked, scored = chosen
+        best = max(r["linear_top1"] for r in scored)
+        lost.append(100 * (best - picked["linear_top1"]))
+        random_lost.append(100 * (best - statistics.mean(r["linear_top1"] for r in scored)))
     if not lost:
         return None, None, 0
     return statistics.mean(lost), statistics.mean(random_lost), len(lost)
@@ -199,7 +209,7 @@ def selection_loss(rows, key, sign):
 def analyse(rows):
     """One table row a metric: n, Spearman and Kendall over all runs and over the collapsed ones, the selection
     loss within methods beside a random pick's."""
-    finished = [r for r in rows if not r["failed"] and r["linear_top1"] is not None]
+    finished = finished_runs(rows)
     table = []
     for key, label, sign in METRICS:
         pairs = [(score(r, key, sign), r["linear_top1"]) for r in finished]
@@ -224,10 +234,9 @@ def picks(rows):
     table = []
     for (method, seed), group in hyper_parameter_groups(rows).items():
         entry = {"method": method, "seed": seed, "runs": len(group)}
-        for key, pick_by in [("best", lambda r: r["linear_top1"])] + [(k, lambda r, k=k: score(r, k, signs[k])) for k in PICKED]:
-            scored = [r for r in group if pick_by(r) is not None]
-            best = max(scored, key=pick_by) if len(scored) >= 2 else None
-            entry[key] = (best["variant"], best["linear_top1"]) if best else None
+        for name, key in [("best", "linear_top1"), *((k, k) for k in PICKED)]:
+            chosen = metric_pick(group, key, signs.get(key, 1))
+            entry[name] = (chosen[0]["variant"], chosen[0]["linear_top1"]) if chosen else None
         table.append(entry)
     return table
 
@@ -264,7 +273,7 @@ def scatter(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    finished = [r for r in rows if not r["failed"] and r["linear_top1"] is not None]
+    finished = finished_runs(rows)
     columns = 4
     lines = math.ceil(len(METRICS) / columns)
     figure, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False)
